@@ -1,0 +1,269 @@
+//! The connector's config file: YAML with `${ENV}` interpolation, strict keys, several projects.
+//!
+//! [`Config::load`] reads, interpolates, type-checks and validates a file; every error names the
+//! path of the offending key (`connectors.optimizely.sync.schedule: invalid cron expression ...`).
+//! The shape is documented in `docs/config.md`; `flagbridge.example.yaml` is a complete example.
+
+mod env;
+pub mod schema;
+mod secret;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+pub use schema::{
+    CronSchedule, DatafileSection, EventsSection, FieldMappingSection, FileConfig, LogLevel,
+    MappingSection, RateLimitSection, ServerSection,
+};
+pub use secret::Secret;
+
+/// Why a config could not be loaded. `Display` starts with the file or key path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not YAML.
+    #[error("{location}: invalid YAML: {message}")]
+    Yaml {
+        /// `line L column C` when known.
+        location: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A `${VAR}` could not be resolved.
+    #[error("{path}: {message}")]
+    Interpolation {
+        /// Key path (`connectors.brevo.api_key`).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An unknown key, a wrong type or a bad value.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// Key path (`connectors.optimizely.sync.schedule`).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The key path the error is about (empty for file-level errors).
+    pub fn path(&self) -> &str {
+        match self {
+            ConfigError::Interpolation { path, .. } | ConfigError::Invalid { path, .. } => path,
+            ConfigError::Read { .. } | ConfigError::Yaml { .. } => "",
+        }
+    }
+}
+
+/// The resolved configuration used by the commands.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `server:`.
+    pub server: ServerSection,
+    /// Every project, the section's default project first.
+    pub projects: Vec<ProjectSettings>,
+    /// Brevo side.
+    pub brevo: BrevoSettings,
+    /// Optimizely endpoints.
+    pub urls: Urls,
+    /// Datafile polling.
+    pub datafile: DatafileSection,
+    /// Event batching.
+    pub events: EventsSection,
+    /// Logging switches.
+    pub logging: Logging,
+    /// Directory for sync state, results cache and checkpoints.
+    pub state_dir: PathBuf,
+    /// `connectors.optimizely.enabled`.
+    pub optimizely_enabled: bool,
+}
+
+/// One Optimizely project, with inherited settings filled in.
+#[derive(Debug, Clone)]
+pub struct ProjectSettings {
+    /// Where the project is defined (`connectors.optimizely.projects[1]`), for messages.
+    pub config_path: String,
+    /// Name for logs, metrics and list names (`default` for the section's own project).
+    pub name: String,
+    /// SDK key.
+    pub sdk_key: String,
+    /// Project id (REST sync).
+    pub project_id: Option<String>,
+    /// REST personal access token.
+    pub access_token: Option<Secret>,
+    /// Authenticated-datafile token.
+    pub datafile_access_token: Option<Secret>,
+    /// Webhook HMAC secret.
+    pub webhook_secret: Option<Secret>,
+    /// Where the datafile comes from.
+    pub datafile: DatafileSource,
+    /// REST sync switches.
+    pub sync: SyncSettings,
+    /// What goes to Brevo.
+    pub mapping: MappingSection,
+    /// Brevo attribute names.
+    pub field_mapping: FieldMappingSection,
+}
+
+/// Where a project's datafile comes from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum DatafileSource {
+    /// Polled over HTTP (with the datafile access token when set).
+    Remote(Url),
+    /// Read once from a local file.
+    File(PathBuf),
+    /// Compiled into the binary (the embedded default).
+    Embedded(&'static str),
+}
+
+/// Resolved `sync:` switches.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Read experiments and results.
+    pub experiments: bool,
+    /// Read audiences.
+    pub audiences: bool,
+    /// Read events.
+    pub events: bool,
+    /// Read flags.
+    pub feature_flags: bool,
+    /// When `flagbridge sync` runs.
+    pub schedule: CronSchedule,
+}
+
+/// Resolved `connectors.brevo`.
+#[derive(Debug, Clone)]
+pub struct BrevoSettings {
+    /// API key; None means dry run.
+    pub api_key: Option<Secret>,
+    /// API base URL (ends with `/`).
+    pub base_url: Url,
+    /// True when nothing is written to Brevo (no section, no key, or `dry_run: true`).
+    pub dry_run: bool,
+    /// Request budget.
+    pub rate_limit: RateLimitSection,
+    /// Contacts per batch call.
+    pub batch_size: usize,
+    /// Updates held while Brevo is slow.
+    pub max_pending: usize,
+    /// Lists every synced contact joins.
+    pub list_ids: Vec<u64>,
+    /// Folder for winners' lists.
+    pub winners_folder_id: Option<u64>,
+}
+
+/// Resolved Optimizely endpoints.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    /// Public datafile template (`{sdk_key}`).
+    pub cdn: String,
+    /// Authenticated datafile template (`{sdk_key}`).
+    pub auth_datafile: String,
+    /// Event endpoint (US).
+    pub events: Url,
+    /// Event endpoint (EU).
+    pub events_eu: Url,
+    /// REST v2 base (ends with `/`).
+    pub rest: Url,
+    /// Flags API base (ends with `/`).
+    pub flags: Url,
+}
+
+/// Logging switches from `connectors.optimizely`.
+#[derive(Debug, Clone, Copy)]
+pub struct Logging {
+    /// Level.
+    pub level: LogLevel,
+    /// `debug: true` (forces debug level).
+    pub debug: bool,
+    /// Log each decision.
+    pub log_decisions: bool,
+    /// Log each event batch.
+    pub log_events: bool,
+}
+
+impl Config {
+    /// Reads and validates a config file, interpolating `${VAR}` from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_yaml(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates config text; `lookup` resolves `${VAR}`.
+    pub fn from_yaml(
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file = FileConfig::from_yaml(text, lookup)?;
+        validate::resolve(file)
+    }
+
+    /// The config used by `flagbridge serve` without a file: one project serving the bundled
+    /// example datafile on 127.0.0.1:8080, Brevo dry run, no events sent.
+    pub fn embedded_default(datafile: &'static str, sdk_key: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "connectors:\n  optimizely:\n    sdk_key: {sdk_key:?}\n    events:\n      disabled: true\n"
+        );
+        let mut config = Config::from_yaml(&text, &|_| None)?;
+        for project in &mut config.projects {
+            project.name = "example".into();
+            project.datafile = DatafileSource::Embedded(datafile);
+        }
+        Ok(config)
+    }
+
+    /// The project with this SDK key.
+    pub fn project_by_sdk_key(&self, sdk_key: &str) -> Option<&ProjectSettings> {
+        self.projects.iter().find(|p| p.sdk_key == sdk_key)
+    }
+
+    /// Things that are allowed but probably not meant (printed by `check-config`).
+    pub fn warnings(&self) -> Vec<String> {
+        validate::warnings(self)
+    }
+}
+
+impl FileConfig {
+    /// Parses YAML text into the file schema (interpolating `${VAR}` with `lookup`).
+    pub fn from_yaml(
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<FileConfig, ConfigError> {
+        let mut value: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml {
+                location: e
+                    .location()
+                    .map(|l| format!("line {} column {}", l.line(), l.column()))
+                    .unwrap_or_else(|| "config".into()),
+                message: e.to_string(),
+            })?;
+        env::interpolate(&mut value, "", lookup)?;
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            ConfigError::Invalid {
+                path: if path == "." { String::new() } else { path },
+                message,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
