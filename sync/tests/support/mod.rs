@@ -1,0 +1,2 @@
+//! In-process fakes of the remote services, for integration tests.
+pub mod optimizely_rest;

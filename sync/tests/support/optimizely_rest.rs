@@ -1,0 +1,274 @@
+//! A fake Optimizely REST server (v2 + Flags API) on 127.0.0.1 for tests: bearer auth,
+//! page/per_page pagination, Flags API `next_url`, results answering 202/204/200 from a script,
+//! and 429s on demand.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// One scripted results answer.
+#[derive(Clone, Debug)]
+pub enum ResultsAnswer {
+    /// 202.
+    Computing,
+    /// 204.
+    NoData,
+    /// 200 with this body.
+    Ready(Value),
+}
+
+/// What the fake serves and what it saw.
+#[derive(Default)]
+pub struct RestState {
+    pub token: String,
+    pub experiments: HashMap<String, Vec<Value>>,
+    pub audiences: HashMap<String, Vec<Value>>,
+    pub events: HashMap<String, Vec<Value>>,
+    pub flags: HashMap<String, Vec<Value>>,
+    /// Per experiment id; the last answer repeats.
+    pub results: HashMap<String, VecDeque<ResultsAnswer>>,
+    /// Answer the next N requests (any route) with 429.
+    pub throttle_next: usize,
+    /// Flags API page size the server uses (it ignores larger per_page).
+    pub flags_page_size: usize,
+    /// Every request path (with query) in order.
+    pub log: Vec<String>,
+}
+
+pub type Shared = Arc<Mutex<RestState>>;
+
+/// A running fake.
+pub struct FakeRest {
+    pub addr: SocketAddr,
+    pub state: Shared,
+}
+
+impl FakeRest {
+    pub async fn start(token: &str) -> FakeRest {
+        let state: Shared = Arc::new(Mutex::new(RestState {
+            token: token.to_string(),
+            flags_page_size: 2,
+            ..Default::default()
+        }));
+        let app = Router::new()
+            .route("/v2/experiments", get(experiments))
+            .route("/v2/audiences", get(audiences))
+            .route("/v2/events", get(events))
+            .route("/v2/experiments/{id}/results", get(results))
+            .route("/flags/v1/projects/{pid}/flags", get(flags))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeRest { addr, state }
+    }
+
+    pub fn rest_base(&self) -> String {
+        format!("http://{}/v2/", self.addr)
+    }
+
+    pub fn flags_base(&self) -> String {
+        format!("http://{}/flags/v1/", self.addr)
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+}
+
+fn gate(state: &Shared, headers: &HeaderMap, path: String) -> Result<(), Response> {
+    let mut s = state.lock().unwrap();
+    s.log.push(path);
+    let want = format!("Bearer {}", s.token);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"code": "UNAUTHORIZED", "message": "Invalid credentials"})),
+        )
+            .into_response());
+    }
+    if s.throttle_next > 0 {
+        s.throttle_next -= 1;
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "0")],
+            Json(json!({"code": "TOO_MANY_REQUESTS", "message": "slow down"})),
+        )
+            .into_response());
+    }
+    Ok(())
+}
+
+fn page_of(all: Option<&Vec<Value>>, q: &HashMap<String, String>) -> Result<Vec<Value>, Response> {
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let per_page: usize = q.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(25);
+    if per_page > 100 || page == 0 {
+        return Err((StatusCode::BAD_REQUEST, "per_page must be <= 100").into_response());
+    }
+    let all = all.cloned().unwrap_or_default();
+    Ok(all
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect())
+}
+
+fn listing(
+    state: &Shared,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    what: &str,
+    pick: fn(&RestState) -> &HashMap<String, Vec<Value>>,
+) -> Response {
+    let query: Vec<String> = {
+        let mut v: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        v.sort();
+        v
+    };
+    if let Err(r) = gate(state, headers, format!("/v2/{what}?{}", query.join("&"))) {
+        return r;
+    }
+    let Some(pid) = q.get("project_id") else {
+        return (StatusCode::BAD_REQUEST, "project_id is required").into_response();
+    };
+    let s = state.lock().unwrap();
+    match page_of(pick(&s).get(pid), q) {
+        Ok(items) => Json(items).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn experiments(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    listing(&state, &headers, &q, "experiments", |s| &s.experiments)
+}
+
+async fn audiences(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    listing(&state, &headers, &q, "audiences", |s| &s.audiences)
+}
+
+async fn events(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    listing(&state, &headers, &q, "events", |s| &s.events)
+}
+
+async fn results(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = gate(&state, &headers, format!("/v2/experiments/{id}/results")) {
+        return r;
+    }
+    let mut s = state.lock().unwrap();
+    let Some(script) = s.results.get_mut(&id) else {
+        return (StatusCode::NOT_FOUND, Json(json!({"code": "NOT_FOUND"}))).into_response();
+    };
+    let answer = if script.len() > 1 {
+        script.pop_front().unwrap()
+    } else {
+        script.front().cloned().unwrap_or(ResultsAnswer::NoData)
+    };
+    match answer {
+        ResultsAnswer::Computing => StatusCode::ACCEPTED.into_response(),
+        ResultsAnswer::NoData => StatusCode::NO_CONTENT.into_response(),
+        ResultsAnswer::Ready(body) => Json(body).into_response(),
+    }
+}
+
+async fn flags(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(pid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let token = q.get("page_token").cloned().unwrap_or_default();
+    if let Err(r) = gate(
+        &state,
+        &headers,
+        format!("/flags/v1/projects/{pid}/flags?page_token={token}"),
+    ) {
+        return r;
+    }
+    let s = state.lock().unwrap();
+    let all = s.flags.get(&pid).cloned().unwrap_or_default();
+    let start: usize = token.parse().unwrap_or(0);
+    let size = s.flags_page_size.max(1);
+    let items: Vec<Value> = all.iter().skip(start).take(size).cloned().collect();
+    let next = start + size;
+    let next_url: Vec<String> = if next < all.len() {
+        vec![format!(
+            "/flags/v1/projects/{pid}/flags?page_token={next}&per_page={size}"
+        )]
+    } else {
+        vec![]
+    };
+    Json(json!({
+        "items": items,
+        "count": items.len(),
+        "total_count": all.len(),
+        "next_url": next_url,
+    }))
+    .into_response()
+}
+
+/// An experiment as v2 returns it.
+pub fn experiment(id: u64, key: &str, status: &str, variations: &[(u64, &str)]) -> Value {
+    json!({
+        "id": id,
+        "project_id": 1,
+        "key": key,
+        "name": key,
+        "status": status,
+        "type": "a/b",
+        "variations": variations.iter().map(|(vid, vkey)| json!({
+            "variation_id": vid, "key": vkey, "name": vkey, "weight": 5000
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A results body where `winner` (if any) is significantly better than baseline `base`.
+pub fn results_body(exp_id: u64, base: u64, others: &[(u64, &str, bool)]) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert(
+        base.to_string(),
+        json!({"variation_id": base.to_string(), "is_baseline": true, "level": "variation"}),
+    );
+    for (vid, status, significant) in others {
+        map.insert(
+            vid.to_string(),
+            json!({
+                "variation_id": vid.to_string(),
+                "is_baseline": false,
+                "lift": {"value": 0.12, "significance": 0.99, "is_significant": significant,
+                         "lift_status": status, "is_most_conclusive": true}
+            }),
+        );
+    }
+    json!({
+        "experiment_id": exp_id,
+        "confidence_threshold": 0.9,
+        "is_stale": false,
+        "metrics": [{"name": "purchase", "aggregator": "unique", "scope": "visitor",
+                     "winning_direction": "increasing", "results": map}],
+    })
+}
