@@ -1,0 +1,269 @@
+//! `GET /metrics`: Prometheus text exposition format (version 0.0.4), rendered from a snapshot.
+
+use std::fmt::Write;
+
+/// Per-project numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProjectMetrics {
+    /// Project name (label `project`).
+    pub name: String,
+    /// Decisions made.
+    pub decisions: u64,
+    /// Conversions tracked.
+    pub conversions: u64,
+    /// Current datafile revision.
+    pub datafile_revision: Option<String>,
+    /// Seconds since the datafile was last fetched or confirmed unchanged.
+    pub datafile_age_secs: Option<f64>,
+}
+
+/// Event dispatcher numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EventMetrics {
+    /// Events queued.
+    pub queued: u64,
+    /// Events sent (accepted by the event endpoint).
+    pub sent: u64,
+    /// Events dropped (queue full or permanent failure).
+    pub dropped: u64,
+}
+
+/// Brevo sync numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BrevoMetrics {
+    /// Successful write calls.
+    pub writes: u64,
+    /// 429 answers.
+    pub too_many_requests: u64,
+    /// Updates waiting.
+    pub pending: u64,
+    /// Updates set aside after permanent failures.
+    pub set_aside: u64,
+}
+
+/// Everything `/metrics` shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Per project.
+    pub projects: Vec<ProjectMetrics>,
+    /// Events.
+    pub events: EventMetrics,
+    /// Brevo.
+    pub brevo: BrevoMetrics,
+    /// HTTP requests by (route, status).
+    pub http_requests: Vec<(String, u16, u64)>,
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Renders a snapshot as Prometheus text.
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        "flagbridge_decisions_total",
+        "counter",
+        "Flag decisions made.",
+    );
+    for p in &s.projects {
+        let _ = writeln!(
+            out,
+            "flagbridge_decisions_total{{project=\"{}\"}} {}",
+            escape(&p.name),
+            p.decisions
+        );
+    }
+    header(
+        &mut out,
+        "flagbridge_conversions_total",
+        "counter",
+        "Conversions tracked.",
+    );
+    for p in &s.projects {
+        let _ = writeln!(
+            out,
+            "flagbridge_conversions_total{{project=\"{}\"}} {}",
+            escape(&p.name),
+            p.conversions
+        );
+    }
+    header(
+        &mut out,
+        "flagbridge_datafile_info",
+        "gauge",
+        "Current datafile revision (always 1).",
+    );
+    for p in &s.projects {
+        if let Some(rev) = &p.datafile_revision {
+            let _ = writeln!(
+                out,
+                "flagbridge_datafile_info{{project=\"{}\",revision=\"{}\"}} 1",
+                escape(&p.name),
+                escape(rev)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "flagbridge_datafile_revision",
+        "gauge",
+        "Current datafile revision number.",
+    );
+    for p in &s.projects {
+        if let Some(rev) = p
+            .datafile_revision
+            .as_deref()
+            .and_then(|r| r.parse::<f64>().ok())
+        {
+            let _ = writeln!(
+                out,
+                "flagbridge_datafile_revision{{project=\"{}\"}} {rev}",
+                escape(&p.name)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "flagbridge_datafile_age_seconds",
+        "gauge",
+        "Seconds since the datafile was last fetched or confirmed.",
+    );
+    for p in &s.projects {
+        if let Some(age) = p.datafile_age_secs {
+            let _ = writeln!(
+                out,
+                "flagbridge_datafile_age_seconds{{project=\"{}\"}} {age:.3}",
+                escape(&p.name)
+            );
+        }
+    }
+    let e = &s.events;
+    for (name, help, v) in [
+        (
+            "flagbridge_events_queued_total",
+            "Events queued for Optimizely.",
+            e.queued,
+        ),
+        (
+            "flagbridge_events_sent_total",
+            "Events accepted by the event endpoint.",
+            e.sent,
+        ),
+        (
+            "flagbridge_events_dropped_total",
+            "Events dropped.",
+            e.dropped,
+        ),
+    ] {
+        header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    let b = &s.brevo;
+    for (name, kind, help, v) in [
+        (
+            "flagbridge_brevo_writes_total",
+            "counter",
+            "Successful Brevo write calls.",
+            b.writes,
+        ),
+        (
+            "flagbridge_brevo_429_total",
+            "counter",
+            "Brevo 429 answers.",
+            b.too_many_requests,
+        ),
+        (
+            "flagbridge_brevo_pending",
+            "gauge",
+            "Contact updates waiting for Brevo.",
+            b.pending,
+        ),
+        (
+            "flagbridge_brevo_set_aside",
+            "gauge",
+            "Contact updates set aside after permanent failures.",
+            b.set_aside,
+        ),
+    ] {
+        header(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    header(
+        &mut out,
+        "flagbridge_http_requests_total",
+        "counter",
+        "HTTP requests served.",
+    );
+    for (route, status, n) in &s.http_requests {
+        let _ = writeln!(
+            out,
+            "flagbridge_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+            escape(route)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_families_and_escapes_labels() {
+        let s = Snapshot {
+            projects: vec![ProjectMetrics {
+                name: "we\"b".into(),
+                decisions: 1000,
+                conversions: 3,
+                datafile_revision: Some("42".into()),
+                datafile_age_secs: Some(1.5),
+            }],
+            events: EventMetrics {
+                queued: 10,
+                sent: 9,
+                dropped: 1,
+            },
+            brevo: BrevoMetrics {
+                writes: 4,
+                too_many_requests: 2,
+                pending: 7,
+                set_aside: 0,
+            },
+            http_requests: vec![("/v1/decide".into(), 200, 1000)],
+        };
+        let text = render(&s);
+        for line in [
+            "flagbridge_decisions_total{project=\"we\\\"b\"} 1000",
+            "flagbridge_datafile_revision{project=\"we\\\"b\"} 42",
+            "flagbridge_datafile_info{project=\"we\\\"b\",revision=\"42\"} 1",
+            "flagbridge_datafile_age_seconds{project=\"we\\\"b\"} 1.500",
+            "flagbridge_events_dropped_total 1",
+            "flagbridge_brevo_429_total 2",
+            "flagbridge_brevo_pending 7",
+            "# TYPE flagbridge_brevo_pending gauge",
+            "flagbridge_http_requests_total{route=\"/v1/decide\",status=\"200\"} 1000",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        // Every sample line belongs to a family declared before it.
+        let mut declared = std::collections::HashSet::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                declared.insert(rest.split(' ').next().unwrap().to_string());
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap();
+                assert!(declared.contains(name), "{l}");
+            }
+        }
+    }
+}
