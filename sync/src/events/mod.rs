@@ -200,3 +200,6 @@ impl<B: LogxBatch> EventProcessor<B> {
         &self.counters
     }
 }
+
+#[cfg(test)]
+mod tests;
