@@ -3,11 +3,12 @@
 #![warn(missing_docs)]
 
 mod backoff;
+pub mod config;
 pub mod datafile;
 pub mod error;
 pub mod events;
+pub mod rest;
+pub mod scheduled;
+pub mod serve;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod config;
-pub mod rest;
-pub mod serve;

@@ -1,10 +1,11 @@
 //! The `flagbridge` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use flagbridge_sync::config::Config;
+use flagbridge_sync::scheduled::{self, BrevoLists, DryRunLists, RunOptions};
 
 /// Optimizely Feature Experimentation decisions, carried into Brevo.
 #[derive(Parser)]
@@ -21,16 +22,123 @@ enum Command {
         /// The YAML config file.
         file: PathBuf,
     },
+    /// The scheduled REST sync: list experiments, flags, audiences and events, read results,
+    /// and fill one Brevo list per winning variation.
+    Sync {
+        /// The YAML config file.
+        #[arg(long, short, env = "FLAGBRIDGE_CONFIG")]
+        config: PathBuf,
+        /// Run once now and exit instead of following the cron schedules.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Sync { config, once } => with_config(&config, |c| run_async(sync(c, once))),
     }
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
+fn with_config(path: &Path, f: impl FnOnce(Config) -> ExitCode) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => {
+            init_logging(&config);
+            f(config)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let level = if config.logging.debug {
+        "debug"
+    } else {
+        config.logging.level.as_str()
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn sync(config: Config, once: bool) -> ExitCode {
+    let options = RunOptions::default();
+    let brevo = &config.brevo;
+    match (&brevo.api_key, brevo.dry_run) {
+        (Some(key), false) => {
+            let lists = match BrevoLists::new(
+                brevo.base_url.clone(),
+                key.clone(),
+                brevo.winners_folder_id,
+                brevo.rate_limit.per_second,
+            ) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            sync_with(&config, &lists, &options, once).await
+        }
+        _ => {
+            eprintln!("connectors.brevo: dry run: winners' lists are logged, not written");
+            sync_with(&config, &DryRunLists::new(), &options, once).await
+        }
+    }
+}
+
+async fn sync_with<L: scheduled::ListWriter>(
+    config: &Config,
+    lists: &L,
+    options: &RunOptions,
+    once: bool,
+) -> ExitCode {
+    if !once {
+        scheduled::run_scheduled(config, lists, options).await;
+        return ExitCode::SUCCESS;
+    }
+    match scheduled::run_once(config, lists, options).await {
+        Ok(reports) => {
+            let mut failed = false;
+            for r in &reports {
+                match serde_json::to_string(r) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => eprintln!("error: {e}"),
+                }
+                failed |= !r.errors.is_empty();
+            }
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
     match Config::load(file) {
         Ok(config) => {
             for warning in config.warnings() {

@@ -1,0 +1,307 @@
+//! Brevo lists for experiment winners: find-or-create a list by name, add contacts to it.
+//!
+//! Lists are found with `GET /contacts/lists` and created with `POST /contacts/lists`
+//! (`name` + `folderId`, Brevo's reference; not in our API notes). Contacts are added with the
+//! documented `PUT /contacts/{user_id}?identifierType=ext_id` and `listIds` (one call per contact:
+//! slow for very large lists, but it relies only on documented behaviour). The contact's
+//! `ext_id` is the Optimizely user id, as in the Brevo sync.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::Secret;
+use crate::rest::policy::{self, StatusClass};
+use crate::rest::ratelimit::{RateLimiter, Window};
+
+/// Brevo's page size for `GET /contacts/lists`.
+pub const LIST_PAGE: usize = 50;
+
+/// A Brevo lists failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListError {
+    /// Transport failure.
+    #[error("{url}: request failed: {source}")]
+    Http {
+        /// URL.
+        url: String,
+        /// Cause.
+        source: reqwest::Error,
+    },
+    /// Unexpected status (after retries for 429/5xx).
+    #[error("{url}: HTTP {status}: {body}")]
+    Status {
+        /// URL.
+        url: String,
+        /// Status.
+        status: u16,
+        /// Start of the body.
+        body: String,
+    },
+    /// Unexpected body.
+    #[error("{url}: unexpected body: {message}")]
+    Decode {
+        /// URL.
+        url: String,
+        /// Message.
+        message: String,
+    },
+    /// Lists cannot be created without a folder.
+    #[error(
+        "connectors.brevo.winners_folder_id: not set; Brevo needs a folder to create list `{list}`"
+    )]
+    NoFolder {
+        /// The list that was to be created.
+        list: String,
+    },
+}
+
+/// Outcome of adding contacts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddOutcome {
+    /// Contacts now in the list.
+    pub added: usize,
+    /// Contacts Brevo does not know (yet): not added, tried again next run.
+    pub unknown: usize,
+}
+
+/// Where winners' lists go.
+pub trait ListWriter: Send + Sync {
+    /// The id of the list with this name, creating it when missing.
+    fn ensure_list(&self, name: &str) -> impl Future<Output = Result<u64, ListError>> + Send;
+    /// Adds contacts (by user id) to a list.
+    fn add_contacts(
+        &self,
+        list_id: u64,
+        user_ids: &[String],
+    ) -> impl Future<Output = Result<AddOutcome, ListError>> + Send;
+}
+
+/// Logs instead of writing (Brevo dry run); remembers what it would have done.
+#[derive(Debug, Default)]
+pub struct DryRunLists {
+    lists: Mutex<Vec<(String, Vec<String>)>>,
+}
+
+impl DryRunLists {
+    /// A new dry-run writer.
+    pub fn new() -> Self {
+        DryRunLists::default()
+    }
+
+    /// (list name, user ids) it was asked to write.
+    pub fn lists(&self) -> Vec<(String, Vec<String>)> {
+        self.lists.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl ListWriter for DryRunLists {
+    async fn ensure_list(&self, name: &str) -> Result<u64, ListError> {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = lists.iter().position(|(n, _)| n == name) {
+            return Ok(i as u64 + 1);
+        }
+        tracing::info!(list = name, "dry run: would create Brevo list");
+        lists.push((name.to_string(), Vec::new()));
+        Ok(lists.len() as u64)
+    }
+
+    async fn add_contacts(
+        &self,
+        list_id: u64,
+        user_ids: &[String],
+    ) -> Result<AddOutcome, ListError> {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((name, members)) = lists.get_mut(list_id.saturating_sub(1) as usize) {
+            tracing::info!(list = %name, contacts = user_ids.len(), "dry run: would add contacts");
+            members.extend(user_ids.iter().cloned());
+        }
+        Ok(AddOutcome {
+            added: user_ids.len(),
+            unknown: 0,
+        })
+    }
+}
+
+/// Writes lists through the Brevo API.
+#[derive(Debug)]
+pub struct BrevoLists {
+    http: reqwest::Client,
+    base: Url,
+    api_key: Secret,
+    folder_id: Option<u64>,
+    limiter: RateLimiter,
+}
+
+#[derive(Deserialize)]
+struct ListsPage {
+    #[serde(default)]
+    lists: Vec<ListItem>,
+    #[serde(default)]
+    count: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct ListItem {
+    id: u64,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: u64,
+}
+
+impl BrevoLists {
+    /// A writer for `base` (ending with `/`), pacing calls at `per_second`.
+    pub fn new(
+        base: Url,
+        api_key: Secret,
+        folder_id: Option<u64>,
+        per_second: u32,
+    ) -> Result<BrevoLists, ListError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|source| ListError::Http {
+                url: base.to_string(),
+                source,
+            })?;
+        Ok(BrevoLists {
+            http,
+            base,
+            api_key,
+            folder_id,
+            limiter: RateLimiter::new(vec![Window::per_second(per_second)]),
+        })
+    }
+
+    fn url(&self, rel: &str) -> Result<Url, ListError> {
+        self.base.join(rel).map_err(|e| ListError::Decode {
+            url: format!("{}{rel}", self.base),
+            message: e.to_string(),
+        })
+    }
+
+    /// One call with pacing and retries on 429/5xx (`x-sib-ratelimit-reset` honoured).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<serde_json::Value>,
+    ) -> Result<(StatusCode, Vec<u8>), ListError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.limiter.acquire().await;
+            let mut req = self
+                .http
+                .request(method.clone(), url.clone())
+                .header("api-key", self.api_key.expose())
+                .header("accept", "application/json");
+            if let Some(body) = &body {
+                req = req.json(body);
+            }
+            let resp = req.send().await.map_err(|source| ListError::Http {
+                url: url.to_string(),
+                source,
+            })?;
+            let status = resp.status();
+            let reset = resp
+                .headers()
+                .get("x-sib-ratelimit-reset")
+                .or_else(|| resp.headers().get("retry-after"))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let bytes = resp.bytes().await.map_err(|source| ListError::Http {
+                url: url.to_string(),
+                source,
+            })?;
+            match policy::classify(status.as_u16()) {
+                StatusClass::Retry if attempt < policy::MAX_ATTEMPTS => {
+                    tokio::time::sleep(policy::retry_delay(attempt, reset.as_deref())).await;
+                }
+                _ => return Ok((status, bytes.to_vec())),
+            }
+        }
+    }
+}
+
+fn status_error(url: &Url, status: StatusCode, body: &[u8]) -> ListError {
+    ListError::Status {
+        url: url.to_string(),
+        status: status.as_u16(),
+        body: String::from_utf8_lossy(body).chars().take(300).collect(),
+    }
+}
+
+impl ListWriter for BrevoLists {
+    async fn ensure_list(&self, name: &str) -> Result<u64, ListError> {
+        let mut offset = 0;
+        loop {
+            let url = self.url(&format!("contacts/lists?limit={LIST_PAGE}&offset={offset}"))?;
+            let (status, body) = self.call(reqwest::Method::GET, &url, None).await?;
+            if !status.is_success() {
+                return Err(status_error(&url, status, &body));
+            }
+            let page: ListsPage = serde_json::from_slice(&body).map_err(|e| ListError::Decode {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+            if let Some(found) = page.lists.iter().find(|l| l.name == name) {
+                return Ok(found.id);
+            }
+            offset += page.lists.len();
+            if page.lists.len() < LIST_PAGE || page.count.is_some_and(|c| offset >= c) {
+                break;
+            }
+        }
+        let folder_id = self.folder_id.ok_or_else(|| ListError::NoFolder {
+            list: name.to_string(),
+        })?;
+        let url = self.url("contacts/lists")?;
+        let body = serde_json::json!({"name": name, "folderId": folder_id});
+        let (status, bytes) = self.call(reqwest::Method::POST, &url, Some(body)).await?;
+        if !status.is_success() {
+            return Err(status_error(&url, status, &bytes));
+        }
+        let created: Created = serde_json::from_slice(&bytes).map_err(|e| ListError::Decode {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
+        tracing::info!(list = name, id = created.id, "created Brevo list");
+        Ok(created.id)
+    }
+
+    async fn add_contacts(
+        &self,
+        list_id: u64,
+        user_ids: &[String],
+    ) -> Result<AddOutcome, ListError> {
+        let mut outcome = AddOutcome::default();
+        for user_id in user_ids {
+            let mut url = self.url("contacts/")?;
+            url.path_segments_mut()
+                .map_err(|_| ListError::Decode {
+                    url: self.base.to_string(),
+                    message: "base URL cannot take path segments".into(),
+                })?
+                .pop_if_empty()
+                .push(user_id);
+            url.set_query(Some("identifierType=ext_id"));
+            let body = serde_json::json!({"listIds": [list_id]});
+            let (status, bytes) = self.call(reqwest::Method::PUT, &url, Some(body)).await?;
+            match status.as_u16() {
+                200..=299 => outcome.added += 1,
+                404 => outcome.unknown += 1,
+                _ => return Err(status_error(&url, status, &bytes)),
+            }
+        }
+        Ok(outcome)
+    }
+}
