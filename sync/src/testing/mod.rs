@@ -6,9 +6,11 @@
 //! connection the server has timed out.
 
 mod cdn;
+mod datafile;
 mod event_endpoint;
 
 pub use cdn::{CdnFault, FakeCdn};
+pub use datafile::{datafile, datafile_json, SDK_KEY};
 pub use event_endpoint::{EventFault, FakeEventEndpoint};
 
 use std::net::SocketAddr;
