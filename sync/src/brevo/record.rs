@@ -1,0 +1,107 @@
+//! What the decide path hands to the Brevo worker: small, owned, cheap to build.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use compact_str::CompactString;
+
+/// A user attribute value, as copied from the user context.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    /// A string.
+    String(Box<str>),
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// JSON null.
+    Null,
+}
+
+/// The user as the worker needs it: contact identity plus attributes (for `OPT_SEGMENTS`).
+///
+/// Shared by every decision of one user in a row (decide-all makes one snapshot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserSnapshot {
+    /// The Optimizely user id.
+    pub user_id: Box<str>,
+    /// The Brevo contact identity (email or ext_id value).
+    pub contact: Box<str>,
+    /// The user's attributes in insertion order.
+    pub attributes: Box<[(Box<str>, AttrValue)]>,
+}
+
+/// Evaluates the datafile audiences a user matches (in the worker, never on the decide path).
+///
+/// Implemented for the engine's `ProjectConfig`; tests use their own.
+pub trait AudienceSource: Send + Sync {
+    /// Names of the audiences whose conditions the user's attributes match.
+    fn matching_audiences(&self, user: &UserSnapshot) -> Vec<String>;
+}
+
+/// Where a decision came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleSource {
+    /// An experiment rule (`feature-test`).
+    Experiment,
+    /// A delivery rule (`rollout`), or no rule.
+    Rollout,
+    /// A holdout.
+    Holdout,
+}
+
+/// One flag decision.
+#[derive(Clone)]
+pub struct DecisionRecord {
+    /// The user.
+    pub user: Arc<UserSnapshot>,
+    /// The config the decision was made from, for `OPT_SEGMENTS`; `None` leaves segments as they are.
+    pub audiences: Option<Arc<dyn AudienceSource>>,
+    /// Flag key.
+    pub flag_key: CompactString,
+    /// Whether the flag is enabled for the user.
+    pub enabled: bool,
+    /// Source of the decision.
+    pub source: RuleSource,
+    /// Rule key, when a rule matched.
+    pub rule_key: Option<CompactString>,
+    /// Variation key, when a variation was chosen.
+    pub variation_key: Option<CompactString>,
+}
+
+impl std::fmt::Debug for DecisionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionRecord")
+            .field("contact", &self.user.contact)
+            .field("flag_key", &self.flag_key)
+            .field("enabled", &self.enabled)
+            .field("source", &self.source)
+            .field("rule_key", &self.rule_key)
+            .field("variation_key", &self.variation_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One conversion (`track`).
+#[derive(Debug, Clone)]
+pub struct ConversionRecord {
+    /// The Brevo contact identity.
+    pub contact: Box<str>,
+    /// Optimizely event key.
+    pub event_key: CompactString,
+    /// Event tags, sent as `event_properties`.
+    pub tags: Option<serde_json::Map<String, serde_json::Value>>,
+    /// When it happened.
+    pub at: SystemTime,
+}
+
+/// One item of the bounded queue between the decide path and the worker.
+#[derive(Debug)]
+pub enum SyncRecord {
+    /// A decision.
+    Decision(DecisionRecord),
+    /// A conversion.
+    Conversion(ConversionRecord),
+}

@@ -1,0 +1,206 @@
+//! Rate limits and failures: a 429 storm, 5xx bursts, timeouts, and the client-side budget.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_brevo::FakeBrevo;
+use common::*;
+use flagbridge_sync::brevo::BrevoError;
+
+fn emails(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("u{i}@x.io")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_storm_is_waited_out_and_everything_arrives() {
+    // Brevo allows 5 requests/s; the sync is configured as if the plan allowed 1000/s,
+    // so Brevo answers 429 and the sync must follow x-sib-ratelimit-reset.
+    let fake = FakeBrevo::start(5).await;
+    let all = emails(400);
+    fake.add_contacts(all.iter().map(String::as_str));
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .batch_size(20)
+        .start()
+        .await
+        .unwrap();
+    for e in &all {
+        sync.sink().record_decision(rollout(&user(e, "free", "x"), "f", true));
+    }
+    sync.flush().await.unwrap();
+    for e in &all {
+        let c = fake.contact(e).unwrap();
+        assert_eq!(c.attributes["ENABLED_FEATURES"], "f");
+        assert_eq!(c.writes, 1);
+    }
+    let c = sync.counters();
+    assert!(c.rate_limited > 0, "{c:?}");
+    assert_eq!(c.rate_limited as u32, fake.with(|s| s.throttled));
+    assert_eq!(c.contacts_written, 400);
+    sync.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_budget_keeps_brevo_from_answering_429() {
+    // Same server limit, but the sync is configured for it: no 429 at all.
+    let fake = FakeBrevo::start(5).await;
+    let all = emails(200);
+    fake.add_contacts(all.iter().map(String::as_str));
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 5)
+        .batch_size(20)
+        .start()
+        .await
+        .unwrap();
+    for e in &all {
+        sync.sink().record_decision(rollout(&user(e, "free", "x"), "f", true));
+    }
+    sync.flush().await.unwrap();
+    assert_eq!(sync.counters().contacts_written, 200);
+    assert_eq!(sync.counters().rate_limited, 0);
+    assert_eq!(fake.with(|s| s.throttled), 0);
+    sync.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn five_xx_bursts_are_retried_with_backoff() {
+    let fake = FakeBrevo::start(1000).await;
+    let all = emails(100);
+    fake.add_contacts(all.iter().map(String::as_str));
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .batch_size(10)
+        .start()
+        .await
+        .unwrap();
+    for (round, e) in all.iter().enumerate() {
+        if round % 25 == 0 {
+            // A burst of 3 failures every so often.
+            fake.with(|s| s.fail_next += 3);
+        }
+        sync.sink().record_decision(rollout(&user(e, "free", "x"), "f", true));
+    }
+    fake.with(|s| s.fail_next = 5);
+    sync.flush().await.unwrap();
+    for e in &all {
+        assert_eq!(fake.contact(e).unwrap().attributes["ENABLED_FEATURES"], "f");
+        assert_eq!(fake.contact(e).unwrap().writes, 1);
+    }
+    assert!(sync.counters().retries >= 5);
+    sync.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn timeouts_are_retried() {
+    let fake = FakeBrevo::start(1000).await;
+    fake.add_contacts(["a@x.io"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .request_timeout(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    fake.with(|s| {
+        s.slow_next = 2;
+        s.slow_for = Duration::from_secs(2);
+    });
+    sync.sink().record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
+    sync.flush().await.unwrap();
+    assert_eq!(fake.contact("a@x.io").unwrap().attributes["ENABLED_FEATURES"], "f");
+    assert!(sync.counters().retries >= 2);
+    sync.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn brevo_down_keeps_changes_pending_and_reports_it() {
+    let fake = FakeBrevo::start(1000).await;
+    fake.add_contacts(["a@x.io"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .max_attempts(3)
+        .start()
+        .await
+        .unwrap();
+    fake.with(|s| s.fail_next = 1000);
+    sync.sink().record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
+    let err = sync.flush().await.unwrap_err();
+    assert!(matches!(err, BrevoError::Unavailable { .. }), "{err}");
+    assert_eq!(sync.counters().contacts_pending, 1);
+    // Brevo comes back: the next flush delivers.
+    fake.with(|s| s.fail_next = 0);
+    sync.flush().await.unwrap();
+    assert_eq!(fake.contact("a@x.io").unwrap().attributes["ENABLED_FEATURES"], "f");
+    sync.close().await.unwrap();
+}
+
+/// An in-memory Brevo that records when each request arrived (paused-clock tests: no sockets).
+struct Recording {
+    sent: std::sync::Arc<std::sync::Mutex<Vec<(tokio::time::Instant, String)>>>,
+}
+
+impl flagbridge_sync::brevo::BrevoTransport for Recording {
+    fn send(
+        &self,
+        request: flagbridge_sync::brevo::BrevoRequest,
+    ) -> flagbridge_sync::brevo::BoxFuture<
+        '_,
+        Result<flagbridge_sync::brevo::BrevoResponse, flagbridge_sync::brevo::TransportError>,
+    > {
+        Box::pin(async move {
+            self.sent
+                .lock()
+                .unwrap()
+                .push((tokio::time::Instant::now(), request.path.clone()));
+            let body = if request.path == "/contacts/attributes" {
+                let names = flagbridge_sync::brevo::AttributeNames::default();
+                let list: Vec<_> = names
+                    .with_types()
+                    .iter()
+                    .map(|(n, t)| serde_json::json!({"name": n, "type": t.as_str()}))
+                    .collect();
+                serde_json::json!({ "attributes": list }).to_string().into_bytes()
+            } else {
+                Vec::new()
+            };
+            Ok(flagbridge_sync::brevo::BrevoResponse {
+                status: if body.is_empty() { 204 } else { 200 },
+                body,
+                rate_limit_reset: None,
+            })
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hourly_budget_holds_under_a_paused_clock() {
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let sync = flagbridge_sync::brevo::BrevoSync::builder()
+        .transport(Box::new(Recording { sent: sent.clone() }))
+        .store_path(Some(dir.path().join("s.db")))
+        .contacts_budget(flagbridge_sync::brevo::RateBudget {
+            per_second: 10,
+            per_hour: 5,
+        })
+        .batch_size(10)
+        .flush_interval(Duration::from_secs(3600 * 24))
+        .start()
+        .await
+        .unwrap();
+    for e in emails(120) {
+        sync.sink().record_decision(rollout(&user(&e, "free", "x"), "f", true));
+    }
+    let start = tokio::time::Instant::now();
+    sync.flush().await.unwrap();
+    let sent = sent.lock().unwrap().clone();
+    // 1 attribute listing + 12 batches, at most 5 per hour: the last batch goes out in hour 3.
+    let batches: Vec<_> = sent.iter().filter(|(_, p)| p == "/contacts/batch").collect();
+    assert_eq!(batches.len(), 12);
+    for w in sent.windows(6) {
+        assert!(w[5].0 - w[0].0 >= Duration::from_secs(3600), "6 requests within an hour");
+    }
+    assert!(tokio::time::Instant::now() - start >= Duration::from_secs(2 * 3600));
+    assert_eq!(sync.counters().contacts_written, 120);
+    sync.close().await.unwrap();
+}
