@@ -15,19 +15,19 @@
 #![warn(missing_docs)]
 
 mod backoff;
-pub mod config;
 pub mod brevo;
 pub mod client;
+pub mod config;
 pub mod datafile;
 mod engine_glue;
 pub mod error;
 pub mod events;
-pub mod rest;
-pub mod scheduled;
-pub mod serve;
 pub mod notify;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
+pub mod rest;
+pub mod scheduled;
+pub mod serve;
 pub mod sink;
 #[cfg(feature = "testing")]
 pub mod testing;

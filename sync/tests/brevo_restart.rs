@@ -38,7 +38,9 @@ fn child_process() {
     runtime.block_on(async {
         let fake_url = url.to_string();
         let sync = flagbridge_sync::brevo::BrevoSync::builder()
-            .api_key(flagbridge_sync::brevo::ApiKey::new(common::fake_brevo::API_KEY))
+            .api_key(flagbridge_sync::brevo::ApiKey::new(
+                common::fake_brevo::API_KEY,
+            ))
             .base_url(fake_url)
             .store_path(Some(store.into()))
             .batch_size(BATCH)
@@ -79,7 +81,12 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
     let store = dir.path().join("sync.db");
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, format!("{}|{}", fake.url(), store.display()))
         .stdout(Stdio::null())
         .spawn()
@@ -96,7 +103,11 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
     child.wait().unwrap();
 
     let written_before: usize = fake.with(|s| s.contacts.values().filter(|c| c.writes > 0).count());
-    assert_eq!(written_before, 2 * BATCH, "two batches acknowledged before the kill");
+    assert_eq!(
+        written_before,
+        2 * BATCH,
+        "two batches acknowledged before the kill"
+    );
     assert_eq!(fake.with(|s| s.events.len()), 0);
 
     // Restart on the same store; Brevo answers normally now.
@@ -113,11 +124,21 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
         let c = fake.contact(e).unwrap();
         let (enabled, variation) = flags(i);
         let a = &c.attributes;
-        assert_eq!(a["ENABLED_FEATURES"], if enabled { "checkout,search" } else { "search" }, "{e}");
-        assert_eq!(a["EXPERIMENT_VARIATION"], Value::String(format!("exp:{variation}")));
+        assert_eq!(
+            a["ENABLED_FEATURES"],
+            if enabled { "checkout,search" } else { "search" },
+            "{e}"
+        );
+        assert_eq!(
+            a["EXPERIMENT_VARIATION"],
+            Value::String(format!("exp:{variation}"))
+        );
         assert_eq!(a["VARIATION_NAME"], variation);
         assert_eq!(a["EXPERIMENT_DATE"], Value::String(today.clone()));
-        assert_eq!(c.writes, 1, "{e} written once: acknowledged states are not resent");
+        assert_eq!(
+            c.writes, 1,
+            "{e} written once: acknowledged states are not resent"
+        );
     }
     let events = fake.with(|s| s.events.clone());
     assert_eq!(events.len(), EVENTS, "every committed event delivered once");
@@ -128,7 +149,10 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), EVENTS);
-    assert_eq!(sync.counters().contacts_written, (CONTACTS - 2 * BATCH) as u64);
+    assert_eq!(
+        sync.counters().contacts_written,
+        (CONTACTS - 2 * BATCH) as u64
+    );
 
     // A third start sends nothing at all.
     sync.close().await.unwrap();

@@ -146,7 +146,9 @@ impl Shared {
     #[inline]
     pub(crate) fn push(&self, record: SyncRecord) -> bool {
         if self.stopped.load(Ordering::Relaxed) {
-            self.counters.dropped_stopped.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .dropped_stopped
+                .fetch_add(1, Ordering::Relaxed);
             return false;
         }
         let counter = match &record {

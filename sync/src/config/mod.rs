@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use url::Url;
 
 pub use schema::{
-    CronSchedule, DatafileSection, EventsSection, FieldMappingSection, FileConfig, LogLevel,
-    MappingSection, RateLimitSection, ServerSection,
+    ContactIdentityKind, CronSchedule, DatafileSection, EventsSection, FieldMappingSection,
+    FileConfig, LogLevel, MappingSection, RateLimitSection, ServerSection,
 };
 pub use secret::Secret;
 
@@ -121,8 +121,16 @@ pub struct ProjectSettings {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum DatafileSource {
-    /// Polled over HTTP (with the datafile access token when set).
-    Remote(Url),
+    /// Polled from `{base_url}/datafiles/{sdk_key}.json`.
+    Cdn {
+        /// Base URL (`connectors.optimizely.urls.cdn`).
+        base_url: String,
+    },
+    /// Polled from `{base_url}/datafiles/auth/{sdk_key}.json` with the datafile access token.
+    Authenticated {
+        /// Base URL (`connectors.optimizely.urls.auth_datafile`).
+        base_url: String,
+    },
     /// Read once from a local file.
     File(PathBuf),
     /// Compiled into the binary (the embedded default).
@@ -163,14 +171,18 @@ pub struct BrevoSettings {
     pub list_ids: Vec<u64>,
     /// Folder for winners' lists.
     pub winners_folder_id: Option<u64>,
+    /// How contacts are identified.
+    pub contact_identity: ContactIdentityKind,
+    /// User attribute holding the identity (None = the user id).
+    pub identity_attribute: Option<String>,
 }
 
 /// Resolved Optimizely endpoints.
 #[derive(Debug, Clone)]
 pub struct Urls {
-    /// Public datafile template (`{sdk_key}`).
+    /// Public datafile base URL.
     pub cdn: String,
-    /// Authenticated datafile template (`{sdk_key}`).
+    /// Authenticated datafile base URL.
     pub auth_datafile: String,
     /// Event endpoint (US).
     pub events: Url,

@@ -38,11 +38,10 @@ pub const DEFAULT_BREVO_BATCH_SIZE: usize = 100;
 pub const DEFAULT_BREVO_MAX_PENDING: usize = 100_000;
 /// Default Brevo API base URL.
 pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3/";
-/// Default public datafile URL template (`{sdk_key}` is replaced).
-pub const DEFAULT_CDN_URL: &str = "https://cdn.optimizely.com/datafiles/{sdk_key}.json";
-/// Default authenticated datafile URL template (`{sdk_key}` is replaced).
-pub const DEFAULT_AUTH_DATAFILE_URL: &str =
-    "https://config.optimizely.com/datafiles/auth/{sdk_key}.json";
+/// Default public datafile base URL (`{base}/datafiles/{sdk_key}.json`).
+pub const DEFAULT_CDN_URL: &str = "https://cdn.optimizely.com";
+/// Default authenticated datafile base URL (`{base}/datafiles/auth/{sdk_key}.json`).
+pub const DEFAULT_AUTH_DATAFILE_URL: &str = "https://config.optimizely.com";
 /// Default event endpoint (US).
 pub const DEFAULT_EVENTS_URL: &str = "https://logx.optimizely.com/v1/events";
 /// Default event endpoint for EU data residency.
@@ -409,9 +408,9 @@ fn default_event_queue() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimizelyUrls {
-    /// Public datafile URL template with `{sdk_key}`; default [`DEFAULT_CDN_URL`].
+    /// Public datafile base URL; default [`DEFAULT_CDN_URL`].
     pub cdn: String,
-    /// Authenticated datafile URL template; default [`DEFAULT_AUTH_DATAFILE_URL`].
+    /// Authenticated datafile base URL; default [`DEFAULT_AUTH_DATAFILE_URL`].
     pub auth_datafile: String,
     /// Event endpoint; default [`DEFAULT_EVENTS_URL`].
     pub events: String,
@@ -464,6 +463,24 @@ pub struct BrevoSection {
     /// Folder for the winners' lists created by `sync` (required to create lists).
     #[serde(default)]
     pub winners_folder_id: Option<u64>,
+    /// How contacts are identified in Brevo; default `ext_id` (the Optimizely user id).
+    #[serde(default)]
+    pub contact_identity: ContactIdentityKind,
+    /// User attribute holding the identity value; default none (the user id). Typically
+    /// `email` with `contact_identity: email`.
+    #[serde(default)]
+    pub identity_attribute: Option<String>,
+}
+
+/// `connectors.brevo.contact_identity`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactIdentityKind {
+    /// Brevo `ext_id`.
+    #[default]
+    ExtId,
+    /// Brevo email.
+    Email,
 }
 
 fn default_brevo_url() -> String {

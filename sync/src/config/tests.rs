@@ -47,12 +47,7 @@ fn base_config_resolves_with_inheritance() {
     assert_eq!(b.config_path, "connectors.optimizely.projects[0]");
     assert_eq!(b.sync.schedule.pattern(), schema::DEFAULT_SCHEDULE);
     match &b.datafile {
-        DatafileSource::Remote(u) => {
-            assert_eq!(
-                u.as_str(),
-                "https://cdn.optimizely.com/datafiles/KEY_B.json"
-            )
-        }
+        DatafileSource::Cdn { base_url } => assert_eq!(base_url, "https://cdn.optimizely.com"),
         other => panic!("{other:?}"),
     }
     assert!(!c.brevo.dry_run);
@@ -142,9 +137,9 @@ fn errors_name_their_path() {
             "not an http(s) URL",
         ),
         (
-            "connectors:\n  optimizely:\n    sdk_key: K\n    urls:\n      cdn: 'https://cdn/x.json'\n",
+            "connectors:\n  optimizely:\n    sdk_key: K\n    urls:\n      cdn: 'cdn.example.com'\n",
             "connectors.optimizely.urls.cdn",
-            "no `{sdk_key}` placeholder",
+            "is not a URL",
         ),
         (
             "connectors:\n  optimizely:\n    sdk_key: K\n  brevo:\n    api_key: ${NOPE}\n",

@@ -38,8 +38,8 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
     check_positive(server.max_batch_operations, "server.max_batch_operations")?;
 
     let urls = Urls {
-        cdn: template(&opt.urls.cdn, &format!("{OPT}.urls.cdn"))?,
-        auth_datafile: template(
+        cdn: origin_url(&opt.urls.cdn, &format!("{OPT}.urls.cdn"))?,
+        auth_datafile: origin_url(
             &opt.urls.auth_datafile,
             &format!("{OPT}.urls.auth_datafile"),
         )?,
@@ -193,6 +193,8 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
                 max_pending: b.max_pending,
                 list_ids: b.list_ids,
                 winners_folder_id: b.winners_folder_id,
+                contact_identity: b.contact_identity,
+                identity_attribute: b.identity_attribute.filter(|a| !a.is_empty()),
             }
         }
         None => BrevoSettings {
@@ -204,6 +206,8 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
             max_pending: schema::DEFAULT_BREVO_MAX_PENDING,
             list_ids: Vec::new(),
             winners_folder_id: None,
+            contact_identity: Default::default(),
+            identity_attribute: None,
         },
     };
 
@@ -358,34 +362,25 @@ fn base_url(s: &str, path: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-fn template(s: &str, path: &str) -> Result<String, ConfigError> {
-    if !s.contains("{sdk_key}") {
-        return Err(invalid(
-            path,
-            format!("`{s}` has no `{{sdk_key}}` placeholder"),
-        ));
-    }
-    http_url(&s.replace("{sdk_key}", "key"), path)?;
-    Ok(s.to_string())
+/// A base URL kept as text without a trailing `/` (paths are appended to it).
+fn origin_url(s: &str, path: &str) -> Result<String, ConfigError> {
+    http_url(s, path)?;
+    Ok(s.trim_end_matches('/').to_string())
 }
 
 fn datafile_source(
     urls: &Urls,
-    sdk_key: &str,
+    _sdk_key: &str,
     authenticated: bool,
     file: Option<PathBuf>,
 ) -> DatafileSource {
-    if let Some(file) = file {
-        return DatafileSource::File(file);
-    }
-    let template = if authenticated {
-        &urls.auth_datafile
-    } else {
-        &urls.cdn
-    };
-    // The template was checked to give a URL; an SDK key is [A-Za-z0-9_-].
-    match Url::parse(&template.replace("{sdk_key}", sdk_key)) {
-        Ok(url) => DatafileSource::Remote(url),
-        Err(_) => DatafileSource::File(PathBuf::from(format!("{sdk_key}.json"))),
+    match file {
+        Some(file) => DatafileSource::File(file),
+        None if authenticated => DatafileSource::Authenticated {
+            base_url: urls.auth_datafile.clone(),
+        },
+        None => DatafileSource::Cdn {
+            base_url: urls.cdn.clone(),
+        },
     }
 }
