@@ -1,6 +1,126 @@
 //! `flagbridge serve`: the Agent-compatible HTTP service, webhook, health and metrics.
+//!
+//! [`start`] takes a resolved [`Config`] and a bound listener and returns a [`ServeHandle`];
+//! the binary adds signal handling. One process serves every configured project; the
+//! `X-Optimizely-SDK-Key` header picks the project (optional when there is only one).
 
 pub mod agent;
 pub mod auth;
+pub mod bridge;
 pub mod metrics;
+pub mod routes;
+pub mod state;
 pub mod webhook;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+pub use state::{Runtime, RuntimeOptions};
+
+/// Why `serve` could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A project's client did not start.
+    #[error("project `{project}`: {source}")]
+    Start {
+        /// Project name.
+        project: String,
+        /// Cause.
+        source: crate::StartError,
+    },
+    /// The Brevo sync did not start.
+    #[error("connectors.brevo: {0}")]
+    Brevo(crate::brevo::BrevoError),
+    /// State directory or listener I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path or address.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServeHandle {
+    addr: SocketAddr,
+    runtime: Arc<Runtime>,
+    stop: Option<oneshot::Sender<()>>,
+    join: JoinHandle<std::io::Result<()>>,
+}
+
+impl ServeHandle {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (clients, Brevo sync, counters).
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Stops accepting, finishes requests in flight, then flushes events and the Brevo outbox
+    /// (bounded by `server.shutdown_timeout_secs`).
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = (&mut self.join).await;
+        let budget = Duration::from_secs(self.runtime.config.server.shutdown_timeout_secs);
+        if tokio::time::timeout(budget, self.runtime.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown flush did not finish in {budget:?}");
+        }
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(ServeError::Io {
+                path: PathBuf::from(self.addr.to_string()),
+                source,
+            }),
+            Err(e) => Err(ServeError::Io {
+                path: PathBuf::from(self.addr.to_string()),
+                source: std::io::Error::other(e),
+            }),
+        }
+    }
+}
+
+/// Starts every project and serves on `listener`.
+pub async fn start(
+    config: Config,
+    listener: TcpListener,
+    options: RuntimeOptions,
+) -> Result<ServeHandle, ServeError> {
+    let addr = listener.local_addr().map_err(|source| ServeError::Io {
+        path: PathBuf::from("listener"),
+        source,
+    })?;
+    let runtime = Runtime::start(config, options).await?;
+    let app = routes::router(Arc::clone(&runtime));
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let join = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    Ok(ServeHandle {
+        addr,
+        runtime,
+        stop: Some(stop_tx),
+        join,
+    })
+}

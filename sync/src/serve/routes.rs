@@ -1,0 +1,496 @@
+//! The HTTP routes: Agent API, webhook, health, metrics.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use flagbridge_engine::{AttributeValue, DecideOption, DecideOptions, UserContext};
+use serde_json::{Map, Value};
+
+use super::agent::{
+    self, BatchContext, BatchResponse, BatchResponseItem, DecideContext, ErrorBody,
+    OptimizelyDecision, TrackContext, TrackResponse, UserContextOut,
+};
+use super::auth::bearer_matches;
+use super::metrics;
+use super::state::{ProjectRuntime, Runtime};
+use super::webhook::{self, WebhookRequest};
+
+/// An answer: status and JSON body.
+type Answer = (StatusCode, Value);
+
+fn error(status: StatusCode, message: impl Into<String>) -> Answer {
+    (
+        status,
+        serde_json::to_value(ErrorBody {
+            error: message.into(),
+        })
+        .unwrap_or(Value::Null),
+    )
+}
+
+fn respond((status, body): Answer) -> Response {
+    (status, Json(body)).into_response()
+}
+
+/// Builds the router.
+pub fn router(rt: Arc<Runtime>) -> Router {
+    let server = &rt.config.server;
+    let api = Router::new()
+        .route("/v1/decide", post(decide))
+        .route("/v1/track", post(track))
+        .route("/v1/config", get(config))
+        .route("/v1/datafile", get(datafile))
+        .route("/v1/batch", post(batch))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&rt),
+            require_token,
+        ));
+    Router::new()
+        .merge(api)
+        .route("/webhooks/optimizely", post(webhook_handler))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_handler))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&rt),
+            count_requests,
+        ))
+        .layer(DefaultBodyLimit::max(server.max_body_bytes))
+        .with_state(rt)
+}
+
+async fn require_token(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
+    if let Some(token) = &rt.config.server.auth_token {
+        let header = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if !bearer_matches(header, token.expose()) {
+            let mut resp = respond(error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (Authorization: Bearer <token>)",
+            ));
+            resp.headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
+    next.run(req).await
+}
+
+async fn count_requests(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
+    let route = match req.uri().path() {
+        p @ ("/v1/decide"
+        | "/v1/track"
+        | "/v1/config"
+        | "/v1/datafile"
+        | "/v1/batch"
+        | "/webhooks/optimizely"
+        | "/health"
+        | "/metrics") => p.to_string(),
+        _ => "other".to_string(),
+    };
+    let resp = next.run(req).await;
+    if let Ok(mut m) = rt.http.lock() {
+        *m.entry((route, resp.status().as_u16())).or_default() += 1;
+    }
+    resp
+}
+
+/// Finds the project: the `X-Optimizely-SDK-Key` header, or the only project when there is one.
+fn project<'a>(rt: &'a Runtime, sdk_key: Option<&str>) -> Result<&'a Arc<ProjectRuntime>, Answer> {
+    match sdk_key.map(str::trim).filter(|k| !k.is_empty()) {
+        Some(key) => rt.projects.get(key).ok_or_else(|| {
+            error(
+                StatusCode::FORBIDDEN,
+                "unknown SDK key in X-Optimizely-SDK-Key",
+            )
+        }),
+        None if rt.ordered.len() == 1 => Ok(&rt.ordered[0]),
+        None => Err(error(
+            StatusCode::BAD_REQUEST,
+            "missing X-Optimizely-SDK-Key header (this server has several projects)",
+        )),
+    }
+}
+
+fn sdk_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(agent::SDK_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Query values of `name` (repeated and comma-separated forms).
+fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == name)
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn build_user(
+    user_id: &str,
+    attributes: Option<&Map<String, Value>>,
+) -> Result<UserContext, Answer> {
+    if user_id.is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "body.userId: must not be empty",
+        ));
+    }
+    let mut user = UserContext::new(user_id);
+    for (key, value) in attributes.into_iter().flatten() {
+        match AttributeValue::try_from(value) {
+            Ok(v) => user.set_attribute(key.clone(), v),
+            Err(e) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "body.userAttributes.{key}: {} values are not supported (use a string, number, boolean or null)",
+                        e.kind
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(user)
+}
+
+/// `POST /v1/decide` on parsed input.
+pub(crate) fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Answer {
+    let mut user = match build_user(&body.user_id, body.user_attributes.as_ref()) {
+        Ok(u) => u,
+        Err(a) => return a,
+    };
+    let mut options = DecideOptions::NONE;
+    for (i, name) in body.decide_options.iter().flatten().enumerate() {
+        match DecideOption::from_str(name) {
+            Ok(o) => options = options.with(o),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "body.decideOptions[{i}]: unknown option `{name}` (known: {})",
+                        DecideOption::ALL.map(|o| o.as_str()).join(", ")
+                    ),
+                )
+            }
+        }
+    }
+    for fd in body.forced_decisions.iter().flatten() {
+        user.set_forced_decision(&fd.flag_key, fd.rule_key.as_deref(), &fd.variation_key);
+    }
+    let attributes = body.user_attributes.clone().unwrap_or_default();
+    let to_out = |d: crate::FlagDecision| OptimizelyDecision {
+        variables: d.variables,
+        variation_key: d.variation_key.unwrap_or_default(),
+        enabled: d.enabled,
+        rule_key: d.rule_key.unwrap_or_default(),
+        flag_key: d.flag_key,
+        user_context: UserContextOut {
+            user_id: body.user_id.clone(),
+            attributes: attributes.clone(),
+        },
+        reasons: d.reasons,
+    };
+    let value = if keys.len() == 1 {
+        serde_json::to_value(to_out(p.client.decide(&user, &keys[0], options)))
+    } else {
+        let decisions = if keys.is_empty() {
+            p.client.decide_all(&user, options)
+        } else {
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            p.client.decide_for_keys(&user, &refs, options)
+        };
+        serde_json::to_value(decisions.into_iter().map(to_out).collect::<Vec<_>>())
+    };
+    match value {
+        Ok(v) => (StatusCode::OK, v),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /v1/track` on parsed input.
+pub(crate) fn track_op(p: &ProjectRuntime, event_key: Option<&str>, body: TrackContext) -> Answer {
+    let Some(event_key) = event_key.filter(|k| !k.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "query.eventKey: missing");
+    };
+    let user = match build_user(&body.user_id, body.user_attributes.as_ref()) {
+        Ok(u) => u,
+        Err(a) => return a,
+    };
+    let sent = p.client.track(&user, event_key, body.event_tags.as_ref());
+    let answer = TrackResponse {
+        user_id: body.user_id,
+        event_key: event_key.to_string(),
+        error: (!sent).then(|| format!("event key `{event_key}` is not in the datafile")),
+    };
+    (
+        StatusCode::OK,
+        serde_json::to_value(answer).unwrap_or(Value::Null),
+    )
+}
+
+fn config_op(p: &ProjectRuntime) -> Answer {
+    match serde_json::to_value(p.client.optimizely_config()) {
+        Ok(v) => (StatusCode::OK, v),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn datafile_op(p: &ProjectRuntime) -> Answer {
+    match serde_json::from_str::<Value>(p.client.config().datafile()) {
+        Ok(v) => (StatusCode::OK, v),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn decide(
+    State(rt): State<Arc<Runtime>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let p = match project(&rt, sdk_key(&headers)) {
+        Ok(p) => p,
+        Err(a) => return respond(a),
+    };
+    let body: DecideContext = match agent::parse_body(&body) {
+        Ok(b) => b,
+        Err(e) => return respond(error(StatusCode::BAD_REQUEST, e)),
+    };
+    respond(decide_op(p, &query_values(uri.query(), "keys"), body))
+}
+
+async fn track(
+    State(rt): State<Arc<Runtime>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let p = match project(&rt, sdk_key(&headers)) {
+        Ok(p) => p,
+        Err(a) => return respond(a),
+    };
+    let body: TrackContext = match agent::parse_body(&body) {
+        Ok(b) => b,
+        Err(e) => return respond(error(StatusCode::BAD_REQUEST, e)),
+    };
+    let event_key = query_values(uri.query(), "eventKey").into_iter().next();
+    respond(track_op(p, event_key.as_deref(), body))
+}
+
+async fn config(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Response {
+    respond(project(&rt, sdk_key(&headers)).map_or_else(|a| a, |p| config_op(p)))
+}
+
+async fn datafile(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Response {
+    respond(project(&rt, sdk_key(&headers)).map_or_else(|a| a, |p| datafile_op(p)))
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// One batched operation, dispatched like the route it names.
+fn batch_one(rt: &Runtime, outer_key: Option<&str>, op: &agent::BatchOperation) -> Answer {
+    let op_key = op.headers.as_ref().and_then(|h| {
+        h.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(agent::SDK_KEY_HEADER))
+            .and_then(|(_, v)| v.as_str())
+    });
+    let p = match project(rt, op_key.or(outer_key)) {
+        Ok(p) => p,
+        Err(a) => return a,
+    };
+    let (path, query) = match op.url.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (op.url.as_str(), None),
+    };
+    let param = |name: &str| -> Vec<String> {
+        let mut v = query_values(query, name);
+        match op.parameters.as_ref().and_then(|m| m.get(name)) {
+            Some(Value::String(s)) => v.extend(s.split(',').map(|s| s.trim().to_string())),
+            Some(Value::Array(items)) => {
+                v.extend(items.iter().filter_map(|i| i.as_str().map(str::to_string)))
+            }
+            _ => {}
+        }
+        v.retain(|s| !s.is_empty());
+        v
+    };
+    let body = op.body.clone().unwrap_or(Value::Null);
+    match (op.method.to_ascii_uppercase().as_str(), path) {
+        ("POST", "/v1/decide") => match agent::parse_value::<DecideContext>(body) {
+            Ok(b) => decide_op(p, &param("keys"), b),
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        },
+        ("POST", "/v1/track") => match agent::parse_value::<TrackContext>(body) {
+            Ok(b) => track_op(p, param("eventKey").first().map(String::as_str), b),
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        },
+        ("GET", "/v1/config") => config_op(p),
+        ("GET", "/v1/datafile") => datafile_op(p),
+        (m, u) => error(
+            StatusCode::BAD_REQUEST,
+            format!("operation {m} {u} is not supported in a batch"),
+        ),
+    }
+}
+
+async fn batch(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ctx: BatchContext = match agent::parse_body(&body) {
+        Ok(b) => b,
+        Err(e) => return respond(error(StatusCode::BAD_REQUEST, e)),
+    };
+    let max = rt.config.server.max_batch_operations;
+    if ctx.operations.len() > max {
+        return respond(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "body.operations: {} operations, at most {max} allowed",
+                ctx.operations.len()
+            ),
+        ));
+    }
+    let started_at = now_rfc3339();
+    let outer_key = sdk_key(&headers);
+    let mut error_count = 0;
+    let response = ctx
+        .operations
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let started = now_rfc3339();
+            let (status, body) = batch_one(&rt, outer_key, op);
+            if status != StatusCode::OK {
+                error_count += 1;
+            }
+            BatchResponseItem {
+                status: status.as_u16(),
+                request_id: uuid::Uuid::new_v4().to_string(),
+                operation_id: op.operation_id.clone().unwrap_or_else(|| i.to_string()),
+                method: op.method.clone(),
+                url: op.url.clone(),
+                body,
+                started_at: started,
+                ended_at: now_rfc3339(),
+            }
+        })
+        .collect();
+    let answer = BatchResponse {
+        started_at,
+        ended_at: now_rfc3339(),
+        error_count,
+        response,
+    };
+    respond((
+        StatusCode::OK,
+        serde_json::to_value(answer).unwrap_or(Value::Null),
+    ))
+}
+
+async fn webhook_handler(
+    State(rt): State<Arc<Runtime>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let msg: WebhookRequest = match agent::parse_body(&body) {
+        Ok(m) => m,
+        Err(e) => return respond(error(StatusCode::BAD_REQUEST, e)),
+    };
+    if msg.event != webhook::DATAFILE_UPDATED {
+        return respond(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "body.event: `{}` is not handled (only {})",
+                msg.event,
+                webhook::DATAFILE_UPDATED
+            ),
+        ));
+    }
+    let project_id = msg.project_id.to_string();
+    let targets: Vec<&Arc<ProjectRuntime>> = rt
+        .ordered
+        .iter()
+        .filter(|p| p.settings.project_id.as_deref() == Some(project_id.as_str()))
+        .collect();
+    if targets.is_empty() {
+        return respond(error(
+            StatusCode::NOT_FOUND,
+            format!("body.project_id: no configured project has id {project_id}"),
+        ));
+    }
+    let signature = headers.get("x-hub-signature").and_then(|v| v.to_str().ok());
+    let mut refreshed = 0;
+    let mut last_err = None;
+    for p in targets {
+        let Some(secret) = &p.settings.webhook_secret else {
+            last_err = Some(format!(
+                "project `{}` has no webhook_secret: webhook refused",
+                p.settings.name
+            ));
+            continue;
+        };
+        if let Err(e) = webhook::verify_signature(secret.expose().as_bytes(), &body, signature) {
+            last_err = Some(e.to_string());
+            continue;
+        }
+        refreshed += 1;
+        let p = Arc::clone(p);
+        tokio::spawn(async move {
+            match p.client.refresh_now().await {
+                Ok(outcome) => {
+                    tracing::info!(project = %p.settings.name, ?outcome, "webhook refresh")
+                }
+                Err(e) => {
+                    tracing::warn!(project = %p.settings.name, error = %e, "webhook refresh failed")
+                }
+            }
+        });
+    }
+    if refreshed == 0 {
+        return respond(error(
+            StatusCode::UNAUTHORIZED,
+            last_err.unwrap_or_else(|| "signature check failed".into()),
+        ));
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn health(State(rt): State<Arc<Runtime>>) -> Response {
+    let projects: Vec<Value> = rt
+        .ordered
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.settings.name,
+                "revision": p.client.revision(),
+            })
+        })
+        .collect();
+    respond((
+        StatusCode::OK,
+        serde_json::json!({"status": "ok", "projects": projects}),
+    ))
+}
+
+async fn metrics_handler(State(rt): State<Arc<Runtime>>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        metrics::render(&rt.snapshot()),
+    )
+        .into_response()
+}

@@ -1,0 +1,355 @@
+//! What `serve` runs: one `Client` per project, the Brevo sync, the assignment recorder.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::bridge::{ProjectCounters, ProjectSink};
+use super::metrics::{BrevoMetrics, EventMetrics, ProjectMetrics, Snapshot};
+use super::ServeError;
+use crate::brevo::{
+    ApiKey, AttributeNames, BrevoSync, ContactIdentity, IdentitySource, RateBudget,
+};
+use crate::config::{Config, ContactIdentityKind, DatafileSource as ConfigSource, ProjectSettings};
+use crate::datafile::source::DatafileSource;
+use crate::notify::{Notification, NotificationType};
+use crate::scheduled::membership::MEMBERSHIP_FILE;
+use crate::scheduled::{Assignment, MembershipWriter};
+use crate::Client;
+
+/// Capacity of the assignment recorder's queue.
+pub const ASSIGNMENT_QUEUE: usize = 100_000;
+/// Default Brevo flush interval inside `serve`.
+pub const DEFAULT_BREVO_FLUSH: Duration = Duration::from_secs(2);
+
+/// One project being served.
+pub struct ProjectRuntime {
+    /// Its settings.
+    pub settings: ProjectSettings,
+    /// Its client.
+    pub client: Client,
+    /// Its counters.
+    pub counters: Arc<ProjectCounters>,
+    /// When the current revision was loaded.
+    pub loaded_at: Arc<Mutex<Instant>>,
+}
+
+impl std::fmt::Debug for ProjectRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectRuntime")
+            .field("name", &self.settings.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Knobs for embedding (tests) that the config file does not carry.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Brevo flush interval; default [`DEFAULT_BREVO_FLUSH`].
+    pub brevo_flush_interval: Duration,
+    /// Record assignments for the winners' lists; default true.
+    pub record_assignments: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            brevo_flush_interval: DEFAULT_BREVO_FLUSH,
+            record_assignments: true,
+        }
+    }
+}
+
+/// Everything shared by the handlers.
+pub struct Runtime {
+    /// The config.
+    pub config: Config,
+    /// By SDK key.
+    pub projects: HashMap<String, Arc<ProjectRuntime>>,
+    /// In config order.
+    pub ordered: Vec<Arc<ProjectRuntime>>,
+    /// The Brevo sync.
+    pub brevo: Option<BrevoSync>,
+    /// HTTP counts by (route, status).
+    pub http: Mutex<BTreeMap<(String, u16), u64>>,
+    recorder: Mutex<Option<Recorder>>,
+}
+
+struct Recorder {
+    tx: mpsc::Sender<Assignment>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    join: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("projects", &self.ordered)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Brevo attribute names from `field_mapping` (the first project's; they are per account).
+fn attribute_names(config: &Config) -> AttributeNames {
+    let mut names = AttributeNames::default();
+    if let Some(p) = config.projects.first() {
+        let fm = &p.field_mapping;
+        names.experiment_name = fm.experiment_key.clone();
+        names.variation_name = fm.variation_key.clone();
+        names.feature_flag = fm.feature_key.clone();
+        names.feature_enabled = fm.enabled.clone();
+        names.opt_segments = fm.audience_name.clone();
+        names.experiment_date = fm.decision_timestamp.clone();
+    }
+    names
+}
+
+async fn start_brevo(config: &Config, options: &RuntimeOptions) -> Result<BrevoSync, ServeError> {
+    let b = &config.brevo;
+    let mut builder = BrevoSync::builder()
+        .base_url(b.base_url.as_str().trim_end_matches('/'))
+        .identity(match b.contact_identity {
+            ContactIdentityKind::Email => ContactIdentity::Email,
+            ContactIdentityKind::ExtId => ContactIdentity::ExtId,
+        })
+        .identity_source(match &b.identity_attribute {
+            Some(attr) => IdentitySource::Attribute(attr.clone()),
+            None => IdentitySource::UserId,
+        })
+        .attribute_names(attribute_names(config))
+        .batch_size(b.batch_size)
+        .queue_capacity(b.max_pending)
+        .contacts_budget(RateBudget {
+            per_second: b.rate_limit.per_second,
+            per_hour: b.rate_limit.per_hour,
+        })
+        .flush_interval(options.brevo_flush_interval)
+        .store_path(Some(config.state_dir.join("brevo.sqlite")))
+        .dry_run_path(config.state_dir.join("brevo-dry-run.jsonl"));
+    if let (Some(key), false) = (&b.api_key, b.dry_run) {
+        builder = builder.api_key(ApiKey::new(key.expose()));
+    }
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| ServeError::Io {
+        path: config.state_dir.clone(),
+        source,
+    })?;
+    builder.start().await.map_err(ServeError::Brevo)
+}
+
+fn datafile_source(p: &ProjectSettings) -> DatafileSource {
+    match &p.datafile {
+        ConfigSource::Cdn { base_url } => DatafileSource::SdkKey {
+            sdk_key: p.sdk_key.clone(),
+            base_url: base_url.clone(),
+        },
+        ConfigSource::Authenticated { base_url } => DatafileSource::Authenticated {
+            sdk_key: p.sdk_key.clone(),
+            token: p
+                .datafile_access_token
+                .as_ref()
+                .map(|t| t.expose().to_string())
+                .unwrap_or_default(),
+            base_url: base_url.clone(),
+        },
+        ConfigSource::File(path) => DatafileSource::File(path.clone()),
+        ConfigSource::Embedded(text) => DatafileSource::Static((*text).to_string()),
+    }
+}
+
+impl Runtime {
+    /// Starts the Brevo sync, the assignment recorder and one client per project.
+    pub async fn start(
+        config: Config,
+        options: RuntimeOptions,
+    ) -> Result<Arc<Runtime>, ServeError> {
+        let brevo = start_brevo(&config, &options).await?;
+        let recorder = if options.record_assignments {
+            let path: PathBuf = config.state_dir.join(MEMBERSHIP_FILE);
+            let mut writer = MembershipWriter::open(&path).map_err(|source| ServeError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let (tx, mut rx) = mpsc::channel::<Assignment>(ASSIGNMENT_QUEUE);
+            let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let join = tokio::spawn(async move {
+                let mut batch = Vec::new();
+                loop {
+                    tokio::select! {
+                        n = rx.recv_many(&mut batch, 1024) => {
+                            if n == 0 {
+                                break;
+                            }
+                        }
+                        _ = &mut stop_rx => {
+                            // Drain what is queued, then stop.
+                            while let Ok(a) = rx.try_recv() {
+                                batch.push(a);
+                            }
+                            if let Err(e) = writer.record(batch.drain(..)) {
+                                tracing::warn!(error = %e, "cannot record assignments");
+                            }
+                            break;
+                        }
+                    }
+                    if let Err(e) = writer.record(batch.drain(..)) {
+                        tracing::warn!(error = %e, "cannot record assignments");
+                    }
+                }
+            });
+            Some(Recorder {
+                tx,
+                stop: stop_tx,
+                join,
+            })
+        } else {
+            None
+        };
+
+        let mut projects = HashMap::new();
+        let mut ordered = Vec::new();
+        for p in &config.projects {
+            let counters = Arc::new(ProjectCounters::default());
+            let sink = ProjectSink::new(
+                &p.name,
+                p.mapping,
+                Arc::clone(&counters),
+                Some(brevo.sink()),
+                recorder.as_ref().map(|r| r.tx.clone()),
+                config.logging.log_decisions,
+            );
+            let ev = &config.events;
+            let mut builder = Client::builder()
+                .source(datafile_source(p))
+                .polling_interval(Duration::from_secs(config.datafile.poll_interval_secs))
+                .cache_file(config.state_dir.join(format!("datafile-{}.json", p.name)))
+                .events_enabled(!ev.disabled)
+                .event_batch_size(ev.batch_size)
+                .event_flush_interval(Duration::from_secs(ev.flush_interval_secs))
+                .event_queue_capacity(ev.queue_size)
+                .client_info("flagbridge", env!("CARGO_PKG_VERSION"))
+                .decision_sink(Arc::new(sink));
+            if config.urls.events.as_str() != crate::config::schema::DEFAULT_EVENTS_URL {
+                builder = builder.event_endpoint(config.urls.events.as_str());
+            }
+            let client = builder.start().await.map_err(|source| ServeError::Start {
+                project: p.name.clone(),
+                source,
+            })?;
+            let loaded_at = Arc::new(Mutex::new(Instant::now()));
+            let stamp = Arc::clone(&loaded_at);
+            let name = p.name.clone();
+            client
+                .notification_center()
+                .add_listener(NotificationType::ConfigUpdate, move |n| {
+                    if let Notification::ConfigUpdate(u) = n {
+                        tracing::info!(project = %name, revision = %u.revision, "datafile updated");
+                    }
+                    if let Ok(mut t) = stamp.lock() {
+                        *t = Instant::now();
+                    }
+                });
+            tracing::info!(project = %p.name, revision = %client.revision(), "project ready");
+            let rt = Arc::new(ProjectRuntime {
+                settings: p.clone(),
+                client,
+                counters,
+                loaded_at,
+            });
+            projects.insert(p.sdk_key.clone(), Arc::clone(&rt));
+            ordered.push(rt);
+        }
+        Ok(Arc::new(Runtime {
+            config,
+            projects,
+            ordered,
+            brevo: Some(brevo),
+            http: Mutex::new(BTreeMap::new()),
+            recorder: Mutex::new(recorder),
+        }))
+    }
+
+    /// The metrics snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut events = EventMetrics::default();
+        let projects = self
+            .ordered
+            .iter()
+            .map(|p| {
+                let stats = p.client.event_stats();
+                events.queued += stats.queued;
+                events.sent += stats.sent;
+                events.dropped += stats.dropped + stats.overflow;
+                ProjectMetrics {
+                    name: p.settings.name.clone(),
+                    decisions: p
+                        .counters
+                        .decisions
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    conversions: p
+                        .counters
+                        .conversions
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    datafile_revision: Some(p.client.revision()),
+                    datafile_age_secs: p.loaded_at.lock().ok().map(|t| t.elapsed().as_secs_f64()),
+                }
+            })
+            .collect();
+        let brevo = self
+            .brevo
+            .as_ref()
+            .map(|b| {
+                let c = b.counters();
+                BrevoMetrics {
+                    writes: c.contacts_written + c.events_sent,
+                    too_many_requests: c.rate_limited,
+                    pending: c.contacts_pending + c.events_pending,
+                    set_aside: c.contacts_rejected + c.events_rejected,
+                }
+            })
+            .unwrap_or_default();
+        let http = self
+            .http
+            .lock()
+            .map(|m| m.iter().map(|((r, s), n)| (r.clone(), *s, *n)).collect())
+            .unwrap_or_default();
+        Snapshot {
+            projects,
+            events,
+            brevo,
+            http_requests: http,
+        }
+    }
+
+    /// Sends queued events and Brevo updates now (used by tests and shutdown).
+    pub async fn flush(&self) {
+        for p in &self.ordered {
+            p.client.flush().await;
+        }
+        if let Some(b) = &self.brevo {
+            if let Err(e) = b.flush().await {
+                tracing::warn!(error = %e, "Brevo flush failed");
+            }
+        }
+    }
+
+    /// Closes the clients (flushing events), the recorder and the Brevo sync (flushing its outbox).
+    pub async fn close(&self) {
+        for p in &self.ordered {
+            p.client.close().await;
+        }
+        let recorder = self.recorder.lock().ok().and_then(|mut r| r.take());
+        if let Some(r) = recorder {
+            let _ = r.stop.send(());
+            let _ = r.join.await;
+        }
+        if let Some(b) = &self.brevo {
+            if let Err(e) = b.flush().await {
+                tracing::warn!(error = %e, "Brevo flush at shutdown failed");
+            }
+        }
+    }
+}
