@@ -12,7 +12,7 @@ use decision::{Decision, Reasons};
 use flow::Flow;
 use forced::ForcedVariations;
 use options::{DecideOption, DecideOptions};
-use profile::{Tracker, UserProfile, UserProfileService};
+use profile::{Tracker, UserProfileService};
 
 use crate::config::{Flag, ProjectConfig};
 use crate::events::Conversion;
