@@ -100,6 +100,7 @@ impl<'a> Flow<'a, '_> {
                 }
             }
             if let Some(found) = self.resolve_variation(e) {
+                // JavaScript maps the found variation back through the rule's key map, then the flag's.
                 let v = config
                     .experiment_variation_by_key(e, &found.key)
                     .or_else(|| config.flag_variation_by_key(flag, &found.key));

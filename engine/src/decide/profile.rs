@@ -32,13 +32,20 @@ pub(crate) struct Tracker<'a> {
 
 impl<'a> Tracker<'a> {
     /// The variation id stored for an experiment id.
+    #[inline]
     pub(crate) fn get(&self, experiment_id: &str) -> Option<&str> {
         self.updates
             .iter()
             .rev()
             .find(|(e, _)| *e == experiment_id)
             .map(|(_, v)| *v)
-            .or_else(|| self.loaded.get(experiment_id).map(String::as_str))
+            .or_else(|| {
+                if self.loaded.is_empty() {
+                    None
+                } else {
+                    self.loaded.get(experiment_id).map(String::as_str)
+                }
+            })
     }
 
     /// Record a bucketing.
