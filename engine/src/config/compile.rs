@@ -449,8 +449,13 @@ pub(super) fn compile(
                 }
             })
             .collect();
+        let repeats_experiment = exp_indexes
+            .iter()
+            .enumerate()
+            .any(|(i, e)| exp_indexes[..i].contains(e));
         flag_key_map.insert(f.key.clone(), flags.len());
         flags.push(Flag {
+            repeats_experiment,
             id: f.id,
             key: f.key,
             experiments: exp_indexes,
