@@ -347,3 +347,58 @@ fn binary_rejects_an_invalid_datafile_with_exit_2() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn binary_reads_cases_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let datafile = fixtures().join("rollouts.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flagbridge"))
+        .args(["decide", "--cases", "-", "--datafile"])
+        .arg(&datafile)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("flagbridge runs");
+    let cases = "{\"user_id\": \"u1\", \"attributes\": {\"plan\": \"beta\"}, \"flags\": [\"f_ee_only\"]}\n\nnot json\n";
+    child
+        .stdin
+        .take()
+        .expect("stdin piped")
+        .write_all(cases.as_bytes())
+        .expect("write cases");
+    let output = child.wait_with_output().expect("flagbridge exits");
+    assert!(output.status.success());
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["case"], 0);
+    assert_eq!(lines[0]["flag_key"], "f_ee_only");
+    assert_eq!(lines[0]["variation_key"], "all_on");
+    assert_eq!(lines[1]["case"], 1);
+    assert!(lines[1]["error"].is_string());
+}
+
+#[test]
+fn eu_region_datafile_sends_events_to_the_eu_endpoint() {
+    use flagbridge_engine::{ClientInfo, DecideOptions, Decider, UserContext};
+    let text = std::fs::read_to_string(fixtures().join("region_eu.json")).expect("datafile");
+    let config = ProjectConfig::parse(&text).expect("valid datafile");
+    let decider = Decider::new(&config);
+    let client = ClientInfo {
+        client_name: "test".into(),
+        client_version: "0".into(),
+    };
+    let batch = (0..200)
+        .map(|i| UserContext::new(format!("eu_user_{i}")))
+        .find_map(|u| {
+            decider
+                .decide(&u, "f_eu_rollout", DecideOptions::NONE)
+                .impression_event(&u, &client, 0, "uuid")
+        })
+        .expect("some user gets an impression (sendFlagDecisions is true)");
+    assert_eq!(batch.endpoint(), "https://eu.logx.optimizely.com/v1/events");
+}
