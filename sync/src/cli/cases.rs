@@ -4,9 +4,11 @@
 //! Pure: no I/O, no clock. Timestamps and uuids are left out of the output, so the events are
 //! built with timestamp 0 and an empty uuid.
 
+use std::collections::HashMap;
+
 use flagbridge_engine::{
     AttributeValue, ClientInfo, DecideOption, DecideOptions, Decider, Decision, ProjectConfig,
-    UserContext,
+    UserContext, EXPERIMENT_BUCKET_MAP_ATTRIBUTE,
 };
 use serde_json::{json, Map, Value};
 
@@ -171,7 +173,26 @@ fn user_context(user_id: &str, attributes: &Map<String, Value>) -> UserContext {
             user.set_attribute(key.as_str(), v);
         }
     }
+    if let Some(Value::Object(map)) = attributes.get(EXPERIMENT_BUCKET_MAP_ATTRIBUTE) {
+        user.set_experiment_bucket_map(experiment_bucket_map(map));
+    }
     user
+}
+
+/// The `$opt_experiment_bucket_map` attribute (`{experimentId: {"variation_id": id}}`), which
+/// the JavaScript SDK merges over the user profile. Entries without a string or number
+/// `variation_id` name no variation, as in JavaScript.
+fn experiment_bucket_map(map: &Map<String, Value>) -> HashMap<String, String> {
+    map.iter()
+        .filter_map(|(experiment_id, entry)| {
+            let variation_id = match entry.get("variation_id")? {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some((experiment_id.clone(), variation_id))
+        })
+        .collect()
 }
 
 /// Unknown option strings are ignored, as the JavaScript SDK does.
