@@ -221,6 +221,42 @@ async function runFile(datafilePath, casesPath, outPath) {
   console.log(`wrote ${path.relative(FIXTURES, outPath)}: ${lines.length} cases, ${out.length} lines`);
 }
 
+// Whether the SDK loads each datafile of acceptance/ (onReady resolves) and then decides every
+// flag for one user without throwing.
+async function runAcceptance(dir, outPath) {
+  const out = [];
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
+    const datafile = fs.readFileSync(path.join(dir, f), 'utf8');
+    const row = { file: f, loads: false, decides: null };
+    let client = null;
+    try {
+      client = createInstance({
+        projectConfigManager: createStaticProjectConfigManager({ datafile }),
+        eventProcessor: createForwardingEventProcessor({ dispatchEvent: () => Promise.resolve({}) }),
+      });
+      await client.onReady({ timeout: 2000 });
+      row.loads = true;
+    } catch (e) {
+      row.error = String(e && e.message ? e.message : e);
+    }
+    if (row.loads) {
+      try {
+        client.createUserContext('acceptance_user', {}).decideAll();
+        row.decides = true;
+      } catch (e) {
+        row.decides = false;
+        row.error = String(e && e.message ? e.message : e);
+      }
+    }
+    // close() of a client that failed to start never settles; only await it for loaded ones.
+    if (row.loads) await client.close();
+    else if (client) client.close().catch(() => {});
+    out.push(row);
+  }
+  fs.writeFileSync(outPath, out.map((o) => JSON.stringify(o)).join('\n') + '\n');
+  console.log(`wrote ${path.relative(FIXTURES, outPath)}: ${out.length} datafiles`);
+}
+
 async function main() {
   const args = process.argv.slice(2);
   let sharedDir = null;
@@ -241,6 +277,9 @@ async function main() {
     if (!wanted(name)) continue;
     await runFile(path.join(FIXTURES, `${name}.json`), path.join(FIXTURES, 'cases', f),
       path.join(HERE, `${name}.jsonl`));
+  }
+  if (wanted('acceptance')) {
+    await runAcceptance(path.join(FIXTURES, 'acceptance'), path.join(HERE, 'acceptance.jsonl'));
   }
   if (fs.existsSync(sharedDir)) {
     for (const f of fs.readdirSync(path.join(FIXTURES, 'shared-cases')).sort()) {

@@ -402,3 +402,55 @@ fn eu_region_datafile_sends_events_to_the_eu_endpoint() {
         .expect("some user gets an impression (sendFlagDecisions is true)");
     assert_eq!(batch.endpoint(), "https://eu.logx.optimizely.com/v1/events");
 }
+
+/// The engine accepts exactly the datafiles the SDK loads and decides with
+/// (`datafile-fixtures/acceptance/`, golden `golden/acceptance.jsonl`). A datafile the SDK
+/// loads but then throws on while deciding may go either way.
+#[test]
+fn datafile_acceptance_matches_javascript_sdk() {
+    use flagbridge_engine::{DecideOptions, Decider, UserContext};
+    let dir = fixtures();
+    let golden = std::fs::read_to_string(dir.join("golden/acceptance.jsonl")).expect("golden");
+    let (mut same, mut total, mut differences) = (0, 0, Vec::new());
+    for line in golden.lines().filter(|l| !l.trim().is_empty()) {
+        let row: Value = serde_json::from_str(line).expect("golden line is JSON");
+        let file = row["file"].as_str().expect("file");
+        let text = std::fs::read(dir.join("acceptance").join(file)).expect("datafile");
+        let parsed = ProjectConfig::from_slice(&text);
+        if let Ok(config) = &parsed {
+            let decisions = Decider::new(config)
+                .decide_all(&UserContext::new("acceptance_user"), DecideOptions::NONE);
+            assert!(decisions.len() <= config.flag_keys().count());
+        }
+        let verdict = match (&parsed, row["loads"].as_bool(), row["decides"].as_bool()) {
+            (_, Some(true), Some(false)) => {
+                println!(
+                    "{file:<40} SDK loads then throws on decide; flagbridge: {}",
+                    if parsed.is_ok() { "accepts" } else { "rejects" }
+                );
+                continue;
+            }
+            (Ok(_), Some(true), _) | (Err(_), Some(false), _) => true,
+            _ => false,
+        };
+        total += 1;
+        let ours = match &parsed {
+            Ok(_) => "accepts".to_string(),
+            Err(e) => format!("rejects ({e})"),
+        };
+        println!(
+            "{file:<40} SDK loads: {:<5} flagbridge {ours}",
+            row["loads"]
+        );
+        if verdict {
+            same += 1;
+        } else {
+            differences.push(format!(
+                "{file}: SDK loads={}, flagbridge {ours}",
+                row["loads"]
+            ));
+        }
+    }
+    println!("acceptance: {same}/{total} identical");
+    assert!(differences.is_empty(), "{differences:#?}");
+}
