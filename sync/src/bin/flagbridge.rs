@@ -17,6 +17,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Decide JSONL cases offline against a datafile; one JSON line per decision on stdout.
+    Decide {
+        /// The datafile (JSON).
+        #[arg(long)]
+        datafile: PathBuf,
+        /// The JSONL cases file, `-` for stdin.
+        #[arg(long)]
+        cases: String,
+    },
+    /// Serve the Optimizely Agent API (decide, track, config, datafile, batch), the datafile
+    /// webhook, /health and /metrics. Without --config: the bundled example datafile on
+    /// 127.0.0.1:8080 with Brevo in dry run.
+    Serve {
+        /// The YAML config file.
+        #[arg(long, short, env = "FLAGBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address (overrides `server.listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Validate a config file without starting anything.
     CheckConfig {
         /// The YAML config file.
@@ -37,6 +57,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Decide { datafile, cases } => decide(&datafile, &cases),
+        Command::Serve { config, listen } => serve(config.as_deref(), listen),
         Command::CheckConfig { file } => check_config(&file),
         Command::Sync { config, once } => with_config(&config, |c| run_async(sync(c, once))),
     }
@@ -138,6 +160,107 @@ async fn sync_with<L: scheduled::ListWriter>(
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn decide(datafile: &Path, cases: &str) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match flagbridge_sync::cli::decide::run(datafile, cases, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(config: Option<&Path>, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let (mut config, embedded) = match config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => (c, false),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => match flagbridge_sync::serve::embedded_config() {
+            Ok(c) => (c, true),
+            Err(e) => {
+                eprintln!("error: embedded config: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    init_logging(&config);
+    run_async(async move {
+        let addr = config.server.listen;
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: server.listen: cannot bind {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if embedded {
+            eprintln!(
+                "flagbridge serve: no --config given: serving the bundled example datafile \
+                 (SDK key `{}`) on http://{addr}, Brevo in dry run (requests written to {}), \
+                 no events sent to Optimizely",
+                config
+                    .projects
+                    .first()
+                    .map(|p| p.sdk_key.as_str())
+                    .unwrap_or(""),
+                config.state_dir.join("brevo-dry-run.jsonl").display()
+            );
+        }
+        let handle = match flagbridge_sync::serve::start(config, listener, Default::default()).await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!(
+            "flagbridge serve: listening on http://{}",
+            handle.local_addr()
+        );
+        shutdown_signal().await;
+        eprintln!("flagbridge serve: shutting down (flushing events and the Brevo outbox)");
+        match handle.shutdown().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
