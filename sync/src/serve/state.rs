@@ -127,6 +127,10 @@ async fn start_brevo(config: &Config, options: &RuntimeOptions) -> Result<BrevoS
             per_second: b.rate_limit.per_second,
             per_hour: b.rate_limit.per_hour,
         })
+        .events_budget(RateBudget {
+            per_second: b.rate_limit.per_second,
+            per_hour: b.rate_limit.per_hour,
+        })
         .flush_interval(options.brevo_flush_interval)
         .store_path(Some(config.state_dir.join("brevo.sqlite")))
         .dry_run_path(config.state_dir.join("brevo-dry-run.jsonl"));

@@ -1,0 +1,472 @@
+//! `flagbridge serve` end to end, in process: two projects on a fake CDN, a fake event
+//! endpoint and a fake Brevo; 1,000 users decided over HTTP; a datafile change pushed by the
+//! webhook; Brevo's contacts checked against the decisions.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::fake_brevo::{FakeBrevo, API_KEY};
+use flagbridge_sync::config::Config;
+use flagbridge_sync::serve::{self, webhook, RuntimeOptions, ServeHandle};
+use flagbridge_sync::testing::{datafile_json, FakeCdn, FakeEventEndpoint};
+use serde_json::{json, Value};
+
+const KEY_A: &str = "KeyWeb";
+const KEY_B: &str = "KeyMobile";
+const SECRET: &str = "whsec-web";
+
+fn datafile(sdk_key: &str, project_id: &str, revision: &str, banner_on: bool) -> String {
+    let mut d = datafile_json(revision);
+    d["sdkKey"] = json!(sdk_key);
+    d["projectId"] = json!(project_id);
+    d["rollouts"][1]["experiments"][0]["variations"][0]["featureEnabled"] = json!(banner_on);
+    d.to_string()
+}
+
+struct World {
+    cdn: FakeCdn,
+    events: FakeEventEndpoint,
+    brevo: FakeBrevo,
+    dir: std::path::PathBuf,
+}
+
+async fn world(tag: &str) -> World {
+    let cdn = FakeCdn::start().await.unwrap();
+    cdn.set_datafile(KEY_A, datafile(KEY_A, "13001", "1", true));
+    cdn.set_datafile(KEY_B, datafile(KEY_B, "13002", "1", true));
+    let events = FakeEventEndpoint::start().await.unwrap();
+    let brevo = FakeBrevo::start(1000).await;
+    let dir = std::env::temp_dir().join(format!("fb-serve-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    World {
+        cdn,
+        events,
+        brevo,
+        dir,
+    }
+}
+
+fn config(w: &World, extra_server: &str) -> Config {
+    let yaml = format!(
+        r#"
+state_dir: {dir}
+server:
+  listen: 127.0.0.1:0
+  max_body_bytes: 4096
+  max_batch_operations: 3
+{extra_server}
+connectors:
+  optimizely:
+    sdk_key: {KEY_A}
+    project_id: 13001
+    webhook_secret: {SECRET}
+    datafile: {{poll_interval_secs: 3600}}
+    events: {{batch_size: 50, flush_interval_secs: 1}}
+    urls:
+      cdn: {cdn}
+      events: {events}
+    projects:
+      - name: mobile
+        sdk_key: {KEY_B}
+        project_id: 13002
+        webhook_secret: whsec-mobile
+  brevo:
+    api_key: {API_KEY}
+    base_url: {brevo}
+    contact_identity: email
+    identity_attribute: email
+    rate_limit: {{per_second: 200, per_hour: 1000000}}
+"#,
+        dir = w.dir.display(),
+        cdn = w.cdn.base_url(),
+        events = w.events.url(),
+        brevo = w.brevo.url(),
+    );
+    Config::from_yaml(&yaml, &|_| None).unwrap()
+}
+
+async fn start(w: &World, extra_server: &str) -> ServeHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = RuntimeOptions {
+        brevo_flush_interval: Duration::from_millis(50),
+        ..Default::default()
+    };
+    serve::start(config(w, extra_server), listener, options)
+        .await
+        .unwrap()
+}
+
+fn user_body(i: usize) -> Value {
+    let plan = if i % 2 == 0 { "pro" } else { "free" };
+    json!({"userId": format!("user-{i}"), "userAttributes": {"plan": plan, "email": format!("user{i}@example.com")}})
+}
+
+async fn decide(http: &reqwest::Client, base: &str, key: &str, body: &Value) -> Vec<Value> {
+    let resp = http
+        .post(format!("{base}/v1/decide"))
+        .header("X-Optimizely-SDK-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+fn by_flag(decisions: &[Value]) -> BTreeMap<String, Value> {
+    decisions
+        .iter()
+        .map(|d| (d["flagKey"].as_str().unwrap().to_string(), d.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_projects_thousand_users_webhook_and_brevo() {
+    let w = world("e2e").await;
+    let handle = start(&w, "").await;
+    let base = format!("http://{}", handle.local_addr());
+    let http = reqwest::Client::new();
+
+    // 1,000 users on the web project, 200 on mobile.
+    for i in 0..1000 {
+        let d = by_flag(&decide(&http, &base, KEY_A, &user_body(i)).await);
+        let checkout = &d["checkout"];
+        if i % 2 == 0 {
+            assert_eq!(checkout["ruleKey"], "checkout_test", "user {i}");
+            assert_eq!(checkout["variationKey"], "treatment");
+            assert_eq!(checkout["variables"]["color"], "blue-1");
+        } else {
+            assert_eq!(checkout["ruleKey"], "checkout_rollout", "user {i}");
+            assert_eq!(checkout["variables"]["color"], "grey");
+        }
+        assert_eq!(d["banner"]["enabled"], true);
+        assert_eq!(checkout["userContext"]["userId"], format!("user-{i}"));
+    }
+    for i in 1000..1200 {
+        let d = by_flag(&decide(&http, &base, KEY_B, &user_body(i)).await);
+        assert_eq!(d["banner"]["enabled"], true);
+    }
+
+    // Single key -> one object, not an array.
+    let one: Value = http
+        .post(format!("{base}/v1/decide?keys=banner"))
+        .header("X-Optimizely-SDK-Key", KEY_A)
+        .json(&user_body(1))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["flagKey"], "banner");
+
+    // A wrong signature is refused and changes nothing.
+    w.cdn
+        .set_datafile(KEY_A, datafile(KEY_A, "13001", "2", false));
+    let hook = json!({"project_id": 13001, "timestamp": 1_764_000_000, "event": "project.datafile_updated",
+        "data": {"revision": 2, "cdn_url": format!("{}/datafiles/{KEY_A}.json", w.cdn.base_url()), "environment": "Production"}})
+    .to_string();
+    let bad = http
+        .post(format!("{base}/webhooks/optimizely"))
+        .header("X-Hub-Signature", webhook::sign(b"wrong", hook.as_bytes()))
+        .body(hook.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+
+    // The signed webhook makes the new datafile live.
+    let fired = Instant::now();
+    let ok = http
+        .post(format!("{base}/webhooks/optimizely"))
+        .header(
+            "X-Hub-Signature",
+            webhook::sign(SECRET.as_bytes(), hook.as_bytes()),
+        )
+        .body(hook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 204);
+    let mut changed = false;
+    let mut polls = 0;
+    for _ in 0..500 {
+        polls += 1;
+        let d = by_flag(&decide(&http, &base, KEY_A, &user_body(0)).await);
+        if d["checkout"]["variables"]["color"] == "blue-2" {
+            assert_eq!(d["banner"]["enabled"], false);
+            changed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(changed, "decisions did not change after the webhook");
+    eprintln!("decisions changed {:?} after the webhook", fired.elapsed());
+    // The other project is untouched.
+    let d = by_flag(&decide(&http, &base, KEY_B, &user_body(2)).await);
+    assert_eq!(d["banner"]["enabled"], true);
+    // Re-decide the first 100 web users on the new datafile.
+    for i in 0..100 {
+        decide(&http, &base, KEY_A, &user_body(i)).await;
+    }
+
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // 2 flags per decide-all: 1,000 users, the polls, 100 re-decided; plus one single-key decide.
+    let web_decisions = 2 * (1000 + polls + 100) + 1;
+    let want = format!("flagbridge_decisions_total{{project=\"default\"}} {web_decisions}");
+    assert!(metrics.contains(&want), "{want}\n{metrics}");
+    assert!(
+        metrics.contains("flagbridge_decisions_total{project=\"mobile\"} 402"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flagbridge_datafile_revision{project=\"default\"} 2"),
+        "{metrics}"
+    );
+
+    let runtime = handle.runtime().clone();
+    runtime.flush().await;
+    handle.shutdown().await.unwrap();
+
+    // Brevo holds one contact per user, with the latest decisions.
+    for i in 0..1200 {
+        let email = format!("user{i}@example.com");
+        let c = w
+            .brevo
+            .contact(&email)
+            .unwrap_or_else(|| panic!("no contact {email}"));
+        let a = &c.attributes;
+        let enabled = a
+            .get("ENABLED_FEATURES")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let redecided = i < 100;
+        let want = if redecided {
+            "checkout"
+        } else {
+            "banner,checkout"
+        };
+        assert_eq!(enabled, want, "{email}: {a:?}");
+        if i % 2 == 0 {
+            assert_eq!(a["OPTIMIZELY_VARIATION"], "treatment", "{email}: {a:?}");
+            assert_eq!(
+                a["OPTIMIZELY_EXPERIMENT"], "checkout_test",
+                "{email}: {a:?}"
+            );
+        } else {
+            assert!(a.get("OPTIMIZELY_VARIATION").is_none(), "{email}: {a:?}");
+        }
+    }
+    // Events reached the event endpoint: one impression per decision (sendFlagDecisions).
+    let visitors = w.events.visitors().len();
+    assert_eq!(visitors, web_decisions + 2 * 201, "impressions");
+    // The assignment record lists the web project's experiment users.
+    let (store, _) =
+        flagbridge_sync::scheduled::MembershipStore::load(&w.dir.join("assignments.jsonl"))
+            .unwrap();
+    assert_eq!(store.members("default", "50001", "90001").len(), 500);
+    // 100 pro users of 1000..1200, plus user-2 decided there after the webhook.
+    assert_eq!(store.members("mobile", "50001", "90001").len(), 101);
+    let _ = std::fs::remove_dir_all(&w.dir);
+}
+
+#[tokio::test]
+async fn agent_api_edges() {
+    let w = world("edges").await;
+    let handle = start(&w, "  auth_token: t0ken").await;
+    let base = format!("http://{}", handle.local_addr());
+    let http = reqwest::Client::new();
+    let post = |path: &str| http.post(format!("{base}{path}")).bearer_auth("t0ken");
+
+    // Auth.
+    let r = http
+        .post(format!("{base}/v1/decide"))
+        .json(&user_body(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // /health and /metrics need no token.
+    assert_eq!(
+        http.get(format!("{base}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Project selection.
+    let r = post("/v1/decide").json(&user_body(1)).send().await.unwrap();
+    assert_eq!(r.status(), 400, "two projects: the header is needed");
+    let r = post("/v1/decide")
+        .header("X-Optimizely-SDK-Key", "nope")
+        .json(&user_body(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Bad bodies name what and where.
+    let cases = [
+        (
+            json!({"userId": "u", "userAttributes": {"tags": ["a"]}}),
+            "body.userAttributes.tags: array values are not supported",
+        ),
+        (
+            json!({"userId": "u", "decideOptions": ["FAST"]}),
+            "body.decideOptions[0]: unknown option `FAST`",
+        ),
+        (
+            json!({"userAttributes": {}}),
+            "body: missing field `userId`",
+        ),
+    ];
+    for (body, want) in cases {
+        let r = post("/v1/decide")
+            .header("X-Optimizely-SDK-Key", KEY_A)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().starts_with(want), "{e}");
+    }
+    // Body size limit.
+    let big = json!({"userId": "u", "userAttributes": {"pad": "x".repeat(5000)}});
+    let r = post("/v1/decide")
+        .header("X-Optimizely-SDK-Key", KEY_A)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // Options, forced decisions.
+    let body = json!({"userId": "u", "decideOptions": ["INCLUDE_REASONS", "ENABLED_FLAGS_ONLY"],
+        "forcedDecisions": [{"flagKey": "checkout", "variationKey": "treatment"}]});
+    let d: Value = post("/v1/decide?keys=checkout")
+        .header("X-Optimizely-SDK-Key", KEY_A)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["variationKey"], "treatment");
+    assert!(!d["reasons"].as_array().unwrap().is_empty());
+    // Track: known and unknown event keys.
+    let t: Value = post("/v1/track?eventKey=purchase")
+        .header("X-Optimizely-SDK-Key", KEY_A)
+        .json(&json!({"userId": "u", "eventTags": {"revenue": 1200}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t, json!({"userId": "u", "eventKey": "purchase"}));
+    let t: Value = post("/v1/track?eventKey=nope")
+        .header("X-Optimizely-SDK-Key", KEY_A)
+        .json(&json!({"userId": "u"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(t["error"].as_str().unwrap().contains("nope"));
+    let r = post("/v1/track")
+        .header("X-Optimizely-SDK-Key", KEY_A)
+        .json(&json!({"userId": "u"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Config and datafile.
+    let c: Value = http
+        .get(format!("{base}/v1/config"))
+        .bearer_auth("t0ken")
+        .header("X-Optimizely-SDK-Key", KEY_B)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["sdkKey"], KEY_B);
+    assert!(c["featuresMap"]["checkout"].is_object(), "{c}");
+    let df: Value = http
+        .get(format!("{base}/v1/datafile"))
+        .bearer_auth("t0ken")
+        .header("X-Optimizely-SDK-Key", KEY_B)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(df["projectId"], "13002");
+    // Batch.
+    let batch = json!({"operations": [
+        {"method": "POST", "url": "/v1/decide", "operationID": "1", "body": {"userId": "u"}, "parameters": {"keys": "banner"},
+         "headers": {"X-Optimizely-SDK-Key": KEY_A}},
+        {"method": "POST", "url": "/v1/track?eventKey=purchase", "operationID": "2", "body": {"userId": "u"}},
+        {"method": "GET", "url": "/v1/nothing", "operationID": "3"}
+    ]});
+    let b: Value = post("/v1/batch")
+        .header("X-Optimizely-SDK-Key", KEY_B)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(b["errorCount"], 1);
+    assert_eq!(b["response"][0]["body"]["flagKey"], "banner");
+    assert_eq!(b["response"][1]["status"], 200);
+    assert_eq!(b["response"][2]["status"], 400);
+    let mut four = batch.clone();
+    four["operations"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"method": "GET", "url": "/v1/config"}));
+    let r = post("/v1/batch").json(&four).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    // Webhook for an unknown project; wrong event.
+    let hook = |pid: u64, event: &str| {
+        json!({"project_id": pid, "timestamp": 1, "event": event, "data": {"revision": 3, "cdn_url": "x"}}).to_string()
+    };
+    let r = http
+        .post(format!("{base}/webhooks/optimizely"))
+        .body(hook(999, "project.datafile_updated"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = http
+        .post(format!("{base}/webhooks/optimizely"))
+        .body(hook(13001, "project.other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .post(format!("{base}/webhooks/optimizely"))
+        .body(hook(13001, "project.datafile_updated"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no signature");
+    handle.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&w.dir);
+}
