@@ -4,3 +4,4 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod brevo;
+pub mod sink;
