@@ -41,6 +41,7 @@ mod config;
 mod derive;
 mod dry_run;
 mod error;
+mod hook;
 mod handle;
 mod ratelimit;
 mod record;

@@ -1,0 +1,199 @@
+//! The engine side: `DecisionSink` for [`BrevoSink`] and audience evaluation for `ProjectConfig`.
+//!
+//! On the decide path only a few keys are copied: the user snapshot (identity + attributes) is
+//! built once per user and reused through a thread-local while the same user keeps deciding
+//! (decide-all, or a user deciding several flags), so a decision usually costs an `Arc` clone
+//! of the snapshot and of the config, three short inline strings and one queue push.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use compact_str::CompactString;
+use flagbridge_engine::{
+    AttributeValue, Conversion, Decision, DecisionSource, ProjectConfig, UserContext,
+};
+
+use super::config::IdentitySource;
+use super::handle::BrevoSink;
+use super::record::{
+    AttrValue, AudienceSource, ConversionRecord, DecisionRecord, RuleSource, UserSnapshot,
+};
+use crate::sink::DecisionSink;
+
+thread_local! {
+    static LAST_USER: RefCell<Option<Arc<UserSnapshot>>> = const { RefCell::new(None) };
+}
+
+fn same_value(a: &AttrValue, b: &AttributeValue) -> bool {
+    match (a, b) {
+        (AttrValue::String(x), AttributeValue::String(y)) => **x == **y,
+        (AttrValue::Bool(x), AttributeValue::Bool(y)) => x == y,
+        (AttrValue::Int(x), AttributeValue::Int(y)) => x == y,
+        (AttrValue::Float(x), AttributeValue::Float(y)) => x.to_bits() == y.to_bits(),
+        (AttrValue::Null, AttributeValue::Null) => true,
+        _ => false,
+    }
+}
+
+fn copy_value(v: &AttributeValue) -> AttrValue {
+    match v {
+        AttributeValue::String(s) => AttrValue::String(s.as_str().into()),
+        AttributeValue::Bool(b) => AttrValue::Bool(*b),
+        AttributeValue::Int(i) => AttrValue::Int(*i),
+        AttributeValue::Float(f) => AttrValue::Float(*f),
+        AttributeValue::Null => AttrValue::Null,
+    }
+}
+
+fn engine_value(v: &AttrValue) -> AttributeValue {
+    match v {
+        AttrValue::String(s) => AttributeValue::String(s.to_string()),
+        AttrValue::Bool(b) => AttributeValue::Bool(*b),
+        AttrValue::Int(i) => AttributeValue::Int(*i),
+        AttrValue::Float(f) => AttributeValue::Float(*f),
+        AttrValue::Null => AttributeValue::Null,
+    }
+}
+
+fn matches(snapshot: &UserSnapshot, user: &UserContext, contact: &str) -> bool {
+    if *snapshot.contact != *contact || *snapshot.user_id != *user.user_id() {
+        return false;
+    }
+    let mut theirs = user.attributes();
+    for (key, value) in snapshot.attributes.iter() {
+        match theirs.next() {
+            Some((k, v)) if **key == *k && same_value(value, v) => {}
+            _ => return false,
+        }
+    }
+    theirs.next().is_none()
+}
+
+/// The contact identity of a user, per the configured source.
+fn contact_of<'u>(source: &IdentitySource, user: &'u UserContext) -> Option<&'u str> {
+    let contact = match source {
+        IdentitySource::Attribute(name) => user.attribute(name)?.as_str()?,
+        IdentitySource::UserId => user.user_id(),
+    };
+    (!contact.is_empty()).then_some(contact)
+}
+
+/// The user's snapshot, reused while the same thread keeps deciding for an unchanged user.
+fn snapshot(user: &UserContext, contact: &str) -> Arc<UserSnapshot> {
+    LAST_USER.with(|cell| {
+        let mut last = cell.borrow_mut();
+        if let Some(s) = last.as_ref() {
+            if matches(s, user, contact) {
+                return Arc::clone(s);
+            }
+        }
+        let s = Arc::new(UserSnapshot {
+            user_id: user.user_id().into(),
+            contact: contact.into(),
+            attributes: user
+                .attributes()
+                .map(|(k, v)| (Box::from(k), copy_value(v)))
+                .collect(),
+        });
+        *last = Some(Arc::clone(&s));
+        s
+    })
+}
+
+impl DecisionSink for BrevoSink {
+    fn on_decision(
+        &self,
+        config: &Arc<ProjectConfig>,
+        user: &UserContext,
+        decision: &Decision<'_>,
+    ) {
+        let Some(contact) = contact_of(&self.shared.identity_source, user) else {
+            self.count_skipped();
+            return;
+        };
+        let source = match decision.source() {
+            DecisionSource::FeatureTest => RuleSource::Experiment,
+            DecisionSource::Rollout => RuleSource::Rollout,
+            DecisionSource::Holdout => RuleSource::Holdout,
+        };
+        let audiences: Arc<dyn AudienceSource> = config.clone();
+        self.record_decision(DecisionRecord {
+            user: snapshot(user, contact),
+            audiences: Some(audiences),
+            flag_key: CompactString::new(decision.flag_key()),
+            enabled: decision.enabled(),
+            source,
+            rule_key: decision.rule_key().map(CompactString::new),
+            variation_key: decision.variation_key().map(CompactString::new),
+        });
+    }
+
+    fn on_conversion(
+        &self,
+        _config: &Arc<ProjectConfig>,
+        user: &UserContext,
+        conversion: &Conversion<'_>,
+        tags: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) {
+        let Some(contact) = contact_of(&self.shared.identity_source, user) else {
+            self.count_skipped();
+            return;
+        };
+        self.record_conversion(ConversionRecord {
+            contact: contact.into(),
+            event_key: CompactString::new(conversion.event_key()),
+            tags: tags.cloned(),
+            at: SystemTime::now(),
+        });
+    }
+}
+
+impl AudienceSource for ProjectConfig {
+    /// Names of the datafile audiences whose conditions evaluate to true for the user
+    /// (unknown counts as no match).
+    fn matching_audiences(&self, user: &UserSnapshot) -> Vec<String> {
+        let mut context = UserContext::new(&*user.user_id);
+        for (key, value) in user.attributes.iter() {
+            context.set_attribute(&**key, engine_value(value));
+        }
+        self.audiences()
+            .filter(|(id, _)| self.evaluate_audience(id, &context) == Some(true))
+            .map(|(_, name)| name.to_string())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_is_reused_only_for_the_same_user() {
+        let u = UserContext::new("u1")
+            .with_attribute("email", "a@x.io")
+            .with_attribute("age", 30i64);
+        let a = snapshot(&u, "a@x.io");
+        let b = snapshot(&u, "a@x.io");
+        assert!(Arc::ptr_eq(&a, &b));
+        let changed = u.clone().with_attribute("age", 31i64);
+        let c = snapshot(&changed, "a@x.io");
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.attributes[1].1, AttrValue::Int(31));
+        let more = changed.clone().with_attribute("plan", "vip");
+        assert_eq!(snapshot(&more, "a@x.io").attributes.len(), 3);
+        let other = UserContext::new("u2").with_attribute("email", "a@x.io");
+        assert_eq!(&*snapshot(&other, "a@x.io").user_id, "u2");
+    }
+
+    #[test]
+    fn identity_sources() {
+        let u = UserContext::new("u1").with_attribute("email", "a@x.io");
+        let by_attr = IdentitySource::Attribute("email".into());
+        assert_eq!(contact_of(&by_attr, &u), Some("a@x.io"));
+        assert_eq!(contact_of(&IdentitySource::UserId, &u), Some("u1"));
+        let none = UserContext::new("u2").with_attribute("email", 5i64);
+        assert_eq!(contact_of(&by_attr, &none), None);
+        assert_eq!(contact_of(&by_attr, &UserContext::new("u3")), None);
+    }
+}
