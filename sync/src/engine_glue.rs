@@ -19,4 +19,3 @@ impl LogxBatch for flagbridge_engine::EventBatch {
         flagbridge_engine::EventBatch::endpoint(self)
     }
 }
-

@@ -113,12 +113,21 @@ pub enum FetchError {
 impl FetchError {
     pub(crate) fn from_reqwest(url: &str, e: reqwest::Error) -> Self {
         if e.is_timeout() {
-            FetchError::Timeout { url: url.to_owned() }
+            FetchError::Timeout {
+                url: url.to_owned(),
+            }
         } else if e.is_connect() {
-            let message = std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
-            FetchError::Connect { url: url.to_owned(), message }
+            let message =
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+            FetchError::Connect {
+                url: url.to_owned(),
+                message,
+            }
         } else {
-            FetchError::Request { url: url.to_owned(), source: e }
+            FetchError::Request {
+                url: url.to_owned(),
+                source: e,
+            }
         }
     }
 }

@@ -160,7 +160,11 @@ impl NotificationCenter {
     {
         self.start_thread();
         let id = ListenerId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let mut list = self.listeners.list.write().unwrap_or_else(|e| e.into_inner());
+        let mut list = self
+            .listeners
+            .list
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         list.push((id, kind, Arc::new(listener)));
         self.listeners.recompute_mask(&list);
         id
@@ -168,7 +172,11 @@ impl NotificationCenter {
 
     /// Removes one listener; false if it was not registered.
     pub fn remove_listener(&self, id: ListenerId) -> bool {
-        let mut list = self.listeners.list.write().unwrap_or_else(|e| e.into_inner());
+        let mut list = self
+            .listeners
+            .list
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         let before = list.len();
         list.retain(|(i, _, _)| *i != id);
         self.listeners.recompute_mask(&list);
@@ -177,7 +185,11 @@ impl NotificationCenter {
 
     /// Removes every listener of `kind`.
     pub fn clear(&self, kind: NotificationType) {
-        let mut list = self.listeners.list.write().unwrap_or_else(|e| e.into_inner());
+        let mut list = self
+            .listeners
+            .list
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         list.retain(|(_, t, _)| *t != kind);
         self.listeners.recompute_mask(&list);
     }
@@ -194,7 +206,9 @@ impl NotificationCenter {
 
     /// Queues a notification; never blocks.
     pub fn emit(&self, notification: Notification) {
-        let Some(sender) = self.sender.get() else { return };
+        let Some(sender) = self.sender.get() else {
+            return;
+        };
         match sender.try_send(notification) {
             Ok(()) => {
                 if self.overflowing.load(Ordering::Relaxed) {
@@ -239,7 +253,10 @@ fn deliver(listeners: &Listeners, inbox: &Receiver<Notification>) {
         let kind = notification.notification_type();
         let targets: Vec<Listener> = {
             let list = listeners.list.read().unwrap_or_else(|e| e.into_inner());
-            list.iter().filter(|(_, t, _)| *t == kind).map(|(_, _, l)| Arc::clone(l)).collect()
+            list.iter()
+                .filter(|(_, t, _)| *t == kind)
+                .map(|(_, _, l)| Arc::clone(l))
+                .collect()
         };
         for listener in targets {
             if catch_unwind(AssertUnwindSafe(|| listener(&notification))).is_err() {
@@ -256,7 +273,9 @@ mod tests {
     use std::time::Duration;
 
     fn update(rev: &str) -> Notification {
-        Notification::ConfigUpdate(ConfigUpdateNotification { revision: rev.to_owned() })
+        Notification::ConfigUpdate(ConfigUpdateNotification {
+            revision: rev.to_owned(),
+        })
     }
 
     #[test]

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use flagbridge_engine::{DecideOptions, UserContext};
 use open_feature::provider::{FeatureProvider, ProviderMetadata, ResolutionDetails};
 use open_feature::{
-    EvaluationContext, EvaluationContextFieldValue, EvaluationError, EvaluationErrorCode, EvaluationReason,
-    EvaluationResult, FlagMetadata, StructValue,
+    EvaluationContext, EvaluationContextFieldValue, EvaluationError, EvaluationErrorCode,
+    EvaluationReason, EvaluationResult, FlagMetadata, StructValue,
 };
 use serde_json::Value;
 
@@ -29,14 +29,24 @@ pub struct OptimizelyProvider {
 impl OptimizelyProvider {
     /// A provider deciding through `client`.
     pub fn new(client: Client) -> Self {
-        OptimizelyProvider { client, metadata: ProviderMetadata::new("flagbridge-optimizely") }
+        OptimizelyProvider {
+            client,
+            metadata: ProviderMetadata::new("flagbridge-optimizely"),
+        }
     }
 
-    fn decide(&self, flag_key: &str, context: &EvaluationContext) -> EvaluationResult<FlagDecision> {
+    fn decide(
+        &self,
+        flag_key: &str,
+        context: &EvaluationContext,
+    ) -> EvaluationResult<FlagDecision> {
         let user = user_from_context(context)?;
         let config = self.client.config();
         if !config.flag_keys().any(|k| k == flag_key) {
-            return Err(error(EvaluationErrorCode::FlagNotFound, format!("no flag `{flag_key}` in the datafile")));
+            return Err(error(
+                EvaluationErrorCode::FlagNotFound,
+                format!("no flag `{flag_key}` in the datafile"),
+            ));
         }
         Ok(self.client.decide(&user, flag_key, DecideOptions::NONE))
     }
@@ -71,13 +81,19 @@ impl OptimizelyProvider {
 }
 
 fn error(code: EvaluationErrorCode, message: String) -> EvaluationError {
-    EvaluationError { code, message: Some(message) }
+    EvaluationError {
+        code,
+        message: Some(message),
+    }
 }
 
 /// The engine user for an evaluation context.
 pub fn user_from_context(context: &EvaluationContext) -> EvaluationResult<UserContext> {
     let Some(id) = context.targeting_key.as_deref() else {
-        return Err(error(EvaluationErrorCode::TargetingKeyMissing, "the targeting key is the user id".into()));
+        return Err(error(
+            EvaluationErrorCode::TargetingKeyMissing,
+            "the targeting key is the user id".into(),
+        ));
     };
     let mut user = UserContext::new(id);
     let mut fields: Vec<_> = context.custom_fields.iter().collect();
@@ -159,9 +175,11 @@ impl FeatureProvider for OptimizelyProvider {
         flag_key: &str,
         context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<StructValue>> {
-        self.variable(flag_key, context, |v| match open_feature::Value::try_from(v) {
-            Ok(open_feature::Value::Struct(s)) => Some(s),
-            _ => None,
+        self.variable(flag_key, context, |v| {
+            match open_feature::Value::try_from(v) {
+                Ok(open_feature::Value::Struct(s)) => Some(s),
+                _ => None,
+            }
         })
     }
 }

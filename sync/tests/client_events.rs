@@ -4,14 +4,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flagbridge_engine::{Conversion, DecideOption, DecideOptions, Decision, ProjectConfig, UserContext};
+use flagbridge_engine::{
+    Conversion, DecideOption, DecideOptions, Decision, ProjectConfig, UserContext,
+};
 use flagbridge_sync::events::sender::{EventTransport, ReqwestEventTransport};
 use flagbridge_sync::testing::{datafile, EventFault, FakeEventEndpoint};
 use flagbridge_sync::{Client, ClientBuilder, DecisionSink, Notification, NotificationType};
 use serde_json::{json, Value};
 
 fn builder(endpoint: &FakeEventEndpoint) -> ClientBuilder {
-    Client::builder().datafile(datafile("7")).event_endpoint(endpoint.url())
+    Client::builder()
+        .datafile(datafile("7"))
+        .event_endpoint(endpoint.url())
 }
 
 fn pro(id: &str) -> UserContext {
@@ -25,8 +29,18 @@ async fn impressions_and_conversions_reach_the_endpoint_as_logx_batches() {
     let d = client.decide(&pro("u1"), "checkout", DecideOptions::NONE);
     assert!(d.enabled);
     let plain = UserContext::new("u2");
-    assert_eq!(client.decide(&plain, "checkout", DecideOptions::NONE).rule_key.as_deref(), Some("checkout_rollout"));
-    client.decide(&plain, "banner", DecideOptions::NONE.with(DecideOption::DisableDecisionEvent));
+    assert_eq!(
+        client
+            .decide(&plain, "checkout", DecideOptions::NONE)
+            .rule_key
+            .as_deref(),
+        Some("checkout_rollout")
+    );
+    client.decide(
+        &plain,
+        "banner",
+        DecideOptions::NONE.with(DecideOption::DisableDecisionEvent),
+    );
     let tags = json!({"revenue": 4200, "value": 1.5}).as_object().cloned();
     assert!(client.track(&pro("u1"), "purchase", tags.as_ref()));
     assert!(!client.track(&pro("u1"), "no_such_event", None));
@@ -41,7 +55,11 @@ async fn impressions_and_conversions_reach_the_endpoint_as_logx_batches() {
     assert_eq!(batch["anonymize_ip"], true);
     assert_eq!(batch["client_name"], "flagbridge");
     let visitors = batch["visitors"].as_array().unwrap();
-    assert_eq!(visitors.len(), 3, "two impressions (one disabled by option) and one conversion");
+    assert_eq!(
+        visitors.len(),
+        3,
+        "two impressions (one disabled by option) and one conversion"
+    );
     let first = &visitors[0];
     assert_eq!(first["visitor_id"], "u1");
     let decision = &first["snapshots"][0]["decisions"][0];
@@ -54,7 +72,10 @@ async fn impressions_and_conversions_reach_the_endpoint_as_logx_batches() {
     assert_eq!(event["key"], "campaign_activated");
     assert!(event["timestamp"].as_u64().unwrap() > 1_600_000_000_000);
     assert_eq!(event["uuid"].as_str().unwrap().len(), 36);
-    assert_eq!(visitors[1]["snapshots"][0]["decisions"][0]["metadata"]["rule_type"], "rollout");
+    assert_eq!(
+        visitors[1]["snapshots"][0]["decisions"][0]["metadata"]["rule_type"],
+        "rollout"
+    );
     let conversion = &visitors[2]["snapshots"][0]["events"][0];
     assert_eq!(conversion["key"], "purchase");
     assert_eq!(conversion["entity_id"], "40001");
@@ -62,20 +83,30 @@ async fn impressions_and_conversions_reach_the_endpoint_as_logx_batches() {
     assert_eq!(endpoint.distinct_uuids().len(), 3);
 
     let stats = client.event_stats();
-    assert_eq!((stats.queued, stats.sent, stats.dropped, stats.overflow), (3, 3, 0, 0));
+    assert_eq!(
+        (stats.queued, stats.sent, stats.dropped, stats.overflow),
+        (3, 3, 0, 0)
+    );
     client.close().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn batches_flush_at_the_count_and_at_the_interval() {
     let endpoint = FakeEventEndpoint::start().await.unwrap();
-    let client = builder(&endpoint).event_batch_size(50).start().await.unwrap();
+    let client = builder(&endpoint)
+        .event_batch_size(50)
+        .start()
+        .await
+        .unwrap();
     for i in 0..120 {
         client.decide(&pro(&format!("u{i}")), "checkout", DecideOptions::NONE);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let sizes = |e: &FakeEventEndpoint| -> Vec<usize> {
-        e.batches().iter().map(|b| b["visitors"].as_array().unwrap().len()).collect()
+        e.batches()
+            .iter()
+            .map(|b| b["visitors"].as_array().unwrap().len())
+            .collect()
     };
     assert_eq!(sizes(&endpoint), vec![50, 50]);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -86,7 +117,10 @@ async fn batches_flush_at_the_count_and_at_the_interval() {
 #[tokio::test(start_paused = true)]
 async fn a_500_burst_is_retried_with_the_same_uuids_and_close_loses_nothing() {
     let endpoint = FakeEventEndpoint::start().await.unwrap();
-    endpoint.set_fault(Some(EventFault::Burst { status: 500, count: 3 }));
+    endpoint.set_fault(Some(EventFault::Burst {
+        status: 500,
+        count: 3,
+    }));
     let client = builder(&endpoint)
         .event_batch_size(100)
         .event_flush_interval(Duration::from_secs(3600))
@@ -97,14 +131,26 @@ async fn a_500_burst_is_retried_with_the_same_uuids_and_close_loses_nothing() {
         client.decide(&pro(&format!("u{i}")), "checkout", DecideOptions::NONE);
     }
     client.close().await;
-    assert_eq!(endpoint.distinct_uuids().len(), 1000, "every event delivered");
-    assert_eq!(endpoint.visitors().len(), 1000, "no duplicate deliveries after 500s");
+    assert_eq!(
+        endpoint.distinct_uuids().len(),
+        1000,
+        "every event delivered"
+    );
+    assert_eq!(
+        endpoint.visitors().len(),
+        1000,
+        "no duplicate deliveries after 500s"
+    );
     let stats = client.event_stats();
     assert_eq!((stats.sent, stats.dropped, stats.retries), (1000, 0, 3));
     assert!(endpoint.requests() >= 13);
 
     // After close, decisions still work; their events are counted as dropped.
-    assert!(client.decide(&pro("late"), "checkout", DecideOptions::NONE).enabled);
+    assert!(
+        client
+            .decide(&pro("late"), "checkout", DecideOptions::NONE)
+            .enabled
+    );
     assert_eq!(client.event_stats().dropped, 1);
 }
 
@@ -112,7 +158,11 @@ async fn a_500_burst_is_retried_with_the_same_uuids_and_close_loses_nothing() {
 async fn persistent_500_drops_after_the_retry_budget_and_counts() {
     let endpoint = FakeEventEndpoint::start().await.unwrap();
     endpoint.set_fault(Some(EventFault::Always(503)));
-    let client = builder(&endpoint).event_max_retries(2).start().await.unwrap();
+    let client = builder(&endpoint)
+        .event_max_retries(2)
+        .start()
+        .await
+        .unwrap();
     client.decide(&pro("u1"), "checkout", DecideOptions::NONE);
     client.flush().await;
     let stats = client.event_stats();
@@ -129,7 +179,12 @@ async fn persistent_500_drops_after_the_retry_budget_and_counts() {
 #[tokio::test(start_paused = true)]
 async fn bodies_stay_under_the_size_limit_and_the_endpoint_rejects_larger_ones() {
     let endpoint = FakeEventEndpoint::start().await.unwrap();
-    let client = builder(&endpoint).event_batch_bytes(3_500_000).event_batch_size(100_000).start().await.unwrap();
+    let client = builder(&endpoint)
+        .event_batch_bytes(3_500_000)
+        .event_batch_size(100_000)
+        .start()
+        .await
+        .unwrap();
     let big = "x".repeat(100_000);
     for i in 0..80 {
         let user = pro(&format!("u{i}")).with_attribute("$opt_note", big.as_str());
@@ -137,15 +192,22 @@ async fn bodies_stay_under_the_size_limit_and_the_endpoint_rejects_larger_ones()
     }
     client.flush().await;
     assert_eq!(endpoint.rejected(), 0);
-    assert!(endpoint.batches().len() >= 3, "8 MB of events need several bodies");
+    assert!(
+        endpoint.batches().len() >= 3,
+        "8 MB of events need several bodies"
+    );
     assert_eq!(endpoint.distinct_uuids().len(), 80);
     for batch in endpoint.batches() {
         assert!(serde_json::to_vec(&batch).unwrap().len() <= 3_500_000);
     }
     // What the client never sends: a 3.6 MB body gets 400 with a reason.
-    let transport = ReqwestEventTransport::new(Duration::from_secs(5), Duration::from_secs(10)).unwrap();
+    let transport =
+        ReqwestEventTransport::new(Duration::from_secs(5), Duration::from_secs(10)).unwrap();
     let huge = format!(r#"{{"visitors":[],"pad":"{}"}}"#, "y".repeat(3_600_000));
-    let reply = transport.post(&endpoint.url(), huge.as_bytes()).await.unwrap();
+    let reply = transport
+        .post(&endpoint.url(), huge.as_bytes())
+        .await
+        .unwrap();
     assert_eq!(reply.status, 400);
     assert!(reply.body.contains("too large"), "{}", reply.body);
     client.close().await;
@@ -154,7 +216,11 @@ async fn bodies_stay_under_the_size_limit_and_the_endpoint_rejects_larger_ones()
 #[tokio::test(start_paused = true)]
 async fn a_full_queue_counts_overflow_without_blocking_decide() {
     let endpoint = FakeEventEndpoint::start().await.unwrap();
-    let client = builder(&endpoint).event_queue_capacity(10).start().await.unwrap();
+    let client = builder(&endpoint)
+        .event_queue_capacity(10)
+        .start()
+        .await
+        .unwrap();
     // No await between decides: the owner loop cannot drain, so the queue overflows.
     for i in 0..50 {
         client.decide(&pro(&format!("u{i}")), "checkout", DecideOptions::NONE);
@@ -171,7 +237,12 @@ struct RecordingSink {
 }
 
 impl DecisionSink for RecordingSink {
-    fn on_decision(&self, config: &Arc<ProjectConfig>, user: &UserContext, decision: &Decision<'_>) {
+    fn on_decision(
+        &self,
+        config: &Arc<ProjectConfig>,
+        user: &UserContext,
+        decision: &Decision<'_>,
+    ) {
         self.seen.lock().unwrap().push(format!(
             "decision {} {} {} {:?} rev {}",
             user.user_id(),
@@ -202,11 +273,19 @@ impl DecisionSink for RecordingSink {
 async fn sinks_and_listeners_see_every_decision_and_conversion() {
     let endpoint = FakeEventEndpoint::start().await.unwrap();
     let sink = Arc::new(RecordingSink::default());
-    let client = builder(&endpoint).decision_sink(sink.clone()).start().await.unwrap();
+    let client = builder(&endpoint)
+        .decision_sink(sink.clone())
+        .start()
+        .await
+        .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(NotificationType, Value)>();
     let center = client.notification_center();
     center.add_listener(NotificationType::Decision, |_| panic!("a buggy listener"));
-    for kind in [NotificationType::Decision, NotificationType::Track, NotificationType::LogEvent] {
+    for kind in [
+        NotificationType::Decision,
+        NotificationType::Track,
+        NotificationType::LogEvent,
+    ] {
         let tx = tx.clone();
         center.add_listener(kind, move |n| {
             let payload = match n {
@@ -248,7 +327,10 @@ async fn sinks_and_listeners_see_every_decision_and_conversion() {
         ]
     );
     let decision = got[0].1.to_string();
-    assert!(decision.contains("checkout") && decision.contains("treatment"), "{decision}");
+    assert!(
+        decision.contains("checkout") && decision.contains("treatment"),
+        "{decision}"
+    );
     assert_eq!(got[2].1["event_key"], "purchase");
     assert_eq!(got[2].1["log_event"]["visitors"][0]["visitor_id"], "u1");
     assert_eq!(got[3].1["url"], endpoint.url().as_str());

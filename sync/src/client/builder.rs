@@ -73,7 +73,10 @@ pub struct ClientBuilder {
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("source", &self.source.as_ref().map(DatafileSource::describe))
+            .field(
+                "source",
+                &self.source.as_ref().map(DatafileSource::describe),
+            )
             .field("polling_interval", &self.polling_interval)
             .field("cache_file", &self.cache_file)
             .field("events_enabled", &self.events_enabled)
@@ -327,14 +330,24 @@ impl ClientBuilder {
         }
         let d = &self.events.dispatch;
         let checks: [(&'static str, u64, bool, &'static str); 4] = [
-            ("event_batch_size", d.batch_size as u64, d.batch_size >= 1, ">= 1"),
+            (
+                "event_batch_size",
+                d.batch_size as u64,
+                d.batch_size >= 1,
+                ">= 1",
+            ),
             (
                 "event_batch_bytes",
                 d.batch_bytes as u64,
                 (1024..=MAX_PAYLOAD_BYTES).contains(&d.batch_bytes),
                 "1024..=3500000",
             ),
-            ("event_queue_capacity", self.events.capacity as u64, self.events.capacity >= 1, ">= 1"),
+            (
+                "event_queue_capacity",
+                self.events.capacity as u64,
+                self.events.capacity >= 1,
+                ">= 1",
+            ),
             (
                 "event_flush_interval_ms",
                 d.flush_interval.as_millis() as u64,
@@ -344,7 +357,11 @@ impl ClientBuilder {
         ];
         for (setting, value, ok, allowed) in checks {
             if !ok {
-                return Err(BuildError::EventSetting { setting, value, allowed });
+                return Err(BuildError::EventSetting {
+                    setting,
+                    value,
+                    allowed,
+                });
             }
         }
         Ok(())
@@ -372,7 +389,10 @@ mod tests {
         for (i, (builder, valid)) in cases.into_iter().enumerate() {
             assert_eq!(builder.validate().is_ok(), valid, "case {i}: {builder:?}");
         }
-        let source = ok().datafile_base_url("http://127.0.0.1:1").resolved_source().unwrap();
+        let source = ok()
+            .datafile_base_url("http://127.0.0.1:1")
+            .resolved_source()
+            .unwrap();
         assert_eq!(source.url().unwrap(), "http://127.0.0.1:1/datafiles/K.json");
     }
 }

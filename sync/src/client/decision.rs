@@ -31,7 +31,10 @@ impl FlagDecision {
             variation_key: decision.variation_key().map(str::to_owned),
             rule_key: decision.rule_key().map(str::to_owned),
             rule_type: decision.source().as_str(),
-            variables: decision.variables().map(|(k, v)| (k.to_owned(), v.clone())).collect(),
+            variables: decision
+                .variables()
+                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .collect(),
             reasons: decision.reasons().to_vec(),
         }
     }

@@ -11,8 +11,8 @@ mod user;
 
 pub use builder::{
     ClientBuilder, DEFAULT_CLIENT_NAME, DEFAULT_CLIENT_VERSION, DEFAULT_DATAFILE_BACKOFF_BASE,
-    DEFAULT_DATAFILE_CONNECT_TIMEOUT, DEFAULT_DATAFILE_TIMEOUT, DEFAULT_POLLING_INTERVAL, DEFAULT_START_TIMEOUT,
-    MIN_POLLING_INTERVAL, RECOMMENDED_MIN_POLLING_INTERVAL,
+    DEFAULT_DATAFILE_CONNECT_TIMEOUT, DEFAULT_DATAFILE_TIMEOUT, DEFAULT_POLLING_INTERVAL,
+    DEFAULT_START_TIMEOUT, MIN_POLLING_INTERVAL, RECOMMENDED_MIN_POLLING_INTERVAL,
 };
 pub use decision::FlagDecision;
 pub use user::ClientUserContext;
@@ -23,8 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use flagbridge_engine::{
-    ClientInfo, DecideOptions, Decider, Decision, EventBatch, ForcedVariations, OptimizelyConfig, ProjectConfig,
-    UserContext, UserProfileService,
+    ClientInfo, DecideOptions, Decider, Decision, EventBatch, ForcedVariations, OptimizelyConfig,
+    ProjectConfig, UserContext, UserProfileService,
 };
 use serde_json::{Map, Value};
 
@@ -35,8 +35,8 @@ use crate::error::{BuildError, RefreshError, StartError};
 use crate::events::sender::{EventTransport, ReqwestEventTransport};
 use crate::events::{EventProcessor, EventStats};
 use crate::notify::{
-    ConfigUpdateNotification, LogEventNotification, Notification, NotificationCenter, NotificationType,
-    TrackNotification,
+    ConfigUpdateNotification, LogEventNotification, Notification, NotificationCenter,
+    NotificationType, TrackNotification,
 };
 use crate::sink::DecisionSink;
 
@@ -90,11 +90,20 @@ impl ClientBuilder {
 
         let (store, origin, poller) = match source {
             DatafileSource::Static(text) => {
-                let (config, _) = compile_blocking::<ProjectConfig>(text).await.map_err(|e| match e {
-                    RefreshError::InvalidDatafile(inner) => StartError::InvalidDatafile(inner),
-                    other => StartError::InvalidDatafile(Box::new(other)),
-                })?;
-                (Arc::new(ArcSwap::from_pointee(config)), ConfigOrigin::Source, None)
+                let (config, _) =
+                    compile_blocking::<ProjectConfig>(text)
+                        .await
+                        .map_err(|e| match e {
+                            RefreshError::InvalidDatafile(inner) => {
+                                StartError::InvalidDatafile(inner)
+                            }
+                            other => StartError::InvalidDatafile(Box::new(other)),
+                        })?;
+                (
+                    Arc::new(ArcSwap::from_pointee(config)),
+                    ConfigOrigin::Source,
+                    None,
+                )
             }
             source => {
                 let transport = self.transport(&source)?;
@@ -150,7 +159,11 @@ impl ClientBuilder {
                     }));
                 }
             });
-            Some(EventProcessor::spawn(self.events.clone(), transport, on_sent))
+            Some(EventProcessor::spawn(
+                self.events.clone(),
+                transport,
+                on_sent,
+            ))
         } else {
             None
         };
@@ -167,8 +180,14 @@ impl ClientBuilder {
                 sinks: self.sinks,
                 default_options: self.default_options,
                 ups: self.user_profile_service,
-                forced: Forced { current: ArcSwap::from_pointee(ForcedVariations::new()), entries: Mutex::default() },
-                client_info: ClientInfo { client_name: self.client_name, client_version: self.client_version },
+                forced: Forced {
+                    current: ArcSwap::from_pointee(ForcedVariations::new()),
+                    entries: Mutex::default(),
+                },
+                client_info: ClientInfo {
+                    client_name: self.client_name,
+                    client_version: self.client_version,
+                },
             }),
         })
     }
@@ -180,20 +199,29 @@ impl ClientBuilder {
         };
         Ok(match (source, source.url()) {
             (DatafileSource::File(path), _) => Box::new(FileTransport::new(path.clone())),
-            (_, Some(url)) => {
-                Box::new(HttpTransport::new(url, bearer, self.datafile_connect_timeout, self.datafile_timeout)?)
-            }
+            (_, Some(url)) => Box::new(HttpTransport::new(
+                url,
+                bearer,
+                self.datafile_connect_timeout,
+                self.datafile_timeout,
+            )?),
             (_, None) => return Err(BuildError::NoSource),
         })
     }
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Inner {
-    fn decider<'a>(&'a self, config: &'a ProjectConfig, forced: &'a ForcedVariations) -> Decider<'a> {
+    fn decider<'a>(
+        &'a self,
+        config: &'a ProjectConfig,
+        forced: &'a ForcedVariations,
+    ) -> Decider<'a> {
         let mut decider = Decider::new(config).default_options(self.default_options);
         if let Some(ups) = &self.ups {
             decider = decider.user_profile_service(ups.as_ref());
@@ -205,12 +233,19 @@ impl Inner {
     }
 
     /// The non-blocking hand-offs after one decision.
-    fn after_decision(&self, config: &Arc<ProjectConfig>, user: &UserContext, decision: &Decision<'_>) {
+    fn after_decision(
+        &self,
+        config: &Arc<ProjectConfig>,
+        user: &UserContext,
+        decision: &Decision<'_>,
+    ) {
         if let Some(events) = &self.events {
             if decision.has_impression() {
                 let mut buffer = uuid::Uuid::encode_buffer();
                 let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-                if let Some(batch) = decision.impression_event(user, &self.client_info, now_ms(), uuid) {
+                if let Some(batch) =
+                    decision.impression_event(user, &self.client_info, now_ms(), uuid)
+                {
                     events.push(batch);
                 }
             }
@@ -219,7 +254,8 @@ impl Inner {
             sink.on_decision(config, user, decision);
         }
         if self.notifications.wants(NotificationType::Decision) {
-            self.notifications.emit(Notification::Decision(decision.notification(user)));
+            self.notifications
+                .emit(Notification::Decision(decision.notification(user)));
         }
     }
 }
@@ -261,7 +297,12 @@ impl Client {
     }
 
     /// Decides one flag; sends its impression, offers it to the sinks and listeners.
-    pub fn decide(&self, user: &UserContext, flag_key: &str, options: DecideOptions) -> FlagDecision {
+    pub fn decide(
+        &self,
+        user: &UserContext,
+        flag_key: &str,
+        options: DecideOptions,
+    ) -> FlagDecision {
         self.decide_with(user, flag_key, options, FlagDecision::from_engine)
     }
 
@@ -277,18 +318,27 @@ impl Client {
         let inner = &*self.inner;
         let config = inner.config.load();
         let forced = inner.forced.current.load();
-        let decision = inner.decider(&config, &forced).decide(user, flag_key, options);
+        let decision = inner
+            .decider(&config, &forced)
+            .decide(user, flag_key, options);
         inner.after_decision(&config, user, &decision);
         f(&decision)
     }
 
     /// Decides several flags, in key order (without those dropped by `ENABLED_FLAGS_ONLY`,
     /// whose impressions are still sent).
-    pub fn decide_for_keys(&self, user: &UserContext, keys: &[&str], options: DecideOptions) -> Vec<FlagDecision> {
+    pub fn decide_for_keys(
+        &self,
+        user: &UserContext,
+        keys: &[&str],
+        options: DecideOptions,
+    ) -> Vec<FlagDecision> {
         let inner = &*self.inner;
         let config = inner.config.load();
         let forced = inner.forced.current.load();
-        let decisions = inner.decider(&config, &forced).decide_for_keys(user, keys, options);
+        let decisions = inner
+            .decider(&config, &forced)
+            .decide_for_keys(user, keys, options);
         self.collect(&config, user, &decisions)
     }
 
@@ -301,7 +351,12 @@ impl Client {
         self.collect(&config, user, &decisions)
     }
 
-    fn collect(&self, config: &Arc<ProjectConfig>, user: &UserContext, decisions: &[Decision<'_>]) -> Vec<FlagDecision> {
+    fn collect(
+        &self,
+        config: &Arc<ProjectConfig>,
+        user: &UserContext,
+        decisions: &[Decision<'_>],
+    ) -> Vec<FlagDecision> {
         let mut out = Vec::with_capacity(decisions.len());
         for decision in decisions {
             self.inner.after_decision(config, user, decision);
@@ -313,7 +368,12 @@ impl Client {
     }
 
     /// Records a conversion; false for an unknown event key (nothing is sent).
-    pub fn track(&self, user: &UserContext, event_key: &str, tags: Option<&Map<String, Value>>) -> bool {
+    pub fn track(
+        &self,
+        user: &UserContext,
+        event_key: &str,
+        tags: Option<&Map<String, Value>>,
+    ) -> bool {
         let inner = &*self.inner;
         let config = inner.config.load();
         let forced = inner.forced.current.load();
@@ -329,13 +389,18 @@ impl Client {
             let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
             let batch = conversion.to_event_batch(user, &inner.client_info, now_ms(), uuid);
             if notify {
-                inner.notifications.emit(Notification::Track(TrackNotification {
-                    event_key: event_key.to_owned(),
-                    user_id: user.user_id().to_owned(),
-                    attributes: user.attributes().map(|(k, v)| (k.to_owned(), v.clone())).collect(),
-                    event_tags: tags.cloned(),
-                    log_event: serde_json::to_value(&batch).unwrap_or(Value::Null),
-                }));
+                inner
+                    .notifications
+                    .emit(Notification::Track(TrackNotification {
+                        event_key: event_key.to_owned(),
+                        user_id: user.user_id().to_owned(),
+                        attributes: user
+                            .attributes()
+                            .map(|(k, v)| (k.to_owned(), v.clone()))
+                            .collect(),
+                        event_tags: tags.cloned(),
+                        log_event: serde_json::to_value(&batch).unwrap_or(Value::Null),
+                    }));
             }
             if let Some(events) = &inner.events {
                 events.push(batch);
@@ -346,7 +411,12 @@ impl Client {
 
     /// Forces (Some) or clears (None) a user's variation in an experiment (legacy API). False
     /// when the experiment or variation is unknown, or when clearing nothing.
-    pub fn set_forced_variation(&self, user_id: &str, experiment_key: &str, variation_key: Option<&str>) -> bool {
+    pub fn set_forced_variation(
+        &self,
+        user_id: &str,
+        experiment_key: &str,
+        variation_key: Option<&str>,
+    ) -> bool {
         let forced = &self.inner.forced;
         let mut entries = forced.entries.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = ForcedVariations::new();
@@ -372,7 +442,11 @@ impl Client {
 
     /// The forced variation of a user in an experiment, if any.
     pub fn forced_variation(&self, user_id: &str, experiment_key: &str) -> Option<String> {
-        self.inner.forced.current.load().get(user_id, experiment_key)
+        self.inner
+            .forced
+            .current
+            .load()
+            .get(user_id, experiment_key)
     }
 
     /// Registers and removes notification listeners.
@@ -382,7 +456,11 @@ impl Client {
 
     /// Event counters (all zero when events are disabled).
     pub fn event_stats(&self) -> EventStats {
-        self.inner.events.as_ref().map(|e| e.counters().snapshot()).unwrap_or_default()
+        self.inner
+            .events
+            .as_ref()
+            .map(|e| e.counters().snapshot())
+            .unwrap_or_default()
     }
 
     /// Fetches the datafile now (for push triggers such as webhooks) and applies it when its

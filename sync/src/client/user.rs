@@ -33,8 +33,14 @@ impl ClientUserContext {
     }
 
     /// Forces a variation for a flag (`rule_key` None) or for one rule of it.
-    pub fn set_forced_decision(&mut self, flag_key: &str, rule_key: Option<&str>, variation_key: &str) {
-        self.user.set_forced_decision(flag_key, rule_key, variation_key);
+    pub fn set_forced_decision(
+        &mut self,
+        flag_key: &str,
+        rule_key: Option<&str>,
+        variation_key: &str,
+    ) {
+        self.user
+            .set_forced_decision(flag_key, rule_key, variation_key);
     }
 
     /// The forced variation key, if any.

@@ -60,13 +60,22 @@ pub(crate) async fn first_config<C: Compiled>(
     let mut attempt: u32 = 0;
     let no_validators = Validators::default();
     let last_error = loop {
-        let fetch = poller::fetch_and_compile::<C>(transport, &no_validators, settings.poller.fetch_timeout);
+        let fetch = poller::fetch_and_compile::<C>(
+            transport,
+            &no_validators,
+            settings.poller.fetch_timeout,
+        );
         let error = match tokio::time::timeout_at(deadline, fetch).await {
             Ok(Ok(Some((config, body, validators)))) => {
                 if let Some(path) = settings.poller.cache_path.clone() {
                     poller::write_cache(path, body).await;
                 }
-                return Ok(Started { config, origin: ConfigOrigin::Source, validators, failures: 0 });
+                return Ok(Started {
+                    config,
+                    origin: ConfigOrigin::Source,
+                    validators,
+                    failures: 0,
+                });
             }
             Ok(Ok(None)) => "304 Not Modified without a validator".to_owned(),
             Ok(Err(error)) => error.to_string(),
@@ -93,7 +102,12 @@ pub(crate) async fn first_config<C: Compiled>(
             }
         }
         attempt += 1;
-        let delay = backoff_delay(settings.poller.backoff_base, settings.poller.interval, attempt, fastrand::f64());
+        let delay = backoff_delay(
+            settings.poller.backoff_base,
+            settings.poller.interval,
+            attempt,
+            fastrand::f64(),
+        );
         if tokio::time::Instant::now() + delay >= deadline {
             break error;
         }
@@ -139,8 +153,14 @@ impl PollerHandle {
         on_applied: OnApplied<C>,
     ) -> Self {
         let (commands, inbox) = mpsc::channel(16);
-        let poller =
-            Poller { transport, store, validators: started_validators, settings, on_applied, failures };
+        let poller = Poller {
+            transport,
+            store,
+            validators: started_validators,
+            settings,
+            on_applied,
+            failures,
+        };
         tokio::spawn(poller.run(inbox));
         PollerHandle { commands }
     }
@@ -148,7 +168,10 @@ impl PollerHandle {
     /// Fetches now; answers when the refresh is done.
     pub(crate) async fn refresh_now(&self) -> Result<RefreshOutcome, RefreshError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::RefreshNow(reply)).await.map_err(|_| RefreshError::Stopped)?;
+        self.commands
+            .send(Command::RefreshNow(reply))
+            .await
+            .map_err(|_| RefreshError::Stopped)?;
         answer.await.map_err(|_| RefreshError::Stopped)?
     }
 

@@ -73,7 +73,9 @@ pub(crate) async fn fetch_and_compile<C: Compiled>(
 }
 
 /// Compiles on the blocking pool so that a large datafile never delays async tasks.
-pub(crate) async fn compile_blocking<C: Compiled>(body: String) -> Result<(C, String), RefreshError> {
+pub(crate) async fn compile_blocking<C: Compiled>(
+    body: String,
+) -> Result<(C, String), RefreshError> {
     tokio::task::spawn_blocking(move || C::compile(&body).map(|c| (c, body)))
         .await
         .map_err(|e| RefreshError::InvalidDatafile(Box::new(e)))?
@@ -107,7 +109,12 @@ impl<C: Compiled> Poller<C> {
             let delay = if self.failures == 0 {
                 self.settings.interval
             } else {
-                backoff_delay(self.settings.backoff_base, self.settings.interval, self.failures, fastrand::f64())
+                backoff_delay(
+                    self.settings.backoff_base,
+                    self.settings.interval,
+                    self.failures,
+                    fastrand::f64(),
+                )
             };
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {
@@ -163,8 +170,12 @@ impl<C: Compiled> Poller<C> {
     }
 
     async fn try_refresh(&mut self) -> Result<RefreshOutcome, RefreshError> {
-        let fetched =
-            fetch_and_compile::<C>(self.transport.as_ref(), &self.validators, self.settings.fetch_timeout).await?;
+        let fetched = fetch_and_compile::<C>(
+            self.transport.as_ref(),
+            &self.validators,
+            self.settings.fetch_timeout,
+        )
+        .await?;
         let Some((config, body, validators)) = fetched else {
             return Ok(RefreshOutcome::NotModified);
         };
@@ -219,7 +230,11 @@ mod tests {
             ("", "1", false),
         ];
         for (fetched, current, older) in cases {
-            assert_eq!(is_older_revision(fetched, current), older, "{fetched} vs {current}");
+            assert_eq!(
+                is_older_revision(fetched, current),
+                older,
+                "{fetched} vs {current}"
+            );
         }
     }
 }

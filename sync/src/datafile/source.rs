@@ -50,7 +50,10 @@ pub enum DatafileSource {
 impl DatafileSource {
     /// The CDN source for an SDK key.
     pub fn sdk_key(sdk_key: impl Into<String>) -> Self {
-        DatafileSource::SdkKey { sdk_key: sdk_key.into(), base_url: DEFAULT_CDN_BASE_URL.to_owned() }
+        DatafileSource::SdkKey {
+            sdk_key: sdk_key.into(),
+            base_url: DEFAULT_CDN_BASE_URL.to_owned(),
+        }
     }
 
     /// The authenticated source for an SDK key and a datafile access token.
@@ -65,10 +68,15 @@ impl DatafileSource {
     /// The same source with another base URL (for `SdkKey` and `Authenticated`; others unchanged).
     pub fn with_base_url(self, base: impl Into<String>) -> Self {
         match self {
-            DatafileSource::SdkKey { sdk_key, .. } => DatafileSource::SdkKey { sdk_key, base_url: base.into() },
-            DatafileSource::Authenticated { sdk_key, token, .. } => {
-                DatafileSource::Authenticated { sdk_key, token, base_url: base.into() }
-            }
+            DatafileSource::SdkKey { sdk_key, .. } => DatafileSource::SdkKey {
+                sdk_key,
+                base_url: base.into(),
+            },
+            DatafileSource::Authenticated { sdk_key, token, .. } => DatafileSource::Authenticated {
+                sdk_key,
+                token,
+                base_url: base.into(),
+            },
             other => other,
         }
     }
@@ -76,12 +84,16 @@ impl DatafileSource {
     /// The URL fetched, if this is an HTTP source.
     pub fn url(&self) -> Option<String> {
         match self {
-            DatafileSource::SdkKey { sdk_key, base_url } => {
-                Some(format!("{}/datafiles/{sdk_key}.json", base_url.trim_end_matches('/')))
-            }
-            DatafileSource::Authenticated { sdk_key, base_url, .. } => {
-                Some(format!("{}/datafiles/auth/{sdk_key}.json", base_url.trim_end_matches('/')))
-            }
+            DatafileSource::SdkKey { sdk_key, base_url } => Some(format!(
+                "{}/datafiles/{sdk_key}.json",
+                base_url.trim_end_matches('/')
+            )),
+            DatafileSource::Authenticated {
+                sdk_key, base_url, ..
+            } => Some(format!(
+                "{}/datafiles/auth/{sdk_key}.json",
+                base_url.trim_end_matches('/')
+            )),
             DatafileSource::Url(url) => Some(url.clone()),
             DatafileSource::File(_) | DatafileSource::Static(_) => None,
         }
@@ -123,7 +135,10 @@ pub enum FetchOutcome {
 /// Fetches the datafile. Implemented over HTTP (reqwest) and files; tests may add their own.
 pub trait DatafileTransport: Send + Sync + 'static {
     /// One fetch, conditional on `validators` where the transport supports it.
-    fn fetch<'a>(&'a self, validators: &'a Validators) -> BoxFuture<'a, Result<FetchOutcome, FetchError>>;
+    fn fetch<'a>(
+        &'a self,
+        validators: &'a Validators,
+    ) -> BoxFuture<'a, Result<FetchOutcome, FetchError>>;
 }
 
 /// Conditional GET over reqwest.
@@ -146,12 +161,19 @@ impl HttpTransport {
             .connect_timeout(connect_timeout)
             .timeout(timeout)
             .build()?;
-        Ok(HttpTransport { client, url, bearer })
+        Ok(HttpTransport {
+            client,
+            url,
+            bearer,
+        })
     }
 }
 
 impl DatafileTransport for HttpTransport {
-    fn fetch<'a>(&'a self, validators: &'a Validators) -> BoxFuture<'a, Result<FetchOutcome, FetchError>> {
+    fn fetch<'a>(
+        &'a self,
+        validators: &'a Validators,
+    ) -> BoxFuture<'a, Result<FetchOutcome, FetchError>> {
         Box::pin(async move {
             let mut request = self.client.get(&self.url);
             if let Some(token) = &self.bearer {
@@ -163,19 +185,35 @@ impl DatafileTransport for HttpTransport {
             if let Some(etag) = &validators.etag {
                 request = request.header(IF_NONE_MATCH, etag);
             }
-            let response = request.send().await.map_err(|e| FetchError::from_reqwest(&self.url, e))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| FetchError::from_reqwest(&self.url, e))?;
             let status = response.status();
             if status == StatusCode::NOT_MODIFIED {
                 return Ok(FetchOutcome::NotModified);
             }
             if !status.is_success() {
-                return Err(FetchError::Status { url: self.url.clone(), status: status.as_u16() });
+                return Err(FetchError::Status {
+                    url: self.url.clone(),
+                    status: status.as_u16(),
+                });
             }
             let header = |name| {
-                response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_owned)
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                    .map(str::to_owned)
             };
-            let validators = Validators { last_modified: header(LAST_MODIFIED), etag: header(ETAG) };
-            let body = response.text().await.map_err(|e| FetchError::from_reqwest(&self.url, e))?;
+            let validators = Validators {
+                last_modified: header(LAST_MODIFIED),
+                etag: header(ETAG),
+            };
+            let body = response
+                .text()
+                .await
+                .map_err(|e| FetchError::from_reqwest(&self.url, e))?;
             Ok(FetchOutcome::Updated { body, validators })
         })
     }
@@ -195,12 +233,21 @@ impl FileTransport {
 }
 
 impl DatafileTransport for FileTransport {
-    fn fetch<'a>(&'a self, _validators: &'a Validators) -> BoxFuture<'a, Result<FetchOutcome, FetchError>> {
+    fn fetch<'a>(
+        &'a self,
+        _validators: &'a Validators,
+    ) -> BoxFuture<'a, Result<FetchOutcome, FetchError>> {
         Box::pin(async move {
             let body = tokio::fs::read_to_string(&self.path)
                 .await
-                .map_err(|source| FetchError::File { path: self.path.clone(), source })?;
-            Ok(FetchOutcome::Updated { body, validators: Validators::default() })
+                .map_err(|source| FetchError::File {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            Ok(FetchOutcome::Updated {
+                body,
+                validators: Validators::default(),
+            })
         })
     }
 }
@@ -212,7 +259,10 @@ mod tests {
     #[test]
     fn urls() {
         let cases = [
-            (DatafileSource::sdk_key("K1"), Some("https://cdn.optimizely.com/datafiles/K1.json")),
+            (
+                DatafileSource::sdk_key("K1"),
+                Some("https://cdn.optimizely.com/datafiles/K1.json"),
+            ),
             (
                 DatafileSource::authenticated("K2", "tok"),
                 Some("https://config.optimizely.com/datafiles/auth/K2.json"),
@@ -221,12 +271,17 @@ mod tests {
                 DatafileSource::sdk_key("K3").with_base_url("http://127.0.0.1:9/"),
                 Some("http://127.0.0.1:9/datafiles/K3.json"),
             ),
-            (DatafileSource::Url("http://x/y.json".into()), Some("http://x/y.json")),
+            (
+                DatafileSource::Url("http://x/y.json".into()),
+                Some("http://x/y.json"),
+            ),
             (DatafileSource::Static("{}".into()), None),
         ];
         for (source, url) in cases {
             assert_eq!(source.url().as_deref(), url, "{source:?}");
         }
-        assert!(!DatafileSource::authenticated("K", "secret").describe().contains("secret"));
+        assert!(!DatafileSource::authenticated("K", "secret")
+            .describe()
+            .contains("secret"));
     }
 }

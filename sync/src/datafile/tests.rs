@@ -33,7 +33,7 @@ impl Compiled for TestConfig {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Fault {
+enum MemFault {
     Status(u16),
     Hang,
 }
@@ -42,7 +42,7 @@ enum Fault {
 struct MemState {
     body: String,
     version: u64,
-    fault: Option<Fault>,
+    fault: Option<MemFault>,
     fetches: Vec<Instant>,
 }
 
@@ -55,7 +55,7 @@ impl MemTransport {
         s.body = body.to_owned();
         s.version += 1;
     }
-    fn fault(&self, fault: Option<Fault>) {
+    fn fault(&self, fault: Option<MemFault>) {
         self.0.lock().unwrap().fault = fault;
     }
     fn fetches(&self) -> Vec<Instant> {
@@ -64,7 +64,10 @@ impl MemTransport {
 }
 
 impl DatafileTransport for MemTransport {
-    fn fetch<'a>(&'a self, validators: &'a Validators) -> BoxFuture<'a, Result<FetchOutcome, FetchError>> {
+    fn fetch<'a>(
+        &'a self,
+        validators: &'a Validators,
+    ) -> BoxFuture<'a, Result<FetchOutcome, FetchError>> {
         Box::pin(async move {
             let (fault, outcome) = {
                 let mut s = self.0.lock().unwrap();
@@ -75,14 +78,20 @@ impl DatafileTransport for MemTransport {
                 } else {
                     FetchOutcome::Updated {
                         body: s.body.clone(),
-                        validators: Validators { last_modified: None, etag: Some(etag) },
+                        validators: Validators {
+                            last_modified: None,
+                            etag: Some(etag),
+                        },
                     }
                 };
                 (s.fault.clone(), outcome)
             };
             match fault {
-                Some(Fault::Status(status)) => Err(FetchError::Status { url: "mem".into(), status }),
-                Some(Fault::Hang) => std::future::pending().await,
+                Some(MemFault::Status(status)) => Err(FetchError::Status {
+                    url: "mem".into(),
+                    status,
+                }),
+                Some(MemFault::Hang) => std::future::pending().await,
                 None => Ok(outcome),
             }
         })
@@ -92,6 +101,9 @@ impl DatafileTransport for MemTransport {
 fn datafile(revision: &str) -> String {
     format!(r#"{{"version":"4","revision":"{revision}"}}"#)
 }
+
+/// A named way to break the transport.
+type Fault = (&'static str, Box<dyn Fn(&MemTransport)>);
 
 const INTERVAL: Duration = Duration::from_secs(60);
 
@@ -114,7 +126,10 @@ struct Running {
     applied: Arc<Mutex<Vec<String>>>,
 }
 
-async fn start(transport: &MemTransport, cache: Option<std::path::PathBuf>) -> Result<Running, StartError> {
+async fn start(
+    transport: &MemTransport,
+    cache: Option<std::path::PathBuf>,
+) -> Result<Running, StartError> {
     let settings = settings(cache);
     let started = first_config::<TestConfig>(transport, &settings).await?;
     let store = Arc::new(ArcSwap::from_pointee(started.config));
@@ -128,7 +143,11 @@ async fn start(transport: &MemTransport, cache: Option<std::path::PathBuf>) -> R
         settings.poller,
         Box::new(move |c: &Arc<TestConfig>| log.lock().unwrap().push(c.revision.clone())),
     );
-    Ok(Running { store, handle, applied })
+    Ok(Running {
+        store,
+        handle,
+        applied,
+    })
 }
 
 fn revision(r: &Running) -> String {
@@ -159,23 +178,37 @@ async fn not_modified_and_same_revision_keep_the_config_without_notification() {
     let t = MemTransport::default();
     t.set(&datafile("1"));
     let r = start(&t, None).await.unwrap();
-    assert_eq!(r.handle.refresh_now().await.unwrap(), RefreshOutcome::NotModified);
+    assert_eq!(
+        r.handle.refresh_now().await.unwrap(),
+        RefreshOutcome::NotModified
+    );
     t.set(&datafile("1")); // new validators, same revision
-    assert_eq!(r.handle.refresh_now().await.unwrap(), RefreshOutcome::SameRevision);
+    assert_eq!(
+        r.handle.refresh_now().await.unwrap(),
+        RefreshOutcome::SameRevision
+    );
     assert!(r.applied.lock().unwrap().is_empty());
     t.set(&datafile("3"));
-    assert_eq!(r.handle.refresh_now().await.unwrap(), RefreshOutcome::Applied { revision: "3".into() });
+    assert_eq!(
+        r.handle.refresh_now().await.unwrap(),
+        RefreshOutcome::Applied {
+            revision: "3".into()
+        }
+    );
     r.handle.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn faults_keep_the_last_good_config_and_recovery_comes_within_one_interval() {
     // (what the fault looks like, how to set it)
-    let faults: Vec<(&str, Box<dyn Fn(&MemTransport)>)> = vec![
-        ("500", Box::new(|t| t.fault(Some(Fault::Status(500))))),
-        ("hang", Box::new(|t| t.fault(Some(Fault::Hang)))),
+    let faults: Vec<Fault> = vec![
+        ("500", Box::new(|t| t.fault(Some(MemFault::Status(500))))),
+        ("hang", Box::new(|t| t.fault(Some(MemFault::Hang)))),
         ("truncated", Box::new(|t| t.set(&datafile("9")[..10]))),
-        ("unsupported version", Box::new(|t| t.set(r#"{"version":"1","revision":"9"}"#))),
+        (
+            "unsupported version",
+            Box::new(|t| t.set(r#"{"version":"1","revision":"9"}"#)),
+        ),
         ("older revision", Box::new(|t| t.set(&datafile("1")))),
     ];
     for (name, apply) in faults {
@@ -187,7 +220,10 @@ async fn faults_keep_the_last_good_config_and_recovery_comes_within_one_interval
         tokio::time::sleep(INTERVAL * 5).await;
         assert_eq!(revision(&r), "5", "{name}");
         let during = t.fetches().len();
-        assert!(during >= 6, "{name}: backoff retries sooner than the interval ({during} fetches)");
+        assert!(
+            during >= 6,
+            "{name}: backoff retries sooner than the interval ({during} fetches)"
+        );
         // The fault ends: the next poll (at most one interval later) applies the new datafile.
         t.fault(None);
         t.set(&datafile("6"));
@@ -197,7 +233,10 @@ async fn faults_keep_the_last_good_config_and_recovery_comes_within_one_interval
         let after = t.fetches().len();
         tokio::time::sleep(INTERVAL * 3).await;
         let extra = t.fetches().len() - after;
-        assert!((2..=3).contains(&extra), "{name}: {extra} fetches in three intervals");
+        assert!(
+            (2..=3).contains(&extra),
+            "{name}: {extra} fetches in three intervals"
+        );
         r.handle.stop().await;
     }
 }
@@ -205,7 +244,7 @@ async fn faults_keep_the_last_good_config_and_recovery_comes_within_one_interval
 #[tokio::test(start_paused = true)]
 async fn start_fails_clearly_without_cache_and_serves_cache_when_present() {
     let t = MemTransport::default();
-    t.fault(Some(Fault::Status(503)));
+    t.fault(Some(MemFault::Status(503)));
     let begun = Instant::now();
     let err = start(&t, None).await.err().unwrap();
     assert!(matches!(err, StartError::NoConfig { .. }), "{err}");
@@ -222,7 +261,7 @@ async fn start_fails_clearly_without_cache_and_serves_cache_when_present() {
     r.handle.stop().await;
     assert_eq!(std::fs::read_to_string(&path).unwrap(), datafile("7"));
     // A failing start serves it, and the poller recovers when the source comes back.
-    t.fault(Some(Fault::Hang));
+    t.fault(Some(MemFault::Hang));
     t.set(&datafile("8"));
     let r = start(&t, Some(path.clone())).await.unwrap();
     assert_eq!(revision(&r), "7");
@@ -240,11 +279,20 @@ async fn refresh_now_reports_errors_and_stop_ends_the_loop() {
     t.set(&datafile("1"));
     let r = start(&t, None).await.unwrap();
     t.set("{not json");
-    assert!(matches!(r.handle.refresh_now().await, Err(RefreshError::InvalidDatafile(_))));
+    assert!(matches!(
+        r.handle.refresh_now().await,
+        Err(RefreshError::InvalidDatafile(_))
+    ));
     t.set(&datafile("0"));
-    assert!(matches!(r.handle.refresh_now().await, Err(RefreshError::OlderRevision { .. })));
+    assert!(matches!(
+        r.handle.refresh_now().await,
+        Err(RefreshError::OlderRevision { .. })
+    ));
     r.handle.stop().await;
-    assert!(matches!(r.handle.refresh_now().await, Err(RefreshError::Stopped)));
+    assert!(matches!(
+        r.handle.refresh_now().await,
+        Err(RefreshError::Stopped)
+    ));
     let fetches = t.fetches().len();
     tokio::time::sleep(INTERVAL * 3).await;
     assert_eq!(t.fetches().len(), fetches, "no polling after stop");

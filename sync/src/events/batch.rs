@@ -25,8 +25,13 @@ pub(crate) struct Context {
 }
 
 /// Splits a batch; the envelope keeps every field except `visitors`.
-pub(crate) fn split<B: LogxBatch>(batch: &B, endpoint_override: Option<&str>) -> serde_json::Result<Split> {
-    let endpoint = endpoint_override.unwrap_or_else(|| batch.endpoint()).to_owned();
+pub(crate) fn split<B: LogxBatch>(
+    batch: &B,
+    endpoint_override: Option<&str>,
+) -> serde_json::Result<Split> {
+    let endpoint = endpoint_override
+        .unwrap_or_else(|| batch.endpoint())
+        .to_owned();
     let mut envelope = match serde_json::to_value(batch)? {
         Value::Object(map) => map,
         other => {
@@ -42,7 +47,10 @@ pub(crate) fn split<B: LogxBatch>(batch: &B, endpoint_override: Option<&str>) ->
             .collect::<serde_json::Result<Vec<_>>>()?,
         _ => Vec::new(),
     };
-    Ok(Split { context: Context { endpoint, envelope }, visitors })
+    Ok(Split {
+        context: Context { endpoint, envelope },
+        visitors,
+    })
 }
 
 /// A batch being filled.
@@ -59,7 +67,12 @@ impl Pending {
         let envelope_json = serde_json::to_vec(&context.envelope)?;
         // `{...}` becomes `{...,"visitors":[` + visitors + `]}`.
         let bytes = envelope_json.len() + r#","visitors":[]"#.len();
-        Ok(Pending { context, envelope_json, visitors: Vec::new(), bytes })
+        Ok(Pending {
+            context,
+            envelope_json,
+            visitors: Vec::new(),
+            bytes,
+        })
     }
 
     /// The body size if `visitor_len` more bytes were added.
@@ -123,8 +136,12 @@ mod tests {
 
     #[test]
     fn merged_body_is_the_batch_with_all_visitors_and_size_is_exact() {
-        let a = Fake(json!({"account_id":"1","revision":"7","anonymize_ip":true,"visitors":[{"visitor_id":"u1"}]}));
-        let b = Fake(json!({"account_id":"1","revision":"7","anonymize_ip":true,"visitors":[{"visitor_id":"u2"},{"visitor_id":"u3"}]}));
+        let a = Fake(
+            json!({"account_id":"1","revision":"7","anonymize_ip":true,"visitors":[{"visitor_id":"u1"}]}),
+        );
+        let b = Fake(
+            json!({"account_id":"1","revision":"7","anonymize_ip":true,"visitors":[{"visitor_id":"u2"},{"visitor_id":"u3"}]}),
+        );
         let sa = split(&a, None).unwrap();
         let sb = split(&b, None).unwrap();
         assert_eq!(sa.context, sb.context);
@@ -150,7 +167,13 @@ mod tests {
     fn contexts_differ_by_revision_and_endpoint_override() {
         let a = Fake(json!({"revision":"1","visitors":[]}));
         let b = Fake(json!({"revision":"2","visitors":[]}));
-        assert_ne!(split(&a, None).unwrap().context, split(&b, None).unwrap().context);
-        assert_eq!(split(&a, Some("http://x")).unwrap().context.endpoint, "http://x");
+        assert_ne!(
+            split(&a, None).unwrap().context,
+            split(&b, None).unwrap().context
+        );
+        assert_eq!(
+            split(&a, Some("http://x")).unwrap().context.endpoint,
+            "http://x"
+        );
     }
 }

@@ -98,10 +98,18 @@ impl<B: LogxBatch> Dispatcher<B> {
                 return;
             }
         };
-        if self.pending.as_ref().is_some_and(|p| p.context != split.context) {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.context != split.context)
+        {
             self.flush().await;
         }
-        if self.pending.as_ref().is_none_or(|p| p.context != split.context) {
+        if self
+            .pending
+            .as_ref()
+            .is_none_or(|p| p.context != split.context)
+        {
             match Pending::new(split.context) {
                 Ok(p) => self.pending = Some(p),
                 Err(error) => {
@@ -112,11 +120,15 @@ impl<B: LogxBatch> Dispatcher<B> {
             }
         }
         for visitor in split.visitors {
-            let Some(pending) = self.pending.as_mut() else { return };
+            let Some(pending) = self.pending.as_mut() else {
+                return;
+            };
             if !pending.is_empty() && pending.size_with(visitor.len()) > self.settings.batch_bytes {
                 self.flush().await;
             }
-            let Some(pending) = self.pending.as_mut() else { return };
+            let Some(pending) = self.pending.as_mut() else {
+                return;
+            };
             if pending.size_with(visitor.len()) > self.settings.max_payload_bytes {
                 tracing::error!(
                     bytes = visitor.len(),
@@ -127,7 +139,9 @@ impl<B: LogxBatch> Dispatcher<B> {
                 continue;
             }
             pending.push(visitor);
-            if pending.len() >= self.settings.batch_size || pending.bytes() >= self.settings.batch_bytes {
+            if pending.len() >= self.settings.batch_size
+                || pending.bytes() >= self.settings.batch_bytes
+            {
                 self.flush().await;
             }
         }
@@ -135,14 +149,22 @@ impl<B: LogxBatch> Dispatcher<B> {
 
     /// Sends the pending batch, if any.
     async fn flush(&mut self) {
-        let Some(pending) = self.pending.as_mut() else { return };
+        let Some(pending) = self.pending.as_mut() else {
+            return;
+        };
         if pending.is_empty() {
             return;
         }
         let endpoint = pending.context.endpoint.clone();
         let (body, count) = pending.take_body();
         let count = count as u64;
-        let result = send_with_retry(self.transport.as_ref(), &endpoint, &body, self.settings.retry).await;
+        let result = send_with_retry(
+            self.transport.as_ref(),
+            &endpoint,
+            &body,
+            self.settings.retry,
+        )
+        .await;
         match result {
             SendResult::Delivered { retries } => {
                 self.counters.add_retries(u64::from(retries));

@@ -136,7 +136,11 @@ pub struct EventProcessor<B> {
 
 impl<B: LogxBatch> EventProcessor<B> {
     /// Spawns the owner loop on the current tokio runtime.
-    pub(crate) fn spawn(settings: EventSettings, transport: Arc<dyn EventTransport>, on_sent: OnSent) -> Self {
+    pub(crate) fn spawn(
+        settings: EventSettings,
+        transport: Arc<dyn EventTransport>,
+        on_sent: OnSent,
+    ) -> Self {
         let (events, events_rx) = mpsc::channel(settings.capacity.max(1));
         let (control, control_rx) = mpsc::channel(16);
         let counters = Arc::new(EventCounters::default());
@@ -150,7 +154,11 @@ impl<B: LogxBatch> EventProcessor<B> {
             pending: None,
         };
         tokio::spawn(dispatcher.run());
-        EventProcessor { events, control, counters }
+        EventProcessor {
+            events,
+            control,
+            counters,
+        }
     }
 
     /// Offers one event; never waits. A full queue counts an overflow (logged once per streak);

@@ -36,7 +36,11 @@ pub enum TransportError {
 /// Posts a JSON body to the event endpoint.
 pub trait EventTransport: Send + Sync + 'static {
     /// One POST of `body` (`Content-Type: application/json`) to `url`.
-    fn post<'a>(&'a self, url: &'a str, body: &'a [u8]) -> BoxFuture<'a, Result<HttpReply, TransportError>>;
+    fn post<'a>(
+        &'a self,
+        url: &'a str,
+        body: &'a [u8],
+    ) -> BoxFuture<'a, Result<HttpReply, TransportError>>;
 }
 
 /// [`EventTransport`] over reqwest.
@@ -48,13 +52,20 @@ pub struct ReqwestEventTransport {
 impl ReqwestEventTransport {
     /// A transport with the given connect and total timeouts.
     pub fn new(connect_timeout: Duration, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder().connect_timeout(connect_timeout).timeout(timeout).build()?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .timeout(timeout)
+            .build()?;
         Ok(ReqwestEventTransport { client })
     }
 }
 
 impl EventTransport for ReqwestEventTransport {
-    fn post<'a>(&'a self, url: &'a str, body: &'a [u8]) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
+    fn post<'a>(
+        &'a self,
+        url: &'a str,
+        body: &'a [u8],
+    ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
         Box::pin(async move {
             let map = |e: reqwest::Error| {
                 if e.is_timeout() {
@@ -120,7 +131,10 @@ pub(crate) async fn send_with_retry(
         let (disposition, reason) = match transport.post(url, body).await {
             Ok(reply) => {
                 let disposition = classify_status(reply.status);
-                (disposition, format!("HTTP {}: {}", reply.status, truncate(&reply.body, 500)))
+                (
+                    disposition,
+                    format!("HTTP {}: {}", reply.status, truncate(&reply.body, 500)),
+                )
             }
             Err(error) => (Disposition::Retry, error.to_string()),
         };
@@ -128,7 +142,10 @@ pub(crate) async fn send_with_retry(
             Disposition::Delivered => return SendResult::Delivered { retries },
             Disposition::Drop => return SendResult::Dropped { retries, reason },
             Disposition::Retry if retries >= policy.max_retries => {
-                return SendResult::Dropped { retries, reason: format!("retries exhausted; last: {reason}") };
+                return SendResult::Dropped {
+                    retries,
+                    reason: format!("retries exhausted; last: {reason}"),
+                };
             }
             Disposition::Retry => {
                 retries += 1;

@@ -49,26 +49,40 @@ impl MemTransport {
         self.0.lock().unwrap().posts.clone()
     }
     fn sizes(&self) -> Vec<usize> {
-        self.posts().iter().map(|(_, b)| b["visitors"].as_array().unwrap().len()).collect()
+        self.posts()
+            .iter()
+            .map(|(_, b)| b["visitors"].as_array().unwrap().len())
+            .collect()
     }
 }
 
 impl EventTransport for MemTransport {
-    fn post<'a>(&'a self, url: &'a str, body: &'a [u8]) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
+    fn post<'a>(
+        &'a self,
+        url: &'a str,
+        body: &'a [u8],
+    ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
         Box::pin(async move {
             let gate = self.0.lock().unwrap().gate.clone();
             if let Some(gate) = gate {
                 gate.notified().await;
             }
             let mut s = self.0.lock().unwrap();
-            s.posts.push((url.to_owned(), serde_json::from_slice(body).unwrap()));
+            s.posts
+                .push((url.to_owned(), serde_json::from_slice(body).unwrap()));
             let answer = s.script.pop_front().unwrap_or(Ok(204));
-            answer.map(|status| HttpReply { status, body: format!("answer {status}") })
+            answer.map(|status| HttpReply {
+                status,
+                body: format!("answer {status}"),
+            })
         })
     }
 }
 
-fn spawn(transport: &MemTransport, tweak: impl FnOnce(&mut EventSettings)) -> EventProcessor<TestBatch> {
+fn spawn(
+    transport: &MemTransport,
+    tweak: impl FnOnce(&mut EventSettings),
+) -> EventProcessor<TestBatch> {
     let mut settings = EventSettings::default();
     tweak(&mut settings);
     EventProcessor::spawn(settings, Arc::new(transport.clone()), Box::new(|_, _| {}))
@@ -86,7 +100,10 @@ async fn flushes_at_the_count_and_at_the_interval() {
     tokio::time::sleep(DEFAULT_EVENT_FLUSH_INTERVAL).await;
     assert_eq!(t.sizes(), vec![500, 500, 200], "interval trigger");
     let stats = p.counters().snapshot();
-    assert_eq!((stats.queued, stats.sent, stats.dropped, stats.batches), (1200, 1200, 0, 3));
+    assert_eq!(
+        (stats.queued, stats.sent, stats.dropped, stats.batches),
+        (1200, 1200, 0, 3)
+    );
     assert_eq!(t.posts()[0].0, US_ENDPOINT);
     assert_eq!(t.posts()[0].1["revision"], "7");
     p.close().await;
@@ -98,7 +115,9 @@ async fn flushes_at_the_size_and_never_exceeds_it() {
     let p = spawn(&t, |s| s.dispatch.batch_bytes = 10_000);
     let pad = "x".repeat(900);
     for i in 0..50 {
-        p.push(TestBatch(json!({"revision": "1", "visitors": [{"visitor_id": i, "pad": pad}]})));
+        p.push(TestBatch(
+            json!({"revision": "1", "visitors": [{"visitor_id": i, "pad": pad}]}),
+        ));
     }
     p.flush().await;
     let posts = t.posts();
@@ -124,7 +143,13 @@ async fn one_batch_per_context_and_eu_endpoint() {
     let posts = t.posts();
     let summary: Vec<(String, Value, usize)> = posts
         .iter()
-        .map(|(u, b)| (u.clone(), b["revision"].clone(), b["visitors"].as_array().unwrap().len()))
+        .map(|(u, b)| {
+            (
+                u.clone(),
+                b["revision"].clone(),
+                b["visitors"].as_array().unwrap().len(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -146,7 +171,10 @@ async fn retries_5xx_429_and_transport_errors_with_the_same_body() {
     p.flush().await;
     let posts = t.posts();
     assert_eq!(posts.len(), 4);
-    assert!(posts.iter().all(|(_, b)| *b == posts[0].1), "same body, same uuids");
+    assert!(
+        posts.iter().all(|(_, b)| *b == posts[0].1),
+        "same body, same uuids"
+    );
     let stats = p.counters().snapshot();
     assert_eq!((stats.sent, stats.dropped, stats.retries), (1, 0, 3));
     p.close().await;
@@ -200,7 +228,9 @@ async fn a_full_queue_counts_overflow_and_never_blocks() {
 async fn close_delivers_everything_queued_and_refuses_later_events() {
     let t = MemTransport::default();
     t.script([Ok(500)]);
-    let p = spawn(&t, |s| s.dispatch.flush_interval = Duration::from_secs(3600));
+    let p = spawn(&t, |s| {
+        s.dispatch.flush_interval = Duration::from_secs(3600)
+    });
     for i in 0..1234 {
         p.push(event("1", "u", i));
     }
@@ -210,7 +240,12 @@ async fn close_delivers_everything_queued_and_refuses_later_events() {
         .iter()
         .filter(|(_, b)| !b.is_null())
         .flat_map(|(_, b)| b["visitors"].as_array().unwrap().clone())
-        .map(|v| v["snapshots"][0]["events"][0]["uuid"].as_str().unwrap().to_owned())
+        .map(|v| {
+            v["snapshots"][0]["events"][0]["uuid"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(uuids.len(), 1234, "nothing lost at shutdown");
     p.push(event("1", "late", 0));

@@ -43,7 +43,10 @@ pub struct FakeCdn {
 impl FakeCdn {
     /// Starts a CDN on 127.0.0.1 with no datafile (404 until one is set).
     pub async fn start() -> std::io::Result<Self> {
-        let state = Arc::new(Mutex::new(CdnState { send_etag: true, ..CdnState::default() }));
+        let state = Arc::new(Mutex::new(CdnState {
+            send_etag: true,
+            ..CdnState::default()
+        }));
         let app = Router::new()
             .route("/datafiles/{file}", get(public))
             .route("/datafiles/auth/{file}", get(authenticated))
@@ -62,7 +65,9 @@ impl FakeCdn {
         let mut state = self.lock();
         state.version += 1;
         let version = state.version;
-        state.datafiles.insert(sdk_key.to_owned(), (datafile.into(), version));
+        state
+            .datafiles
+            .insert(sdk_key.to_owned(), (datafile.into(), version));
     }
 
     /// Sets (Some) or ends (None) a fault.
@@ -102,10 +107,19 @@ impl FakeCdn {
 
 fn last_modified(version: u64) -> String {
     // A valid HTTP date that changes with each datafile version.
-    format!("Sun, 01 Nov 2026 {:02}:{:02}:{:02} GMT", (version / 3600) % 24, (version / 60) % 60, version % 60)
+    format!(
+        "Sun, 01 Nov 2026 {:02}:{:02}:{:02} GMT",
+        (version / 3600) % 24,
+        (version / 60) % 60,
+        version % 60
+    )
 }
 
-async fn public(State(state): State<Arc<Mutex<CdnState>>>, Path(file): Path<String>, headers: HeaderMap) -> Response {
+async fn public(
+    State(state): State<Arc<Mutex<CdnState>>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     answer(&state, &file, &headers, false).await
 }
 
@@ -125,7 +139,9 @@ async fn answer(state: &Mutex<CdnState>, file: &str, headers: &HeaderMap, auth: 
         s.last_request_headers = Some(headers.clone());
         if auth {
             let expected = s.token.as_ref().map(|t| format!("Bearer {t}"));
-            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
             if expected.is_none() || given != expected.as_deref() {
                 return (StatusCode::FORBIDDEN, close, "forbidden").into_response();
             }
@@ -143,15 +159,24 @@ async fn answer(state: &Mutex<CdnState>, file: &str, headers: &HeaderMap, auth: 
                 };
                 let lm = last_modified(version);
                 let etag = format!("\"v{version}\"");
-                let ims = headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok());
-                let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+                let ims = headers
+                    .get(header::IF_MODIFIED_SINCE)
+                    .and_then(|v| v.to_str().ok());
+                let inm = headers
+                    .get(header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok());
                 let fresh = ims == Some(lm.as_str()) || (s.send_etag && inm == Some(etag.as_str()));
                 if fresh && fault.is_none() {
                     s.not_modified += 1;
                     return (StatusCode::NOT_MODIFIED, close).into_response();
                 }
-                let body = if fault == Some(CdnFault::Truncated) { body[..body.len() / 2].to_owned() } else { body };
-                let mut response = (StatusCode::OK, close, [(header::LAST_MODIFIED, lm)], body).into_response();
+                let body = if fault == Some(CdnFault::Truncated) {
+                    body[..body.len() / 2].to_owned()
+                } else {
+                    body
+                };
+                let mut response =
+                    (StatusCode::OK, close, [(header::LAST_MODIFIED, lm)], body).into_response();
                 if s.send_etag {
                     if let Ok(value) = etag.parse() {
                         response.headers_mut().insert(header::ETAG, value);

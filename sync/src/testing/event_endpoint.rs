@@ -85,8 +85,18 @@ impl FakeEventEndpoint {
     pub fn distinct_uuids(&self) -> std::collections::BTreeSet<String> {
         let mut uuids = std::collections::BTreeSet::new();
         for visitor in self.visitors() {
-            for snapshot in visitor.get("snapshots").and_then(Value::as_array).into_iter().flatten() {
-                for event in snapshot.get("events").and_then(Value::as_array).into_iter().flatten() {
+            for snapshot in visitor
+                .get("snapshots")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for event in snapshot
+                    .get("events")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(uuid) = event.get("uuid").and_then(Value::as_str) {
                         uuids.insert(uuid.to_owned());
                     }
@@ -129,7 +139,12 @@ async fn receive(State(state): State<Arc<Mutex<EndpointState>>>, body: Bytes) ->
     }
     if body.len() > MAX_BYTES {
         s.rejected += 1;
-        return (StatusCode::BAD_REQUEST, close, "Request payload is too large").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            close,
+            "Request payload is too large",
+        )
+            .into_response();
     }
     match serde_json::from_slice::<Value>(&body) {
         Ok(batch) if batch.get("visitors").is_some_and(Value::is_array) => {
