@@ -158,11 +158,13 @@ async fn user_context_forced_decisions_and_decide_for_keys() {
         "a flag-level forced decision has no rule"
     );
     let enabled_only = DecideOptions::NONE.with(DecideOption::EnabledFlagsOnly);
-    assert_eq!(
-        user.decide_for_keys(&["banner", "missing"], enabled_only)
-            .len(),
-        1
-    );
+    // As in the JS SDK, an unknown key's error decision is kept even with ENABLED_FLAGS_ONLY.
+    let kept: Vec<String> = user
+        .decide_for_keys(&["banner", "missing"], enabled_only)
+        .into_iter()
+        .map(|d| d.flag_key)
+        .collect();
+    assert_eq!(kept, vec!["banner".to_owned(), "missing".to_owned()]);
     assert!(user.remove_forced_decision("banner", None));
     assert_eq!(
         user.decide("banner", DecideOptions::NONE)
