@@ -11,6 +11,9 @@ use flagbridge_sync::{
     StartError,
 };
 
+/// A named way to break the CDN.
+type Fault = (&'static str, Box<dyn Fn(&FakeCdn)>);
+
 const INTERVAL: Duration = Duration::from_secs(60);
 
 async fn cdn(revision: &str) -> FakeCdn {
@@ -84,7 +87,7 @@ async fn serves_the_cdn_datafile_and_polls_with_conditional_get() {
 
 #[tokio::test(start_paused = true)]
 async fn each_fault_keeps_the_last_good_config_and_recovers_within_one_interval() {
-    let faults: Vec<(&str, Box<dyn Fn(&FakeCdn)>)> = vec![
+    let faults: Vec<Fault> = vec![
         (
             "HTTP 500",
             Box::new(|c| c.set_fault(Some(CdnFault::Status(500)))),

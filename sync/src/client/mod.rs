@@ -254,8 +254,10 @@ impl Inner {
             sink.on_decision(config, user, decision);
         }
         if self.notifications.wants(NotificationType::Decision) {
+            let mut notification = decision.notification(user);
+            notification.decision_event_dispatched &= self.events.is_some();
             self.notifications
-                .emit(Notification::Decision(decision.notification(user)));
+                .emit(Notification::Decision(notification));
         }
     }
 }

@@ -33,7 +33,7 @@ impl Compiled for TestConfig {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Fault {
+enum MemFault {
     Status(u16),
     Hang,
 }
@@ -42,7 +42,7 @@ enum Fault {
 struct MemState {
     body: String,
     version: u64,
-    fault: Option<Fault>,
+    fault: Option<MemFault>,
     fetches: Vec<Instant>,
 }
 
@@ -55,7 +55,7 @@ impl MemTransport {
         s.body = body.to_owned();
         s.version += 1;
     }
-    fn fault(&self, fault: Option<Fault>) {
+    fn fault(&self, fault: Option<MemFault>) {
         self.0.lock().unwrap().fault = fault;
     }
     fn fetches(&self) -> Vec<Instant> {
@@ -87,11 +87,11 @@ impl DatafileTransport for MemTransport {
                 (s.fault.clone(), outcome)
             };
             match fault {
-                Some(Fault::Status(status)) => Err(FetchError::Status {
+                Some(MemFault::Status(status)) => Err(FetchError::Status {
                     url: "mem".into(),
                     status,
                 }),
-                Some(Fault::Hang) => std::future::pending().await,
+                Some(MemFault::Hang) => std::future::pending().await,
                 None => Ok(outcome),
             }
         })
@@ -101,6 +101,9 @@ impl DatafileTransport for MemTransport {
 fn datafile(revision: &str) -> String {
     format!(r#"{{"version":"4","revision":"{revision}"}}"#)
 }
+
+/// A named way to break the transport.
+type Fault = (&'static str, Box<dyn Fn(&MemTransport)>);
 
 const INTERVAL: Duration = Duration::from_secs(60);
 
@@ -198,9 +201,9 @@ async fn not_modified_and_same_revision_keep_the_config_without_notification() {
 #[tokio::test(start_paused = true)]
 async fn faults_keep_the_last_good_config_and_recovery_comes_within_one_interval() {
     // (what the fault looks like, how to set it)
-    let faults: Vec<(&str, Box<dyn Fn(&MemTransport)>)> = vec![
-        ("500", Box::new(|t| t.fault(Some(Fault::Status(500))))),
-        ("hang", Box::new(|t| t.fault(Some(Fault::Hang)))),
+    let faults: Vec<Fault> = vec![
+        ("500", Box::new(|t| t.fault(Some(MemFault::Status(500))))),
+        ("hang", Box::new(|t| t.fault(Some(MemFault::Hang)))),
         ("truncated", Box::new(|t| t.set(&datafile("9")[..10]))),
         (
             "unsupported version",
@@ -241,7 +244,7 @@ async fn faults_keep_the_last_good_config_and_recovery_comes_within_one_interval
 #[tokio::test(start_paused = true)]
 async fn start_fails_clearly_without_cache_and_serves_cache_when_present() {
     let t = MemTransport::default();
-    t.fault(Some(Fault::Status(503)));
+    t.fault(Some(MemFault::Status(503)));
     let begun = Instant::now();
     let err = start(&t, None).await.err().unwrap();
     assert!(matches!(err, StartError::NoConfig { .. }), "{err}");
@@ -258,7 +261,7 @@ async fn start_fails_clearly_without_cache_and_serves_cache_when_present() {
     r.handle.stop().await;
     assert_eq!(std::fs::read_to_string(&path).unwrap(), datafile("7"));
     // A failing start serves it, and the poller recovers when the source comes back.
-    t.fault(Some(Fault::Hang));
+    t.fault(Some(MemFault::Hang));
     t.set(&datafile("8"));
     let r = start(&t, Some(path.clone())).await.unwrap();
     assert_eq!(revision(&r), "7");
