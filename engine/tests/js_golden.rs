@@ -110,3 +110,18 @@ fn edge_datafile_matches_the_javascript_sdk() {
     }
     assert!(checked > 300, "only {checked} decisions compared");
 }
+
+/// `getOptimizelyConfig()` of the JavaScript SDK for the same datafile
+/// (`node js_optimizely_config.js ../edge.json`, without its `datafile` field).
+#[test]
+fn optimizely_config_matches_the_javascript_sdk() {
+    let config = ProjectConfig::parse(include_str!("data/edge.json")).unwrap();
+    let expected: Value =
+        serde_json::from_str(include_str!("data/js/edge_optimizely_config.json")).unwrap();
+    let got = serde_json::to_value(config.optimizely_config()).unwrap();
+    assert_eq!(got, expected);
+    assert_eq!(
+        config.optimizely_config().datafile(),
+        include_str!("data/edge.json")
+    );
+}
