@@ -69,6 +69,14 @@ fn main() -> Result<(), Box<dyn Error>> {
                 }
             }
         }
+        for t in u["track"].as_array().into_iter().flatten() {
+            let key = t[0].as_str().unwrap_or_default();
+            if let Some(conversion) = decider.track(&user, key, t[1].as_object()) {
+                events.push(serde_json::to_value(
+                    conversion.to_event_batch(&user, &client, 0, "uuid"),
+                )?);
+            }
+        }
         out.push(json!({"user": u, "decisions": ds, "events": events}));
     }
     println!("{}", serde_json::to_string(&out)?);

@@ -109,7 +109,7 @@ impl Builder {
                 &ids_value
             }
         };
-        let json = serde_json::to_string(chosen).unwrap_or_default();
+        let json = crate::jsnum::stringify(chosen);
         let empty = match chosen {
             Value::Array(a) => a.is_empty(),
             Value::String(s) => s.is_empty(),
@@ -223,7 +223,7 @@ fn compile_audience(
         }
         other => other,
     };
-    let conditions = serde_json::to_string(&conditions_value).unwrap_or_default();
+    let conditions = crate::jsnum::stringify(&conditions_value);
     let tree = compile_tree(&conditions_value, &mut condition::compile);
     Ok(Audience {
         id: a.id,

@@ -92,9 +92,10 @@ impl<'a> Decider<'a> {
         decision
     }
 
-    /// Decide several flags, in key order. Decisions dropped by `ENABLED_FLAGS_ONLY` are
-    /// returned with `omitted_from_result() == true` (their impression still has to be sent).
-    /// Unknown keys give error decisions.
+    /// Decide several flags, in key order (a repeated key is decided once, at its first place,
+    /// as the SDK's result map keeps one decision per key). Decisions dropped by
+    /// `ENABLED_FLAGS_ONLY` are returned with `omitted_from_result() == true` (their impression
+    /// still has to be sent). Unknown keys give error decisions.
     pub fn decide_for_keys(
         &self,
         user: &UserContext,
@@ -102,12 +103,12 @@ impl<'a> Decider<'a> {
         options: DecideOptions,
     ) -> Vec<Decision<'a>> {
         let options = options | self.default_options;
-        self.decide_many(
-            user,
-            keys.iter().map(|k| (*k, self.config.flag(k))),
-            keys.len(),
-            options,
-        )
+        let unique = keys
+            .iter()
+            .enumerate()
+            .filter(|(i, k)| !keys[..*i].contains(k))
+            .map(|(_, k)| (*k, self.config.flag(k)));
+        self.decide_many(user, unique, keys.len(), options)
     }
 
     /// Decide every flag of the datafile, in [`ProjectConfig::flag_keys`] order.
