@@ -155,6 +155,9 @@ struct FileReport {
     name: String,
     identical: usize,
     total: usize,
+    /// Decision lines whose `reasons` are word for word the SDK's (informational only).
+    same_reasons: usize,
+    decisions: usize,
     mismatches: Vec<String>,
 }
 
@@ -173,6 +176,8 @@ fn compare_file(name: &str, datafile: &Path, cases: &Path, golden: &Path) -> Fil
         name: name.to_string(),
         identical: 0,
         total: expected.len(),
+        same_reasons: 0,
+        decisions: 0,
         mismatches: Vec::new(),
     };
     let text = std::fs::read_to_string(datafile).expect("datafile readable");
@@ -202,6 +207,12 @@ fn compare_file(name: &str, datafile: &Path, cases: &Path, golden: &Path) -> Fil
                 key.0, key.1
             )),
             Some(g) => {
+                if let Some(reasons) = e.get("reasons") {
+                    report.decisions += 1;
+                    if g.get("reasons") == Some(reasons) {
+                        report.same_reasons += 1;
+                    }
+                }
                 let diffs = compare_line(e, g);
                 if diffs.is_empty() {
                     report.identical += 1;
@@ -249,7 +260,10 @@ fn check_dir(datafile_dir: &Path, cases_dir: &Path, golden_dir: &Path) {
     }
     let (mut identical, mut total, mut failed) = (0, 0, 0);
     for r in &reports {
-        println!("{:<24} {:>5}/{:<5} identical", r.name, r.identical, r.total);
+        println!(
+            "{:<24} {:>5}/{:<5} identical   (reasons word for word: {}/{}, not compared)",
+            r.name, r.identical, r.total, r.same_reasons, r.decisions
+        );
         for m in r.mismatches.iter().take(PRINT_LIMIT) {
             println!("    {m}");
         }
