@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+pub mod backfill;
 pub mod brevo;
 pub mod cli;
 pub mod client;

@@ -37,6 +37,26 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Decide every flag for each user of a JSONL file (`{"userId": ..., "userAttributes": {...}}`
+    /// per line) and feed the Brevo sync; resumable (checkpoint of the line offset). Sends no
+    /// impressions to Optimizely.
+    Backfill {
+        /// The YAML config file.
+        #[arg(long, short, env = "FLAGBRIDGE_CONFIG")]
+        config: PathBuf,
+        /// The users file (JSON lines).
+        #[arg(long)]
+        users: PathBuf,
+        /// Project name (needed when the config has several).
+        #[arg(long)]
+        project: Option<String>,
+        /// Checkpoint file [default: <state_dir>/backfill-<users file>.checkpoint.json].
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Users between checkpoints (each flushes the Brevo outbox first).
+        #[arg(long, default_value_t = flagbridge_sync::backfill::DEFAULT_CHECKPOINT_EVERY)]
+        checkpoint_every: u64,
+    },
     /// Validate a config file without starting anything.
     CheckConfig {
         /// The YAML config file.
@@ -60,6 +80,32 @@ fn main() -> ExitCode {
         Command::Decide { datafile, cases } => decide(&datafile, &cases),
         Command::Serve { config, listen } => serve(config.as_deref(), listen),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Backfill {
+            config,
+            users,
+            project,
+            checkpoint,
+            checkpoint_every,
+        } => with_config(&config, |c| {
+            run_async(async move {
+                let options = flagbridge_sync::backfill::BackfillOptions {
+                    project,
+                    checkpoint,
+                    checkpoint_every,
+                    ..Default::default()
+                };
+                match flagbridge_sync::backfill::run(c, &users, options).await {
+                    Ok(report) => {
+                        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }),
         Command::Sync { config, once } => with_config(&config, |c| run_async(sync(c, once))),
     }
 }

@@ -108,8 +108,22 @@ fn attribute_names(config: &Config) -> AttributeNames {
     names
 }
 
+/// Request budget used in dry run (nothing reaches Brevo, so nothing to pace).
+pub const DRY_RUN_BUDGET: RateBudget = RateBudget {
+    per_second: 100_000,
+    per_hour: u32::MAX,
+};
+
 async fn start_brevo(config: &Config, options: &RuntimeOptions) -> Result<BrevoSync, ServeError> {
     let b = &config.brevo;
+    let budget = if b.dry_run {
+        DRY_RUN_BUDGET
+    } else {
+        RateBudget {
+            per_second: b.rate_limit.per_second,
+            per_hour: b.rate_limit.per_hour,
+        }
+    };
     let mut builder = BrevoSync::builder()
         .base_url(b.base_url.as_str().trim_end_matches('/'))
         .identity(match b.contact_identity {
@@ -123,14 +137,8 @@ async fn start_brevo(config: &Config, options: &RuntimeOptions) -> Result<BrevoS
         .attribute_names(attribute_names(config))
         .batch_size(b.batch_size)
         .queue_capacity(b.max_pending)
-        .contacts_budget(RateBudget {
-            per_second: b.rate_limit.per_second,
-            per_hour: b.rate_limit.per_hour,
-        })
-        .events_budget(RateBudget {
-            per_second: b.rate_limit.per_second,
-            per_hour: b.rate_limit.per_hour,
-        })
+        .contacts_budget(budget)
+        .events_budget(budget)
         .flush_interval(options.brevo_flush_interval)
         .store_path(Some(config.state_dir.join("brevo.sqlite")))
         .dry_run_path(config.state_dir.join("brevo-dry-run.jsonl"));

@@ -1,0 +1,314 @@
+//! `flagbridge backfill --users FILE.jsonl`: decide every flag for each user in a file and feed
+//! the Brevo sync (and the assignment record), with a progress bar and a checkpoint so an
+//! interrupted run resumes where it stopped.
+//!
+//! Each line is an Agent-style user: `{"userId": "u1", "userAttributes": {"email": "..."}}`.
+//! No impressions are sent to Optimizely (`DISABLE_DECISION_EVENT`): a backfill must not count
+//! as traffic in experiment results.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use flagbridge_engine::{AttributeValue, DecideOption, DecideOptions, UserContext};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::serve::{Runtime, RuntimeOptions, ServeError};
+
+/// Default number of users between checkpoints (each checkpoint flushes the Brevo outbox first).
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
+
+/// Why a backfill stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackfillError {
+    /// The users file or the checkpoint could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A line is not a user.
+    #[error("{path}:{line}: {message}")]
+    Line {
+        /// The users file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong, with the field path.
+        message: String,
+    },
+    /// No such project / several projects and none chosen.
+    #[error("{0}")]
+    Project(String),
+    /// Starting the clients or the Brevo sync failed.
+    #[error(transparent)]
+    Start(#[from] ServeError),
+}
+
+/// Where a run stands: the byte offset and line number of the next unprocessed line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Byte offset of the next line.
+    pub offset: u64,
+    /// Lines done so far (1-based number of the next line minus one).
+    pub lines: u64,
+}
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    /// Project name; needed when the config has several projects.
+    pub project: Option<String>,
+    /// Checkpoint file; default `<state_dir>/backfill-<file name>.checkpoint.json`.
+    pub checkpoint: Option<PathBuf>,
+    /// Users between checkpoints; default [`DEFAULT_CHECKPOINT_EVERY`].
+    pub checkpoint_every: u64,
+    /// Stop after this many users (tests, trial runs); default none.
+    pub limit: Option<u64>,
+    /// Draw a progress bar on stderr (when it is a terminal); default true.
+    pub progress: bool,
+}
+
+impl Default for BackfillOptions {
+    fn default() -> Self {
+        BackfillOptions {
+            project: None,
+            checkpoint: None,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            limit: None,
+            progress: true,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BackfillReport {
+    /// Line the run started at (0 = from the top).
+    pub resumed_at_line: u64,
+    /// Users decided in this run.
+    pub users: u64,
+    /// Flag decisions made in this run.
+    pub decisions: u64,
+    /// Blank lines skipped.
+    pub blank: u64,
+    /// True when the whole file is done.
+    pub finished: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserLine {
+    user_id: String,
+    #[serde(default)]
+    user_attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The checkpoint path used when none is given.
+pub fn default_checkpoint(config: &Config, users: &Path) -> PathBuf {
+    let name = users
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "users".into());
+    config
+        .state_dir
+        .join(format!("backfill-{name}.checkpoint.json"))
+}
+
+fn read_checkpoint(path: &Path) -> Result<Checkpoint, BackfillError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| BackfillError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoint::default()),
+        Err(source) => Err(BackfillError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn write_checkpoint(path: &Path, cp: Checkpoint) -> Result<(), BackfillError> {
+    let io = |source| BackfillError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let bytes = serde_json::to_vec(&cp).map_err(|e| io(std::io::Error::other(e)))?;
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Parses one line into a user (errors name the field).
+fn parse_user(line: &str) -> Result<UserContext, String> {
+    let de = &mut serde_json::Deserializer::from_str(line);
+    let u: UserLine = serde_path_to_error::deserialize(de).map_err(|e| {
+        let p = e.path().to_string();
+        if p == "." || p.starts_with('?') {
+            e.inner().to_string()
+        } else {
+            format!("{p}: {}", e.inner())
+        }
+    })?;
+    if u.user_id.is_empty() {
+        return Err("userId: must not be empty".into());
+    }
+    let mut user = UserContext::new(u.user_id);
+    for (k, v) in u.user_attributes.iter().flatten() {
+        let v = AttributeValue::try_from(v)
+            .map_err(|e| format!("userAttributes.{k}: {} values are not supported", e.kind))?;
+        user.set_attribute(k.clone(), v);
+    }
+    Ok(user)
+}
+
+/// Runs (or resumes) a backfill.
+pub async fn run(
+    mut config: Config,
+    users_path: &Path,
+    options: BackfillOptions,
+) -> Result<BackfillReport, BackfillError> {
+    let project = match &options.project {
+        Some(name) => config
+            .projects
+            .iter()
+            .find(|p| &p.name == name)
+            .cloned()
+            .ok_or_else(|| BackfillError::Project(format!("no project named `{name}`")))?,
+        None if config.projects.len() == 1 => config.projects[0].clone(),
+        None => {
+            return Err(BackfillError::Project(format!(
+                "several projects ({}): choose one with --project",
+                config
+                    .projects
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    };
+    let checkpoint_path = options
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| default_checkpoint(&config, users_path));
+    let start = read_checkpoint(&checkpoint_path)?;
+
+    let io = |source| BackfillError::Io {
+        path: users_path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(users_path).map_err(io)?;
+    let total = file.metadata().map_err(io)?.len();
+    file.seek(SeekFrom::Start(start.offset)).map_err(io)?;
+    let mut reader = BufReader::new(file);
+
+    config.projects = vec![project.clone()];
+    config.events.disabled = true;
+    let runtime = Runtime::start(config, RuntimeOptions::default()).await?;
+    let Some(p) = runtime.ordered.first().cloned() else {
+        return Err(BackfillError::Project("no project".into()));
+    };
+
+    let bar = if options.progress {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(start.offset);
+    if start.lines > 0 {
+        bar.println(format!(
+            "resuming {} at line {} (byte {})",
+            users_path.display(),
+            start.lines + 1,
+            start.offset
+        ));
+    }
+
+    let options_decide = DecideOptions::NONE.with(DecideOption::DisableDecisionEvent);
+    let mut cp = start;
+    let mut report = BackfillReport {
+        resumed_at_line: start.lines,
+        ..Default::default()
+    };
+    let mut since_checkpoint = 0;
+    let started = std::time::Instant::now();
+    let mut line = String::new();
+    loop {
+        if options.limit.is_some_and(|l| report.users >= l) {
+            break;
+        }
+        line.clear();
+        let n = reader.read_line(&mut line).map_err(io)? as u64;
+        if n == 0 {
+            report.finished = true;
+            break;
+        }
+        let line_no = cp.lines + 1;
+        if line.trim().is_empty() {
+            report.blank += 1;
+        } else {
+            let user = parse_user(line.trim()).map_err(|message| BackfillError::Line {
+                path: users_path.to_path_buf(),
+                line: line_no,
+                message,
+            })?;
+            report.decisions += p.client.decide_all(&user, options_decide).len() as u64;
+            report.users += 1;
+            since_checkpoint += 1;
+        }
+        cp.offset += n;
+        cp.lines += 1;
+        bar.set_position(cp.offset);
+        if since_checkpoint >= options.checkpoint_every.max(1) {
+            runtime.flush().await;
+            write_checkpoint(&checkpoint_path, cp)?;
+            since_checkpoint = 0;
+            let rate = report.users as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("{} users, {rate:.0} users/s", report.users));
+        }
+    }
+    runtime.close().await;
+    write_checkpoint(&checkpoint_path, cp)?;
+    bar.finish_with_message(format!("{} users", report.users));
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_lines() {
+        let u = parse_user(r#"{"userId":"u1","userAttributes":{"plan":"pro","n":3}}"#).unwrap();
+        assert_eq!(u.user_id(), "u1");
+        assert_eq!(u.attribute("n"), Some(&AttributeValue::Int(3)));
+        let cases = [
+            (r#"{"userAttributes":{}}"#, "missing field `userId`"),
+            (r#"{"userId":""}"#, "userId: must not be empty"),
+            (r#"{"userId":7}"#, "userId: invalid type"),
+            (
+                r#"{"userId":"u","userAttributes":{"x":{}}}"#,
+                "userAttributes.x: object values",
+            ),
+            ("not json", "expected"),
+        ];
+        for (line, want) in cases {
+            let err = parse_user(line).unwrap_err();
+            assert!(err.contains(want), "{line}: {err}");
+        }
+    }
+}
