@@ -16,6 +16,7 @@ fn assignment(project: &str, exp: u64, var: u64, user: &str) -> Assignment {
         experiment_id: exp.to_string(),
         variation_id: var.to_string(),
         user_id: user.into(),
+        contact: None,
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use flagbridge_sync::config::Config;
+use flagbridge_sync::config::{Config, ContactIdentityKind};
 use flagbridge_sync::scheduled::{self, BrevoLists, DryRunLists, RunOptions};
 
 /// Optimizely Feature Experimentation decisions, carried into Brevo.
@@ -161,6 +161,7 @@ async fn sync(config: Config, once: bool) -> ExitCode {
                 brevo.winners_folder_id,
                 brevo.rate_limit.per_second,
             ) {
+                Ok(l) if brevo.contact_identity == ContactIdentityKind::Email => l.by_email(),
                 Ok(l) => l,
                 Err(e) => {
                     eprintln!("error: {e}");

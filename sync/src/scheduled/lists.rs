@@ -135,6 +135,7 @@ pub struct BrevoLists {
     base: Url,
     api_key: Secret,
     folder_id: Option<u64>,
+    identifier_type: &'static str,
     limiter: RateLimiter,
 }
 
@@ -158,7 +159,8 @@ struct Created {
 }
 
 impl BrevoLists {
-    /// A writer for `base` (ending with `/`), pacing calls at `per_second`.
+    /// A writer for `base` (ending with `/`), pacing calls at `per_second`; contacts are
+    /// identified by `ext_id` (or by email after [`BrevoLists::by_email`]).
     pub fn new(
         base: Url,
         api_key: Secret,
@@ -177,8 +179,15 @@ impl BrevoLists {
             base,
             api_key,
             folder_id,
+            identifier_type: "ext_id",
             limiter: RateLimiter::new(vec![Window::per_second(per_second)]),
         })
+    }
+
+    /// Identify contacts by email (`identifierType=email_id`).
+    pub fn by_email(mut self) -> Self {
+        self.identifier_type = "email_id";
+        self
     }
 
     fn url(&self, rel: &str) -> Result<Url, ListError> {
@@ -293,7 +302,7 @@ impl ListWriter for BrevoLists {
                 })?
                 .pop_if_empty()
                 .push(user_id);
-            url.set_query(Some("identifierType=ext_id"));
+            url.set_query(Some(&format!("identifierType={}", self.identifier_type)));
             let body = serde_json::json!({"listIds": [list_id]});
             let (status, bytes) = self.call(reqwest::Method::PUT, &url, Some(body)).await?;
             match status.as_u16() {

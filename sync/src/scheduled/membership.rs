@@ -22,11 +22,22 @@ pub struct Assignment {
     pub variation_id: String,
     /// User id.
     pub user_id: String,
+    /// The user's Brevo contact identity (email or ext_id value) when it differs from the
+    /// user id; None = the user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
+impl Assignment {
+    /// The Brevo identity of the user (contact, else user id).
+    pub fn identity(&self) -> &str {
+        self.contact.as_deref().unwrap_or(&self.user_id)
+    }
 }
 
 type Key = (String, String, String);
 
-/// Users per (project, experiment id, variation id).
+/// Contact identities per (project, experiment id, variation id).
 #[derive(Debug, Default)]
 pub struct MembershipStore {
     members: HashMap<Key, BTreeSet<String>>,
@@ -65,13 +76,14 @@ impl MembershipStore {
 
     /// Adds one assignment; true when it was new.
     pub fn insert(&mut self, a: Assignment) -> bool {
+        let identity = a.identity().to_string();
         self.members
             .entry((a.project, a.experiment_id, a.variation_id))
             .or_default()
-            .insert(a.user_id)
+            .insert(identity)
     }
 
-    /// Users seen in one variation, sorted.
+    /// Contact identities (user ids unless a contact was recorded) seen in one variation, sorted.
     pub fn members(&self, project: &str, experiment_id: &str, variation_id: &str) -> Vec<String> {
         self.members
             .get(&(
@@ -159,6 +171,7 @@ mod tests {
             experiment_id: "11".into(),
             variation_id: var.into(),
             user_id: user.into(),
+            contact: None,
         }
     }
 

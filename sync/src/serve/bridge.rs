@@ -156,11 +156,18 @@ impl DecisionSink for ProjectSink {
                 decision.experiment_id(),
                 decision.variation_id(),
             ) {
+                let contact = self
+                    .brevo
+                    .as_ref()
+                    .and_then(|b| self.contact(b, user))
+                    .map(|c| c.to_string())
+                    .filter(|c| c != user.user_id());
                 let a = Assignment {
                     project: self.project.clone(),
                     experiment_id: exp.to_string(),
                     variation_id: var.to_string(),
                     user_id: user.user_id().to_string(),
+                    contact,
                 };
                 if tx.try_send(a).is_err() {
                     self.counters
