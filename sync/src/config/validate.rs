@@ -254,6 +254,12 @@ pub(crate) fn warnings(config: &Config) -> Vec<String> {
             ));
         }
     }
+    if !config.brevo.list_ids.is_empty() {
+        out.push(
+            "connectors.brevo.list_ids: not used yet (contacts are not added to these lists)"
+                .into(),
+        );
+    }
     if config.brevo.dry_run {
         out.push("connectors.brevo: dry run: nothing will be written to Brevo".into());
     }

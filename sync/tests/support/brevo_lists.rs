@@ -1,7 +1,7 @@
 //! A fake of Brevo's list endpoints and contact update (`api-key` auth, 50-per-page listing,
 //! `folderId` required on create, 404 for unknown contacts, 429 on demand).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! page/per_page pagination, Flags API `next_url`, results answering 202/204/200 from a script,
 //! and 429s on demand.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
