@@ -57,7 +57,12 @@ pub(crate) enum Condition {
     /// Unknown type or match, or not an object: always unknown (`None`).
     Unknown,
     /// `custom_attribute` on attribute `name`. `match_given` is false when `match` was absent.
-    Custom { name: String, matcher: Matcher },
+    Custom {
+        name: String,
+        /// `key_hash(name)`, for the attribute lookup.
+        hash: u64,
+        matcher: Matcher,
+    },
     /// `third_party_dimension` + `qualified`: the user's segments contain `segment`.
     Qualified { segment: Option<String> },
 }
@@ -125,8 +130,10 @@ pub(crate) fn compile(leaf: &Value) -> Condition {
                 "semver_le" => Matcher::Semver(SemverOp::Le, value.as_str().map(str::to_string)),
                 _ => return Condition::Unknown,
             };
+            let name = js_property_key(obj.get("name"));
             Condition::Custom {
-                name: js_property_key(obj.get("name")),
+                hash: crate::user::key_hash(&name),
+                name,
                 matcher,
             }
         }
@@ -148,8 +155,12 @@ impl Condition {
             Condition::Qualified { segment } => {
                 Some(segment.as_deref().is_some_and(|s| user.is_qualified_for(s)))
             }
-            Condition::Custom { name, matcher } => {
-                let attr = user.attribute(name);
+            Condition::Custom {
+                name,
+                hash,
+                matcher,
+            } => {
+                let attr = user.attribute_hashed(*hash, name);
                 if let Matcher::Exists = matcher {
                     return Some(!matches!(attr, None | Some(AttributeValue::Null)));
                 }
@@ -161,6 +172,7 @@ impl Condition {
 }
 
 impl Matcher {
+    #[inline]
     fn evaluate(&self, user: &AttributeValue) -> Option<bool> {
         match self {
             Matcher::Exists => Some(!matches!(user, AttributeValue::Null)),
