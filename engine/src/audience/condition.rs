@@ -46,9 +46,8 @@ pub(crate) enum Matcher {
     Number(NumOp, Option<f64>),
     /// `None`: the condition value is not a string.
     Substring(Option<String>),
-    /// `None`: the condition value is not a string. The target stays a string; its parse is
-    /// cheap and must happen after the user value's, as in the SDK.
-    Semver(SemverOp, Option<String>),
+    /// `None`: the condition value is not a string. The target is split once here.
+    Semver(SemverOp, Option<semver::Target>),
 }
 
 /// One compiled leaf condition.
@@ -123,11 +122,21 @@ pub(crate) fn compile(leaf: &Value) -> Condition {
                 "lt" => Matcher::Number(NumOp::Lt, safe_number(value)),
                 "le" => Matcher::Number(NumOp::Le, safe_number(value)),
                 "substring" => Matcher::Substring(value.as_str().map(str::to_string)),
-                "semver_eq" => Matcher::Semver(SemverOp::Eq, value.as_str().map(str::to_string)),
-                "semver_gt" => Matcher::Semver(SemverOp::Gt, value.as_str().map(str::to_string)),
-                "semver_ge" => Matcher::Semver(SemverOp::Ge, value.as_str().map(str::to_string)),
-                "semver_lt" => Matcher::Semver(SemverOp::Lt, value.as_str().map(str::to_string)),
-                "semver_le" => Matcher::Semver(SemverOp::Le, value.as_str().map(str::to_string)),
+                "semver_eq" => {
+                    Matcher::Semver(SemverOp::Eq, value.as_str().map(semver::Target::new))
+                }
+                "semver_gt" => {
+                    Matcher::Semver(SemverOp::Gt, value.as_str().map(semver::Target::new))
+                }
+                "semver_ge" => {
+                    Matcher::Semver(SemverOp::Ge, value.as_str().map(semver::Target::new))
+                }
+                "semver_lt" => {
+                    Matcher::Semver(SemverOp::Lt, value.as_str().map(semver::Target::new))
+                }
+                "semver_le" => {
+                    Matcher::Semver(SemverOp::Le, value.as_str().map(semver::Target::new))
+                }
                 _ => return Condition::Unknown,
             };
             let name = js_property_key(obj.get("name"));
@@ -201,9 +210,9 @@ impl Matcher {
                 Some(u.contains(c))
             }
             Matcher::Semver(op, target) => {
-                let t = target.as_deref()?;
+                let t = target.as_ref()?;
                 let u = user.as_str()?;
-                let cmp = semver::compare(t, u)?;
+                let cmp = t.compare(u)?;
                 Some(match op {
                     SemverOp::Eq => cmp == 0,
                     SemverOp::Gt => cmp > 0,
