@@ -7,6 +7,7 @@
 
 mod builder;
 mod decision;
+mod queued;
 mod user;
 
 pub use builder::{
@@ -23,7 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use flagbridge_engine::{
-    ClientInfo, DecideOptions, Decider, Decision, EventBatch, ForcedVariations, OptimizelyConfig,
+    ClientInfo, DecideOptions, Decider, Decision, ForcedVariations, OptimizelyConfig,
     ProjectConfig, UserContext, UserProfileService,
 };
 use serde_json::{Map, Value};
@@ -39,6 +40,7 @@ use crate::notify::{
     NotificationType, TrackNotification,
 };
 use crate::sink::DecisionSink;
+use queued::{DeferredImpression, QueuedEvent};
 
 /// The flagbridge runtime client. Cheap to clone (one `Arc`); every clone serves the same config.
 #[derive(Clone)]
@@ -67,13 +69,13 @@ struct Inner {
     config: Arc<ArcSwap<ProjectConfig>>,
     origin: ConfigOrigin,
     poller: Option<PollerHandle>,
-    events: Option<EventProcessor<EventBatch>>,
+    events: Option<EventProcessor<QueuedEvent>>,
     notifications: Arc<NotificationCenter>,
     sinks: Vec<Arc<dyn DecisionSink>>,
     default_options: DecideOptions,
     ups: Option<Arc<dyn UserProfileService>>,
     forced: Forced,
-    client_info: ClientInfo,
+    client_info: Arc<ClientInfo>,
 }
 
 impl ClientBuilder {
@@ -184,10 +186,10 @@ impl ClientBuilder {
                     current: ArcSwap::from_pointee(ForcedVariations::new()),
                     entries: Mutex::default(),
                 },
-                client_info: ClientInfo {
+                client_info: Arc::new(ClientInfo {
                     client_name: self.client_name,
                     client_version: self.client_version,
-                },
+                }),
             }),
         })
     }
@@ -236,18 +238,14 @@ impl Inner {
     fn after_decision(
         &self,
         config: &Arc<ProjectConfig>,
+        forced: &Arc<ForcedVariations>,
         user: &UserContext,
         decision: &Decision<'_>,
+        options: DecideOptions,
     ) {
         if let Some(events) = &self.events {
             if decision.has_impression() {
-                let mut buffer = uuid::Uuid::encode_buffer();
-                let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-                if let Some(batch) =
-                    decision.impression_event(user, &self.client_info, now_ms(), uuid)
-                {
-                    events.push(batch);
-                }
+                events.push(self.impression(config, forced, user, decision, options));
             }
         }
         for sink in &self.sinks {
@@ -259,6 +257,42 @@ impl Inner {
             self.notifications
                 .emit(Notification::Decision(notification));
         }
+    }
+}
+
+impl Inner {
+    /// The queue entry for one impression: deferred unless a user profile service is set
+    /// (see `queued.rs`).
+    fn impression(
+        &self,
+        config: &Arc<ProjectConfig>,
+        forced: &Arc<ForcedVariations>,
+        user: &UserContext,
+        decision: &Decision<'_>,
+        options: DecideOptions,
+    ) -> QueuedEvent {
+        let uuid = uuid::Uuid::new_v4();
+        let timestamp_ms = now_ms();
+        if self.ups.is_some() {
+            let mut buffer = uuid::Uuid::encode_buffer();
+            let uuid = uuid.hyphenated().encode_lower(&mut buffer);
+            if let Some(batch) =
+                decision.impression_event(user, &self.client_info, timestamp_ms, uuid)
+            {
+                return QueuedEvent::Batch(batch);
+            }
+        }
+        QueuedEvent::Impression(DeferredImpression {
+            config: Arc::clone(config),
+            forced: (!forced.is_empty()).then(|| Arc::clone(forced)),
+            default_options: self.default_options,
+            options,
+            user: user.clone(),
+            flag_key: decision.flag_key().to_owned(),
+            timestamp_ms,
+            uuid,
+            client_info: Arc::clone(&self.client_info),
+        })
     }
 }
 
@@ -323,7 +357,7 @@ impl Client {
         let decision = inner
             .decider(&config, &forced)
             .decide(user, flag_key, options);
-        inner.after_decision(&config, user, &decision);
+        inner.after_decision(&config, &forced, user, &decision, options);
         f(&decision)
     }
 
@@ -341,7 +375,7 @@ impl Client {
         let decisions = inner
             .decider(&config, &forced)
             .decide_for_keys(user, keys, options);
-        self.collect(&config, user, &decisions)
+        self.collect(&config, &forced, user, &decisions, options)
     }
 
     /// Decides every flag of the datafile.
@@ -350,18 +384,21 @@ impl Client {
         let config = inner.config.load();
         let forced = inner.forced.current.load();
         let decisions = inner.decider(&config, &forced).decide_all(user, options);
-        self.collect(&config, user, &decisions)
+        self.collect(&config, &forced, user, &decisions, options)
     }
 
     fn collect(
         &self,
         config: &Arc<ProjectConfig>,
+        forced: &Arc<ForcedVariations>,
         user: &UserContext,
         decisions: &[Decision<'_>],
+        options: DecideOptions,
     ) -> Vec<FlagDecision> {
         let mut out = Vec::with_capacity(decisions.len());
         for decision in decisions {
-            self.inner.after_decision(config, user, decision);
+            self.inner
+                .after_decision(config, forced, user, decision, options);
             if !decision.omitted_from_result() {
                 out.push(FlagDecision::from_engine(decision));
             }
@@ -405,7 +442,7 @@ impl Client {
                     }));
             }
             if let Some(events) = &inner.events {
-                events.push(batch);
+                events.push(QueuedEvent::Batch(batch));
             }
         }
         true
