@@ -19,6 +19,7 @@ pub use decision::FlagDecision;
 pub use user::ClientUserContext;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -60,6 +61,8 @@ impl std::fmt::Debug for Client {
 
 /// Forced variations: a copy-on-write store so that a decide never waits for a writer.
 struct Forced {
+    /// False while nothing is forced: a decide then skips the snapshot entirely.
+    active: AtomicBool,
     current: ArcSwap<ForcedVariations>,
     /// (user id, experiment key) -> variation key; only touched by writers.
     entries: Mutex<BTreeMap<(String, String), String>>,
@@ -183,6 +186,7 @@ impl ClientBuilder {
                 default_options: self.default_options,
                 ups: self.user_profile_service,
                 forced: Forced {
+                    active: AtomicBool::new(false),
                     current: ArcSwap::from_pointee(ForcedVariations::new()),
                     entries: Mutex::default(),
                 },
@@ -218,17 +222,26 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+impl Forced {
+    /// The current forced variations, or None (without touching the arc-swap) when empty.
+    fn snapshot(&self) -> Option<arc_swap::Guard<Arc<ForcedVariations>>> {
+        self.active
+            .load(Ordering::Acquire)
+            .then(|| self.current.load())
+    }
+}
+
 impl Inner {
     fn decider<'a>(
         &'a self,
         config: &'a ProjectConfig,
-        forced: &'a ForcedVariations,
+        forced: Option<&'a Arc<ForcedVariations>>,
     ) -> Decider<'a> {
         let mut decider = Decider::new(config).default_options(self.default_options);
         if let Some(ups) = &self.ups {
             decider = decider.user_profile_service(ups.as_ref());
         }
-        if !forced.is_empty() {
+        if let Some(forced) = forced {
             decider = decider.forced_variations(forced);
         }
         decider
@@ -238,7 +251,7 @@ impl Inner {
     fn after_decision(
         &self,
         config: &Arc<ProjectConfig>,
-        forced: &Arc<ForcedVariations>,
+        forced: Option<&Arc<ForcedVariations>>,
         user: &UserContext,
         decision: &Decision<'_>,
         options: DecideOptions,
@@ -266,7 +279,7 @@ impl Inner {
     fn impression(
         &self,
         config: &Arc<ProjectConfig>,
-        forced: &Arc<ForcedVariations>,
+        forced: Option<&Arc<ForcedVariations>>,
         user: &UserContext,
         decision: &Decision<'_>,
         options: DecideOptions,
@@ -284,7 +297,7 @@ impl Inner {
         }
         QueuedEvent::Impression(DeferredImpression {
             config: Arc::clone(config),
-            forced: (!forced.is_empty()).then(|| Arc::clone(forced)),
+            forced: forced.cloned(),
             default_options: self.default_options,
             options,
             user: user.clone(),
@@ -353,11 +366,11 @@ impl Client {
     ) -> R {
         let inner = &*self.inner;
         let config = inner.config.load();
-        let forced = inner.forced.current.load();
+        let forced = inner.forced.snapshot();
         let decision = inner
-            .decider(&config, &forced)
+            .decider(&config, forced.as_deref())
             .decide(user, flag_key, options);
-        inner.after_decision(&config, &forced, user, &decision, options);
+        inner.after_decision(&config, forced.as_deref(), user, &decision, options);
         f(&decision)
     }
 
@@ -371,26 +384,28 @@ impl Client {
     ) -> Vec<FlagDecision> {
         let inner = &*self.inner;
         let config = inner.config.load();
-        let forced = inner.forced.current.load();
+        let forced = inner.forced.snapshot();
         let decisions = inner
-            .decider(&config, &forced)
+            .decider(&config, forced.as_deref())
             .decide_for_keys(user, keys, options);
-        self.collect(&config, &forced, user, &decisions, options)
+        self.collect(&config, forced.as_deref(), user, &decisions, options)
     }
 
     /// Decides every flag of the datafile.
     pub fn decide_all(&self, user: &UserContext, options: DecideOptions) -> Vec<FlagDecision> {
         let inner = &*self.inner;
         let config = inner.config.load();
-        let forced = inner.forced.current.load();
-        let decisions = inner.decider(&config, &forced).decide_all(user, options);
-        self.collect(&config, &forced, user, &decisions, options)
+        let forced = inner.forced.snapshot();
+        let decisions = inner
+            .decider(&config, forced.as_deref())
+            .decide_all(user, options);
+        self.collect(&config, forced.as_deref(), user, &decisions, options)
     }
 
     fn collect(
         &self,
         config: &Arc<ProjectConfig>,
-        forced: &Arc<ForcedVariations>,
+        forced: Option<&Arc<ForcedVariations>>,
         user: &UserContext,
         decisions: &[Decision<'_>],
         options: DecideOptions,
@@ -415,8 +430,11 @@ impl Client {
     ) -> bool {
         let inner = &*self.inner;
         let config = inner.config.load();
-        let forced = inner.forced.current.load();
-        let Some(conversion) = inner.decider(&config, &forced).track(user, event_key, tags) else {
+        let forced = inner.forced.snapshot();
+        let Some(conversion) = inner
+            .decider(&config, forced.as_deref())
+            .track(user, event_key, tags)
+        else {
             return false;
         };
         for sink in &inner.sinks {
@@ -476,6 +494,7 @@ impl Client {
             }
         }
         forced.current.store(Arc::new(fresh));
+        forced.active.store(!entries.is_empty(), Ordering::Release);
         true
     }
 
