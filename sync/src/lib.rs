@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+pub mod cli;
 pub mod client;
 pub mod datafile;
 mod engine_glue;

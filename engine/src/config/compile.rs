@@ -62,20 +62,28 @@ struct Builder {
     variations: Vec<Variation>,
     variation_id_map: FxHashMap<String, usize>,
     audience_id_map: FxHashMap<String, usize>,
-    var_kinds: FxHashMap<String, String>,
+    /// Variable types by variable id; more than one when flags reuse an id with other types.
+    var_kinds: FxHashMap<String, Vec<String>>,
 }
 
 impl Builder {
     fn add_variation(&mut self, v: raw::Variation) -> usize {
+        let mut alt_values = Vec::new();
         let variables = v
             .variables
             .into_iter()
             .map(|u| {
                 let raw_value = string_of(&u.value);
-                let value = match self.var_kinds.get(&u.id) {
+                let kinds = self.var_kinds.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
+                let value = match kinds.first() {
                     Some(kind) => cast(&raw_value, kind),
                     None => Value::String(raw_value.clone()),
                 };
+                if kinds.len() > 1 {
+                    for kind in kinds {
+                        alt_values.push((u.id.clone(), kind.clone(), cast(&raw_value, kind)));
+                    }
+                }
                 (u.id, raw_value, value)
             })
             .collect();
@@ -87,6 +95,7 @@ impl Builder {
             feature_enabled: matches!(v.feature_enabled, Some(Value::Bool(true))),
             feature_enabled_raw: v.feature_enabled,
             variables,
+            alt_values,
         });
         index
     }
@@ -100,7 +109,7 @@ impl Builder {
                 &ids_value
             }
         };
-        let json = serde_json::to_string(chosen).unwrap_or_default();
+        let json = crate::jsnum::stringify(chosen);
         let empty = match chosen {
             Value::Array(a) => a.is_empty(),
             Value::String(s) => s.is_empty(),
@@ -214,7 +223,7 @@ fn compile_audience(
         }
         other => other,
     };
-    let conditions = serde_json::to_string(&conditions_value).unwrap_or_default();
+    let conditions = crate::jsnum::stringify(&conditions_value);
     let tree = compile_tree(&conditions_value, &mut condition::compile);
     Ok(Audience {
         id: a.id,
@@ -255,9 +264,12 @@ pub(super) fn compile(
     let mut var_kinds = FxHashMap::default();
     for f in &raw.feature_flags {
         for v in &f.variables {
-            var_kinds
-                .entry(v.id.clone())
-                .or_insert_with(|| variable_kind(v));
+            // JavaScript casts by the deciding flag's variable type, so keep every type an id has.
+            let kinds: &mut Vec<String> = var_kinds.entry(v.id.clone()).or_default();
+            let kind = variable_kind(v);
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
         }
     }
 
@@ -437,8 +449,13 @@ pub(super) fn compile(
                 }
             })
             .collect();
+        let repeats_experiment = exp_indexes
+            .iter()
+            .enumerate()
+            .any(|(i, e)| exp_indexes[..i].contains(e));
         flag_key_map.insert(f.key.clone(), flags.len());
         flags.push(Flag {
+            repeats_experiment,
             id: f.id,
             key: f.key,
             experiments: exp_indexes,

@@ -33,6 +33,9 @@ pub(crate) struct Variation {
     pub feature_enabled_raw: Option<Value>,
     /// `(variable id, raw string, cast value)` in datafile order.
     pub variables: Vec<(String, String, Value)>,
+    /// `(variable id, type, cast value)` for ids that flags declare with different types
+    /// (usually empty); the value cast by the deciding flag's type wins over `variables`.
+    pub alt_values: Vec<(String, String, Value)>,
 }
 
 /// Which audiences an experiment, rule or holdout requires.
@@ -102,6 +105,8 @@ pub(crate) struct Flag {
     pub variables: Vec<FlagVariable>,
     /// All variations of the flag's rules, as JavaScript orders them (numeric ids ascending first).
     pub variations: Vec<usize>,
+    /// `experimentIds` names the same experiment twice.
+    pub repeats_experiment: bool,
 }
 
 /// Delivery rules of a flag.

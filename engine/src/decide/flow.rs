@@ -34,7 +34,7 @@ pub(crate) struct Flow<'a, 'u> {
     pub user: &'u UserContext,
     pub bucketing_id: &'u str,
     pub forced: Option<&'a ForcedVariations>,
-    pub tracker: Option<&'u mut Tracker>,
+    pub tracker: Option<&'u mut Tracker<'a>>,
     pub reasons: Reasons,
 }
 
@@ -100,10 +100,13 @@ impl<'a> Flow<'a, '_> {
                 }
             }
             if let Some(found) = self.resolve_variation(e) {
+                // JavaScript re-finds the bucketed variation by key in this rule, then in the
+                // flag; when neither has it (traffic naming another experiment's variation) the
+                // remaining experiment rules are skipped and the rollout decides.
                 let v = config
                     .experiment_variation_by_key(e, &found.key)
-                    .or_else(|| config.flag_variation_by_key(flag, &found.key));
-                return Some(outcome(v, Some(e), DecisionSource::FeatureTest));
+                    .or_else(|| config.flag_variation_by_key(flag, &found.key))?;
+                return Some(outcome(Some(v), Some(e), DecisionSource::FeatureTest));
             }
         }
         None
@@ -215,11 +218,7 @@ impl<'a> Flow<'a, '_> {
             }
         }
         if let Some(tracker) = self.tracker.as_deref() {
-            if let Some(v) = tracker
-                .map
-                .get(&e.id)
-                .and_then(|id| config.variation_by_id(id))
-            {
+            if let Some(v) = tracker.get(&e.id).and_then(|id| config.variation_by_id(id)) {
                 self.reasons.add(|| {
                     format!(
                         "Returning previously activated variation \"{}\" of experiment \"{}\" for user \"{uid}\" from user profile.",
@@ -259,8 +258,7 @@ impl<'a> Flow<'a, '_> {
                     )
                 });
                 if let Some(tracker) = self.tracker.as_deref_mut() {
-                    tracker.map.insert(e.id.clone(), v.id.clone());
-                    tracker.updated = true;
+                    tracker.set(&e.id, &v.id);
                 }
                 Some(v)
             }
