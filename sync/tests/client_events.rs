@@ -337,3 +337,61 @@ async fn sinks_and_listeners_see_every_decision_and_conversion() {
     assert_eq!(got[3].1["params"]["visitors"].as_array().unwrap().len(), 3);
     client.close().await;
 }
+
+/// A user profile service that stores nothing: decisions are as without one, but the Client
+/// then builds impressions on the decide path instead of deferring them.
+struct NoProfiles;
+
+impl flagbridge_engine::UserProfileService for NoProfiles {
+    fn lookup(&self, _user_id: &str) -> Option<flagbridge_engine::UserProfile> {
+        None
+    }
+    fn save(&self, _profile: &flagbridge_engine::UserProfile) {}
+}
+
+fn strip_ids(mut visitors: Vec<Value>) -> Vec<Value> {
+    for visitor in &mut visitors {
+        for snapshot in visitor["snapshots"].as_array_mut().unwrap() {
+            for event in snapshot["events"].as_array_mut().unwrap() {
+                let object = event.as_object_mut().unwrap();
+                assert_eq!(object.remove("uuid").unwrap().as_str().unwrap().len(), 36);
+                assert!(object.remove("timestamp").unwrap().as_u64().unwrap() > 0);
+            }
+        }
+    }
+    visitors
+}
+
+#[tokio::test(start_paused = true)]
+async fn deferred_impressions_equal_impressions_built_on_the_decide_path() {
+    async fn run(with_ups: bool) -> Vec<Value> {
+        let endpoint = FakeEventEndpoint::start().await.unwrap();
+        let mut b = builder(&endpoint);
+        if with_ups {
+            b = b.user_profile_service(Arc::new(NoProfiles));
+        }
+        let client = b.start().await.unwrap();
+        let mut forced_user = UserContext::new("f1");
+        forced_user.set_forced_decision("checkout", Some("checkout_rollout"), "on");
+        let users = [
+            pro("u1"),
+            UserContext::new("u2"),
+            forced_user,
+            UserContext::new("legacy"),
+        ];
+        assert!(client.set_forced_variation("legacy", "checkout_test", Some("treatment")));
+        for user in &users {
+            client.decide_all(user, DecideOptions::NONE);
+        }
+        // Cleared before the events are rendered: the queued snapshot still applies.
+        assert!(client.set_forced_variation("legacy", "checkout_test", None));
+        client.close().await;
+        strip_ids(endpoint.visitors())
+    }
+    let immediate = run(true).await;
+    let deferred = run(false).await;
+    assert_eq!(immediate.len(), 8);
+    assert_eq!(deferred, immediate);
+    let legacy = &deferred[6]["snapshots"][0]["decisions"][0];
+    assert_eq!(legacy["metadata"]["variation_key"], "treatment", "{legacy}");
+}

@@ -129,8 +129,15 @@ fn init_logging(config: &Config) {
     } else {
         config.logging.level.as_str()
     };
+    let mut directives = level.to_string();
+    if config.logging.log_decisions {
+        directives.push_str(",flagbridge_sync::serve::bridge=debug");
+    }
+    if config.logging.log_events {
+        directives.push_str(",flagbridge_sync::events=debug");
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -7,6 +7,7 @@
 
 mod builder;
 mod decision;
+mod queued;
 mod user;
 
 pub use builder::{
@@ -18,12 +19,13 @@ pub use decision::FlagDecision;
 pub use user::ClientUserContext;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use flagbridge_engine::{
-    ClientInfo, DecideOptions, Decider, Decision, EventBatch, ForcedVariations, OptimizelyConfig,
+    ClientInfo, DecideOptions, Decider, Decision, ForcedVariations, OptimizelyConfig,
     ProjectConfig, UserContext, UserProfileService,
 };
 use serde_json::{Map, Value};
@@ -39,6 +41,7 @@ use crate::notify::{
     NotificationType, TrackNotification,
 };
 use crate::sink::DecisionSink;
+use queued::{DeferredImpression, QueuedEvent};
 
 /// The flagbridge runtime client. Cheap to clone (one `Arc`); every clone serves the same config.
 #[derive(Clone)]
@@ -58,6 +61,8 @@ impl std::fmt::Debug for Client {
 
 /// Forced variations: a copy-on-write store so that a decide never waits for a writer.
 struct Forced {
+    /// False while nothing is forced: a decide then skips the snapshot entirely.
+    active: AtomicBool,
     current: ArcSwap<ForcedVariations>,
     /// (user id, experiment key) -> variation key; only touched by writers.
     entries: Mutex<BTreeMap<(String, String), String>>,
@@ -67,13 +72,13 @@ struct Inner {
     config: Arc<ArcSwap<ProjectConfig>>,
     origin: ConfigOrigin,
     poller: Option<PollerHandle>,
-    events: Option<EventProcessor<EventBatch>>,
+    events: Option<EventProcessor<QueuedEvent>>,
     notifications: Arc<NotificationCenter>,
     sinks: Vec<Arc<dyn DecisionSink>>,
     default_options: DecideOptions,
     ups: Option<Arc<dyn UserProfileService>>,
     forced: Forced,
-    client_info: ClientInfo,
+    client_info: Arc<ClientInfo>,
 }
 
 impl ClientBuilder {
@@ -181,13 +186,14 @@ impl ClientBuilder {
                 default_options: self.default_options,
                 ups: self.user_profile_service,
                 forced: Forced {
+                    active: AtomicBool::new(false),
                     current: ArcSwap::from_pointee(ForcedVariations::new()),
                     entries: Mutex::default(),
                 },
-                client_info: ClientInfo {
+                client_info: Arc::new(ClientInfo {
                     client_name: self.client_name,
                     client_version: self.client_version,
-                },
+                }),
             }),
         })
     }
@@ -216,17 +222,26 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+impl Forced {
+    /// The current forced variations, or None (without touching the arc-swap) when empty.
+    fn snapshot(&self) -> Option<arc_swap::Guard<Arc<ForcedVariations>>> {
+        self.active
+            .load(Ordering::Acquire)
+            .then(|| self.current.load())
+    }
+}
+
 impl Inner {
     fn decider<'a>(
         &'a self,
         config: &'a ProjectConfig,
-        forced: &'a ForcedVariations,
+        forced: Option<&'a Arc<ForcedVariations>>,
     ) -> Decider<'a> {
         let mut decider = Decider::new(config).default_options(self.default_options);
         if let Some(ups) = &self.ups {
             decider = decider.user_profile_service(ups.as_ref());
         }
-        if !forced.is_empty() {
+        if let Some(forced) = forced {
             decider = decider.forced_variations(forced);
         }
         decider
@@ -236,18 +251,14 @@ impl Inner {
     fn after_decision(
         &self,
         config: &Arc<ProjectConfig>,
+        forced: Option<&Arc<ForcedVariations>>,
         user: &UserContext,
         decision: &Decision<'_>,
+        options: DecideOptions,
     ) {
         if let Some(events) = &self.events {
             if decision.has_impression() {
-                let mut buffer = uuid::Uuid::encode_buffer();
-                let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-                if let Some(batch) =
-                    decision.impression_event(user, &self.client_info, now_ms(), uuid)
-                {
-                    events.push(batch);
-                }
+                events.push(self.impression(config, forced, user, decision, options));
             }
         }
         for sink in &self.sinks {
@@ -259,6 +270,42 @@ impl Inner {
             self.notifications
                 .emit(Notification::Decision(notification));
         }
+    }
+}
+
+impl Inner {
+    /// The queue entry for one impression: deferred unless a user profile service is set
+    /// (see `queued.rs`).
+    fn impression(
+        &self,
+        config: &Arc<ProjectConfig>,
+        forced: Option<&Arc<ForcedVariations>>,
+        user: &UserContext,
+        decision: &Decision<'_>,
+        options: DecideOptions,
+    ) -> QueuedEvent {
+        let uuid = uuid::Uuid::new_v4();
+        let timestamp_ms = now_ms();
+        if self.ups.is_some() {
+            let mut buffer = uuid::Uuid::encode_buffer();
+            let uuid = uuid.hyphenated().encode_lower(&mut buffer);
+            if let Some(batch) =
+                decision.impression_event(user, &self.client_info, timestamp_ms, uuid)
+            {
+                return QueuedEvent::Batch(batch);
+            }
+        }
+        QueuedEvent::Impression(DeferredImpression {
+            config: Arc::clone(config),
+            forced: forced.cloned(),
+            default_options: self.default_options,
+            options,
+            user: user.clone(),
+            flag_key: decision.flag_key().to_owned(),
+            timestamp_ms,
+            uuid,
+            client_info: Arc::clone(&self.client_info),
+        })
     }
 }
 
@@ -319,11 +366,11 @@ impl Client {
     ) -> R {
         let inner = &*self.inner;
         let config = inner.config.load();
-        let forced = inner.forced.current.load();
+        let forced = inner.forced.snapshot();
         let decision = inner
-            .decider(&config, &forced)
+            .decider(&config, forced.as_deref())
             .decide(user, flag_key, options);
-        inner.after_decision(&config, user, &decision);
+        inner.after_decision(&config, forced.as_deref(), user, &decision, options);
         f(&decision)
     }
 
@@ -337,31 +384,36 @@ impl Client {
     ) -> Vec<FlagDecision> {
         let inner = &*self.inner;
         let config = inner.config.load();
-        let forced = inner.forced.current.load();
+        let forced = inner.forced.snapshot();
         let decisions = inner
-            .decider(&config, &forced)
+            .decider(&config, forced.as_deref())
             .decide_for_keys(user, keys, options);
-        self.collect(&config, user, &decisions)
+        self.collect(&config, forced.as_deref(), user, &decisions, options)
     }
 
     /// Decides every flag of the datafile.
     pub fn decide_all(&self, user: &UserContext, options: DecideOptions) -> Vec<FlagDecision> {
         let inner = &*self.inner;
         let config = inner.config.load();
-        let forced = inner.forced.current.load();
-        let decisions = inner.decider(&config, &forced).decide_all(user, options);
-        self.collect(&config, user, &decisions)
+        let forced = inner.forced.snapshot();
+        let decisions = inner
+            .decider(&config, forced.as_deref())
+            .decide_all(user, options);
+        self.collect(&config, forced.as_deref(), user, &decisions, options)
     }
 
     fn collect(
         &self,
         config: &Arc<ProjectConfig>,
+        forced: Option<&Arc<ForcedVariations>>,
         user: &UserContext,
         decisions: &[Decision<'_>],
+        options: DecideOptions,
     ) -> Vec<FlagDecision> {
         let mut out = Vec::with_capacity(decisions.len());
         for decision in decisions {
-            self.inner.after_decision(config, user, decision);
+            self.inner
+                .after_decision(config, forced, user, decision, options);
             if !decision.omitted_from_result() {
                 out.push(FlagDecision::from_engine(decision));
             }
@@ -378,8 +430,11 @@ impl Client {
     ) -> bool {
         let inner = &*self.inner;
         let config = inner.config.load();
-        let forced = inner.forced.current.load();
-        let Some(conversion) = inner.decider(&config, &forced).track(user, event_key, tags) else {
+        let forced = inner.forced.snapshot();
+        let Some(conversion) = inner
+            .decider(&config, forced.as_deref())
+            .track(user, event_key, tags)
+        else {
             return false;
         };
         for sink in &inner.sinks {
@@ -405,7 +460,7 @@ impl Client {
                     }));
             }
             if let Some(events) = &inner.events {
-                events.push(batch);
+                events.push(QueuedEvent::Batch(batch));
             }
         }
         true
@@ -439,6 +494,7 @@ impl Client {
             }
         }
         forced.current.store(Arc::new(fresh));
+        forced.active.store(!entries.is_empty(), Ordering::Release);
         true
     }
 

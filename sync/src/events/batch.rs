@@ -1,78 +1,87 @@
 //! Merging single-visitor logx batches into bodies bounded by count and bytes.
 
-use serde_json::{Map, Value};
-
-/// A logx v1 batch as it enters the queue: the engine's `EventBatch`, or anything that serializes
-/// to the same shape (an object whose `visitors` is an array).
-pub trait LogxBatch: serde::Serialize + Send + 'static {
-    /// The endpoint for this batch's region.
-    fn endpoint(&self) -> &str;
+/// An event as it enters the queue: rendered in the owner loop (never on the decide path) into
+/// its batch context and serialized visitors.
+pub trait LogxBatch: Send + 'static {
+    /// Renders the event; `None` when there is nothing to send.
+    fn render(self, endpoint_override: Option<&str>) -> serde_json::Result<Option<Rendered>>;
 }
 
-/// One queued event split into its batch context (everything but `visitors`, plus the endpoint)
-/// and the serialized visitors.
+/// One rendered event: its batch context and its serialized visitors.
 #[derive(Debug)]
-pub(crate) struct Split {
+pub struct Rendered {
     pub(crate) context: Context,
     pub(crate) visitors: Vec<Vec<u8>>,
 }
 
-/// What must be equal for two events to share a batch.
+/// What must be equal for two events to share a batch: the endpoint and the envelope (every
+/// field but `visitors`, serialized).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Context {
     pub(crate) endpoint: String,
-    pub(crate) envelope: Map<String, Value>,
+    pub(crate) envelope_json: Vec<u8>,
 }
 
-/// Splits a batch; the envelope keeps every field except `visitors`.
-pub(crate) fn split<B: LogxBatch>(
-    batch: &B,
-    endpoint_override: Option<&str>,
-) -> serde_json::Result<Split> {
-    let endpoint = endpoint_override
-        .unwrap_or_else(|| batch.endpoint())
-        .to_owned();
-    let mut envelope = match serde_json::to_value(batch)? {
-        Value::Object(map) => map,
-        other => {
-            let mut map = Map::new();
-            map.insert("value".to_owned(), other);
-            map
-        }
-    };
-    let visitors = match envelope.remove("visitors") {
-        Some(Value::Array(visitors)) => visitors
+impl Rendered {
+    /// From an envelope (any serializable object without `visitors`) and the visitors.
+    pub(crate) fn new<E: serde::Serialize, V: serde::Serialize>(
+        endpoint: &str,
+        endpoint_override: Option<&str>,
+        envelope: &E,
+        visitors: &[V],
+    ) -> serde_json::Result<Self> {
+        let endpoint = endpoint_override.unwrap_or(endpoint).to_owned();
+        let envelope_json = serde_json::to_vec(envelope)?;
+        let visitors = visitors
             .iter()
             .map(serde_json::to_vec)
-            .collect::<serde_json::Result<Vec<_>>>()?,
-        _ => Vec::new(),
-    };
-    Ok(Split {
-        context: Context { endpoint, envelope },
-        visitors,
-    })
+            .collect::<serde_json::Result<Vec<_>>>()?;
+        Ok(Rendered {
+            context: Context {
+                endpoint,
+                envelope_json,
+            },
+            visitors,
+        })
+    }
+
+    /// From any value that serializes to a logx batch object (slower: goes through a `Value`).
+    #[cfg(test)]
+    pub(crate) fn from_value<B: serde::Serialize>(
+        batch: &B,
+        endpoint: &str,
+        endpoint_override: Option<&str>,
+    ) -> serde_json::Result<Self> {
+        use serde_json::{Map, Value};
+        let mut envelope = match serde_json::to_value(batch)? {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let visitors = match envelope.remove("visitors") {
+            Some(Value::Array(visitors)) => visitors,
+            _ => Vec::new(),
+        };
+        Rendered::new(endpoint, endpoint_override, &envelope, &visitors)
+    }
 }
 
 /// A batch being filled.
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) context: Context,
-    envelope_json: Vec<u8>,
     visitors: Vec<Vec<u8>>,
     bytes: usize,
 }
 
 impl Pending {
-    pub(crate) fn new(context: Context) -> serde_json::Result<Self> {
-        let envelope_json = serde_json::to_vec(&context.envelope)?;
+    pub(crate) fn new(context: Context) -> Self {
         // `{...}` becomes `{...,"visitors":[` + visitors + `]}`.
-        let bytes = envelope_json.len() + r#","visitors":[]"#.len();
-        Ok(Pending {
+        let bytes = context.envelope_json.len() + r#","visitors":[]"#.len();
+        Pending {
             context,
-            envelope_json,
             visitors: Vec::new(),
             bytes,
-        })
+        }
     }
 
     /// The body size if `visitor_len` more bytes were added.
@@ -100,7 +109,7 @@ impl Pending {
     /// Renders the body and empties the batch.
     pub(crate) fn take_body(&mut self) -> (Vec<u8>, usize) {
         let mut body = Vec::with_capacity(self.bytes);
-        match self.envelope_json.split_last() {
+        match self.context.envelope_json.split_last() {
             Some((b'}', head)) if head.len() > 1 => {
                 body.extend_from_slice(head);
                 body.extend_from_slice(br#","visitors":["#);
@@ -116,7 +125,7 @@ impl Pending {
         body.extend_from_slice(b"]}");
         let count = self.visitors.len();
         self.visitors.clear();
-        self.bytes = self.envelope_json.len() + r#","visitors":[]"#.len();
+        self.bytes = self.context.envelope_json.len() + r#","visitors":[]"#.len();
         (body, count)
     }
 }
@@ -124,14 +133,18 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    #[derive(serde::Serialize)]
     struct Fake(Value);
     impl LogxBatch for Fake {
-        fn endpoint(&self) -> &str {
-            "https://logx.example/v1/events"
+        fn render(self, endpoint_override: Option<&str>) -> serde_json::Result<Option<Rendered>> {
+            Rendered::from_value(&self.0, "https://logx.example/v1/events", endpoint_override)
+                .map(Some)
         }
+    }
+
+    fn split(fake: Fake, endpoint_override: Option<&str>) -> serde_json::Result<Rendered> {
+        fake.render(endpoint_override).map(|r| r.unwrap())
     }
 
     #[test]
@@ -142,11 +155,11 @@ mod tests {
         let b = Fake(
             json!({"account_id":"1","revision":"7","anonymize_ip":true,"visitors":[{"visitor_id":"u2"},{"visitor_id":"u3"}]}),
         );
-        let sa = split(&a, None).unwrap();
-        let sb = split(&b, None).unwrap();
+        let sa = split(a, None).unwrap();
+        let sb = split(b, None).unwrap();
         assert_eq!(sa.context, sb.context);
         assert_eq!(sa.context.endpoint, "https://logx.example/v1/events");
-        let mut pending = Pending::new(sa.context).unwrap();
+        let mut pending = Pending::new(sa.context);
         for v in sa.visitors.into_iter().chain(sb.visitors) {
             pending.push(v);
         }
@@ -165,14 +178,18 @@ mod tests {
 
     #[test]
     fn contexts_differ_by_revision_and_endpoint_override() {
-        let a = Fake(json!({"revision":"1","visitors":[]}));
-        let b = Fake(json!({"revision":"2","visitors":[]}));
+        let one = || Fake(json!({"revision":"1","visitors":[]}));
+        let two = Fake(json!({"revision":"2","visitors":[]}));
         assert_ne!(
-            split(&a, None).unwrap().context,
-            split(&b, None).unwrap().context
+            split(one(), None).unwrap().context,
+            split(two, None).unwrap().context
         );
         assert_eq!(
-            split(&a, Some("http://x")).unwrap().context.endpoint,
+            split(one(), None).unwrap().context,
+            split(one(), None).unwrap().context
+        );
+        assert_eq!(
+            split(one(), Some("http://x")).unwrap().context.endpoint,
             "http://x"
         );
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::batch::{self, LogxBatch, Pending};
+use super::batch::{LogxBatch, Pending};
 use super::sender::{send_with_retry, EventTransport, RetryPolicy, SendResult};
 use super::EventCounters;
 
@@ -90,8 +90,9 @@ impl<B: LogxBatch> Dispatcher<B> {
     }
 
     async fn add(&mut self, event: B) {
-        let split = match batch::split(&event, self.settings.endpoint_override.as_deref()) {
-            Ok(split) => split,
+        let rendered = match event.render(self.settings.endpoint_override.as_deref()) {
+            Ok(Some(rendered)) => rendered,
+            Ok(None) => return,
             Err(error) => {
                 tracing::error!(%error, "cannot serialize an event; dropped");
                 self.counters.add_dropped(1);
@@ -101,25 +102,18 @@ impl<B: LogxBatch> Dispatcher<B> {
         if self
             .pending
             .as_ref()
-            .is_some_and(|p| p.context != split.context)
+            .is_some_and(|p| p.context != rendered.context)
         {
             self.flush().await;
         }
         if self
             .pending
             .as_ref()
-            .is_none_or(|p| p.context != split.context)
+            .is_none_or(|p| p.context != rendered.context)
         {
-            match Pending::new(split.context) {
-                Ok(p) => self.pending = Some(p),
-                Err(error) => {
-                    tracing::error!(%error, "cannot serialize an event batch envelope; dropped");
-                    self.counters.add_dropped(split.visitors.len() as u64);
-                    return;
-                }
-            }
+            self.pending = Some(Pending::new(rendered.context));
         }
-        for visitor in split.visitors {
+        for visitor in rendered.visitors {
             let Some(pending) = self.pending.as_mut() else {
                 return;
             };

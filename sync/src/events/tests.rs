@@ -6,21 +6,24 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::batch::LogxBatch;
+use super::batch::{LogxBatch, Rendered};
 use super::sender::{EventTransport, HttpReply, TransportError};
 use super::*;
 use crate::datafile::source::BoxFuture;
 
-#[derive(serde::Serialize)]
 struct TestBatch(Value);
 
 impl LogxBatch for TestBatch {
-    fn endpoint(&self) -> &str {
-        if self.0["region"] == "EU" {
+    fn render(mut self, endpoint_override: Option<&str>) -> serde_json::Result<Option<Rendered>> {
+        let endpoint = if self.0["region"] == "EU" {
             EU_ENDPOINT
         } else {
             US_ENDPOINT
+        };
+        if let Some(map) = self.0.as_object_mut() {
+            map.remove("region");
         }
+        Rendered::from_value(&self.0, endpoint, endpoint_override).map(Some)
     }
 }
 
