@@ -19,7 +19,7 @@ use flagbridge_sync::brevo::{AttrValue, BrevoSync, DecisionRecord, RuleSource, U
 use flagbridge_sync::sink::DecisionSink;
 
 const DATAFILE: &str = include_str!("../../sync/tests/data/brevo_small_datafile.json");
-const CHUNK: u64 = 4_096;
+const CHUNK: u64 = 8_192;
 
 fn enqueue(c: &mut Criterion) {
     let config = Arc::new(ProjectConfig::parse(DATAFILE).expect("datafile"));
@@ -67,6 +67,28 @@ fn enqueue(c: &mut Criterion) {
                     let d = decider.decide(black_box(&user), "checkout", DecideOptions::NONE);
                     sink.on_decision(&config, &user, &d);
                     black_box(&d);
+                }
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    // The sink's share alone: one decision made once, handed to the sink again and again.
+    let decision = decider.decide(&user, "checkout", DecideOptions::NONE);
+    group.bench_function("enqueue_only", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                left -= n;
+                let target = sync.counters().decisions_queued;
+                while sync.counters().decisions_processed < target {
+                    std::thread::yield_now();
+                }
+                let start = Instant::now();
+                for _ in 0..n {
+                    sink.on_decision(&config, black_box(&user), black_box(&decision));
                 }
                 total += start.elapsed();
             }

@@ -131,6 +131,7 @@ async fn ten_thousand_contacts_end_with_exact_attributes() {
     let c = sync.counters();
     assert_eq!(c.decisions_processed, 2 * 5 * N as u64);
     assert_eq!(c.contacts_written, total_writes);
+    assert_eq!(c.contacts_created, (N / 2) as u64);
     // 100,000 decisions, at most two writes per contact.
     assert!(total_writes <= 2 * N as u64);
     assert_eq!(c.queue_overflow, 0);

@@ -16,9 +16,10 @@ use super::worker::Command;
 /// How many set-aside items [`BrevoSync::set_aside`] remembers.
 pub const SET_ASIDE_MEMORY: usize = 100;
 
-/// An idle worker is woken once per this many queued records (it also drains every
-/// [`DRAIN_INTERVAL`]), so the decide path rarely pays for a wake-up.
-pub(crate) const WAKE_EVERY: u64 = 256;
+/// An idle worker is woken once per `max(capacity / WAKE_DIVISOR, 1)` queued records (it also
+/// drains every [`DRAIN_INTERVAL`]), so the decide path rarely pays for a wake-up and the
+/// worker drains in bursts instead of fighting the decide path for the queue's cache lines.
+pub(crate) const WAKE_DIVISOR: usize = 4;
 /// Longest time a queued record waits for the worker when few records arrive.
 pub(crate) const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -137,6 +138,7 @@ pub(crate) struct Shared {
     pub counters: Counters,
     pub stopped: AtomicBool,
     pub identity_source: IdentitySource,
+    wake_every: u64,
     set_aside: Mutex<VecDeque<SetAside>>,
 }
 
@@ -150,6 +152,7 @@ impl Shared {
             counters: Counters::default(),
             stopped: AtomicBool::new(false),
             identity_source,
+            wake_every: (capacity / WAKE_DIVISOR).max(1) as u64,
             set_aside: Mutex::new(VecDeque::new()),
         }
     }
@@ -186,7 +189,7 @@ impl Shared {
             return false;
         }
         let n = counter.fetch_add(1, Ordering::Relaxed);
-        if n % WAKE_EVERY == 0 {
+        if n % self.wake_every == 0 {
             self.wake_worker();
         }
         true
@@ -213,7 +216,7 @@ impl BrevoSink {
 
     /// Queues one conversion; `false` when dropped (counted).
     pub fn record_conversion(&self, record: ConversionRecord) -> bool {
-        self.shared.push(SyncRecord::Conversion(record))
+        self.shared.push(SyncRecord::Conversion(Box::new(record)))
     }
 
     /// Counts a decision or conversion skipped because the user has no contact identity.

@@ -128,13 +128,16 @@ impl DecisionSink for BrevoSink {
             DecisionSource::Rollout => RuleSource::Rollout,
             DecisionSource::Holdout => RuleSource::Holdout,
         };
+        // Only experiment decisions need their rule and variation (EXPERIMENT_* attributes).
+        let experiment = source == RuleSource::Experiment;
+        let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
         self.record_decision(DecisionRecord {
             user: snapshot(config, user, contact),
             flag_key: CompactString::new(decision.flag_key()),
             enabled: decision.enabled(),
             source,
-            rule_key: decision.rule_key().map(CompactString::new),
-            variation_key: decision.variation_key().map(CompactString::new),
+            rule_key: key(decision.rule_key()),
+            variation_key: key(decision.variation_key()),
         });
     }
 

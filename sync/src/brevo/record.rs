@@ -115,6 +115,6 @@ pub struct ConversionRecord {
 pub enum SyncRecord {
     /// A decision.
     Decision(DecisionRecord),
-    /// A conversion.
-    Conversion(ConversionRecord),
+    /// A conversion (boxed: conversions are rare and larger, decisions stay small).
+    Conversion(Box<ConversionRecord>),
 }
