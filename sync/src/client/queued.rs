@@ -1,0 +1,66 @@
+//! What the decide path puts into the event queue.
+//!
+//! Building an impression's logx batch takes some twenty small allocations, so the decide path
+//! only records what is needed to rebuild the decision (the config `Arc`, the forced-variation
+//! snapshot `Arc`, a copy of the user, the flag key and options, the timestamp and uuid) and the
+//! owner loop decides again and renders. Deciding is deterministic for the same config, user
+//! and forced variations, so the rendered impression is the one the caller got. With a user
+//! profile service the result could depend on the store's state at the second call (and the
+//! store would see extra calls), so then the batch is built on the decide path instead.
+
+use std::sync::Arc;
+
+use flagbridge_engine::{
+    ClientInfo, DecideOptions, Decider, EventBatch, ForcedVariations, ProjectConfig, UserContext,
+};
+
+use crate::events::batch::{LogxBatch, Rendered};
+
+/// One queued event.
+#[derive(Debug)]
+pub(crate) enum QueuedEvent {
+    /// Built on the decide path (conversions, and impressions with a user profile service).
+    Batch(EventBatch),
+    /// An impression to rebuild in the owner loop.
+    Impression(DeferredImpression),
+}
+
+/// Everything needed to rebuild one impression.
+#[derive(Debug)]
+pub(crate) struct DeferredImpression {
+    pub(crate) config: Arc<ProjectConfig>,
+    pub(crate) forced: Option<Arc<ForcedVariations>>,
+    pub(crate) default_options: DecideOptions,
+    pub(crate) options: DecideOptions,
+    pub(crate) user: UserContext,
+    pub(crate) flag_key: String,
+    pub(crate) timestamp_ms: u64,
+    pub(crate) uuid: uuid::Uuid,
+    pub(crate) client_info: Arc<ClientInfo>,
+}
+
+impl DeferredImpression {
+    /// Decides again and builds the impression batch.
+    pub(crate) fn build(&self) -> Option<EventBatch> {
+        let mut decider = Decider::new(&self.config).default_options(self.default_options);
+        if let Some(forced) = &self.forced {
+            decider = decider.forced_variations(forced);
+        }
+        let decision = decider.decide(&self.user, &self.flag_key, self.options);
+        let mut buffer = uuid::Uuid::encode_buffer();
+        let uuid = self.uuid.hyphenated().encode_lower(&mut buffer);
+        decision.impression_event(&self.user, &self.client_info, self.timestamp_ms, uuid)
+    }
+}
+
+impl LogxBatch for QueuedEvent {
+    fn render(self, endpoint_override: Option<&str>) -> serde_json::Result<Option<Rendered>> {
+        match self {
+            QueuedEvent::Batch(batch) => batch.render(endpoint_override),
+            QueuedEvent::Impression(deferred) => match deferred.build() {
+                Some(batch) => batch.render(endpoint_override),
+                None => Ok(None),
+            },
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! `ClientUserContext`: a user bound to a `Client` (`createUserContext` in the SDKs).
+
+use flagbridge_engine::{AttributeValue, DecideOptions, UserContext};
+use serde_json::{Map, Value};
+
+use super::{Client, FlagDecision};
+
+/// A user context bound to a [`Client`]: attributes, forced decisions, decide and track.
+#[derive(Clone, Debug)]
+pub struct ClientUserContext {
+    client: Client,
+    user: UserContext,
+}
+
+impl ClientUserContext {
+    pub(crate) fn new(client: Client, user: UserContext) -> Self {
+        ClientUserContext { client, user }
+    }
+
+    /// The engine's user context (id, attributes, forced decisions).
+    pub fn user(&self) -> &UserContext {
+        &self.user
+    }
+
+    /// The user id.
+    pub fn user_id(&self) -> &str {
+        self.user.user_id()
+    }
+
+    /// Sets one attribute.
+    pub fn set_attribute(&mut self, key: impl Into<String>, value: impl Into<AttributeValue>) {
+        self.user.set_attribute(key, value);
+    }
+
+    /// Forces a variation for a flag (`rule_key` None) or for one rule of it.
+    pub fn set_forced_decision(
+        &mut self,
+        flag_key: &str,
+        rule_key: Option<&str>,
+        variation_key: &str,
+    ) {
+        self.user
+            .set_forced_decision(flag_key, rule_key, variation_key);
+    }
+
+    /// The forced variation key, if any.
+    pub fn forced_decision(&self, flag_key: &str, rule_key: Option<&str>) -> Option<&str> {
+        self.user.forced_decision(flag_key, rule_key)
+    }
+
+    /// Removes one forced decision; false if there was none.
+    pub fn remove_forced_decision(&mut self, flag_key: &str, rule_key: Option<&str>) -> bool {
+        self.user.remove_forced_decision(flag_key, rule_key)
+    }
+
+    /// Removes every forced decision.
+    pub fn remove_all_forced_decisions(&mut self) {
+        self.user.remove_all_forced_decisions();
+    }
+
+    /// Decides one flag.
+    pub fn decide(&self, flag_key: &str, options: DecideOptions) -> FlagDecision {
+        self.client.decide(&self.user, flag_key, options)
+    }
+
+    /// Decides several flags, in key order.
+    pub fn decide_for_keys(&self, keys: &[&str], options: DecideOptions) -> Vec<FlagDecision> {
+        self.client.decide_for_keys(&self.user, keys, options)
+    }
+
+    /// Decides every flag of the datafile.
+    pub fn decide_all(&self, options: DecideOptions) -> Vec<FlagDecision> {
+        self.client.decide_all(&self.user, options)
+    }
+
+    /// Records a conversion; false for an unknown event key (nothing is sent).
+    pub fn track_event(&self, event_key: &str, tags: Option<&Map<String, Value>>) -> bool {
+        self.client.track(&self.user, event_key, tags)
+    }
+}

@@ -1,0 +1,175 @@
+//! The event owner loop: reads the bounded queue, fills one batch per context, flushes at a
+//! count, a size and an interval, and sends through the transport with retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::batch::{LogxBatch, Pending};
+use super::sender::{send_with_retry, EventTransport, RetryPolicy, SendResult};
+use super::EventCounters;
+
+/// Control messages (the events themselves travel on their own bounded queue).
+pub(crate) enum Control {
+    /// Send everything queued so far, then answer.
+    Flush(oneshot::Sender<()>),
+    /// Stop accepting events, send everything queued, end the loop, then answer.
+    Close(oneshot::Sender<()>),
+}
+
+/// Called with (endpoint, body) after each batch the endpoint accepted.
+pub(crate) type OnSent = Box<dyn Fn(&str, &[u8]) + Send + Sync>;
+
+/// Batching limits and retry policy.
+#[derive(Clone, Debug)]
+pub(crate) struct DispatchSettings {
+    pub(crate) batch_size: usize,
+    pub(crate) batch_bytes: usize,
+    pub(crate) max_payload_bytes: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) endpoint_override: Option<String>,
+    pub(crate) retry: RetryPolicy,
+}
+
+pub(crate) struct Dispatcher<B> {
+    pub(crate) events: mpsc::Receiver<B>,
+    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) transport: Arc<dyn EventTransport>,
+    pub(crate) settings: DispatchSettings,
+    pub(crate) counters: Arc<EventCounters>,
+    pub(crate) on_sent: OnSent,
+    pub(crate) pending: Option<Pending>,
+}
+
+impl<B: LogxBatch> Dispatcher<B> {
+    pub(crate) async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.settings.flush_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                biased;
+                control = self.control.recv() => match control {
+                    Some(Control::Flush(reply)) => {
+                        self.drain().await;
+                        self.flush().await;
+                        let _ = reply.send(());
+                    }
+                    Some(Control::Close(reply)) => {
+                        self.events.close();
+                        self.drain().await;
+                        self.flush().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => {
+                        self.events.close();
+                        self.drain().await;
+                        self.flush().await;
+                        return;
+                    }
+                },
+                event = self.events.recv() => match event {
+                    Some(event) => self.add(event).await,
+                    None => {
+                        self.flush().await;
+                        return;
+                    }
+                },
+                _ = ticker.tick() => self.flush().await,
+            }
+        }
+    }
+
+    /// Takes everything already in the queue.
+    async fn drain(&mut self) {
+        while let Ok(event) = self.events.try_recv() {
+            self.add(event).await;
+        }
+    }
+
+    async fn add(&mut self, event: B) {
+        let rendered = match event.render(self.settings.endpoint_override.as_deref()) {
+            Ok(Some(rendered)) => rendered,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(%error, "cannot serialize an event; dropped");
+                self.counters.add_dropped(1);
+                return;
+            }
+        };
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.context != rendered.context)
+        {
+            self.flush().await;
+        }
+        if self
+            .pending
+            .as_ref()
+            .is_none_or(|p| p.context != rendered.context)
+        {
+            self.pending = Some(Pending::new(rendered.context));
+        }
+        for visitor in rendered.visitors {
+            let Some(pending) = self.pending.as_mut() else {
+                return;
+            };
+            if !pending.is_empty() && pending.size_with(visitor.len()) > self.settings.batch_bytes {
+                self.flush().await;
+            }
+            let Some(pending) = self.pending.as_mut() else {
+                return;
+            };
+            if pending.size_with(visitor.len()) > self.settings.max_payload_bytes {
+                tracing::error!(
+                    bytes = visitor.len(),
+                    max = self.settings.max_payload_bytes,
+                    "event larger than the endpoint accepts; dropped"
+                );
+                self.counters.add_dropped(1);
+                continue;
+            }
+            pending.push(visitor);
+            if pending.len() >= self.settings.batch_size
+                || pending.bytes() >= self.settings.batch_bytes
+            {
+                self.flush().await;
+            }
+        }
+    }
+
+    /// Sends the pending batch, if any.
+    async fn flush(&mut self) {
+        let Some(pending) = self.pending.as_mut() else {
+            return;
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let endpoint = pending.context.endpoint.clone();
+        let (body, count) = pending.take_body();
+        let count = count as u64;
+        let result = send_with_retry(
+            self.transport.as_ref(),
+            &endpoint,
+            &body,
+            self.settings.retry,
+        )
+        .await;
+        match result {
+            SendResult::Delivered { retries } => {
+                self.counters.add_retries(u64::from(retries));
+                self.counters.add_sent(count);
+                (self.on_sent)(&endpoint, &body);
+            }
+            SendResult::Dropped { retries, reason } => {
+                self.counters.add_retries(u64::from(retries));
+                self.counters.add_dropped(count);
+                tracing::error!(%endpoint, events = count, bytes = body.len(), %reason, "event batch dropped");
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! In-process fake servers on 127.0.0.1 for tests (feature `testing`): a datafile CDN and an
+//! event endpoint that behave like the real ones, with switchable faults. Reused by the
+//! connector's end-to-end tests.
+//!
+//! Every response carries `Connection: close`, so a test with a paused clock never reuses a
+//! connection the server has timed out.
+
+mod cdn;
+mod datafile;
+mod event_endpoint;
+
+pub use cdn::{CdnFault, FakeCdn};
+pub use datafile::{datafile, datafile_json, SDK_KEY};
+pub use event_endpoint::{EventFault, FakeEventEndpoint};
+
+use std::net::SocketAddr;
+
+/// Binds 127.0.0.1 on a free port and serves `app` in the background.
+async fn serve(app: axum::Router) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
