@@ -131,8 +131,19 @@ fn coalescer(c: &mut Criterion) {
                 user: Arc::clone(u),
                 flag_key: CompactString::new(flag),
                 enabled: (i + f) % 3 != 0,
-                source: if experiment { RuleSource::Experiment } else { RuleSource::Rollout },
-                rule_key: Some(if experiment { "exp_search" } else { "default-rollout" }.into()),
+                source: if experiment {
+                    RuleSource::Experiment
+                } else {
+                    RuleSource::Rollout
+                },
+                rule_key: Some(
+                    if experiment {
+                        "exp_search"
+                    } else {
+                        "default-rollout"
+                    }
+                    .into(),
+                ),
                 variation_key: Some(["a", "b"][i % 2].into()),
             });
         }

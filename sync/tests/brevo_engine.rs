@@ -19,7 +19,10 @@ async fn engine_decisions_and_conversions_reach_brevo() {
     let fake = FakeBrevo::start(1000).await;
     fake.add_contacts(["vip@example.com", "free@other.io"]);
     let dir = tempfile::tempdir().unwrap();
-    let sync = builder(&fake, &dir.path().join("s.db"), 1000).start().await.unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
     let sink = sync.sink();
     let decider = Decider::new(&config);
     let vip = UserContext::new("u1")
@@ -67,7 +70,10 @@ async fn engine_decisions_and_conversions_reach_brevo() {
         })
     );
     let c = sync.counters();
-    assert_eq!(c.skipped_no_identity, 2, "anonymous user's two decisions skipped");
+    assert_eq!(
+        c.skipped_no_identity, 2,
+        "anonymous user's two decisions skipped"
+    );
     let events = fake.with(|s| s.events.clone());
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["event_name"], "purchase");
@@ -81,7 +87,10 @@ async fn client_decisions_reach_brevo_end_to_end() {
     let fake = FakeBrevo::start(1000).await;
     fake.add_contacts(["vip@example.com"]);
     let dir = tempfile::tempdir().unwrap();
-    let brevo = builder(&fake, &dir.path().join("s.db"), 1000).start().await.unwrap();
+    let brevo = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
     let client = flagbridge_sync::Client::builder()
         .datafile(DATAFILE)
         .events_enabled(false)
@@ -99,7 +108,10 @@ async fn client_decisions_reach_brevo_end_to_end() {
     brevo.flush().await.unwrap();
     let got = fake.contact("vip@example.com").unwrap();
     assert_eq!(got.attributes["ENABLED_FEATURES"], "banner,checkout");
-    assert_eq!(got.attributes["EXPERIMENT_VARIATION"], "exp_checkout:treatment");
+    assert_eq!(
+        got.attributes["EXPERIMENT_VARIATION"],
+        "exp_checkout:treatment"
+    );
     assert_eq!(got.attributes["OPT_SEGMENTS"], "Example staff,VIP");
     assert_eq!(got.writes, 1, "2000 decisions, one write");
     assert_eq!(fake.with(|s| s.events.len()), 1);

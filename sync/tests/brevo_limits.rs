@@ -26,7 +26,8 @@ async fn a_429_storm_is_waited_out_and_everything_arrives() {
         .await
         .unwrap();
     for e in &all {
-        sync.sink().record_decision(rollout(&user(e, "free", "x"), "f", true));
+        sync.sink()
+            .record_decision(rollout(&user(e, "free", "x"), "f", true));
     }
     sync.flush().await.unwrap();
     for e in &all {
@@ -54,7 +55,8 @@ async fn the_client_budget_keeps_brevo_from_answering_429() {
         .await
         .unwrap();
     for e in &all {
-        sync.sink().record_decision(rollout(&user(e, "free", "x"), "f", true));
+        sync.sink()
+            .record_decision(rollout(&user(e, "free", "x"), "f", true));
     }
     sync.flush().await.unwrap();
     assert_eq!(sync.counters().contacts_written, 200);
@@ -79,7 +81,8 @@ async fn five_xx_bursts_are_retried_with_backoff() {
             // A burst of 3 failures every so often.
             fake.with(|s| s.fail_next += 3);
         }
-        sync.sink().record_decision(rollout(&user(e, "free", "x"), "f", true));
+        sync.sink()
+            .record_decision(rollout(&user(e, "free", "x"), "f", true));
     }
     fake.with(|s| s.fail_next = 5);
     sync.flush().await.unwrap();
@@ -105,9 +108,13 @@ async fn timeouts_are_retried() {
         s.slow_next = 2;
         s.slow_for = Duration::from_secs(2);
     });
-    sync.sink().record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
+    sync.sink()
+        .record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
     sync.flush().await.unwrap();
-    assert_eq!(fake.contact("a@x.io").unwrap().attributes["ENABLED_FEATURES"], "f");
+    assert_eq!(
+        fake.contact("a@x.io").unwrap().attributes["ENABLED_FEATURES"],
+        "f"
+    );
     assert!(sync.counters().retries >= 2);
     sync.close().await.unwrap();
 }
@@ -123,14 +130,18 @@ async fn brevo_down_keeps_changes_pending_and_reports_it() {
         .await
         .unwrap();
     fake.with(|s| s.fail_next = 1000);
-    sync.sink().record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
+    sync.sink()
+        .record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
     let err = sync.flush().await.unwrap_err();
     assert!(matches!(err, BrevoError::Unavailable { .. }), "{err}");
     assert_eq!(sync.counters().contacts_pending, 1);
     // Brevo comes back: the next flush delivers.
     fake.with(|s| s.fail_next = 0);
     sync.flush().await.unwrap();
-    assert_eq!(fake.contact("a@x.io").unwrap().attributes["ENABLED_FEATURES"], "f");
+    assert_eq!(
+        fake.contact("a@x.io").unwrap().attributes["ENABLED_FEATURES"],
+        "f"
+    );
     sync.close().await.unwrap();
 }
 
@@ -159,7 +170,9 @@ impl flagbridge_sync::brevo::BrevoTransport for Recording {
                     .iter()
                     .map(|(n, t)| serde_json::json!({"name": n, "type": t.as_str()}))
                     .collect();
-                serde_json::json!({ "attributes": list }).to_string().into_bytes()
+                serde_json::json!({ "attributes": list })
+                    .to_string()
+                    .into_bytes()
             } else {
                 Vec::new()
             };
@@ -189,16 +202,23 @@ async fn hourly_budget_holds_under_a_paused_clock() {
         .await
         .unwrap();
     for e in emails(120) {
-        sync.sink().record_decision(rollout(&user(&e, "free", "x"), "f", true));
+        sync.sink()
+            .record_decision(rollout(&user(&e, "free", "x"), "f", true));
     }
     let start = tokio::time::Instant::now();
     sync.flush().await.unwrap();
     let sent = sent.lock().unwrap().clone();
     // 1 attribute listing + 12 batches, at most 5 per hour: the last batch goes out in hour 3.
-    let batches: Vec<_> = sent.iter().filter(|(_, p)| p == "/contacts/batch").collect();
+    let batches: Vec<_> = sent
+        .iter()
+        .filter(|(_, p)| p == "/contacts/batch")
+        .collect();
     assert_eq!(batches.len(), 12);
     for w in sent.windows(6) {
-        assert!(w[5].0 - w[0].0 >= Duration::from_secs(3600), "6 requests within an hour");
+        assert!(
+            w[5].0 - w[0].0 >= Duration::from_secs(3600),
+            "6 requests within an hour"
+        );
     }
     assert!(tokio::time::Instant::now() - start >= Duration::from_secs(2 * 3600));
     assert_eq!(sync.counters().contacts_written, 120);

@@ -38,7 +38,9 @@ fn child_process() {
     runtime.block_on(async {
         let fake_url = url.to_string();
         let sync = flagbridge_sync::brevo::BrevoSync::builder()
-            .api_key(flagbridge_sync::brevo::ApiKey::new(common::fake_brevo::API_KEY))
+            .api_key(flagbridge_sync::brevo::ApiKey::new(
+                common::fake_brevo::API_KEY,
+            ))
             .base_url(fake_url)
             .store_path(Some(store.into()))
             .batch_size(BATCH)
@@ -79,7 +81,12 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
     let store = dir.path().join("sync.db");
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, format!("{}|{}", fake.url(), store.display()))
         .stdout(Stdio::null())
         .spawn()
@@ -99,7 +106,10 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
     // contacts on size before all their decisions were queued; those change again later).
     let before = fake.with(|s| s.contacts.clone());
     let written_before = before.values().filter(|c| c.writes > 0).count();
-    assert!(written_before >= BATCH, "batches acknowledged before the kill");
+    assert!(
+        written_before >= BATCH,
+        "batches acknowledged before the kill"
+    );
     assert_eq!(fake.with(|s| s.events.len()), 0);
 
     // Restart on the same store; Brevo answers normally now.
@@ -117,8 +127,15 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
         let c = fake.contact(e).unwrap();
         let (enabled, variation) = flags(i);
         let a = &c.attributes;
-        assert_eq!(a["ENABLED_FEATURES"], if enabled { "checkout,search" } else { "search" }, "{e}");
-        assert_eq!(a["EXPERIMENT_VARIATION"], Value::String(format!("exp:{variation}")));
+        assert_eq!(
+            a["ENABLED_FEATURES"],
+            if enabled { "checkout,search" } else { "search" },
+            "{e}"
+        );
+        assert_eq!(
+            a["EXPERIMENT_VARIATION"],
+            Value::String(format!("exp:{variation}"))
+        );
         assert_eq!(a["VARIATION_NAME"], variation);
         assert_eq!(a["EXPERIMENT_DATE"], Value::String(today.clone()));
         let was = &before[e];
@@ -141,7 +158,10 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), EVENTS);
-    assert_eq!(sync.counters().contacts_written, (CONTACTS - final_before_kill) as u64);
+    assert_eq!(
+        sync.counters().contacts_written,
+        (CONTACTS - final_before_kill) as u64
+    );
 
     // A third start sends nothing at all.
     sync.close().await.unwrap();

@@ -25,19 +25,35 @@ fn expected(decisions: &[DecisionRecord], segments: &str, today: &str) -> Map<St
             last_experiment = Some(d);
         }
     }
-    let enabled: Vec<&str> = flags.values().filter(|d| d.enabled).map(|d| &*d.flag_key).collect();
+    let enabled: Vec<&str> = flags
+        .values()
+        .filter(|d| d.enabled)
+        .map(|d| &*d.flag_key)
+        .collect();
     let mut in_exp: Vec<String> = flags
         .values()
         .filter(|d| d.source == flagbridge_sync::brevo::RuleSource::Experiment)
-        .map(|d| format!("{}:{}", d.rule_key.as_ref().unwrap(), d.variation_key.as_ref().unwrap()))
+        .map(|d| {
+            format!(
+                "{}:{}",
+                d.rule_key.as_ref().unwrap(),
+                d.variation_key.as_ref().unwrap()
+            )
+        })
         .collect();
     in_exp.sort();
     let mut m = Map::new();
     m.insert("ENABLED_FEATURES".into(), json!(enabled.join(",")));
     m.insert("EXPERIMENT_VARIATION".into(), json!(in_exp.join(",")));
     if let Some(x) = last_experiment {
-        m.insert("EXPERIMENT_NAME".into(), json!(x.rule_key.as_deref().unwrap()));
-        m.insert("VARIATION_NAME".into(), json!(x.variation_key.as_deref().unwrap()));
+        m.insert(
+            "EXPERIMENT_NAME".into(),
+            json!(x.rule_key.as_deref().unwrap()),
+        );
+        m.insert(
+            "VARIATION_NAME".into(),
+            json!(x.variation_key.as_deref().unwrap()),
+        );
         m.insert("FEATURE_FLAG".into(), json!(&*x.flag_key));
         m.insert("FEATURE_ENABLED".into(), json!(x.enabled));
         m.insert("EXPERIMENT_DATE".into(), json!(today));
@@ -52,7 +68,11 @@ fn email(i: usize) -> String {
 }
 
 /// Decisions of contact `i` in round `round` (round 1 changes some of round 0's).
-fn decisions_for(i: usize, round: usize, audiences: &Arc<dyn AudienceSource>) -> Vec<DecisionRecord> {
+fn decisions_for(
+    i: usize,
+    round: usize,
+    audiences: &Arc<dyn AudienceSource>,
+) -> Vec<DecisionRecord> {
     let plan = if i % 7 == 0 { "vip" } else { "free" };
     let device = if i % 2 == 0 { "mobile" } else { "desktop" };
     let mut u = (*user(&email(i), plan, device)).clone();
@@ -61,13 +81,25 @@ fn decisions_for(i: usize, round: usize, audiences: &Arc<dyn AudienceSource>) ->
     let flip = round == 1 && i % 10 == 0;
     let mut out = vec![
         rollout(&u, "checkout", (i % 2 == 0) ^ flip),
-        experiment(&u, "search", "exp_search", ["a", "b", "c"][(i + round) % 3], true),
+        experiment(
+            &u,
+            "search",
+            "exp_search",
+            ["a", "b", "c"][(i + round) % 3],
+            true,
+        ),
         rollout(&u, "banner", i % 5 == 0),
         rollout(&u, "beta", false),
     ];
     if i % 4 < 2 {
         let on = i % 4 == 0;
-        out.push(experiment(&u, "dark_mode", "dm_test", if on { "on" } else { "off" }, on));
+        out.push(experiment(
+            &u,
+            "dark_mode",
+            "dm_test",
+            if on { "on" } else { "off" },
+            on,
+        ));
     } else {
         out.push(rollout(&u, "dark_mode", i % 8 == 2));
     }
@@ -123,9 +155,17 @@ async fn ten_thousand_contacts_end_with_exact_attributes() {
         }
         let want = expected(decisions, &segs.join(","), &today);
         let got = &contacts[&email(i)];
-        assert_eq!(Value::Object(got.attributes.clone()), Value::Object(want), "contact {i}");
+        assert_eq!(
+            Value::Object(got.attributes.clone()),
+            Value::Object(want),
+            "contact {i}"
+        );
         // Once, or twice when a flush on size caught the contact between the two rounds.
-        assert!((1..=2).contains(&got.writes), "contact {i} written {} times", got.writes);
+        assert!(
+            (1..=2).contains(&got.writes),
+            "contact {i} written {} times",
+            got.writes
+        );
         total_writes += u64::from(got.writes);
     }
     let c = sync.counters();
@@ -155,13 +195,21 @@ async fn unknown_contacts_are_upserted_one_by_one_without_import_list() {
     let fake = FakeBrevo::start(1000).await;
     fake.add_contacts(["a@x.io", "c@x.io"]);
     let dir = tempfile::tempdir().unwrap();
-    let sync = builder(&fake, &dir.path().join("s.db"), 1000).start().await.unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
     for e in ["a@x.io", "b@x.io", "c@x.io", "d@x.io"] {
-        sync.sink().record_decision(rollout(&user(e, "free", "desktop"), "f", true));
+        sync.sink()
+            .record_decision(rollout(&user(e, "free", "desktop"), "f", true));
     }
     sync.flush().await.unwrap();
     for e in ["a@x.io", "b@x.io", "c@x.io", "d@x.io"] {
-        assert_eq!(fake.contact(e).unwrap().attributes["ENABLED_FEATURES"], "f", "{e}");
+        assert_eq!(
+            fake.contact(e).unwrap().attributes["ENABLED_FEATURES"],
+            "f",
+            "{e}"
+        );
     }
     assert_eq!(fake.count_requests("POST", "/contacts"), 2);
     assert_eq!(sync.counters().contacts_created, 2);
@@ -174,9 +222,13 @@ async fn partial_answer_retries_what_failed() {
     fake.add_contacts(["a@x.io", "b@x.io", "c@x.io"]);
     fake.with(|s| s.partial_once.insert("b@x.io".into()));
     let dir = tempfile::tempdir().unwrap();
-    let sync = builder(&fake, &dir.path().join("s.db"), 1000).start().await.unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
     for e in ["a@x.io", "b@x.io", "c@x.io"] {
-        sync.sink().record_decision(rollout(&user(e, "free", "desktop"), "f", true));
+        sync.sink()
+            .record_decision(rollout(&user(e, "free", "desktop"), "f", true));
     }
     sync.flush().await.unwrap();
     for e in ["a@x.io", "b@x.io", "c@x.io"] {
@@ -196,9 +248,13 @@ async fn refused_contact_is_set_aside_and_the_rest_delivered() {
     fake.add_contacts(["bad@x.io"]);
     fake.with(|s| s.refuse.insert("bad@x.io".into()));
     let dir = tempfile::tempdir().unwrap();
-    let sync = builder(&fake, &dir.path().join("s.db"), 1000).start().await.unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
     for e in good.iter().map(String::as_str).chain(["bad@x.io"]) {
-        sync.sink().record_decision(rollout(&user(e, "free", "desktop"), "f", true));
+        sync.sink()
+            .record_decision(rollout(&user(e, "free", "desktop"), "f", true));
     }
     sync.flush().await.unwrap();
     for e in &good {
@@ -211,10 +267,14 @@ async fn refused_contact_is_set_aside_and_the_rest_delivered() {
     let aside = sync.set_aside();
     assert_eq!(aside.len(), 1);
     assert_eq!(aside[0].what, "bad@x.io");
-    assert_eq!((aside[0].status, aside[0].code.as_str()), (400, "invalid_parameter"));
+    assert_eq!(
+        (aside[0].status, aside[0].code.as_str()),
+        (400, "invalid_parameter")
+    );
     // Not retried forever: the same state is not sent again.
     let before = fake.with(|s| s.requests.len());
-    sync.sink().record_decision(rollout(&user("bad@x.io", "free", "desktop"), "f", true));
+    sync.sink()
+        .record_decision(rollout(&user("bad@x.io", "free", "desktop"), "f", true));
     sync.flush().await.unwrap();
     assert_eq!(fake.with(|s| s.requests.len()), before);
     sync.close().await.unwrap();
@@ -224,7 +284,10 @@ async fn refused_contact_is_set_aside_and_the_rest_delivered() {
 async fn users_without_identity_are_skipped_and_counted() {
     let fake = FakeBrevo::start(1000).await;
     let dir = tempfile::tempdir().unwrap();
-    let sync = builder(&fake, &dir.path().join("s.db"), 1000).start().await.unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
     let sink = sync.sink();
     sink.count_skipped();
     assert_eq!(sync.counters().skipped_no_identity, 1);
@@ -300,7 +363,10 @@ async fn existing_attribute_with_wrong_type_is_a_clear_error() {
         .start()
         .await
         .unwrap_err();
-    assert!(matches!(err, BrevoError::AttributeTypeMismatch { .. }), "{err}");
+    assert!(
+        matches!(err, BrevoError::AttributeTypeMismatch { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("FEATURE_ENABLED"));
 }
 
@@ -337,13 +403,19 @@ async fn unauthorized_mid_run_stops_the_sync() {
     let fake = FakeBrevo::start(1000).await;
     fake.add_contacts(["a@x.io"]);
     let dir = tempfile::tempdir().unwrap();
-    let sync = builder(&fake, &dir.path().join("s.db"), 1000).start().await.unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
     fake.with(|s| s.unauthorized = true);
-    sync.sink().record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
+    sync.sink()
+        .record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
     let err = sync.flush().await.unwrap_err();
     assert!(matches!(err, BrevoError::Unauthorized { .. }), "{err}");
     assert_eq!(sync.counters().fatal, 1);
-    assert!(!sync.sink().record_decision(rollout(&user("a@x.io", "free", "x"), "g", true)));
+    assert!(!sync
+        .sink()
+        .record_decision(rollout(&user("a@x.io", "free", "x"), "g", true)));
     assert!(!format!("{sync:?}").contains(common::fake_brevo::API_KEY));
     assert!(sync.close().await.is_err());
 }
@@ -359,7 +431,8 @@ async fn dry_run_writes_each_request_as_a_json_line() {
         .await
         .unwrap();
     assert!(sync.is_dry_run());
-    sync.sink().record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
+    sync.sink()
+        .record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
     sync.flush().await.unwrap();
     sync.close().await.unwrap();
     let lines: Vec<Value> = std::fs::read_to_string(&file)
@@ -369,9 +442,15 @@ async fn dry_run_writes_each_request_as_a_json_line() {
         .collect();
     // 9 attribute creations, then one batch.
     assert_eq!(lines.len(), 10);
-    assert_eq!(lines[0]["path"], "/contacts/attributes/normal/ENABLED_FEATURES");
+    assert_eq!(
+        lines[0]["path"],
+        "/contacts/attributes/normal/ENABLED_FEATURES"
+    );
     let last = &lines[9];
     assert_eq!(last["path"], "/contacts/batch");
     assert_eq!(last["body"]["contacts"][0]["email"], "a@x.io");
-    assert_eq!(last["body"]["contacts"][0]["attributes"]["ENABLED_FEATURES"], "f");
+    assert_eq!(
+        last["body"]["contacts"][0]["attributes"]["ENABLED_FEATURES"],
+        "f"
+    );
 }

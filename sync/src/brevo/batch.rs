@@ -96,7 +96,11 @@ pub(crate) fn events_batch_len(sizes: impl Iterator<Item = usize>) -> usize {
 /// Splits items of the given sizes into consecutive batches of at most `max_count` items and
 /// `max_bytes` of `/events/batch` body. An item too large on its own gets a batch of its own
 /// (Brevo will refuse it and it is set aside).
-pub(crate) fn split_batches(sizes: &[usize], max_count: usize, max_bytes: usize) -> Vec<Range<usize>> {
+pub(crate) fn split_batches(
+    sizes: &[usize],
+    max_count: usize,
+    max_bytes: usize,
+) -> Vec<Range<usize>> {
     let overhead = events_batch_len(std::iter::empty());
     let mut out = Vec::new();
     let mut start = 0;
@@ -127,7 +131,8 @@ mod tests {
     fn bodies() {
         let mut attrs = Map::new();
         attrs.insert("ENABLED_FEATURES".into(), json!("a,b"));
-        let body: Value = serde_json::from_slice(&contacts_batch_body(&[("a@x.io", &attrs)])).unwrap();
+        let body: Value =
+            serde_json::from_slice(&contacts_batch_body(&[("a@x.io", &attrs)])).unwrap();
         assert_eq!(
             body,
             json!({"contacts":[{"email":"a@x.io","attributes":{"ENABLED_FEATURES":"a,b"}}]})
@@ -138,7 +143,13 @@ mod tests {
         assert_eq!(up["updateEnabled"], true);
         let mut tags = Map::new();
         tags.insert("revenue".into(), json!(42));
-        let e = event_item(ContactIdentity::Email, "a@x.io", "buy", "2024-01-01T00:00:00Z", Some(&tags));
+        let e = event_item(
+            ContactIdentity::Email,
+            "a@x.io",
+            "buy",
+            "2024-01-01T00:00:00Z",
+            Some(&tags),
+        );
         let e: Value = serde_json::from_str(&e).unwrap();
         assert_eq!(e["identifiers"]["email_id"], "a@x.io");
         assert_eq!(e["event_properties"]["revenue"], 42);

@@ -208,7 +208,9 @@ pub fn validate_attribute_name(name: &str) -> Result<(), BrevoError> {
     let mut chars = name.chars();
     match chars.next() {
         None => return bad("empty"),
-        Some(c) if !c.is_ascii_uppercase() => return bad("must start with an upper-case letter A-Z"),
+        Some(c) if !c.is_ascii_uppercase() => {
+            return bad("must start with an upper-case letter A-Z")
+        }
         Some(_) => {}
     }
     if !chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {

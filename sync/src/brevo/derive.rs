@@ -158,9 +158,9 @@ impl ContactState {
                 .map(|f| PersistedFlag {
                     flag: interner.name(f.flag).to_string(),
                     enabled: f.enabled,
-                    experiment: f.experiment.map(|(r, v)| {
-                        (interner.name(r).to_string(), interner.name(v).to_string())
-                    }),
+                    experiment: f
+                        .experiment
+                        .map(|(r, v)| (interner.name(r).to_string(), interner.name(v).to_string())),
                 })
                 .collect(),
             last_experiment: self.last_experiment.map(|x| PersistedExperiment {

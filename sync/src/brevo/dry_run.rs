@@ -9,7 +9,9 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use super::error::BrevoError;
-use super::transport::{BoxFuture, BrevoRequest, BrevoResponse, BrevoTransport, Method, TransportError};
+use super::transport::{
+    BoxFuture, BrevoRequest, BrevoResponse, BrevoTransport, Method, TransportError,
+};
 
 /// Writes requests to a JSON-lines file instead of sending them.
 #[derive(Debug)]
@@ -58,7 +60,10 @@ impl BrevoTransport for DryRunTransport {
             let (status, body) = match (request.method, request.path.as_str()) {
                 // Pretend the account has no attributes yet: the start-up creates them (logged too).
                 (Method::Get, "/contacts/attributes") => (200, br#"{"attributes":[]}"#.to_vec()),
-                (Method::Get, _) => (404, br#"{"code":"document_not_found","message":"dry run"}"#.to_vec()),
+                (Method::Get, _) => (
+                    404,
+                    br#"{"code":"document_not_found","message":"dry run"}"#.to_vec(),
+                ),
                 (Method::Post, p) if p.starts_with("/contacts/attributes/") => (201, Vec::new()),
                 (Method::Post, "/events/batch") => (202, br#"{"message":"dry run"}"#.to_vec()),
                 (Method::Post, "/contacts/import") => (202, br#"{"processId":0}"#.to_vec()),

@@ -15,7 +15,9 @@ pub enum BrevoError {
         reason: &'static str,
     },
     /// An event name Brevo would not accept (`[A-Za-z0-9_-]`, 1..=255 characters).
-    #[error("invalid Brevo event name {name:?}: only A-Z, a-z, 0-9, - and _ (1 to 255 characters)")]
+    #[error(
+        "invalid Brevo event name {name:?}: only A-Z, a-z, 0-9, - and _ (1 to 255 characters)"
+    )]
     InvalidEventName {
         /// The name.
         name: String,

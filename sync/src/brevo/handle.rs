@@ -176,7 +176,9 @@ impl Shared {
     #[inline]
     pub(crate) fn push(&self, record: SyncRecord) -> bool {
         if self.stopped.load(Ordering::Relaxed) {
-            self.producer.dropped_stopped.fetch_add(1, Ordering::Relaxed);
+            self.producer
+                .dropped_stopped
+                .fetch_add(1, Ordering::Relaxed);
             return false;
         }
         let counter = match &record {

@@ -41,8 +41,8 @@ mod config;
 mod derive;
 mod dry_run;
 mod error;
-mod hook;
 mod handle;
+mod hook;
 mod ratelimit;
 mod record;
 mod retry;
@@ -64,9 +64,9 @@ pub use config::{
     DEFAULT_BACKOFF_MAX, DEFAULT_BASE_URL, DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_INTERVAL,
     DEFAULT_CONTACTS_PER_HOUR, DEFAULT_CONTACTS_PER_SECOND, DEFAULT_DRY_RUN_PATH,
     DEFAULT_EVENTS_BATCH_SIZE, DEFAULT_EVENTS_PER_HOUR, DEFAULT_EVENTS_PER_SECOND,
-    DEFAULT_FLUSH_INTERVAL, DEFAULT_IMPORT_THRESHOLD, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_RATE_LIMIT_WAIT, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_USER_ID_ATTRIBUTE, MAX_ATTRIBUTE_NAME_LEN, MAX_EVENTS_BATCH_BYTES,
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_IMPORT_THRESHOLD, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_RATE_LIMIT_WAIT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_USER_ID_ATTRIBUTE,
+    MAX_ATTRIBUTE_NAME_LEN, MAX_EVENTS_BATCH_BYTES,
 };
 pub use dry_run::DryRunTransport;
 pub use error::BrevoError;
@@ -195,7 +195,11 @@ impl BrevoSyncBuilder {
 
     /// Maps an Optimizely event key to a Brevo event name. Default: the key itself, with
     /// characters Brevo refuses replaced by `_` ([`brevo_event_name`]).
-    pub fn event_name(mut self, event_key: impl Into<String>, brevo_name: impl Into<String>) -> Self {
+    pub fn event_name(
+        mut self,
+        event_key: impl Into<String>,
+        brevo_name: impl Into<String>,
+    ) -> Self {
         self.event_names.push((event_key.into(), brevo_name.into()));
         self
     }
@@ -334,7 +338,10 @@ impl BrevoSyncBuilder {
         }
         for budget in [self.cfg.contacts_budget, self.cfg.events_budget] {
             if budget.per_second == 0 || budget.per_hour == 0 {
-                return bad("budget", "requests per second and per hour must be positive");
+                return bad(
+                    "budget",
+                    "requests per second and per hour must be positive",
+                );
             }
         }
         if let IdentitySource::Attribute(name) = &self.cfg.identity_source {
@@ -366,7 +373,10 @@ impl BrevoSyncBuilder {
                 ),
                 None => {
                     tracing::info!(path = %self.cfg.dry_run_path.display(), "no Brevo API key: dry run, requests are written to the file");
-                    (Box::new(DryRunTransport::open(&self.cfg.dry_run_path)?), true)
+                    (
+                        Box::new(DryRunTransport::open(&self.cfg.dry_run_path)?),
+                        true,
+                    )
                 }
             },
         };

@@ -154,11 +154,15 @@ mod tests {
 
     #[test]
     fn bodies_and_indexes() {
-        let (code, message) =
-            error_body(br#"{"code":"document_not_found","message":"No contact found for indexes 3,4"}"#);
+        let (code, message) = error_body(
+            br#"{"code":"document_not_found","message":"No contact found for indexes 3,4"}"#,
+        );
         assert_eq!(code, "document_not_found");
         assert_eq!(unknown_indexes(&message), Some(vec![3, 4]));
-        assert_eq!(unknown_indexes("No contact found for indexes 0"), Some(vec![0]));
+        assert_eq!(
+            unknown_indexes("No contact found for indexes 0"),
+            Some(vec![0])
+        );
         assert_eq!(unknown_indexes("Contact not found"), None);
         assert_eq!(error_body(b"oops"), (String::new(), "oops".to_string()));
     }

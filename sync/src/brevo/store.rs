@@ -64,9 +64,12 @@ impl Store {
             None => Connection::open_in_memory(),
         }
         .map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Store { conn, path: shown })
     }
@@ -101,7 +104,9 @@ impl Store {
     /// Every event not yet acknowledged, oldest first.
     pub(crate) fn load_events(&self) -> Result<Vec<(i64, String)>, BrevoError> {
         let run = || -> rusqlite::Result<Vec<(i64, String)>> {
-            let mut stmt = self.conn.prepare("SELECT id, body FROM events ORDER BY id")?;
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, body FROM events ORDER BY id")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         };
@@ -207,9 +212,16 @@ mod tests {
         let path = dir.path().join("brevo.db");
         {
             let mut s = Store::open(Some(&path)).unwrap();
-            s.commit(&[("a@x.io", "{}".into(), 7), ("b@x.io", "{}".into(), 8)], &[])
-                .unwrap();
-            let ids = s.commit(&[("a@x.io", "{\"f\":[]}".into(), u64::MAX)], &["e1".into(), "e2".into()])
+            s.commit(
+                &[("a@x.io", "{}".into(), 7), ("b@x.io", "{}".into(), 8)],
+                &[],
+            )
+            .unwrap();
+            let ids = s
+                .commit(
+                    &[("a@x.io", "{\"f\":[]}".into(), u64::MAX)],
+                    &["e1".into(), "e2".into()],
+                )
                 .unwrap();
             assert_eq!(ids.len(), 2);
             s.record_outcomes(&[("a@x.io", u64::MAX)], false).unwrap();

@@ -119,7 +119,9 @@ impl BrevoTransport for ReqwestTransport {
                 .header("api-key", self.api_key.expose())
                 .header("accept", "application/json");
             if let Some(body) = request.body {
-                builder = builder.header("content-type", "application/json").body(body);
+                builder = builder
+                    .header("content-type", "application/json")
+                    .body(body);
             }
             let response = builder.send().await.map_err(map_error)?;
             let status = response.status().as_u16();

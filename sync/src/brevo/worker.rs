@@ -83,7 +83,9 @@ impl Worker {
                 Ok(state) => {
                     coalescer.restore(&row.contact, &state, row.digest, row.acked, row.rejected)
                 }
-                Err(e) => tracing::warn!(contact = %row.contact, error = %e, "brevo store: unreadable contact state skipped"),
+                Err(e) => {
+                    tracing::warn!(contact = %row.contact, error = %e, "brevo store: unreadable contact state skipped")
+                }
             }
         }
         let events: VecDeque<PendingEvent> = store
@@ -127,7 +129,12 @@ impl Worker {
         };
         let list_call = "GET /contacts/attributes";
         let response = self
-            .call(Family::Contacts, Method::Get, "/contacts/attributes".into(), None)
+            .call(
+                Family::Contacts,
+                Method::Get,
+                "/contacts/attributes".into(),
+                None,
+            )
             .await;
         let response = self.setup_answer(list_call, response)?;
         #[derive(serde::Deserialize)]
@@ -157,13 +164,22 @@ impl Worker {
             }
             let path = format!("/contacts/attributes/normal/{name}");
             let call = format!("POST {path}");
-            let body = serde_json::json!({ "type": kind.as_str() }).to_string().into_bytes();
+            let body = serde_json::json!({ "type": kind.as_str() })
+                .to_string()
+                .into_bytes();
             let response = self
                 .call(Family::Contacts, Method::Post, path, Some(body))
                 .await;
             self.setup_answer(&call, response)?;
-            self.shared.counters.attributes_created.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(attribute = name, kind = kind.as_str(), "brevo attribute created");
+            self.shared
+                .counters
+                .attributes_created
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                attribute = name,
+                kind = kind.as_str(),
+                "brevo attribute created"
+            );
         }
         Ok(())
     }
@@ -346,7 +362,10 @@ impl Worker {
         let new_events = std::mem::take(&mut self.new_events);
         match self.store.commit(&rows, &new_events) {
             Ok(ids) => {
-                self.shared.counters.store_commits.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .store_commits
+                    .fetch_add(1, Ordering::Relaxed);
                 for (id, body) in ids.into_iter().zip(new_events) {
                     self.events.push_back(PendingEvent {
                         id,
@@ -358,7 +377,10 @@ impl Worker {
             }
             Err(e) => {
                 // Keep going from memory; the changes are sent but not durable.
-                self.shared.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .store_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "brevo store commit failed");
                 for body in new_events {
                     self.events.push_back(PendingEvent {
@@ -425,7 +447,10 @@ impl Worker {
                     Err(at) => self.pause_until(at).await,
                 }
             }
-            self.shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .requests
+                .fetch_add(1, Ordering::Relaxed);
             let request = BrevoRequest {
                 method,
                 path: path.clone(),
@@ -435,8 +460,14 @@ impl Worker {
             let status = answer.as_ref().ok().map(|r| r.status);
             match retry::classify(status) {
                 Class::RateLimited => {
-                    self.shared.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    let reset = answer.as_ref().ok().and_then(|r| r.rate_limit_reset.as_deref());
+                    self.shared
+                        .counters
+                        .rate_limited
+                        .fetch_add(1, Ordering::Relaxed);
+                    let reset = answer
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.rate_limit_reset.as_deref());
                     let wait = retry::rate_limit_wait(reset, self.cfg.rate_limit_wait);
                     tracing::debug!(path = %path, wait_ms = wait.as_millis() as u64, "brevo 429");
                     let until = Instant::now() + wait;
@@ -451,7 +482,12 @@ impl Worker {
                     let detail = match &answer {
                         Ok(r) => {
                             let (code, message) = retry::error_body(&r.body);
-                            format!("{} {} -> {} {code} {message}", method.as_str(), path, r.status)
+                            format!(
+                                "{} {} -> {} {code} {message}",
+                                method.as_str(),
+                                path,
+                                r.status
+                            )
                         }
                         Err(e) => format!("{} {} -> {e}", method.as_str(), path),
                     };
@@ -462,7 +498,11 @@ impl Worker {
                         fastrand::f64(),
                     );
                     self.retry_at = Some(Instant::now() + delay);
-                    tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, "brevo retry: {detail}");
+                    tracing::warn!(
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "brevo retry: {detail}"
+                    );
                     if attempt >= self.cfg.max_attempts {
                         return Err(CallError::GaveUp(detail));
                     }
@@ -522,9 +562,9 @@ impl Worker {
                 ContactIdentity::Email => self.cfg.batch_size,
                 ContactIdentity::ExtId => 1,
             };
-            let (due, unchanged) = self
-                .coalescer
-                .take_due(max, &self.cfg.names, self.cfg.date_format);
+            let (due, unchanged) =
+                self.coalescer
+                    .take_due(max, &self.cfg.names, self.cfg.date_format);
             self.shared
                 .counters
                 .contacts_unchanged
@@ -536,9 +576,7 @@ impl Worker {
                 ContactIdentity::Email => self.send_batch(due).await,
                 ContactIdentity::ExtId => self.send_single(due).await,
             };
-            if let Err(e) = sent {
-                return Err(e);
-            }
+            sent?;
         }
     }
 
@@ -564,7 +602,12 @@ impl Worker {
                 .collect();
             let body = batch::contacts_batch_body(&items);
             let answer = self
-                .call(Family::Contacts, Method::Post, "/contacts/batch".into(), Some(body))
+                .call(
+                    Family::Contacts,
+                    Method::Post,
+                    "/contacts/batch".into(),
+                    Some(body),
+                )
                 .await;
             let response = match answer {
                 Ok(r) => r,
@@ -584,14 +627,22 @@ impl Worker {
                         group.into_iter().zip(failed).partition(|(_, f)| *f);
                     self.acknowledge(good.into_iter().map(|(d, _)| d).collect());
                     for (d, _) in bad {
-                        self.retry_or_set_aside(&d, "partial", "207: failed in a partial batch answer");
+                        self.retry_or_set_aside(
+                            &d,
+                            "partial",
+                            "207: failed in a partial batch answer",
+                        );
                     }
                 }
                 Class::Success => self.acknowledge(group),
                 Class::NotFound => {
                     let (_, message) = retry::error_body(&response.body);
                     let unknown = retry::unknown_indexes(&message)
-                        .map(|ix| ix.into_iter().filter(|&i| i < group.len()).collect::<Vec<_>>())
+                        .map(|ix| {
+                            ix.into_iter()
+                                .filter(|&i| i < group.len())
+                                .collect::<Vec<_>>()
+                        })
                         .filter(|ix| !ix.is_empty())
                         .unwrap_or_else(|| (0..group.len()).collect());
                     let mut missing = Vec::with_capacity(unknown.len());
@@ -643,7 +694,12 @@ impl Worker {
                     .collect();
                 let body = batch::import_body(list, &items);
                 let answer = self
-                    .call(Family::Contacts, Method::Post, "/contacts/import".into(), Some(body))
+                    .call(
+                        Family::Contacts,
+                        Method::Post,
+                        "/contacts/import".into(),
+                        Some(body),
+                    )
                     .await;
                 match answer {
                     Ok(r) if retry::classify(Some(r.status)) == Class::Success => {
@@ -656,7 +712,12 @@ impl Worker {
                     }
                     Ok(r) => {
                         let (code, message) = retry::error_body(&r.body);
-                        tracing::warn!(status = r.status, code, message, "brevo import refused; creating contacts one by one");
+                        tracing::warn!(
+                            status = r.status,
+                            code,
+                            message,
+                            "brevo import refused; creating contacts one by one"
+                        );
                     }
                     Err(e) => {
                         for d in &missing {
@@ -673,11 +734,19 @@ impl Worker {
             let contact = self.coalescer.slot(d.slot).contact.clone();
             let body = batch::upsert_body(self.cfg.identity, &contact, &attributes);
             match self
-                .call(Family::Contacts, Method::Post, "/contacts".into(), Some(body))
+                .call(
+                    Family::Contacts,
+                    Method::Post,
+                    "/contacts".into(),
+                    Some(body),
+                )
                 .await
             {
                 Ok(r) if retry::classify(Some(r.status)) == Class::Success => {
-                    self.shared.counters.contacts_created.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .counters
+                        .contacts_created
+                        .fetch_add(1, Ordering::Relaxed);
                     self.acknowledge(vec![d]);
                 }
                 Ok(r) => {
@@ -701,8 +770,14 @@ impl Worker {
         for (i, d) in due.iter().enumerate() {
             let contact = self.coalescer.slot(d.slot).contact.clone();
             let body = batch::update_body(&self.write_attributes(d));
-            let path = format!("/contacts/{}?identifierType=ext_id", percent_encode(&contact));
-            match self.call(Family::Contacts, Method::Put, path, Some(body)).await {
+            let path = format!(
+                "/contacts/{}?identifierType=ext_id",
+                percent_encode(&contact)
+            );
+            match self
+                .call(Family::Contacts, Method::Put, path, Some(body))
+                .await
+            {
                 Ok(r) => match retry::classify(Some(r.status)) {
                     Class::Success => self.acknowledge(vec![d.clone()]),
                     Class::NotFound => self.create_contacts(vec![d.clone()]).await?,
@@ -734,7 +809,10 @@ impl Worker {
             .map(|d| (&*self.coalescer.slot(d.slot).contact, d.derived.digest))
             .collect();
         if let Err(e) = self.store.record_outcomes(&rows, false) {
-            self.shared.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "brevo store: acknowledgement not recorded");
         }
         self.shared
@@ -760,10 +838,16 @@ impl Worker {
             .store
             .record_outcomes(&[(&contact, d.derived.digest)], true)
         {
-            self.shared.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "brevo store: rejection not recorded");
         }
-        self.shared.counters.contacts_rejected.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .contacts_rejected
+            .fetch_add(1, Ordering::Relaxed);
         self.shared.record_set_aside(SetAside {
             what: contact,
             status,
@@ -800,7 +884,14 @@ impl Worker {
                     batch::events_batch_body(group.iter().map(|e| e.body.as_str())),
                 )
             } else {
-                ("/events", group.iter().map(|e| e.body.as_bytes().to_vec()).next().unwrap_or_default())
+                (
+                    "/events",
+                    group
+                        .iter()
+                        .map(|e| e.body.as_bytes().to_vec())
+                        .next()
+                        .unwrap_or_default(),
+                )
             };
             let answer = self
                 .call(Family::Events, Method::Post, path.into(), Some(body))
@@ -809,7 +900,12 @@ impl Worker {
                 Ok(r) => r,
                 Err(e) => {
                     // Put them back in front, oldest first.
-                    for ev in groups.into_iter().flatten().rev().chain(group.into_iter().rev()) {
+                    for ev in groups
+                        .into_iter()
+                        .flatten()
+                        .rev()
+                        .chain(group.into_iter().rev())
+                    {
                         self.events.push_front(ev);
                     }
                     return Err(e);
@@ -823,14 +919,22 @@ impl Worker {
                         if failed.contains(&i) {
                             ev.attempts += 1;
                             if ev.attempts >= self.cfg.max_attempts {
-                                self.drop_event(ev, response.status, "partial", "failed in a partial answer");
+                                self.drop_event(
+                                    ev,
+                                    response.status,
+                                    "partial",
+                                    "failed in a partial answer",
+                                );
                             } else {
                                 self.shared.counters.retries.fetch_add(1, Ordering::Relaxed);
                                 self.events.push_back(ev);
                             }
                         } else {
                             done.push(ev.id);
-                            self.shared.counters.events_sent.fetch_add(1, Ordering::Relaxed);
+                            self.shared
+                                .counters
+                                .events_sent
+                                .fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     self.remove_events(&done);
@@ -854,7 +958,10 @@ impl Worker {
 
     fn drop_event(&mut self, ev: PendingEvent, status: u16, code: &str, message: &str) {
         tracing::warn!(status, code, message, event = %ev.body, "brevo refused an event; set aside");
-        self.shared.counters.events_rejected.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .events_rejected
+            .fetch_add(1, Ordering::Relaxed);
         self.shared.record_set_aside(SetAside {
             what: ev.body.clone(),
             status,
@@ -867,7 +974,10 @@ impl Worker {
     fn remove_events(&mut self, ids: &[i64]) {
         let ids: Vec<i64> = ids.iter().copied().filter(|&id| id >= 0).collect();
         if let Err(e) = self.store.remove_events(&ids) {
-            self.shared.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "brevo store: event acknowledgement not recorded");
         }
     }
@@ -951,7 +1061,10 @@ mod tests {
 
     #[test]
     fn event_failure_indexes() {
-        assert_eq!(event_failures(br#"{"failures":[{"index":1},{"index":9}]}"#, 3), vec![1]);
+        assert_eq!(
+            event_failures(br#"{"failures":[{"index":1},{"index":9}]}"#, 3),
+            vec![1]
+        );
         assert!(event_failures(br#"{"count":3}"#, 3).is_empty());
     }
 }

@@ -141,7 +141,11 @@ async fn gate(
         s.requests.push((method.to_string(), path.to_string()));
         let key_ok = headers.get("api-key").and_then(|v| v.to_str().ok()) == Some(API_KEY);
         if !key_ok || s.unauthorized {
-            return Some(error(StatusCode::UNAUTHORIZED, "unauthorized", "Key not found"));
+            return Some(error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Key not found",
+            ));
         }
         let slow = if s.slow_next > 0 {
             s.slow_next -= 1;
@@ -174,13 +178,20 @@ async fn gate(
         (slow, fail, limited.map(|l| (l, limit)))
     };
     if let Some(left) = limited.map(|(l, limit)| {
-        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "rate limited");
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "rate limited",
+        );
         let h = r.headers_mut();
         h.insert("x-sib-ratelimit-limit", HeaderValue::from(limit));
         h.insert("x-sib-ratelimit-remaining", HeaderValue::from(0));
         // Seconds left in the window (fractional, so tests stay short).
         let reset = format!("{:.3}", l.as_secs_f64());
-        h.insert("x-sib-ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
+        h.insert(
+            "x-sib-ratelimit-reset",
+            HeaderValue::from_str(&reset).unwrap(),
+        );
         r
     }) {
         return Some(left);
@@ -189,7 +200,11 @@ async fn gate(
         tokio::time::sleep(d).await;
     }
     if fail {
-        return Some(error(StatusCode::SERVICE_UNAVAILABLE, "internal_error", "try later"));
+        return Some(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal_error",
+            "try later",
+        ));
     }
     None
 }
@@ -221,7 +236,11 @@ async fn create_attribute(
         return error(StatusCode::BAD_REQUEST, "invalid_parameter", "category");
     }
     if s.attributes.contains_key(&name) {
-        return error(StatusCode::BAD_REQUEST, "duplicate_parameter", "Attribute name already exists");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "duplicate_parameter",
+            "Attribute name already exists",
+        );
     }
     let Some(kind) = body.get("type").and_then(Value::as_str) else {
         return error(StatusCode::BAD_REQUEST, "missing_parameter", "type");
@@ -240,7 +259,11 @@ fn type_matches(kind: Option<&String>, value: &Value) -> bool {
             b.len() >= 10
                 && b[4] == b'-'
                 && b[7] == b'-'
-                && b[..4].iter().chain(&b[5..7]).chain(&b[8..10]).all(u8::is_ascii_digit)
+                && b[..4]
+                    .iter()
+                    .chain(&b[5..7])
+                    .chain(&b[8..10])
+                    .all(u8::is_ascii_digit)
         }
         _ => false,
     }
@@ -288,7 +311,11 @@ async fn batch_update(
     for (i, item) in items.iter().enumerate() {
         let email = item.get("email").and_then(Value::as_str).unwrap_or("");
         if !valid_email(email) || s.refuse.contains(email) {
-            return error(StatusCode::BAD_REQUEST, "invalid_parameter", &format!("Invalid email {email}"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                &format!("Invalid email {email}"),
+            );
         }
         if !s.contacts.contains_key(email) {
             unknown.push(i.to_string());
@@ -301,7 +328,11 @@ async fn batch_update(
     let mut failures = Vec::new();
     let mut successes = Vec::new();
     for item in items {
-        let email = item.get("email").and_then(Value::as_str).unwrap_or("").to_string();
+        let email = item
+            .get("email")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if s.partial_once.remove(&email) {
             failures.push(email);
             continue;
@@ -335,13 +366,22 @@ async fn create_contact(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    if id.is_empty() || s.refuse.contains(&id) || (body.get("email").is_some() && !valid_email(&id)) {
-        return error(StatusCode::BAD_REQUEST, "invalid_parameter", "Invalid identifier");
+    if id.is_empty() || s.refuse.contains(&id) || (body.get("email").is_some() && !valid_email(&id))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "Invalid identifier",
+        );
     }
     let exists = s.contacts.contains_key(&id);
     let update = body.get("updateEnabled").and_then(Value::as_bool) == Some(true);
     if exists && !update {
-        return error(StatusCode::BAD_REQUEST, "duplicate_parameter", "Contact already exist");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "duplicate_parameter",
+            "Contact already exist",
+        );
     }
     apply(&mut s, &id, body.get("attributes"));
     if exists {
@@ -364,7 +404,11 @@ async fn update_contact(
     }
     let mut s = state.lock().unwrap();
     if !s.contacts.contains_key(&id) {
-        return error(StatusCode::NOT_FOUND, "document_not_found", "Contact does not exist");
+        return error(
+            StatusCode::NOT_FOUND,
+            "document_not_found",
+            "Contact does not exist",
+        );
     }
     apply(&mut s, &id, body.get("attributes"));
     StatusCode::NO_CONTENT.into_response()
@@ -381,21 +425,41 @@ async fn get_contact(
     let s = state.lock().unwrap();
     match s.contacts.get(&id) {
         Some(c) => Json(json!({"email": id, "attributes": c.attributes})).into_response(),
-        None => error(StatusCode::NOT_FOUND, "document_not_found", "Contact does not exist"),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "document_not_found",
+            "Contact does not exist",
+        ),
     }
 }
 
-async fn import(State(state): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn import(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     if let Some(r) = gate(&state, &headers, "POST", "/contacts/import", "contacts").await {
         return r;
     }
     let mut s = state.lock().unwrap();
-    if body.get("listIds").and_then(Value::as_array).is_none_or(|l| l.is_empty()) {
+    if body
+        .get("listIds")
+        .and_then(Value::as_array)
+        .is_none_or(|l| l.is_empty())
+    {
         return error(StatusCode::BAD_REQUEST, "missing_parameter", "listIds");
     }
-    let rows = body.get("jsonBody").and_then(Value::as_array).cloned().unwrap_or_default();
+    let rows = body
+        .get("jsonBody")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for row in &rows {
-        let email = row.get("email").and_then(Value::as_str).unwrap_or("").to_string();
+        let email = row
+            .get("email")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         apply(&mut s, &email, row.get("attributes"));
     }
     s.imports += 1;
@@ -406,11 +470,22 @@ fn valid_event(e: &Value) -> bool {
     let name_ok = e
         .get("event_name")
         .and_then(Value::as_str)
-        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-    name_ok && e.get("identifiers").and_then(Value::as_object).is_some_and(|i| !i.is_empty())
+        .is_some_and(|n| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    name_ok
+        && e.get("identifiers")
+            .and_then(Value::as_object)
+            .is_some_and(|i| !i.is_empty())
 }
 
-async fn event(State(state): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn event(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     if let Some(r) = gate(&state, &headers, "POST", "/events", "events").await {
         return r;
     }
@@ -430,17 +505,29 @@ async fn events_batch(
         return r;
     }
     if body.len() > 512 * 1024 {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_parameter", "body over 512 KB");
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_parameter",
+            "body over 512 KB",
+        );
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "bad_request", "json");
     };
-    let events = body.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
+    let events = body
+        .get("events")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if events.is_empty() || events.len() > 200 || !events.iter().all(valid_event) {
         return error(StatusCode::BAD_REQUEST, "invalid_parameter", "events");
     }
     let mut s = state.lock().unwrap();
     let n = events.len();
     s.events.extend(events);
-    (StatusCode::ACCEPTED, Json(json!({"message": "Batch accepted", "count": n}))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"message": "Batch accepted", "count": n})),
+    )
+        .into_response()
 }
