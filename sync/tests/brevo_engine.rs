@@ -19,7 +19,10 @@ async fn engine_decisions_and_conversions_reach_brevo() {
     let fake = FakeBrevo::start(1000).await;
     fake.add_contacts(["vip@example.com", "free@other.io"]);
     let dir = tempfile::tempdir().unwrap();
-    let sync = builder(&fake, &dir.path().join("s.db"), 1000).start().await.unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
     let sink = sync.sink();
     let decider = Decider::new(&config);
     let vip = UserContext::new("u1")
@@ -67,11 +70,52 @@ async fn engine_decisions_and_conversions_reach_brevo() {
         })
     );
     let c = sync.counters();
-    assert_eq!(c.skipped_no_identity, 2, "anonymous user's two decisions skipped");
+    assert_eq!(
+        c.skipped_no_identity, 2,
+        "anonymous user's two decisions skipped"
+    );
     let events = fake.with(|s| s.events.clone());
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["event_name"], "purchase");
     assert_eq!(events[0]["identifiers"]["email_id"], "vip@example.com");
     assert_eq!(events[0]["event_properties"]["revenue"], 1000);
     sync.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn client_decisions_reach_brevo_end_to_end() {
+    let fake = FakeBrevo::start(1000).await;
+    fake.add_contacts(["vip@example.com"]);
+    let dir = tempfile::tempdir().unwrap();
+    let brevo = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
+    let client = flagbridge_sync::Client::builder()
+        .datafile(DATAFILE)
+        .events_enabled(false)
+        .decision_sink(Arc::new(brevo.sink()))
+        .start()
+        .await
+        .unwrap();
+    let mut user = client.create_user_context("u1");
+    user.set_attribute("email", "vip@example.com");
+    user.set_attribute("plan", "vip");
+    for _ in 0..1000 {
+        user.decide_all(DecideOptions::NONE);
+    }
+    assert!(user.track_event("purchase", None));
+    brevo.flush().await.unwrap();
+    let got = fake.contact("vip@example.com").unwrap();
+    assert_eq!(got.attributes["ENABLED_FEATURES"], "banner,checkout");
+    assert_eq!(
+        got.attributes["EXPERIMENT_VARIATION"],
+        "exp_checkout:treatment"
+    );
+    assert_eq!(got.attributes["OPT_SEGMENTS"], "Example staff,VIP");
+    assert_eq!(got.writes, 1, "2000 decisions, one write");
+    assert_eq!(fake.with(|s| s.events.len()), 1);
+    assert_eq!(brevo.counters().decisions_queued, 2000);
+    client.close().await;
+    brevo.close().await.unwrap();
 }

@@ -102,11 +102,13 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let written_before: usize = fake.with(|s| s.contacts.values().filter(|c| c.writes > 0).count());
-    assert_eq!(
-        written_before,
-        2 * BATCH,
-        "two batches acknowledged before the kill"
+    // What Brevo holds at the kill: two batches went through (the sync may have sent some
+    // contacts on size before all their decisions were queued; those change again later).
+    let before = fake.with(|s| s.contacts.clone());
+    let written_before = before.values().filter(|c| c.writes > 0).count();
+    assert!(
+        written_before >= BATCH,
+        "batches acknowledged before the kill"
     );
     assert_eq!(fake.with(|s| s.events.len()), 0);
 
@@ -120,6 +122,7 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
     sync.flush().await.unwrap();
 
     let today = today();
+    let mut final_before_kill = 0;
     for (i, e) in all.iter().enumerate() {
         let c = fake.contact(e).unwrap();
         let (enabled, variation) = flags(i);
@@ -135,11 +138,17 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
         );
         assert_eq!(a["VARIATION_NAME"], variation);
         assert_eq!(a["EXPERIMENT_DATE"], Value::String(today.clone()));
-        assert_eq!(
-            c.writes, 1,
-            "{e} written once: acknowledged states are not resent"
-        );
+        let was = &before[e];
+        if was.writes > 0 && was.attributes == c.attributes {
+            // Acknowledged in its final state before the kill: not sent again.
+            final_before_kill += 1;
+            assert_eq!(c.writes, was.writes, "{e}: acknowledged state resent");
+        } else {
+            // Written by the restarted sync, exactly once.
+            assert_eq!(c.writes, was.writes + 1, "{e}");
+        }
     }
+    assert!(final_before_kill > 0);
     let events = fake.with(|s| s.events.clone());
     assert_eq!(events.len(), EVENTS, "every committed event delivered once");
     let mut ids: Vec<&str> = events
@@ -151,7 +160,7 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
     assert_eq!(ids.len(), EVENTS);
     assert_eq!(
         sync.counters().contacts_written,
-        (CONTACTS - 2 * BATCH) as u64
+        (CONTACTS - final_before_kill) as u64
     );
 
     // A third start sends nothing at all.

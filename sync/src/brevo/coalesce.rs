@@ -136,7 +136,7 @@ impl Coalescer {
                     day: today,
                 });
         }
-        if let Some(source) = &record.audiences {
+        if let Some(source) = &record.user.audiences {
             changed |= self.update_segments(slot, source, &record.user);
         }
         if changed {
@@ -307,13 +307,13 @@ mod tests {
             user_id: contact.into(),
             contact: contact.into(),
             attributes: vec![("plan".into(), AttrValue::String(plan.into()))].into(),
+            audiences: None,
         })
     }
 
     fn decision(user: &Arc<UserSnapshot>, flag: &str, enabled: bool) -> DecisionRecord {
         DecisionRecord {
             user: Arc::clone(user),
-            audiences: None,
             flag_key: CompactString::from(flag),
             enabled,
             source: RuleSource::Rollout,
@@ -350,18 +350,19 @@ mod tests {
         let src = Arc::new(Vip(AtomicUsize::new(0)));
         let dyn_src: Arc<dyn AudienceSource> = src.clone();
         let names = AttributeNames::default();
-        let vip = user("a@x.io", "vip");
+        let with_source = |contact: &str, plan: &str| {
+            let mut u = (*user(contact, plan)).clone();
+            u.audiences = Some(dyn_src.clone());
+            Arc::new(u)
+        };
+        let vip = with_source("a@x.io", "vip");
         for flag in ["f1", "f2", "f3"] {
-            let mut d = decision(&vip, flag, true);
-            d.audiences = Some(dyn_src.clone());
-            c.apply(&d, 1);
+            c.apply(&decision(&vip, flag, true), 1);
         }
         assert_eq!(src.0.load(Ordering::Relaxed), 1);
         let (due, _) = c.take_due(10, &names, DateFormat::Date);
         assert_eq!(due[0].derived.attributes["OPT_SEGMENTS"], "VIPs");
-        let mut d = decision(&user("a@x.io", "free"), "f1", true);
-        d.audiences = Some(dyn_src);
-        c.apply(&d, 1);
+        c.apply(&decision(&with_source("a@x.io", "free"), "f1", true), 1);
         assert_eq!(src.0.load(Ordering::Relaxed), 2);
         let (due, _) = c.take_due(10, &names, DateFormat::Date);
         assert_eq!(due[0].derived.attributes["OPT_SEGMENTS"], "");

@@ -56,8 +56,18 @@ fn engine_value(v: &AttrValue) -> AttributeValue {
     }
 }
 
-fn matches(snapshot: &UserSnapshot, user: &UserContext, contact: &str) -> bool {
-    if *snapshot.contact != *contact || *snapshot.user_id != *user.user_id() {
+fn matches(
+    snapshot: &UserSnapshot,
+    config: &Arc<ProjectConfig>,
+    user: &UserContext,
+    contact: &str,
+) -> bool {
+    // The snapshot holds its config, so the address comparison cannot be fooled by reuse.
+    let same_config = snapshot
+        .audiences
+        .as_ref()
+        .is_some_and(|a| std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(config)));
+    if !same_config || *snapshot.contact != *contact || *snapshot.user_id != *user.user_id() {
         return false;
     }
     let mut theirs = user.attributes();
@@ -80,11 +90,11 @@ fn contact_of<'u>(source: &IdentitySource, user: &'u UserContext) -> Option<&'u 
 }
 
 /// The user's snapshot, reused while the same thread keeps deciding for an unchanged user.
-fn snapshot(user: &UserContext, contact: &str) -> Arc<UserSnapshot> {
+fn snapshot(config: &Arc<ProjectConfig>, user: &UserContext, contact: &str) -> Arc<UserSnapshot> {
     LAST_USER.with(|cell| {
         let mut last = cell.borrow_mut();
         if let Some(s) = last.as_ref() {
-            if matches(s, user, contact) {
+            if matches(s, config, user, contact) {
                 return Arc::clone(s);
             }
         }
@@ -95,6 +105,7 @@ fn snapshot(user: &UserContext, contact: &str) -> Arc<UserSnapshot> {
                 .attributes()
                 .map(|(k, v)| (Box::from(k), copy_value(v)))
                 .collect(),
+            audiences: Some(Arc::clone(config) as Arc<dyn AudienceSource>),
         });
         *last = Some(Arc::clone(&s));
         s
@@ -117,15 +128,16 @@ impl DecisionSink for BrevoSink {
             DecisionSource::Rollout => RuleSource::Rollout,
             DecisionSource::Holdout => RuleSource::Holdout,
         };
-        let audiences: Arc<dyn AudienceSource> = config.clone();
+        // Only experiment decisions need their rule and variation (EXPERIMENT_* attributes).
+        let experiment = source == RuleSource::Experiment;
+        let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
         self.record_decision(DecisionRecord {
-            user: snapshot(user, contact),
-            audiences: Some(audiences),
+            user: snapshot(config, user, contact),
             flag_key: CompactString::new(decision.flag_key()),
             enabled: decision.enabled(),
             source,
-            rule_key: decision.rule_key().map(CompactString::new),
-            variation_key: decision.variation_key().map(CompactString::new),
+            rule_key: key(decision.rule_key()),
+            variation_key: key(decision.variation_key()),
         });
     }
 
@@ -168,22 +180,28 @@ impl AudienceSource for ProjectConfig {
 mod tests {
     use super::*;
 
+    const DATAFILE: &str = include_str!("../../tests/data/brevo_small_datafile.json");
+
     #[test]
     fn snapshot_is_reused_only_for_the_same_user() {
         let u = UserContext::new("u1")
             .with_attribute("email", "a@x.io")
             .with_attribute("age", 30i64);
-        let a = snapshot(&u, "a@x.io");
-        let b = snapshot(&u, "a@x.io");
+        let config = Arc::new(ProjectConfig::parse(DATAFILE).unwrap());
+        let a = snapshot(&config, &u, "a@x.io");
+        let b = snapshot(&config, &u, "a@x.io");
         assert!(Arc::ptr_eq(&a, &b));
         let changed = u.clone().with_attribute("age", 31i64);
-        let c = snapshot(&changed, "a@x.io");
+        let c = snapshot(&config, &changed, "a@x.io");
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(c.attributes[1].1, AttrValue::Int(31));
         let more = changed.clone().with_attribute("plan", "vip");
-        assert_eq!(snapshot(&more, "a@x.io").attributes.len(), 3);
+        assert_eq!(snapshot(&config, &more, "a@x.io").attributes.len(), 3);
         let other = UserContext::new("u2").with_attribute("email", "a@x.io");
-        assert_eq!(&*snapshot(&other, "a@x.io").user_id, "u2");
+        assert_eq!(&*snapshot(&config, &other, "a@x.io").user_id, "u2");
+        let other_config = Arc::new(ProjectConfig::parse(DATAFILE).unwrap());
+        let x = snapshot(&config, &u, "a@x.io");
+        assert!(!Arc::ptr_eq(&x, &snapshot(&other_config, &u, "a@x.io")));
     }
 
     #[test]

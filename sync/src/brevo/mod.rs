@@ -41,8 +41,8 @@ mod config;
 mod derive;
 mod dry_run;
 mod error;
-mod hook;
 mod handle;
+mod hook;
 mod ratelimit;
 mod record;
 mod retry;
@@ -392,5 +392,47 @@ impl BrevoSyncBuilder {
             worker: Mutex::new(Some(join)),
             dry_run,
         })
+    }
+}
+
+/// Internals exposed for the criterion benches only; not part of the API.
+#[doc(hidden)]
+pub mod bench_support {
+    use super::coalesce::Coalescer;
+    use super::config::{AttributeNames, DateFormat};
+    use super::record::DecisionRecord;
+
+    /// The coalescer alone (no queue, no store, no I/O).
+    #[derive(Default)]
+    pub struct CoalescerBench(Coalescer);
+
+    impl CoalescerBench {
+        /// An empty coalescer.
+        pub fn new() -> Self {
+            Self::default()
+        }
+        /// Folds one decision into the contact's state.
+        pub fn apply(&mut self, record: &DecisionRecord) {
+            self.0.apply(record, 20_000);
+        }
+        /// Contacts known.
+        pub fn contacts(&self) -> usize {
+            self.0.len()
+        }
+        /// Takes and counts the contacts due for a write.
+        pub fn take_all_due(&mut self) -> usize {
+            let names = AttributeNames::default();
+            let mut n = 0;
+            loop {
+                let (due, _) = self.0.take_due(10_000, &names, DateFormat::Date);
+                if due.is_empty() {
+                    return n;
+                }
+                for d in &due {
+                    self.0.acknowledge(d.slot, d.derived.digest);
+                }
+                n += due.len();
+            }
+        }
     }
 }

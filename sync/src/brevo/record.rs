@@ -20,10 +20,12 @@ pub enum AttrValue {
     Null,
 }
 
-/// The user as the worker needs it: contact identity plus attributes (for `OPT_SEGMENTS`).
+/// The user as the worker needs it: contact identity, attributes and the config the user's
+/// decisions came from (both for `OPT_SEGMENTS`).
 ///
-/// Shared by every decision of one user in a row (decide-all makes one snapshot).
-#[derive(Debug, Clone, PartialEq)]
+/// Shared by every decision of one user in a row (decide-all makes one snapshot), so a
+/// decision carries one `Arc`, not one per field.
+#[derive(Clone)]
 pub struct UserSnapshot {
     /// The Optimizely user id.
     pub user_id: Box<str>,
@@ -31,6 +33,19 @@ pub struct UserSnapshot {
     pub contact: Box<str>,
     /// The user's attributes in insertion order.
     pub attributes: Box<[(Box<str>, AttrValue)]>,
+    /// The config the decisions were made from; `None` leaves the contact's segments as they are.
+    pub audiences: Option<Arc<dyn AudienceSource>>,
+}
+
+impl std::fmt::Debug for UserSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSnapshot")
+            .field("user_id", &self.user_id)
+            .field("contact", &self.contact)
+            .field("attributes", &self.attributes)
+            .field("audiences", &self.audiences.is_some())
+            .finish()
+    }
 }
 
 /// Evaluates the datafile audiences a user matches (in the worker, never on the decide path).
@@ -57,8 +72,6 @@ pub enum RuleSource {
 pub struct DecisionRecord {
     /// The user.
     pub user: Arc<UserSnapshot>,
-    /// The config the decision was made from, for `OPT_SEGMENTS`; `None` leaves segments as they are.
-    pub audiences: Option<Arc<dyn AudienceSource>>,
     /// Flag key.
     pub flag_key: CompactString,
     /// Whether the flag is enabled for the user.
@@ -102,6 +115,6 @@ pub struct ConversionRecord {
 pub enum SyncRecord {
     /// A decision.
     Decision(DecisionRecord),
-    /// A conversion.
-    Conversion(ConversionRecord),
+    /// A conversion (boxed: conversions are rare and larger, decisions stay small).
+    Conversion(Box<ConversionRecord>),
 }

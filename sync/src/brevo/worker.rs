@@ -14,7 +14,7 @@ use super::coalesce::{Coalescer, DueContact};
 use super::config::{brevo_event_name, Config, ContactIdentity};
 use super::derive::PersistedState;
 use super::error::BrevoError;
-use super::handle::{SetAside, Shared};
+use super::handle::{SetAside, Shared, DRAIN_INTERVAL};
 use super::ratelimit::RateLimiter;
 use super::record::{ConversionRecord, SyncRecord};
 use super::retry::{self, Class};
@@ -237,6 +237,8 @@ impl Worker {
             self.cfg.commit_interval,
         );
         commit_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut drain_tick = tokio::time::interval(DRAIN_INTERVAL);
+        drain_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             self.drain();
             if self.fatal.is_none() && self.coalescer.dirty_len() >= self.cfg.batch_size {
@@ -245,15 +247,15 @@ impl Worker {
                 }
                 continue;
             }
-            self.shared.idle.store(true, Ordering::SeqCst);
+            self.shared.idle.0.store(true, Ordering::SeqCst);
             if !self.shared.queue.is_empty() {
-                self.shared.idle.store(false, Ordering::SeqCst);
+                self.shared.idle.0.store(false, Ordering::SeqCst);
                 continue;
             }
             tokio::select! {
                 biased;
                 command = commands.recv() => {
-                    self.shared.idle.store(false, Ordering::SeqCst);
+                    self.shared.idle.0.store(false, Ordering::SeqCst);
                     self.drain();
                     match command {
                         Some(Command::Flush(reply)) => {
@@ -275,6 +277,7 @@ impl Worker {
                     }
                 }
                 _ = self.shared.wake.notified() => {}
+                _ = drain_tick.tick() => {}
                 _ = commit_tick.tick() => {
                     self.drain();
                     let _ = self.commit();
@@ -287,7 +290,7 @@ impl Worker {
                     }
                 }
             }
-            self.shared.idle.store(false, Ordering::SeqCst);
+            self.shared.idle.0.store(false, Ordering::SeqCst);
         }
     }
 
@@ -405,14 +408,15 @@ impl Worker {
             if Instant::now() >= until {
                 return;
             }
-            self.shared.idle.store(true, Ordering::SeqCst);
+            self.shared.idle.0.store(true, Ordering::SeqCst);
             if self.shared.queue.is_empty() {
+                let next = until.min(Instant::now() + DRAIN_INTERVAL);
                 tokio::select! {
-                    _ = sleep_until(until) => {}
+                    _ = sleep_until(next) => {}
                     _ = self.shared.wake.notified() => {}
                 }
             }
-            self.shared.idle.store(false, Ordering::SeqCst);
+            self.shared.idle.0.store(false, Ordering::SeqCst);
         }
     }
 
@@ -572,9 +576,7 @@ impl Worker {
                 ContactIdentity::Email => self.send_batch(due).await,
                 ContactIdentity::ExtId => self.send_single(due).await,
             };
-            if let Err(e) = sent {
-                return Err(e);
-            }
+            sent?;
         }
     }
 

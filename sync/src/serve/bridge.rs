@@ -79,7 +79,11 @@ impl ProjectSink {
     }
 }
 
-fn snapshot(user: &UserContext, contact: Box<str>) -> Arc<UserSnapshot> {
+fn snapshot(
+    user: &UserContext,
+    contact: Box<str>,
+    audiences: Option<Arc<dyn AudienceSource>>,
+) -> Arc<UserSnapshot> {
     let attributes: Vec<(Box<str>, AttrValue)> = user
         .attributes()
         .map(|(k, v)| {
@@ -99,31 +103,8 @@ fn snapshot(user: &UserContext, contact: Box<str>) -> Arc<UserSnapshot> {
         user_id: user.user_id().into(),
         contact,
         attributes: attributes.into_boxed_slice(),
+        audiences,
     })
-}
-
-/// Datafile audiences evaluated in the Brevo worker (not on the decide path).
-struct ConfigAudiences(Arc<ProjectConfig>);
-
-impl AudienceSource for ConfigAudiences {
-    fn matching_audiences(&self, user: &UserSnapshot) -> Vec<String> {
-        let mut ctx = UserContext::new(user.user_id.to_string());
-        for (k, v) in user.attributes.iter() {
-            let v = match v {
-                AttrValue::String(s) => flagbridge_engine::AttributeValue::String(s.to_string()),
-                AttrValue::Bool(b) => flagbridge_engine::AttributeValue::Bool(*b),
-                AttrValue::Int(i) => flagbridge_engine::AttributeValue::Int(*i),
-                AttrValue::Float(f) => flagbridge_engine::AttributeValue::Float(*f),
-                AttrValue::Null => flagbridge_engine::AttributeValue::Null,
-            };
-            ctx.set_attribute(k.to_string(), v);
-        }
-        self.0
-            .audiences()
-            .filter(|(id, _)| self.0.evaluate_audience(id, &ctx) == Some(true))
-            .map(|(_, name)| name.to_string())
-            .collect()
-    }
 }
 
 impl DecisionSink for ProjectSink {
@@ -189,18 +170,24 @@ impl DecisionSink for ProjectSink {
             return;
         };
         let audiences: Option<Arc<dyn AudienceSource>> = if self.mapping.audience_segments {
-            Some(Arc::new(ConfigAudiences(Arc::clone(config))))
+            Some(Arc::clone(config) as Arc<dyn AudienceSource>)
         } else {
             None
         };
         brevo.record_decision(DecisionRecord {
-            user: snapshot(user, contact),
-            audiences,
+            user: snapshot(user, contact, audiences),
             flag_key: decision.flag_key().into(),
             enabled: decision.enabled(),
             source,
-            rule_key: decision.rule_key().map(Into::into),
-            variation_key: decision.variation_key().map(Into::into),
+            // Only experiment decisions carry their rule and variation (EXPERIMENT_* attributes).
+            rule_key: decision
+                .rule_key()
+                .filter(|_| source == RuleSource::Experiment)
+                .map(Into::into),
+            variation_key: decision
+                .variation_key()
+                .filter(|_| source == RuleSource::Experiment)
+                .map(Into::into),
         });
     }
 

@@ -72,13 +72,13 @@ pub fn user(email: &str, plan: &str, device: &str) -> Arc<UserSnapshot> {
             ("device".into(), AttrValue::String(device.into())),
         ]
         .into(),
+        audiences: None,
     })
 }
 
 pub fn rollout(user: &Arc<UserSnapshot>, flag: &str, enabled: bool) -> DecisionRecord {
     DecisionRecord {
         user: Arc::clone(user),
-        audiences: None,
         flag_key: CompactString::from(flag),
         enabled,
         source: RuleSource::Rollout,
@@ -96,7 +96,6 @@ pub fn experiment(
 ) -> DecisionRecord {
     DecisionRecord {
         user: Arc::clone(user),
-        audiences: None,
         flag_key: CompactString::from(flag),
         enabled,
         source: RuleSource::Experiment,
