@@ -468,3 +468,102 @@ fn datafile_acceptance_matches_javascript_sdk() {
     println!("acceptance: {same}/{total} identical");
     assert!(differences.is_empty(), "{differences:#?}");
 }
+
+/// Compares flagbridge's decision notifications with the SDK's `DECISION` notifications
+/// (`golden-notifications/`): enabled, variation and rule keys, ids, decisionEventDispatched.
+fn check_notifications(datafile_dir: &Path, cases_dir: &Path, notes_dir: &Path) {
+    use flagbridge_sync::cli::cases::run_case_with_notifications;
+    let mut names: Vec<String> = std::fs::read_dir(notes_dir)
+        .expect("notifications dir readable")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".jsonl").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    let key = |v: &Value| {
+        (
+            v["case"].as_u64().expect("case"),
+            v["flagKey"].as_str().expect("flagKey").to_string(),
+        )
+    };
+    let (mut identical, mut total, mut differences) = (0, 0, Vec::new());
+    for name in &names {
+        let text = std::fs::read_to_string(datafile_dir.join(format!("{name}.json")))
+            .expect("datafile readable");
+        let config = ProjectConfig::parse(text.trim_start_matches('\u{feff}')).expect("valid");
+        let cases =
+            std::fs::read_to_string(cases_dir.join(format!("{name}.jsonl"))).expect("cases");
+        let mut got = BTreeMap::new();
+        for (n, line) in cases.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+            for v in run_case_with_notifications(&config, n, line).notifications {
+                got.insert(key(&v), v);
+            }
+        }
+        let golden =
+            std::fs::read_to_string(notes_dir.join(format!("{name}.jsonl"))).expect("golden");
+        let expected: BTreeMap<_, Value> = golden
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("JSON");
+                (key(&v), v)
+            })
+            .collect();
+        let (mut same, mut count) = (0, expected.len());
+        for (k, e) in &expected {
+            let mut diffs = Vec::new();
+            match got.get(k) {
+                Some(g) => diff_value("notification", e, g, &mut diffs),
+                None => diffs.push("notification missing".to_string()),
+            }
+            if diffs.is_empty() {
+                same += 1;
+            }
+            differences.extend(
+                diffs
+                    .into_iter()
+                    .map(|d| format!("{name} case {} flag {}: {d}", k.0, k.1)),
+            );
+        }
+        for k in got.keys().filter(|k| !expected.contains_key(*k)) {
+            count += 1;
+            differences.push(format!(
+                "{name} case {} flag {}: unexpected notification",
+                k.0, k.1
+            ));
+        }
+        println!("{name:<24} {same:>5}/{count:<5} notifications identical");
+        identical += same;
+        total += count;
+    }
+    println!("notifications: {identical}/{total} identical");
+    for d in differences.iter().take(PRINT_LIMIT) {
+        println!("    {d}");
+    }
+    assert!(
+        differences.is_empty(),
+        "{} notification differences",
+        differences.len()
+    );
+}
+
+#[test]
+fn own_decision_notifications_match_javascript_sdk() {
+    let dir = fixtures();
+    check_notifications(&dir, &dir.join("cases"), &dir.join("golden-notifications"));
+}
+
+#[test]
+fn shared_decision_notifications_match_javascript_sdk() {
+    let Some(shared) = shared_datafiles() else {
+        println!("skipping: shared SDK datafiles not found (../shared/datafiles or FLAGBRIDGE_SHARED_DATAFILES)");
+        return;
+    };
+    let dir = fixtures();
+    check_notifications(
+        &shared,
+        &dir.join("shared-cases"),
+        &dir.join("shared-golden-notifications"),
+    );
+}
