@@ -294,6 +294,7 @@ impl<'a> Flow<'a, '_> {
         }
     }
 
+    #[inline]
     fn audience_check(&mut self, e: &Experiment, kind: &str, key: LogKey<'_>) -> bool {
         self.reasons.add(|| {
             format!(
