@@ -3,15 +3,20 @@
 //! webhook; Brevo's contacts checked against the decisions.
 
 mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::fake_brevo::{FakeBrevo, API_KEY};
-use flagbridge_sync::config::Config;
+use flagbridge_sync::config::{Config, Secret};
+use flagbridge_sync::rest::ratelimit::Window;
+use flagbridge_sync::scheduled::{run_once, BrevoLists, RunOptions};
 use flagbridge_sync::serve::{self, webhook, RuntimeOptions, ServeHandle};
 use flagbridge_sync::testing::{datafile_json, FakeCdn, FakeEventEndpoint};
 use serde_json::{json, Value};
+use support::brevo_lists::FakeBrevoLists;
+use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
 
 const KEY_A: &str = "KeyWeb";
 const KEY_B: &str = "KeyMobile";
@@ -275,6 +280,70 @@ async fn two_projects_thousand_users_webhook_and_brevo() {
     assert_eq!(store.members("default", "50001", "90001").len(), 500);
     // 100 pro users of 1000..1200, plus user-2 decided there after the webhook.
     assert_eq!(store.members("mobile", "50001", "90001").len(), 101);
+
+    // `sync --once` turns what serve recorded into the winner's Brevo list (email identity).
+    let rest = FakeRest::start("pat").await;
+    {
+        let mut s = rest.state.lock().unwrap();
+        s.experiments.insert(
+            "13001".into(),
+            vec![experiment(
+                50001,
+                "checkout_test",
+                "running",
+                &[(90001, "treatment")],
+            )],
+        );
+        s.results.insert(
+            "50001".into(),
+            [ResultsAnswer::Ready(results_body(
+                50001,
+                90000,
+                &[(90001, "better", true)],
+            ))]
+            .into(),
+        );
+    }
+    let lists = FakeBrevoLists::start(API_KEY).await;
+    let pro: Vec<String> = (0..1000)
+        .step_by(2)
+        .map(|i| format!("user{i}@example.com"))
+        .collect();
+    lists
+        .state
+        .lock()
+        .unwrap()
+        .contacts
+        .extend(pro.iter().cloned());
+    let mut config = config(&w, "");
+    config.projects[0].access_token = Some(Secret::new("pat"));
+    config.urls.rest = rest.rest_base().parse().unwrap();
+    config.urls.flags = rest.flags_base().parse().unwrap();
+    let writer = BrevoLists::new(
+        lists.base().parse().unwrap(),
+        Secret::new(API_KEY),
+        Some(1),
+        10_000,
+    )
+    .unwrap()
+    .by_email();
+    let options = RunOptions {
+        results_retry_delay: Duration::ZERO,
+        rest_pacing: Some(vec![Window::per_second(10_000)]),
+    };
+    let reports = run_once(&config, &writer, &options).await.unwrap();
+    assert_eq!(reports[0].winners.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].winners[0].added, 500);
+    assert!(reports[1].skipped.is_some(), "mobile has no access token");
+    let got = lists.lists();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].0,
+        "flagbridge default checkout_test winner treatment"
+    );
+    let mut want = pro.clone();
+    want.sort();
+    assert_eq!(got[0].1, want);
     let _ = std::fs::remove_dir_all(&w.dir);
 }
 

@@ -19,7 +19,7 @@ pub struct BrevoState {
     pub api_key: String,
     /// id -> (name, members by ext_id)
     pub lists: BTreeMap<u64, (String, BTreeSet<String>)>,
-    /// Contacts that exist (by ext_id).
+    /// Contacts that exist (by ext_id or email).
     pub contacts: BTreeSet<String>,
     pub throttle_next: usize,
     pub calls: usize,
@@ -145,7 +145,10 @@ async fn update_contact(
     if let Err(r) = gate(&state, &headers) {
         return r;
     }
-    if q.get("identifierType").map(String::as_str) != Some("ext_id") {
+    if !matches!(
+        q.get("identifierType").map(String::as_str),
+        Some("ext_id" | "email_id")
+    ) {
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({"code": "invalid_parameter"})),
