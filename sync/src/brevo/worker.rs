@@ -542,10 +542,28 @@ impl Worker {
         }
         self.drain();
         let _ = self.commit();
+        let c = &self.shared.counters;
+        let before = (
+            c.contacts_written.load(Ordering::Relaxed),
+            c.events_sent.load(Ordering::Relaxed),
+            c.requests.load(Ordering::Relaxed),
+        );
         let contacts = self.flush_contacts().await;
         let events = self.flush_events().await;
         self.update_gauges();
         let _ = self.commit();
+        let c = &self.shared.counters;
+        let requests = c.requests.load(Ordering::Relaxed) - before.2;
+        if requests > 0 {
+            tracing::info!(
+                contacts_written = c.contacts_written.load(Ordering::Relaxed) - before.0,
+                events_sent = c.events_sent.load(Ordering::Relaxed) - before.1,
+                requests,
+                contacts_pending = c.contacts_pending.load(Ordering::Relaxed),
+                contacts_rejected = c.contacts_rejected.load(Ordering::Relaxed),
+                "brevo flush"
+            );
+        }
         let result = contacts.and(events);
         match result {
             Err(CallError::Fatal) => Err(self.fatal_error()),
