@@ -268,8 +268,11 @@ async fn a_full_queue_drops_and_counts_instead_of_blocking() {
     // Current-thread runtime: the worker cannot run while this loop pushes.
     let accepted = (0..100)
         .filter(|i| {
-            sync.sink()
-                .record_decision(rollout(&user(&format!("u{i}@x.io"), "free", "x"), "f", true))
+            sync.sink().record_decision(rollout(
+                &user(&format!("u{i}@x.io"), "free", "x"),
+                "f",
+                true,
+            ))
         })
         .count();
     assert_eq!(accepted, 4);

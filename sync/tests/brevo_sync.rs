@@ -467,7 +467,8 @@ async fn ext_id_identity_updates_one_by_one_and_upserts_unknown_contacts() {
         .await
         .unwrap();
     for id in ["ext-1", "ext-2"] {
-        sync.sink().record_decision(rollout(&user(id, "free", "x"), "f", true));
+        sync.sink()
+            .record_decision(rollout(&user(id, "free", "x"), "f", true));
     }
     sync.sink().record_conversion(ConversionRecord {
         contact: "ext-2".into(),
@@ -477,11 +478,18 @@ async fn ext_id_identity_updates_one_by_one_and_upserts_unknown_contacts() {
     });
     sync.flush().await.unwrap();
     for id in ["ext-1", "ext-2"] {
-        assert_eq!(fake.contact(id).unwrap().attributes["ENABLED_FEATURES"], "f", "{id}");
+        assert_eq!(
+            fake.contact(id).unwrap().attributes["ENABLED_FEATURES"],
+            "f",
+            "{id}"
+        );
     }
     assert_eq!(fake.count_requests("PUT", "/contacts/{id}"), 2);
     assert_eq!(fake.count_requests("POST", "/contacts"), 1);
     assert_eq!(fake.count_requests("POST", "/contacts/batch"), 0);
-    assert_eq!(fake.with(|s| s.events[0]["identifiers"]["ext_id"].clone()), "ext-2");
+    assert_eq!(
+        fake.with(|s| s.events[0]["identifiers"]["ext_id"].clone()),
+        "ext-2"
+    );
     sync.close().await.unwrap();
 }
