@@ -224,3 +224,61 @@ async fn hourly_budget_holds_under_a_paused_clock() {
     assert_eq!(sync.counters().contacts_written, 120);
     sync.close().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn changes_go_out_on_the_flush_interval_without_an_explicit_flush() {
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let sync = flagbridge_sync::brevo::BrevoSync::builder()
+        .transport(Box::new(Recording { sent: sent.clone() }))
+        .store_path(Some(dir.path().join("s.db")))
+        .start()
+        .await
+        .unwrap();
+    sync.sink()
+        .record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
+    let batches = || {
+        sent.lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p == "/contacts/batch")
+            .count()
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(batches(), 0, "nothing before the 5 s interval");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(batches(), 1);
+    assert_eq!(sync.counters().contacts_written, 1);
+    // The store committed within the commit interval, before the flush.
+    assert!(sync.counters().store_commits >= 1);
+    sync.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_instead_of_blocking() {
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let sync = flagbridge_sync::brevo::BrevoSync::builder()
+        .transport(Box::new(Recording { sent }))
+        .store_path(Some(dir.path().join("s.db")))
+        .queue_capacity(4)
+        .start()
+        .await
+        .unwrap();
+    // Current-thread runtime: the worker cannot run while this loop pushes.
+    let accepted = (0..100)
+        .filter(|i| {
+            sync.sink().record_decision(rollout(
+                &user(&format!("u{i}@x.io"), "free", "x"),
+                "f",
+                true,
+            ))
+        })
+        .count();
+    assert_eq!(accepted, 4);
+    let c = sync.counters();
+    assert_eq!((c.decisions_queued, c.queue_overflow), (4, 96));
+    sync.flush().await.unwrap();
+    assert_eq!(sync.counters().contacts_written, 4);
+    sync.close().await.unwrap();
+}

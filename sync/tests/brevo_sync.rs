@@ -454,3 +454,42 @@ async fn dry_run_writes_each_request_as_a_json_line() {
         "f"
     );
 }
+
+#[tokio::test]
+async fn ext_id_identity_updates_one_by_one_and_upserts_unknown_contacts() {
+    let fake = FakeBrevo::start(1000).await;
+    fake.add_contacts(["ext-1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .identity(flagbridge_sync::brevo::ContactIdentity::ExtId)
+        .identity_source(flagbridge_sync::brevo::IdentitySource::UserId)
+        .start()
+        .await
+        .unwrap();
+    for id in ["ext-1", "ext-2"] {
+        sync.sink()
+            .record_decision(rollout(&user(id, "free", "x"), "f", true));
+    }
+    sync.sink().record_conversion(ConversionRecord {
+        contact: "ext-2".into(),
+        event_key: "buy".into(),
+        tags: None,
+        at: SystemTime::now(),
+    });
+    sync.flush().await.unwrap();
+    for id in ["ext-1", "ext-2"] {
+        assert_eq!(
+            fake.contact(id).unwrap().attributes["ENABLED_FEATURES"],
+            "f",
+            "{id}"
+        );
+    }
+    assert_eq!(fake.count_requests("PUT", "/contacts/{id}"), 2);
+    assert_eq!(fake.count_requests("POST", "/contacts"), 1);
+    assert_eq!(fake.count_requests("POST", "/contacts/batch"), 0);
+    assert_eq!(
+        fake.with(|s| s.events[0]["identifiers"]["ext_id"].clone()),
+        "ext-2"
+    );
+    sync.close().await.unwrap();
+}

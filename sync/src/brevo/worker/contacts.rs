@@ -1,0 +1,382 @@
+//! Sending contact changes: `/contacts/batch`, unknown contacts, ext_id updates, outcomes.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::super::batch;
+use super::super::coalesce::DueContact;
+use super::super::config::ContactIdentity;
+use super::super::handle::SetAside;
+use super::super::retry::{self, Class};
+use super::super::time::{day_of, format_day};
+use super::super::transport::Method;
+use super::{CallError, Family, Worker};
+
+impl Worker {
+    pub(super) async fn flush_contacts(&mut self) -> Result<(), CallError> {
+        loop {
+            self.drain();
+            self.maybe_commit();
+            let max = match self.cfg.identity {
+                ContactIdentity::Email => self.cfg.batch_size,
+                ContactIdentity::ExtId => 1,
+            };
+            let (due, unchanged) =
+                self.coalescer
+                    .take_due(max, &self.cfg.names, self.cfg.date_format);
+            self.shared
+                .counters
+                .contacts_unchanged
+                .fetch_add(unchanged, Ordering::Relaxed);
+            if due.is_empty() {
+                return Ok(());
+            }
+            let sent = match self.cfg.identity {
+                ContactIdentity::Email => self.send_batch(due).await,
+                ContactIdentity::ExtId => self.send_single(due).await,
+            };
+            sent?;
+        }
+    }
+
+    /// The attributes to write: derived ones plus the write date.
+    fn write_attributes(&self, due: &DueContact) -> serde_json::Map<String, Value> {
+        let mut attributes = due.derived.attributes.clone();
+        attributes.insert(
+            self.cfg.names.synced.clone(),
+            Value::String(format_day(day_of(SystemTime::now()), self.cfg.date_format)),
+        );
+        attributes
+    }
+
+    /// Sends contacts with `POST /contacts/batch`, splitting on 400 and creating unknown ones.
+    async fn send_batch(&mut self, due: Vec<DueContact>) -> Result<(), CallError> {
+        let mut groups = vec![due];
+        while let Some(group) = groups.pop() {
+            let attributes: Vec<_> = group.iter().map(|d| self.write_attributes(d)).collect();
+            let items: Vec<(&str, &serde_json::Map<String, Value>)> = group
+                .iter()
+                .zip(&attributes)
+                .map(|(d, a)| (&*self.coalescer.slot(d.slot).contact, a))
+                .collect();
+            let body = batch::contacts_batch_body(&items);
+            let answer = self
+                .call(
+                    Family::Contacts,
+                    Method::Post,
+                    "/contacts/batch".into(),
+                    Some(body),
+                )
+                .await;
+            let response = match answer {
+                Ok(r) => r,
+                Err(e) => {
+                    for d in group.iter().chain(groups.iter().flatten()) {
+                        self.coalescer.retry_later(d.slot);
+                    }
+                    return Err(e);
+                }
+            };
+            match retry::classify(Some(response.status)) {
+                Class::Success if response.status == 207 => {
+                    let failed = partial_failures(&response.body, &group, |slot| {
+                        &self.coalescer.slot(slot).contact
+                    });
+                    let (bad, good): (Vec<_>, Vec<_>) =
+                        group.into_iter().zip(failed).partition(|(_, f)| *f);
+                    self.acknowledge(good.into_iter().map(|(d, _)| d).collect());
+                    for (d, _) in bad {
+                        self.retry_or_set_aside(
+                            &d,
+                            "partial",
+                            "207: failed in a partial batch answer",
+                        );
+                    }
+                }
+                Class::Success => self.acknowledge(group),
+                Class::NotFound => {
+                    let (_, message) = retry::error_body(&response.body);
+                    let unknown = retry::unknown_indexes(&message)
+                        .map(|ix| {
+                            ix.into_iter()
+                                .filter(|&i| i < group.len())
+                                .collect::<Vec<_>>()
+                        })
+                        .filter(|ix| !ix.is_empty())
+                        .unwrap_or_else(|| (0..group.len()).collect());
+                    let mut missing = Vec::with_capacity(unknown.len());
+                    let mut rest = Vec::with_capacity(group.len());
+                    for (i, d) in group.into_iter().enumerate() {
+                        if unknown.contains(&i) {
+                            missing.push(d);
+                        } else {
+                            rest.push(d);
+                        }
+                    }
+                    if !rest.is_empty() {
+                        groups.push(rest);
+                    }
+                    self.create_contacts(missing).await?;
+                }
+                _ => {
+                    // 400 and other refusals: split to find the contacts Brevo refuses.
+                    if group.len() > 1 {
+                        let mut first = group;
+                        let second = first.split_off(first.len() / 2);
+                        groups.push(second);
+                        groups.push(first);
+                    } else {
+                        let (code, message) = retry::error_body(&response.body);
+                        for d in group {
+                            self.set_aside(&d, response.status, &code, &message);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates contacts Brevo does not know, with their attributes: one import into the
+    /// configured list when there are many, else one upsert each.
+    async fn create_contacts(&mut self, missing: Vec<DueContact>) -> Result<(), CallError> {
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if let Some(list) = self.cfg.import_list_id {
+            if missing.len() >= self.cfg.import_threshold {
+                let attributes: Vec<_> = missing.iter().map(|d| self.write_attributes(d)).collect();
+                let items: Vec<(&str, &serde_json::Map<String, Value>)> = missing
+                    .iter()
+                    .zip(&attributes)
+                    .map(|(d, a)| (&*self.coalescer.slot(d.slot).contact, a))
+                    .collect();
+                let body = batch::import_body(list, &items);
+                let answer = self
+                    .call(
+                        Family::Contacts,
+                        Method::Post,
+                        "/contacts/import".into(),
+                        Some(body),
+                    )
+                    .await;
+                match answer {
+                    Ok(r) if retry::classify(Some(r.status)) == Class::Success => {
+                        self.shared
+                            .counters
+                            .contacts_created
+                            .fetch_add(missing.len() as u64, Ordering::Relaxed);
+                        self.acknowledge(missing);
+                        return Ok(());
+                    }
+                    Ok(r) => {
+                        let (code, message) = retry::error_body(&r.body);
+                        tracing::warn!(
+                            status = r.status,
+                            code,
+                            message,
+                            "brevo import refused; creating contacts one by one"
+                        );
+                    }
+                    Err(e) => {
+                        for d in &missing {
+                            self.coalescer.retry_later(d.slot);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let mut missing = missing.into_iter();
+        while let Some(d) = missing.next() {
+            let attributes = self.write_attributes(&d);
+            let contact = self.coalescer.slot(d.slot).contact.clone();
+            let body = batch::upsert_body(self.cfg.identity, &contact, &attributes);
+            match self
+                .call(
+                    Family::Contacts,
+                    Method::Post,
+                    "/contacts".into(),
+                    Some(body),
+                )
+                .await
+            {
+                Ok(r) if retry::classify(Some(r.status)) == Class::Success => {
+                    self.shared
+                        .counters
+                        .contacts_created
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.acknowledge(vec![d]);
+                }
+                Ok(r) => {
+                    let (code, message) = retry::error_body(&r.body);
+                    self.set_aside(&d, r.status, &code, &message);
+                }
+                Err(e) => {
+                    self.coalescer.retry_later(d.slot);
+                    for d in missing {
+                        self.coalescer.retry_later(d.slot);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// ext_id identity: `PUT /contacts/{ext_id}?identifierType=ext_id`, upsert on 404.
+    async fn send_single(&mut self, due: Vec<DueContact>) -> Result<(), CallError> {
+        for (i, d) in due.iter().enumerate() {
+            let contact = self.coalescer.slot(d.slot).contact.clone();
+            let body = batch::update_body(&self.write_attributes(d));
+            let path = format!(
+                "/contacts/{}?identifierType=ext_id",
+                percent_encode(&contact)
+            );
+            match self
+                .call(Family::Contacts, Method::Put, path, Some(body))
+                .await
+            {
+                Ok(r) => match retry::classify(Some(r.status)) {
+                    Class::Success => self.acknowledge(vec![d.clone()]),
+                    Class::NotFound => self.create_contacts(vec![d.clone()]).await?,
+                    _ => {
+                        let (code, message) = retry::error_body(&r.body);
+                        self.set_aside(d, r.status, &code, &message);
+                    }
+                },
+                Err(e) => {
+                    for d in &due[i..] {
+                        self.coalescer.retry_later(d.slot);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn acknowledge(&mut self, done: Vec<DueContact>) {
+        if done.is_empty() {
+            return;
+        }
+        for d in &done {
+            self.coalescer.acknowledge(d.slot, d.derived.digest);
+        }
+        let rows: Vec<(&str, u64)> = done
+            .iter()
+            .map(|d| (&*self.coalescer.slot(d.slot).contact, d.derived.digest))
+            .collect();
+        if let Err(e) = self.store.record_outcomes(&rows, false) {
+            self.shared
+                .counters
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "brevo store: acknowledgement not recorded");
+        }
+        self.shared
+            .counters
+            .contacts_written
+            .fetch_add(done.len() as u64, Ordering::Relaxed);
+    }
+
+    fn retry_or_set_aside(&mut self, d: &DueContact, code: &str, message: &str) {
+        if self.coalescer.slot(d.slot).attempts + 1 >= self.cfg.max_attempts {
+            self.set_aside(d, 207, code, message);
+        } else {
+            self.shared.counters.retries.fetch_add(1, Ordering::Relaxed);
+            self.coalescer.retry_later(d.slot);
+        }
+    }
+
+    fn set_aside(&mut self, d: &DueContact, status: u16, code: &str, message: &str) {
+        let contact = self.coalescer.slot(d.slot).contact.to_string();
+        tracing::warn!(contact = %contact, status, code, message, "brevo refused a contact; set aside until its state changes");
+        self.coalescer.reject(d.slot, d.derived.digest);
+        if let Err(e) = self
+            .store
+            .record_outcomes(&[(&contact, d.derived.digest)], true)
+        {
+            self.shared
+                .counters
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "brevo store: rejection not recorded");
+        }
+        self.shared
+            .counters
+            .contacts_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared.record_set_aside(SetAside {
+            what: contact,
+            status,
+            code: code.to_string(),
+            message: message.to_string(),
+        });
+    }
+}
+
+/// Which items of a 207 `/contacts/batch` answer failed. Brevo's body is
+/// `{"successIds": [...], "failureIds": [...]}`; whether the ids are emails or contact ids is
+/// UNCONFIRMED, so string ids are matched against the items' identity and, when no failure
+/// can be matched, every item not named in `successIds` counts as failed.
+fn partial_failures<'a>(
+    body: &[u8],
+    group: &[DueContact],
+    contact: impl Fn(u32) -> &'a str,
+) -> Vec<bool> {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let names = |key: &str| -> Vec<String> {
+        parsed
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let failures = names("failureIds");
+    let marks: Vec<bool> = group
+        .iter()
+        .map(|d| failures.iter().any(|f| f == contact(d.slot)))
+        .collect();
+    if marks.iter().any(|m| *m) {
+        return marks;
+    }
+    let successes = names("successIds");
+    group
+        .iter()
+        .map(|d| !successes.iter().any(|s| s == contact(d.slot)))
+        .collect()
+}
+
+/// Percent-encodes a path segment (everything but unreserved characters).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_path_segments() {
+        assert_eq!(percent_encode("a b/c@d.io"), "a%20b%2Fc%40d.io");
+        assert_eq!(percent_encode("é"), "%C3%A9");
+    }
+}

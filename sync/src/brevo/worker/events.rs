@@ -1,0 +1,168 @@
+//! Sending conversions: `/events/batch` (or `/events`), split by count and bytes.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+
+use super::super::batch;
+use super::super::handle::SetAside;
+use super::super::retry::{self, Class};
+use super::super::transport::Method;
+use super::{CallError, Family, PendingEvent, Worker};
+
+impl Worker {
+    pub(super) async fn flush_events(&mut self) -> Result<(), CallError> {
+        while !self.events.is_empty() {
+            self.drain();
+            self.maybe_commit();
+            let max = if self.cfg.use_events_batch {
+                self.cfg.events_batch_size
+            } else {
+                1
+            };
+            let sizes: Vec<usize> = self.events.iter().take(max).map(|e| e.body.len()).collect();
+            let take =
+                batch::split_batches(&sizes, max, super::super::config::MAX_EVENTS_BATCH_BYTES)
+                    .first()
+                    .map_or(1, |r| r.len());
+            let group: Vec<PendingEvent> = self.events.drain(..take).collect();
+            self.send_events(group).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_events(&mut self, group: Vec<PendingEvent>) -> Result<(), CallError> {
+        let mut groups = vec![group];
+        while let Some(group) = groups.pop() {
+            let (path, body) = if self.cfg.use_events_batch {
+                (
+                    "/events/batch",
+                    batch::events_batch_body(group.iter().map(|e| e.body.as_str())),
+                )
+            } else {
+                (
+                    "/events",
+                    group
+                        .iter()
+                        .map(|e| e.body.as_bytes().to_vec())
+                        .next()
+                        .unwrap_or_default(),
+                )
+            };
+            let answer = self
+                .call(Family::Events, Method::Post, path.into(), Some(body))
+                .await;
+            let response = match answer {
+                Ok(r) => r,
+                Err(e) => {
+                    // Put them back in front, oldest first.
+                    for ev in groups
+                        .into_iter()
+                        .flatten()
+                        .rev()
+                        .chain(group.into_iter().rev())
+                    {
+                        self.events.push_front(ev);
+                    }
+                    return Err(e);
+                }
+            };
+            match retry::classify(Some(response.status)) {
+                Class::Success => {
+                    let failed = event_failures(&response.body, group.len());
+                    let mut done = Vec::new();
+                    for (i, mut ev) in group.into_iter().enumerate() {
+                        if failed.contains(&i) {
+                            ev.attempts += 1;
+                            if ev.attempts >= self.cfg.max_attempts {
+                                self.drop_event(
+                                    ev,
+                                    response.status,
+                                    "partial",
+                                    "failed in a partial answer",
+                                );
+                            } else {
+                                self.shared.counters.retries.fetch_add(1, Ordering::Relaxed);
+                                self.events.push_back(ev);
+                            }
+                        } else {
+                            done.push(ev.id);
+                            self.shared
+                                .counters
+                                .events_sent
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    self.remove_events(&done);
+                }
+                _ if group.len() > 1 => {
+                    let mut first = group;
+                    let second = first.split_off(first.len() / 2);
+                    groups.push(second);
+                    groups.push(first);
+                }
+                _ => {
+                    let (code, message) = retry::error_body(&response.body);
+                    for ev in group {
+                        self.drop_event(ev, response.status, &code, &message);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_event(&mut self, ev: PendingEvent, status: u16, code: &str, message: &str) {
+        tracing::warn!(status, code, message, event = %ev.body, "brevo refused an event; set aside");
+        self.shared
+            .counters
+            .events_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared.record_set_aside(SetAside {
+            what: ev.body.clone(),
+            status,
+            code: code.to_string(),
+            message: message.to_string(),
+        });
+        self.remove_events(&[ev.id]);
+    }
+
+    fn remove_events(&mut self, ids: &[i64]) {
+        let ids: Vec<i64> = ids.iter().copied().filter(|&id| id >= 0).collect();
+        if let Err(e) = self.store.remove_events(&ids) {
+            self.shared
+                .counters
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "brevo store: event acknowledgement not recorded");
+        }
+    }
+}
+
+/// Indexes of failed events in a 207 `/events/batch` answer. The body's shape is UNCONFIRMED:
+/// any array of objects with an `index` field under `failures`, `errors` or `failed` counts.
+fn event_failures(body: &[u8], len: usize) -> Vec<usize> {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    ["failures", "errors", "failed"]
+        .iter()
+        .filter_map(|k| parsed.get(*k).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|f| f.get("index").and_then(Value::as_u64))
+        .map(|i| i as usize)
+        .filter(|&i| i < len)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_failure_indexes() {
+        assert_eq!(
+            event_failures(br#"{"failures":[{"index":1},{"index":9}]}"#, 3),
+            vec![1]
+        );
+        assert!(event_failures(br#"{"count":3}"#, 3).is_empty());
+    }
+}

@@ -1,0 +1,578 @@
+//! The owner loop: drains the queue into the coalescer, commits to the store, sends to Brevo.
+//!
+//! `contacts.rs` sends contact changes, `events.rs` sends conversions; this file holds the
+//! loop, the store commits and the request policy (budget, 429, retries) they share.
+
+mod contacts;
+mod events;
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant, MissedTickBehavior};
+
+use super::batch;
+use super::coalesce::Coalescer;
+use super::config::{brevo_event_name, Config};
+use super::derive::PersistedState;
+use super::error::BrevoError;
+use super::handle::{Shared, DRAIN_INTERVAL};
+use super::ratelimit::RateLimiter;
+use super::record::{ConversionRecord, SyncRecord};
+use super::retry::{self, Class};
+use super::store::Store;
+use super::time::{day_of, format_timestamp};
+use super::transport::{BrevoRequest, BrevoResponse, BrevoTransport, Method};
+/// A request from the handle to the worker.
+pub(crate) enum Command {
+    /// Send everything pending now; reply when done.
+    Flush(oneshot::Sender<Result<(), BrevoError>>),
+    /// Flush, commit and stop.
+    Close(oneshot::Sender<Result<(), BrevoError>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Contacts,
+    Events,
+}
+
+/// Why a call gave no usable answer.
+enum CallError {
+    /// The sync must stop (401, 402, 403).
+    Fatal,
+    /// Retries exhausted for this flush.
+    GaveUp(String),
+}
+
+/// A committed event not yet acknowledged.
+struct PendingEvent {
+    id: i64,
+    body: String,
+    attempts: u32,
+}
+
+/// The worker. One per sync; owns everything but the shared counters and queue.
+pub(crate) struct Worker {
+    cfg: Arc<Config>,
+    shared: Arc<Shared>,
+    transport: Box<dyn BrevoTransport>,
+    store: Store,
+    coalescer: Coalescer,
+    contacts_budget: RateLimiter,
+    events_budget: RateLimiter,
+    /// Conversions not yet committed.
+    new_events: Vec<String>,
+    /// Committed conversions not yet acknowledged, oldest first.
+    events: VecDeque<PendingEvent>,
+    retry_at: Option<Instant>,
+    last_commit: Instant,
+    fatal: Option<BrevoError>,
+}
+
+impl Worker {
+    /// Opens the store and restores what it holds.
+    pub(crate) fn new(
+        cfg: Arc<Config>,
+        shared: Arc<Shared>,
+        transport: Box<dyn BrevoTransport>,
+    ) -> Result<Worker, BrevoError> {
+        let store = Store::open(cfg.store_path.as_deref())?;
+        let mut coalescer = Coalescer::default();
+        for row in store.load_contacts()? {
+            match serde_json::from_str::<PersistedState>(&row.state) {
+                Ok(state) => {
+                    coalescer.restore(&row.contact, &state, row.digest, row.acked, row.rejected)
+                }
+                Err(e) => {
+                    tracing::warn!(contact = %row.contact, error = %e, "brevo store: unreadable contact state skipped")
+                }
+            }
+        }
+        let events: VecDeque<PendingEvent> = store
+            .load_events()?
+            .into_iter()
+            .map(|(id, body)| PendingEvent {
+                id,
+                body,
+                attempts: 0,
+            })
+            .collect();
+        tracing::info!(
+            contacts = coalescer.len(),
+            pending_contacts = coalescer.dirty_len(),
+            pending_events = events.len(),
+            "brevo sync store opened"
+        );
+        let worker = Worker {
+            contacts_budget: RateLimiter::new(cfg.contacts_budget),
+            events_budget: RateLimiter::new(cfg.events_budget),
+            cfg,
+            shared,
+            transport,
+            store,
+            coalescer,
+            new_events: Vec::new(),
+            events,
+            retry_at: None,
+            last_commit: Instant::now(),
+            fatal: None,
+        };
+        worker.update_gauges();
+        Ok(worker)
+    }
+
+    /// Lists Brevo's attributes and creates the missing ones with the right type.
+    pub(crate) async fn ensure_attributes(&mut self) -> Result<(), BrevoError> {
+        let setup = |call: &str, detail: String| BrevoError::Setup {
+            call: call.to_string(),
+            detail,
+        };
+        let list_call = "GET /contacts/attributes";
+        let response = self
+            .call(
+                Family::Contacts,
+                Method::Get,
+                "/contacts/attributes".into(),
+                None,
+            )
+            .await;
+        let response = self.setup_answer(list_call, response)?;
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            name: String,
+            #[serde(rename = "type")]
+            kind: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct List {
+            #[serde(default)]
+            attributes: Vec<Listed>,
+        }
+        let list: List = serde_json::from_slice(&response.body)
+            .map_err(|e| setup(list_call, format!("unreadable answer: {e}")))?;
+        let names = self.cfg.names.clone();
+        for (name, kind) in names.with_types() {
+            if let Some(found) = list.attributes.iter().find(|a| a.name == name) {
+                if found.kind.as_deref() != Some(kind.as_str()) {
+                    return Err(BrevoError::AttributeTypeMismatch {
+                        name: name.to_string(),
+                        found: found.kind.clone(),
+                        expected: kind.as_str(),
+                    });
+                }
+                continue;
+            }
+            let path = format!("/contacts/attributes/normal/{name}");
+            let call = format!("POST {path}");
+            let body = serde_json::json!({ "type": kind.as_str() })
+                .to_string()
+                .into_bytes();
+            let response = self
+                .call(Family::Contacts, Method::Post, path, Some(body))
+                .await;
+            self.setup_answer(&call, response)?;
+            self.shared
+                .counters
+                .attributes_created
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                attribute = name,
+                kind = kind.as_str(),
+                "brevo attribute created"
+            );
+        }
+        Ok(())
+    }
+
+    fn setup_answer(
+        &mut self,
+        call: &str,
+        response: Result<BrevoResponse, CallError>,
+    ) -> Result<BrevoResponse, BrevoError> {
+        match response {
+            Ok(r) if retry::classify(Some(r.status)) == Class::Success => Ok(r),
+            Ok(r) => {
+                let (code, message) = retry::error_body(&r.body);
+                Err(BrevoError::Setup {
+                    call: call.to_string(),
+                    detail: format!("{} {code}: {message}", r.status),
+                })
+            }
+            Err(CallError::Fatal) => Err(self.fatal_error()),
+            Err(CallError::GaveUp(detail)) => Err(BrevoError::Setup {
+                call: call.to_string(),
+                detail,
+            }),
+        }
+    }
+
+    fn fatal_error(&self) -> BrevoError {
+        match &self.fatal {
+            Some(BrevoError::Unauthorized { code, message }) => BrevoError::Unauthorized {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            Some(BrevoError::Forbidden {
+                status,
+                code,
+                message,
+            }) => BrevoError::Forbidden {
+                status: *status,
+                code: code.clone(),
+                message: message.clone(),
+            },
+            _ => BrevoError::Closed,
+        }
+    }
+
+    /// The owner loop.
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut flush_tick = tokio::time::interval_at(
+            Instant::now() + self.cfg.flush_interval,
+            self.cfg.flush_interval,
+        );
+        flush_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut commit_tick = tokio::time::interval_at(
+            Instant::now() + self.cfg.commit_interval,
+            self.cfg.commit_interval,
+        );
+        commit_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut drain_tick = tokio::time::interval(DRAIN_INTERVAL);
+        drain_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            self.drain();
+            if self.fatal.is_none() && self.coalescer.dirty_len() >= self.cfg.batch_size {
+                if let Err(e) = self.flush_all().await {
+                    tracing::warn!(error = %e, "brevo flush on size failed");
+                }
+                continue;
+            }
+            self.shared.idle.0.store(true, Ordering::SeqCst);
+            if !self.shared.queue.is_empty() {
+                self.shared.idle.0.store(false, Ordering::SeqCst);
+                continue;
+            }
+            tokio::select! {
+                biased;
+                command = commands.recv() => {
+                    self.shared.idle.0.store(false, Ordering::SeqCst);
+                    self.drain();
+                    match command {
+                        Some(Command::Flush(reply)) => {
+                            let result = self.flush_all().await;
+                            let _ = reply.send(result);
+                        }
+                        Some(Command::Close(reply)) => {
+                            let result = self.flush_all().await;
+                            let result = result.and(self.commit());
+                            self.shared.stopped.store(true, Ordering::SeqCst);
+                            let _ = reply.send(result);
+                            return;
+                        }
+                        None => {
+                            // Handle dropped without close: keep what was accepted.
+                            let _ = self.commit();
+                            return;
+                        }
+                    }
+                }
+                _ = self.shared.wake.notified() => {}
+                _ = drain_tick.tick() => {}
+                _ = commit_tick.tick() => {
+                    self.drain();
+                    let _ = self.commit();
+                }
+                _ = flush_tick.tick() => {
+                    if self.fatal.is_none() {
+                        if let Err(e) = self.flush_all().await {
+                            tracing::warn!(error = %e, "brevo flush failed");
+                        }
+                    }
+                }
+            }
+            self.shared.idle.0.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Moves every queued record into the coalescer / event list.
+    fn drain(&mut self) {
+        if self.shared.queue.is_empty() {
+            return;
+        }
+        let now = SystemTime::now();
+        let today = day_of(now);
+        let mut decisions = 0u64;
+        while let Some(record) = self.shared.queue.pop() {
+            match record {
+                SyncRecord::Decision(d) => {
+                    decisions += 1;
+                    self.coalescer.apply(&d, today);
+                }
+                SyncRecord::Conversion(c) => self.accept_conversion(&c),
+            }
+        }
+        self.shared
+            .counters
+            .decisions_processed
+            .fetch_add(decisions, Ordering::Relaxed);
+        self.update_gauges();
+    }
+
+    fn accept_conversion(&mut self, c: &ConversionRecord) {
+        let name = match self.cfg.event_names.get(c.event_key.as_str()) {
+            Some(name) => name.clone(),
+            None => brevo_event_name(&c.event_key),
+        };
+        let item = batch::event_item(
+            self.cfg.identity,
+            &c.contact,
+            &name,
+            &format_timestamp(c.at),
+            c.tags.as_ref(),
+        );
+        self.new_events.push(item);
+    }
+
+    fn update_gauges(&self) {
+        let c = &self.shared.counters;
+        c.contacts_known
+            .store(self.coalescer.len() as u64, Ordering::Relaxed);
+        c.contacts_pending
+            .store(self.coalescer.dirty_len() as u64, Ordering::Relaxed);
+        c.events_pending.store(
+            (self.events.len() + self.new_events.len()) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Commits changed contacts and new events to the store.
+    fn commit(&mut self) -> Result<(), BrevoError> {
+        self.last_commit = Instant::now();
+        if !self.coalescer.has_unsaved() && self.new_events.is_empty() {
+            return Ok(());
+        }
+        let changed = self
+            .coalescer
+            .take_unsaved(&self.cfg.names, self.cfg.date_format);
+        let mut rows = Vec::with_capacity(changed.len());
+        for (slot, state, digest) in &changed {
+            let text = serde_json::to_string(state).unwrap_or_default();
+            rows.push((&*self.coalescer.slot(*slot).contact, text, *digest));
+        }
+        let new_events = std::mem::take(&mut self.new_events);
+        match self.store.commit(&rows, &new_events) {
+            Ok(ids) => {
+                self.shared
+                    .counters
+                    .store_commits
+                    .fetch_add(1, Ordering::Relaxed);
+                for (id, body) in ids.into_iter().zip(new_events) {
+                    self.events.push_back(PendingEvent {
+                        id,
+                        body,
+                        attempts: 0,
+                    });
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Keep going from memory; the changes are sent but not durable.
+                self.shared
+                    .counters
+                    .store_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "brevo store commit failed");
+                for body in new_events {
+                    self.events.push_back(PendingEvent {
+                        id: -1,
+                        body,
+                        attempts: 0,
+                    });
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn maybe_commit(&mut self) {
+        if self.last_commit.elapsed() >= self.cfg.commit_interval {
+            let _ = self.commit();
+        }
+    }
+
+    /// Waits until `until`, draining the queue and committing meanwhile.
+    async fn pause_until(&mut self, until: Instant) {
+        loop {
+            self.drain();
+            self.maybe_commit();
+            if Instant::now() >= until {
+                return;
+            }
+            self.shared.idle.0.store(true, Ordering::SeqCst);
+            if self.shared.queue.is_empty() {
+                let next = until.min(Instant::now() + DRAIN_INTERVAL);
+                tokio::select! {
+                    _ = sleep_until(next) => {}
+                    _ = self.shared.wake.notified() => {}
+                }
+            }
+            self.shared.idle.0.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Sends one request within the family's budget, waiting out 429s and retrying 5xx and
+    /// timeouts with jittered backoff. Returns the first answer that is neither.
+    async fn call(
+        &mut self,
+        family: Family,
+        method: Method,
+        path: String,
+        body: Option<Vec<u8>>,
+    ) -> Result<BrevoResponse, CallError> {
+        let mut attempt = 0u32;
+        loop {
+            if self.fatal.is_some() {
+                return Err(CallError::Fatal);
+            }
+            if let Some(at) = self.retry_at.take() {
+                self.pause_until(at).await;
+            }
+            loop {
+                let budget = match family {
+                    Family::Contacts => &mut self.contacts_budget,
+                    Family::Events => &mut self.events_budget,
+                };
+                match budget.try_acquire(Instant::now()) {
+                    Ok(()) => break,
+                    Err(at) => self.pause_until(at).await,
+                }
+            }
+            self.shared
+                .counters
+                .requests
+                .fetch_add(1, Ordering::Relaxed);
+            let request = BrevoRequest {
+                method,
+                path: path.clone(),
+                body: body.clone(),
+            };
+            let answer = self.transport.send(request).await;
+            let status = answer.as_ref().ok().map(|r| r.status);
+            match retry::classify(status) {
+                Class::RateLimited => {
+                    self.shared
+                        .counters
+                        .rate_limited
+                        .fetch_add(1, Ordering::Relaxed);
+                    let reset = answer
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.rate_limit_reset.as_deref());
+                    let wait = retry::rate_limit_wait(reset, self.cfg.rate_limit_wait);
+                    tracing::debug!(path = %path, wait_ms = wait.as_millis() as u64, "brevo 429");
+                    let until = Instant::now() + wait;
+                    match family {
+                        Family::Contacts => self.contacts_budget.block_until(until),
+                        Family::Events => self.events_budget.block_until(until),
+                    }
+                }
+                Class::Retry => {
+                    attempt += 1;
+                    self.shared.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    let detail = match &answer {
+                        Ok(r) => {
+                            let (code, message) = retry::error_body(&r.body);
+                            format!(
+                                "{} {} -> {} {code} {message}",
+                                method.as_str(),
+                                path,
+                                r.status
+                            )
+                        }
+                        Err(e) => format!("{} {} -> {e}", method.as_str(), path),
+                    };
+                    let delay = retry::backoff(
+                        attempt,
+                        self.cfg.backoff_base,
+                        self.cfg.backoff_max,
+                        fastrand::f64(),
+                    );
+                    self.retry_at = Some(Instant::now() + delay);
+                    tracing::warn!(
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "brevo retry: {detail}"
+                    );
+                    if attempt >= self.cfg.max_attempts {
+                        return Err(CallError::GaveUp(detail));
+                    }
+                }
+                Class::Unauthorized | Class::Forbidden => {
+                    let (status, (code, message)) = match &answer {
+                        Ok(r) => (r.status, retry::error_body(&r.body)),
+                        Err(_) => (0, Default::default()),
+                    };
+                    let error = if status == 401 {
+                        BrevoError::Unauthorized { code, message }
+                    } else {
+                        BrevoError::Forbidden {
+                            status,
+                            code,
+                            message,
+                        }
+                    };
+                    tracing::error!(error = %error, "brevo sync stopped");
+                    self.fatal = Some(error);
+                    self.shared.stopped.store(true, Ordering::SeqCst);
+                    self.shared.counters.fatal.store(1, Ordering::Relaxed);
+                    return Err(CallError::Fatal);
+                }
+                Class::Success | Class::NotFound | Class::Reject => {
+                    // `answer` is Ok for every class but Retry.
+                    return answer.map_err(|e| CallError::GaveUp(e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Commits, then sends every pending contact change and event.
+    async fn flush_all(&mut self) -> Result<(), BrevoError> {
+        if self.fatal.is_some() {
+            return Err(self.fatal_error());
+        }
+        self.drain();
+        let _ = self.commit();
+        let c = &self.shared.counters;
+        let before = (
+            c.contacts_written.load(Ordering::Relaxed),
+            c.events_sent.load(Ordering::Relaxed),
+            c.requests.load(Ordering::Relaxed),
+        );
+        let contacts = self.flush_contacts().await;
+        let events = self.flush_events().await;
+        self.update_gauges();
+        let _ = self.commit();
+        let c = &self.shared.counters;
+        let requests = c.requests.load(Ordering::Relaxed) - before.2;
+        if requests > 0 {
+            tracing::info!(
+                contacts_written = c.contacts_written.load(Ordering::Relaxed) - before.0,
+                events_sent = c.events_sent.load(Ordering::Relaxed) - before.1,
+                requests,
+                contacts_pending = c.contacts_pending.load(Ordering::Relaxed),
+                contacts_rejected = c.contacts_rejected.load(Ordering::Relaxed),
+                "brevo flush"
+            );
+        }
+        let result = contacts.and(events);
+        match result {
+            Err(CallError::Fatal) => Err(self.fatal_error()),
+            Err(CallError::GaveUp(detail)) => Err(BrevoError::Unavailable { detail }),
+            Ok(()) => Ok(()),
+        }
+    }
+}
