@@ -41,7 +41,7 @@ use crate::notify::{
     NotificationType, TrackNotification,
 };
 use crate::sink::DecisionSink;
-use queued::{DeferredImpression, QueuedEvent};
+use queued::{DeferredImpression, QueuedEvent, UserRef};
 
 /// The flagbridge runtime client. Cheap to clone (one `Arc`); every clone serves the same config.
 #[derive(Clone)]
@@ -252,13 +252,14 @@ impl Inner {
         &self,
         config: &Arc<ProjectConfig>,
         forced: Option<&Arc<ForcedVariations>>,
-        user: &UserContext,
+        user_ref: UserRef<'_>,
         decision: &Decision<'_>,
         options: DecideOptions,
     ) {
+        let user = user_ref.get();
         if let Some(events) = &self.events {
             if decision.has_impression() {
-                events.push(self.impression(config, forced, user, decision, options));
+                events.push(self.impression(config, forced, user_ref, decision, options));
             }
         }
         for sink in &self.sinks {
@@ -280,17 +281,16 @@ impl Inner {
         &self,
         config: &Arc<ProjectConfig>,
         forced: Option<&Arc<ForcedVariations>>,
-        user: &UserContext,
+        user: UserRef<'_>,
         decision: &Decision<'_>,
         options: DecideOptions,
     ) -> QueuedEvent {
-        let uuid = uuid::Uuid::new_v4();
         let timestamp_ms = now_ms();
         if self.ups.is_some() {
             let mut buffer = uuid::Uuid::encode_buffer();
-            let uuid = uuid.hyphenated().encode_lower(&mut buffer);
+            let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
             if let Some(batch) =
-                decision.impression_event(user, &self.client_info, timestamp_ms, uuid)
+                decision.impression_event(user.get(), &self.client_info, timestamp_ms, uuid)
             {
                 return QueuedEvent::Batch(batch);
             }
@@ -300,10 +300,9 @@ impl Inner {
             forced: forced.cloned(),
             default_options: self.default_options,
             options,
-            user: user.clone(),
+            user: user.hold(),
             flag_key: decision.flag_key().to_owned(),
             timestamp_ms,
-            uuid,
             client_info: Arc::clone(&self.client_info),
         })
     }
@@ -364,12 +363,23 @@ impl Client {
         options: DecideOptions,
         f: impl FnOnce(&Decision<'_>) -> R,
     ) -> R {
+        self.decide_ref(UserRef::Borrowed(user), flag_key, options, f)
+    }
+
+    pub(crate) fn decide_ref<R>(
+        &self,
+        user: UserRef<'_>,
+        flag_key: &str,
+        options: DecideOptions,
+        f: impl FnOnce(&Decision<'_>) -> R,
+    ) -> R {
         let inner = &*self.inner;
         let config = inner.config.load();
         let forced = inner.forced.snapshot();
-        let decision = inner
-            .decider(&config, forced.as_deref())
-            .decide(user, flag_key, options);
+        let decision =
+            inner
+                .decider(&config, forced.as_deref())
+                .decide(user.get(), flag_key, options);
         inner.after_decision(&config, forced.as_deref(), user, &decision, options);
         f(&decision)
     }
@@ -382,38 +392,32 @@ impl Client {
         keys: &[&str],
         options: DecideOptions,
     ) -> Vec<FlagDecision> {
-        let inner = &*self.inner;
-        let config = inner.config.load();
-        let forced = inner.forced.snapshot();
-        let decisions = inner
-            .decider(&config, forced.as_deref())
-            .decide_for_keys(user, keys, options);
-        self.collect(&config, forced.as_deref(), user, &decisions, options)
+        self.decide_many(UserRef::Borrowed(user), Some(keys), options)
     }
 
     /// Decides every flag of the datafile.
     pub fn decide_all(&self, user: &UserContext, options: DecideOptions) -> Vec<FlagDecision> {
+        self.decide_many(UserRef::Borrowed(user), None, options)
+    }
+
+    /// `decide_for_keys` (Some) or `decide_all` (None).
+    pub(crate) fn decide_many(
+        &self,
+        user: UserRef<'_>,
+        keys: Option<&[&str]>,
+        options: DecideOptions,
+    ) -> Vec<FlagDecision> {
         let inner = &*self.inner;
         let config = inner.config.load();
         let forced = inner.forced.snapshot();
-        let decisions = inner
-            .decider(&config, forced.as_deref())
-            .decide_all(user, options);
-        self.collect(&config, forced.as_deref(), user, &decisions, options)
-    }
-
-    fn collect(
-        &self,
-        config: &Arc<ProjectConfig>,
-        forced: Option<&Arc<ForcedVariations>>,
-        user: &UserContext,
-        decisions: &[Decision<'_>],
-        options: DecideOptions,
-    ) -> Vec<FlagDecision> {
+        let decider = inner.decider(&config, forced.as_deref());
+        let decisions = match keys {
+            Some(keys) => decider.decide_for_keys(user.get(), keys, options),
+            None => decider.decide_all(user.get(), options),
+        };
         let mut out = Vec::with_capacity(decisions.len());
-        for decision in decisions {
-            self.inner
-                .after_decision(config, forced, user, decision, options);
+        for decision in &decisions {
+            inner.after_decision(&config, forced.as_deref(), user, decision, options);
             if !decision.omitted_from_result() {
                 out.push(FlagDecision::from_engine(decision));
             }
