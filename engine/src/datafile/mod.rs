@@ -158,11 +158,11 @@ mod tests {
                 path: "experiments[1].id".into()
             })
         );
-        let top = br#"{"version":"4","accountId":"1","projectId":"2"}"#;
+        let top = br#"{"version":"4","accountId":"1"}"#;
         assert_eq!(
             read(top).err(),
             Some(DatafileError::MissingField {
-                path: "revision".into()
+                path: "projectId".into()
             })
         );
     }
