@@ -36,6 +36,9 @@ enum Command {
         /// Listen address (overrides `server.listen`).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Also run the scheduled REST sync (as `flagbridge sync`) in the background.
+        #[arg(long)]
+        with_sync: bool,
     },
     /// Decide every flag for each user of a JSONL file (`{"userId": ..., "userAttributes": {...}}`
     /// per line) and feed the Brevo sync; resumable (checkpoint of the line offset). Sends no
@@ -78,7 +81,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decide { datafile, cases } => decide(&datafile, &cases),
-        Command::Serve { config, listen } => serve(config.as_deref(), listen),
+        Command::Serve {
+            config,
+            listen,
+            with_sync,
+        } => serve(config.as_deref(), listen, with_sync),
         Command::CheckConfig { file } => check_config(&file),
         Command::Backfill {
             config,
@@ -229,7 +236,7 @@ fn decide(datafile: &Path, cases: &str) -> ExitCode {
     }
 }
 
-fn serve(config: Option<&Path>, listen: Option<std::net::SocketAddr>) -> ExitCode {
+fn serve(config: Option<&Path>, listen: Option<std::net::SocketAddr>, with_sync: bool) -> ExitCode {
     let (mut config, embedded) = match config {
         Some(path) => match Config::load(path) {
             Ok(c) => (c, false),
@@ -284,8 +291,18 @@ fn serve(config: Option<&Path>, listen: Option<std::net::SocketAddr>) -> ExitCod
             "flagbridge serve: listening on http://{}",
             handle.local_addr()
         );
+        let background = with_sync.then(|| {
+            let config = handle.runtime().config.clone();
+            // Its own task: listing and results calls never hold up decisions.
+            tokio::spawn(async move {
+                sync(config, false).await;
+            })
+        });
         shutdown_signal().await;
         eprintln!("flagbridge serve: shutting down (flushing events and the Brevo outbox)");
+        if let Some(task) = background {
+            task.abort();
+        }
         match handle.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
