@@ -248,6 +248,14 @@ pub(crate) fn warnings(config: &Config) -> Vec<String> {
                 "{path}.project_id: not set: `flagbridge sync` will skip this project"
             ));
         }
+        if let DatafileSource::File(file) = &p.datafile {
+            if !file.is_file() {
+                out.push(format!(
+                    "{path}.datafile_file: {} does not exist (yet)",
+                    file.display()
+                ));
+            }
+        }
         if p.webhook_secret.is_none() {
             out.push(format!(
                 "{path}.webhook_secret: not set: datafile webhooks for this project are refused"
