@@ -382,6 +382,17 @@ async fn agent_api_edges() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Agent's `key:token` form picks the project by its key.
+    let r = post("/v1/decide?keys=banner")
+        .header(
+            "X-Optimizely-SDK-Key",
+            format!("{KEY_A}:some-datafile-token"),
+        )
+        .json(&user_body(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // Bad bodies name what and where.
     let cases = [
         (

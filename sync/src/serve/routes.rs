@@ -105,7 +105,10 @@ async fn count_requests(State(rt): State<Arc<Runtime>>, req: Request, next: Next
 
 /// Finds the project: the `X-Optimizely-SDK-Key` header, or the only project when there is one.
 fn project<'a>(rt: &'a Runtime, sdk_key: Option<&str>) -> Result<&'a Arc<ProjectRuntime>, Answer> {
-    match sdk_key.map(str::trim).filter(|k| !k.is_empty()) {
+    // Agent also accepts `sdk_key:datafile_token`; the token is configured here, so only the
+    // key part picks the project.
+    let key = sdk_key.map(|k| k.split(':').next().unwrap_or(k).trim());
+    match key.filter(|k| !k.is_empty()) {
         Some(key) => rt.projects.get(key).ok_or_else(|| {
             error(
                 StatusCode::FORBIDDEN,
