@@ -9,13 +9,16 @@
 //! - `openfeature::OptimizelyProvider` (feature `openfeature`, on by default) is an OpenFeature
 //!   provider over the `Client`.
 //! - `testing` (feature `testing`) holds in-process fake servers for tests.
+//! - The connector (the `flagbridge` binary): [`config`] (the YAML config file), [`serve`]
+//!   (the Agent-compatible HTTP service), [`rest`] + [`scheduled`] (`flagbridge sync`: REST
+//!   listing, results, winners' Brevo lists) and [`backfill`].
 //!
 //! A decide never waits for I/O, for a lock held by a writer, or for the event queue.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
-mod backoff;
 pub mod backfill;
+mod backoff;
 pub mod brevo;
 pub mod cli;
 pub mod client;
