@@ -549,3 +549,40 @@ async fn agent_api_edges() {
     handle.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&w.dir);
 }
+
+#[tokio::test]
+async fn embedded_default_serves_the_bundled_datafile() {
+    let mut config = serve::embedded_config().unwrap();
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert!(config.brevo.dry_run);
+    assert!(config.events.disabled);
+    let dir = std::env::temp_dir().join(format!("fb-serve-embedded-{}", std::process::id()));
+    config.state_dir = dir.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = serve::start(config, listener, RuntimeOptions::default())
+        .await
+        .unwrap();
+    let base = format!("http://{}", handle.local_addr());
+    // One project: no SDK key header needed.
+    let d: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/decide?keys=flag_0000"))
+        .json(&json!({"userId": "user-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["flagKey"], "flag_0000");
+    let health: Value = reqwest::get(format!("{base}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["projects"][0]["name"], "example");
+    handle.shutdown().await.unwrap();
+    // Brevo dry run: the requests are in the file, nothing left the machine.
+    assert!(dir.join("brevo-dry-run.jsonl").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
