@@ -35,8 +35,9 @@ impl EventTransport for NullTransport {
 }
 
 /// Decides per timed chunk; the queue is drained (untimed) between chunks so that it never
-/// overflows and the owner loop never competes with the timed loop for a core.
-const CHUNK: u64 = 10_000;
+/// overflows, stays as small as a promptly drained queue in a server, and the owner loop never
+/// competes with the timed loop for a core.
+const CHUNK: u64 = 1_000;
 
 fn client_overhead(c: &mut Criterion) {
     let text = datafile("1");
@@ -94,6 +95,16 @@ fn client_overhead(c: &mut Criterion) {
     };
     group.bench_function("client_decide_with_events", |b| {
         b.iter_custom(|iters| timed(&with_events, iters, &decide_with))
+    });
+    let bound = with_events.user_context(user.clone());
+    group.bench_function("user_context_decide_with_events", |b| {
+        b.iter_custom(|iters| {
+            timed(&with_events, iters, &|_: &Client| {
+                bound.decide_with(black_box("checkout"), DecideOptions::NONE, |d| {
+                    black_box(d.enabled());
+                })
+            })
+        })
     });
     group.bench_function("client_decide_owned_events", |b| {
         b.iter_custom(|iters| {

@@ -535,6 +535,14 @@ impl Client {
         }
     }
 
+    /// Ends datafile polling (the config being served stays); `refresh_now` then answers
+    /// [`RefreshError::Stopped`]. Events keep flowing until [`close`](Self::close).
+    pub async fn stop_polling(&self) {
+        if let Some(poller) = &self.inner.poller {
+            poller.stop().await;
+        }
+    }
+
     /// Sends every event queued so far; returns when each is delivered or dropped.
     pub async fn flush(&self) {
         if let Some(events) = &self.inner.events {
