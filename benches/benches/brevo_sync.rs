@@ -4,6 +4,7 @@
 //!   sink adds to a decide (target: at most 1.3x). The sync runs for real (dry-run transport,
 //!   in-memory store) on a tokio thread that drains the queue; each measured chunk is smaller
 //!   than the queue and starts with an empty queue, so every record is really enqueued.
+//!   `enqueue_only` is the sink's share of one decide, `push_prebuilt_clone` the queue's.
 //! - `brevo_coalescer/apply`: decisions folded per second by the worker's coalescer across
 //!   100,000 contacts x 5 flags, steady state (target: at least 1 million/s on one core).
 
@@ -89,6 +90,40 @@ fn enqueue(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..n {
                     sink.on_decision(&config, black_box(&user), black_box(&decision));
+                }
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    // The queue's share: a ready record (one Arc increment, three inline strings) pushed.
+    let prebuilt = DecisionRecord {
+        user: Arc::new(UserSnapshot {
+            user_id: "u".into(),
+            contact: "user42@example.com".into(),
+            attributes: vec![].into(),
+            audiences: None,
+        }),
+        flag_key: CompactString::new("checkout"),
+        enabled: true,
+        source: RuleSource::Experiment,
+        rule_key: Some("exp_checkout".into()),
+        variation_key: Some("treatment".into()),
+    };
+    group.bench_function("push_prebuilt_clone", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                left -= n;
+                let target = sync.counters().decisions_queued;
+                while sync.counters().decisions_processed < target {
+                    std::thread::yield_now();
+                }
+                let start = Instant::now();
+                for _ in 0..n {
+                    sink.record_decision(black_box(&prebuilt).clone());
                 }
                 total += start.elapsed();
             }

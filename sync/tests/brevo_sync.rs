@@ -493,3 +493,43 @@ async fn ext_id_identity_updates_one_by_one_and_upserts_unknown_contacts() {
     );
     sync.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_refused_event_is_set_aside_and_the_others_delivered() {
+    let fake = FakeBrevo::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
+    for i in 0..4 {
+        let mut tags = Map::new();
+        // Event 2 alone is over Brevo's 512 KB body limit: refused (413) whatever the batch.
+        let size = if i == 2 { 600 * 1024 } else { 10 };
+        tags.insert("blob".into(), json!("x".repeat(size)));
+        sync.sink().record_conversion(ConversionRecord {
+            contact: format!("c{i}@x.io").into(),
+            event_key: "view".into(),
+            tags: Some(tags),
+            at: SystemTime::now(),
+        });
+    }
+    sync.flush().await.unwrap();
+    let ids: Vec<Value> = fake.with(|s| {
+        s.events
+            .iter()
+            .map(|e| e["identifiers"]["email_id"].clone())
+            .collect()
+    });
+    assert_eq!(
+        ids,
+        vec![json!("c0@x.io"), json!("c1@x.io"), json!("c3@x.io")]
+    );
+    let c = sync.counters();
+    assert_eq!(
+        (c.events_sent, c.events_rejected, c.events_pending),
+        (3, 1, 0)
+    );
+    assert_eq!(sync.set_aside()[0].status, 413);
+    sync.close().await.unwrap();
+}

@@ -5,6 +5,7 @@
 //! rejected (set aside). A contact is sent only when the digest of its derived attributes
 //! differs from both, so a million identical decides make one write.
 
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -39,7 +40,8 @@ pub(crate) struct Coalescer {
     slots: Vec<Slot>,
     index: FxHashMap<Box<str>, u32>,
     pub(crate) interner: Interner,
-    dirty: Vec<u32>,
+    /// Oldest change first, so a steady inflow cannot starve old contacts.
+    dirty: VecDeque<u32>,
     unsaved: Vec<u32>,
     audiences: Option<Arc<dyn AudienceSource>>,
     audiences_generation: u32,
@@ -92,7 +94,7 @@ impl Coalescer {
         s.attempts = 0;
         if !s.dirty {
             s.dirty = true;
-            self.dirty.push(slot);
+            self.dirty.push_back(slot);
         }
         if !s.unsaved {
             s.unsaved = true;
@@ -106,7 +108,7 @@ impl Coalescer {
         s.attempts += 1;
         if !s.dirty {
             s.dirty = true;
-            self.dirty.push(slot);
+            self.dirty.push_back(slot);
         }
     }
 
@@ -199,7 +201,9 @@ impl Coalescer {
         let mut due = Vec::new();
         let mut unchanged = 0;
         while due.len() < max {
-            let Some(slot) = self.dirty.pop() else { break };
+            let Some(slot) = self.dirty.pop_front() else {
+                break;
+            };
             let s = &mut self.slots[slot as usize];
             s.dirty = false;
             let derived = s.state.derive(&self.interner, names, date_format);
@@ -264,7 +268,7 @@ impl Coalescer {
         s.rejected = rejected;
         if digest != acked && digest != rejected && !s.dirty {
             s.dirty = true;
-            self.dirty.push(slot);
+            self.dirty.push_back(slot);
         }
     }
 }

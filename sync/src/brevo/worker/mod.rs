@@ -69,6 +69,9 @@ pub(crate) struct Worker {
     /// Committed conversions not yet acknowledged, oldest first.
     events: VecDeque<PendingEvent>,
     retry_at: Option<Instant>,
+    /// Consecutive 5xx/timeouts across calls (reset by any other answer): drives the backoff,
+    /// so an outage is probed less and less often instead of restarting at the base delay.
+    failures: u32,
     last_commit: Instant,
     fatal: Option<BrevoError>,
 }
@@ -118,6 +121,7 @@ impl Worker {
             new_events: Vec::new(),
             events,
             retry_at: None,
+            failures: 0,
             last_commit: Instant::now(),
             fatal: None,
         };
@@ -482,6 +486,7 @@ impl Worker {
                 }
                 Class::Retry => {
                     attempt += 1;
+                    self.failures = self.failures.saturating_add(1);
                     self.shared.counters.retries.fetch_add(1, Ordering::Relaxed);
                     let detail = match &answer {
                         Ok(r) => {
@@ -496,7 +501,7 @@ impl Worker {
                         Err(e) => format!("{} {} -> {e}", method.as_str(), path),
                     };
                     let delay = retry::backoff(
-                        attempt,
+                        self.failures,
                         self.cfg.backoff_base,
                         self.cfg.backoff_max,
                         fastrand::f64(),
@@ -532,6 +537,7 @@ impl Worker {
                     return Err(CallError::Fatal);
                 }
                 Class::Success | Class::NotFound | Class::Reject => {
+                    self.failures = 0;
                     // `answer` is Ok for every class but Retry.
                     return answer.map_err(|e| CallError::GaveUp(e.to_string()));
                 }
