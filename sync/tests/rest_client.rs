@@ -116,3 +116,18 @@ async fn results_202_204_200() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn pagination_link_to_another_host_is_refused() {
+    let fake = FakeRest::start("pat").await;
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.flags
+            .insert("1".into(), vec![serde_json::json!({"key": "f"})]);
+        s.flags_next_override = Some("https://evil.example/flags?page_token=2".into());
+    }
+    let err = client(&fake, "pat").flags("1").await.unwrap_err();
+    assert!(matches!(err, RestError::ForeignLink { .. }), "{err}");
+    // The token never left for the other host: only the first page was asked for.
+    assert_eq!(fake.log().len(), 1);
+}

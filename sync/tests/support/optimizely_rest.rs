@@ -42,6 +42,8 @@ pub struct RestState {
     pub flags_page_size: usize,
     /// Every request path (with query) in order.
     pub log: Vec<String>,
+    /// Replaces the Flags API `next_url` (to test foreign links).
+    pub flags_next_override: Option<String>,
 }
 
 pub type Shared = Arc<Mutex<RestState>>;
@@ -215,7 +217,9 @@ async fn flags(
     let size = s.flags_page_size.max(1);
     let items: Vec<Value> = all.iter().skip(start).take(size).cloned().collect();
     let next = start + size;
-    let next_url: Vec<String> = if next < all.len() {
+    let next_url: Vec<String> = if let Some(url) = &s.flags_next_override {
+        vec![url.clone()]
+    } else if next < all.len() {
         vec![format!(
             "/flags/v1/projects/{pid}/flags?page_token={next}&per_page={size}"
         )]
