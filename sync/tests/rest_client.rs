@@ -20,6 +20,7 @@ fn client(fake: &FakeRest, token: &str) -> RestClient {
     .v2_limits(fast.clone())
     .flags_limits(fast.clone())
     .results_limits(fast)
+    .backoff_base(Duration::from_millis(1))
     .build(Secret::new(token))
     .unwrap()
 }
@@ -130,4 +131,21 @@ async fn pagination_link_to_another_host_is_refused() {
     assert!(matches!(err, RestError::ForeignLink { .. }), "{err}");
     // The token never left for the other host: only the first page was asked for.
     assert_eq!(fake.log().len(), 1);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_reported() {
+    let fake = FakeRest::start("pat").await;
+    fake.state.lock().unwrap().fail_next = 2;
+    let c = client(&fake, "pat");
+    assert!(c.audiences("1").await.unwrap().is_empty());
+    assert_eq!(fake.log().len(), 3);
+    // More failures than attempts: the last status is reported with the URL.
+    fake.state.lock().unwrap().fail_next = 10;
+    let err = c.audiences("1").await.unwrap_err();
+    assert!(
+        matches!(err, RestError::Status { status: 503, .. }),
+        "{err}"
+    );
+    assert_eq!(fake.log().len(), 3 + 5, "five attempts in all");
 }

@@ -77,9 +77,17 @@ pub struct RestClientBuilder {
     v2_windows: Vec<Window>,
     flags_windows: Vec<Window>,
     results_windows: Vec<Window>,
+    backoff_base: Duration,
 }
 
 impl RestClientBuilder {
+    /// First retry delay after a 5xx or a 429 without `Retry-After` (doubling per retry);
+    /// default [`policy::BASE_BACKOFF`].
+    pub fn backoff_base(mut self, base: Duration) -> Self {
+        self.backoff_base = base;
+        self
+    }
+
     /// Request timeout; default [`DEFAULT_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -122,6 +130,7 @@ impl RestClientBuilder {
             v2: Arc::new(RateLimiter::new(self.v2_windows)),
             flags: Arc::new(RateLimiter::new(self.flags_windows)),
             results: Arc::new(RateLimiter::new(self.results_windows)),
+            backoff_base: self.backoff_base,
         })
     }
 }
@@ -136,6 +145,7 @@ pub struct RestClient {
     v2: Arc<RateLimiter>,
     flags: Arc<RateLimiter>,
     results: Arc<RateLimiter>,
+    backoff_base: Duration,
 }
 
 impl RestClient {
@@ -151,6 +161,7 @@ impl RestClient {
                 Window::per_minute(ratelimit::FLAGS_PER_MINUTE),
             ],
             results_windows: vec![Window::per_minute(ratelimit::RESULTS_PER_MINUTE)],
+            backoff_base: policy::BASE_BACKOFF,
         }
     }
 
@@ -262,7 +273,8 @@ impl RestClient {
                     if attempt < policy::MAX_ATTEMPTS
                         && (source.is_timeout() || source.is_connect())
                     {
-                        tokio::time::sleep(policy::retry_delay(attempt, None)).await;
+                        tokio::time::sleep(policy::retry_delay(attempt, None, self.backoff_base))
+                            .await;
                         continue;
                     }
                     return Err(RestError::Http {
@@ -285,7 +297,12 @@ impl RestClient {
                 StatusClass::Success => return Ok((status, body.to_vec())),
                 StatusClass::Retry if attempt < policy::MAX_ATTEMPTS => {
                     tracing::debug!(%url, status = status.as_u16(), attempt, "REST call will be retried");
-                    tokio::time::sleep(policy::retry_delay(attempt, retry_after.as_deref())).await;
+                    tokio::time::sleep(policy::retry_delay(
+                        attempt,
+                        retry_after.as_deref(),
+                        self.backoff_base,
+                    ))
+                    .await;
                 }
                 StatusClass::Retry | StatusClass::Fail => {
                     return Err(RestError::Status {

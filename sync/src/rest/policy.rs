@@ -30,14 +30,14 @@ pub fn classify(status: u16) -> StatusClass {
 }
 
 /// Delay before retry number `attempt` (1 = first retry): `Retry-After` seconds when the
-/// server gave them (capped), else exponential backoff from [`BASE_BACKOFF`] capped at
-/// [`MAX_BACKOFF`].
-pub fn retry_delay(attempt: u32, retry_after: Option<&str>) -> Duration {
+/// server gave them (capped at [`MAX_BACKOFF`]), else exponential backoff from `base`
+/// (normally [`BASE_BACKOFF`]) capped at [`MAX_BACKOFF`].
+pub fn retry_delay(attempt: u32, retry_after: Option<&str>, base: Duration) -> Duration {
     if let Some(secs) = retry_after.and_then(|v| v.trim().parse::<u64>().ok()) {
         return Duration::from_secs(secs).min(MAX_BACKOFF);
     }
     let exp = attempt.saturating_sub(1).min(16);
-    BASE_BACKOFF.saturating_mul(1 << exp).min(MAX_BACKOFF)
+    base.saturating_mul(1 << exp).min(MAX_BACKOFF)
 }
 
 #[cfg(test)]
@@ -73,13 +73,18 @@ mod tests {
             (3, None, s(4)),
             (7, None, s(60)),
             (40, None, s(60)),
+            (u32::MAX, None, s(60)),
             (1, Some("7"), s(7)),
             (1, Some(" 3 "), s(3)),
             (1, Some("999"), s(60)),
             (2, Some("Wed, 21 Oct 2015 07:28:00 GMT"), s(2)),
         ];
         for (attempt, header, want) in cases {
-            assert_eq!(retry_delay(attempt, header), want, "{attempt} {header:?}");
+            assert_eq!(
+                retry_delay(attempt, header, BASE_BACKOFF),
+                want,
+                "{attempt} {header:?}"
+            );
         }
     }
 }

@@ -233,7 +233,12 @@ impl BrevoLists {
             })?;
             match policy::classify(status.as_u16()) {
                 StatusClass::Retry if attempt < policy::MAX_ATTEMPTS => {
-                    tokio::time::sleep(policy::retry_delay(attempt, reset.as_deref())).await;
+                    tokio::time::sleep(policy::retry_delay(
+                        attempt,
+                        reset.as_deref(),
+                        policy::BASE_BACKOFF,
+                    ))
+                    .await;
                 }
                 _ => return Ok((status, bytes.to_vec())),
             }

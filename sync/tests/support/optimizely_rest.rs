@@ -38,6 +38,8 @@ pub struct RestState {
     pub results: HashMap<String, VecDeque<ResultsAnswer>>,
     /// Answer the next N requests (any route) with 429.
     pub throttle_next: usize,
+    /// Answer the next N requests (any route) with 503 (no Retry-After).
+    pub fail_next: usize,
     /// Flags API page size the server uses (it ignores larger per_page).
     pub flags_page_size: usize,
     /// Every request path (with query) in order.
@@ -95,6 +97,14 @@ fn gate(state: &Shared, headers: &HeaderMap, path: String) -> Result<(), Respons
         return Err((
             StatusCode::UNAUTHORIZED,
             Json(json!({"code": "UNAUTHORIZED", "message": "Invalid credentials"})),
+        )
+            .into_response());
+    }
+    if s.fail_next > 0 {
+        s.fail_next -= 1;
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"code": "UNAVAILABLE", "message": "try later"})),
         )
             .into_response());
     }
