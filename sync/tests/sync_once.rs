@@ -181,3 +181,61 @@ impl IntoSecret for &str {
         flagbridge_sync::config::Secret::new(self)
     }
 }
+
+#[tokio::test]
+async fn list_failures_are_reported_per_project() {
+    let rest = FakeRest::start("pat").await;
+    {
+        let mut s = rest.state.lock().unwrap();
+        s.experiments.insert(
+            "100".into(),
+            vec![experiment(
+                11,
+                "checkout",
+                "running",
+                &[(1, "control"), (2, "blue")],
+            )],
+        );
+        s.results.insert(
+            "11".into(),
+            [ResultsAnswer::Ready(results_body(
+                11,
+                1,
+                &[(2, "better", true)],
+            ))]
+            .into(),
+        );
+    }
+    let brevo = FakeBrevoLists::start("bkey").await;
+    let dir = std::env::temp_dir().join(format!("fb-sync-nofolder-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let yaml = format!(
+        "state_dir: {}\nconnectors:\n  optimizely:\n    access_token: pat\n    sdk_key: WEB\n    project_id: 100\n    urls: {{rest: '{}', flags: '{}'}}\n",
+        dir.display(),
+        rest.rest_base(),
+        rest.flags_base(),
+    );
+    let config = Config::from_yaml(&yaml, &|_| None).unwrap();
+    // No folder: Brevo cannot create the list.
+    let lists = BrevoLists::new(
+        brevo.base().parse().unwrap(),
+        "bkey".into_secret(),
+        None,
+        100,
+    )
+    .unwrap();
+    let options = RunOptions {
+        results_retry_delay: Duration::ZERO,
+        rest_pacing: Some(vec![Window::per_second(1000)]),
+    };
+    let reports = run_once(&config, &lists, &options).await.unwrap();
+    assert!(reports[0].winners.is_empty());
+    assert_eq!(reports[0].errors.len(), 1, "{:?}", reports[0].errors);
+    assert!(
+        reports[0].errors[0].contains("winners_folder_id"),
+        "{:?}",
+        reports[0].errors
+    );
+    assert!(brevo.lists().is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::lists::{ListError, ListWriter};
+use super::lists::ListWriter;
 use super::membership::{MembershipStore, MEMBERSHIP_FILE};
 use crate::config::{Config, ProjectSettings};
 use crate::rest::ratelimit::Window;
@@ -20,7 +20,7 @@ pub const DEFAULT_RESULTS_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// Catalog file prefix (`catalog-<project>.json`): what the last run listed.
 pub const CATALOG_PREFIX: &str = "catalog-";
 
-/// Why a sync run failed as a whole (per-project REST failures are reported, not fatal).
+/// Why a sync run failed as a whole (REST and Brevo list failures are reported per project).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SyncJobError {
@@ -32,9 +32,6 @@ pub enum SyncJobError {
         /// Cause.
         source: std::io::Error,
     },
-    /// Writing a winners' list failed.
-    #[error("winners list: {0}")]
-    Lists(#[from] ListError),
 }
 
 /// Options of one run.
@@ -268,7 +265,14 @@ async fn run_project<L: ListWriter>(
         }
         for winner in pick_winners(exp, &cached.results) {
             let name = list_name(&project.name, &winner);
-            let list_id = lists.ensure_list(&name).await?;
+            // A list failure is reported with the project and the run goes on.
+            let list_id = match lists.ensure_list(&name).await {
+                Ok(id) => id,
+                Err(e) => {
+                    report.errors.push(e.to_string());
+                    continue;
+                }
+            };
             let already = winners_state.lists.entry(name.clone()).or_default();
             let todo: Vec<String> = members
                 .members(&project.name, &winner.experiment_id, &winner.variation_id)
@@ -278,7 +282,13 @@ async fn run_project<L: ListWriter>(
             let outcome = if todo.is_empty() {
                 Default::default()
             } else {
-                lists.add_contacts(list_id, &todo).await?
+                match lists.add_contacts(list_id, &todo).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        report.errors.push(e.to_string());
+                        continue;
+                    }
+                }
             };
             if outcome.unknown == 0 {
                 already.extend(todo);
