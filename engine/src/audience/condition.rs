@@ -5,8 +5,9 @@
 
 use serde_json::Value;
 
+use super::attributes::{AttributeSlots, UserAttributes};
 use super::semver;
-use crate::user::{AttributeValue, UserContext, MAX_SAFE_NUMBER};
+use crate::user::{AttributeValue, MAX_SAFE_NUMBER};
 
 /// Condition value of an `exact` match.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,13 +56,8 @@ pub(crate) enum Matcher {
 pub(crate) enum Condition {
     /// Unknown type or match, or not an object: always unknown (`None`).
     Unknown,
-    /// `custom_attribute` on attribute `name`. `match_given` is false when `match` was absent.
-    Custom {
-        name: String,
-        /// `key_hash(name)`, for the attribute lookup.
-        hash: u64,
-        matcher: Matcher,
-    },
+    /// `custom_attribute` on the attribute named by `slot` (see [`AttributeSlots`]).
+    Custom { slot: u32, matcher: Matcher },
     /// `third_party_dimension` + `qualified`: the user's segments contain `segment`.
     Qualified { segment: Option<String> },
 }
@@ -91,8 +87,8 @@ fn qualified(value: Option<&Value>) -> Condition {
     }
 }
 
-/// Compile one leaf of an audience condition tree.
-pub(crate) fn compile(leaf: &Value) -> Condition {
+/// Compile one leaf of an audience condition tree, numbering its attribute name in `slots`.
+pub(crate) fn compile(leaf: &Value, slots: &mut AttributeSlots) -> Condition {
     let Value::Object(obj) = leaf else {
         return Condition::Unknown;
     };
@@ -139,10 +135,8 @@ pub(crate) fn compile(leaf: &Value) -> Condition {
                 }
                 _ => return Condition::Unknown,
             };
-            let name = js_property_key(obj.get("name"));
             Condition::Custom {
-                hash: crate::user::key_hash(&name),
-                name,
+                slot: slots.intern(js_property_key(obj.get("name"))),
                 matcher,
             }
         }
@@ -158,18 +152,16 @@ pub(crate) fn compile(leaf: &Value) -> Condition {
 impl Condition {
     /// Evaluate against the user: `Some(true|false)`, or `None` for unknown.
     #[inline]
-    pub(crate) fn evaluate(&self, user: &UserContext) -> Option<bool> {
+    pub(crate) fn evaluate(&self, attrs: &UserAttributes<'_, '_>) -> Option<bool> {
         match self {
             Condition::Unknown => None,
-            Condition::Qualified { segment } => {
-                Some(segment.as_deref().is_some_and(|s| user.is_qualified_for(s)))
-            }
-            Condition::Custom {
-                name,
-                hash,
-                matcher,
-            } => {
-                let attr = user.attribute_hashed(*hash, name);
+            Condition::Qualified { segment } => Some(
+                segment
+                    .as_deref()
+                    .is_some_and(|s| attrs.user().is_qualified_for(s)),
+            ),
+            Condition::Custom { slot, matcher } => {
+                let attr = attrs.get(*slot);
                 if let Matcher::Exists = matcher {
                     return Some(!matches!(attr, None | Some(AttributeValue::Null)));
                 }
@@ -228,10 +220,16 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::user::UserContext;
     use serde_json::json;
 
     fn eval(cond: Value, user: &UserContext) -> Option<bool> {
-        compile(&cond).evaluate(user)
+        let mut slots = AttributeSlots::default();
+        let condition = compile(&cond, &mut slots);
+        let by_scan = condition.evaluate(&UserAttributes::scan(user, &slots));
+        let resolved = condition.evaluate(&UserAttributes::resolved(user, &slots));
+        assert_eq!(by_scan, resolved, "{cond}");
+        by_scan
     }
 
     fn with(v: impl Into<AttributeValue>) -> UserContext {

@@ -7,8 +7,10 @@ use super::{
     Audience, AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig,
     Rollout, Variation, DUMMY_AUDIENCE_ID,
 };
-use crate::audience::condition::Condition;
-use crate::audience::{compile_tree, condition, js_key, js_truthy, Tree};
+use crate::audience::attributes::AttributeSlots;
+use crate::audience::condition::{self, Condition};
+use crate::audience::flat::ConditionTrees;
+use crate::audience::{compile_tree, js_key, js_truthy, Tree};
 use crate::bucketing::{end_of_range, Range};
 use crate::datafile::raw;
 use crate::datafile::DatafileError;
@@ -60,8 +62,10 @@ fn js_key_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 }
 
 struct Builder<'x> {
-    /// Audience condition trees, inlined into each rule's tree.
-    audiences: &'x [Audience],
+    /// Audience condition trees (by audience index), inlined into each rule's tree.
+    audience_trees: &'x [Tree<Condition>],
+    /// Where the rules' trees go.
+    trees: ConditionTrees,
     variations: Vec<Variation>,
     variation_id_map: FxHashMap<String, usize>,
     audience_id_map: FxHashMap<String, usize>,
@@ -103,7 +107,11 @@ impl Builder<'_> {
         index
     }
 
-    fn audience_rule(&self, ids: &[Value], conditions: Option<&Value>) -> (AudienceRule, String) {
+    fn audience_rule(
+        &mut self,
+        ids: &[Value],
+        conditions: Option<&Value>,
+    ) -> (AudienceRule, String) {
         let ids_value;
         let chosen = match conditions {
             Some(c) if js_truthy(c) => c,
@@ -125,10 +133,8 @@ impl Builder<'_> {
         let by_id = compile_tree(chosen, &mut |leaf: &Value| {
             js_key(leaf).and_then(|k| map.get(&k).copied())
         });
-        (
-            AudienceRule::Tree(inline_audiences(&by_id, self.audiences)),
-            json,
-        )
+        let tree = inline_audiences(&by_id, self.audience_trees);
+        (AudienceRule::Tree(self.trees.push(&tree)), json)
     }
 
     fn experiment(
@@ -218,7 +224,7 @@ impl Builder<'_> {
 /// Replace each audience id of a rule's tree by that audience's condition tree (an unknown id
 /// becomes an unknown leaf), then merge nested `and`/`or` of the same kind. Kleene `and`/`or`
 /// are associative, so the result is the same; evaluation just does less.
-fn inline_audiences(tree: &Tree<Option<usize>>, audiences: &[Audience]) -> Tree<Condition> {
+fn inline_audiences(tree: &Tree<Option<usize>>, audiences: &[Tree<Condition>]) -> Tree<Condition> {
     fn merge(is_and: bool, items: Vec<Tree<Condition>>) -> Tree<Condition> {
         let mut flat = Vec::with_capacity(items.len());
         for item in items {
@@ -237,7 +243,7 @@ fn inline_audiences(tree: &Tree<Option<usize>>, audiences: &[Audience]) -> Tree<
         }
     }
     match tree {
-        Tree::Leaf(Some(i)) => audiences[*i].tree.clone(),
+        Tree::Leaf(Some(i)) => audiences[*i].clone(),
         Tree::Leaf(None) => Tree::Leaf(Condition::Unknown),
         Tree::And(items) => merge(
             true,
@@ -260,11 +266,14 @@ fn inline_audiences(tree: &Tree<Option<usize>>, audiences: &[Audience]) -> Tree<
     }
 }
 
+/// An audience, and its condition tree (added to `trees` too, for `evaluate_audience`).
 fn compile_audience(
     a: raw::Audience,
     legacy: bool,
     index: usize,
-) -> Result<Audience, DatafileError> {
+    slots: &mut AttributeSlots,
+    trees: &mut ConditionTrees,
+) -> Result<(Audience, Tree<Condition>), DatafileError> {
     let conditions_value = match a.conditions {
         Value::String(s) if legacy => {
             serde_json::from_str(&s).map_err(|e| DatafileError::Invalid {
@@ -275,14 +284,17 @@ fn compile_audience(
         other => other,
     };
     let conditions = crate::jsnum::stringify(&conditions_value);
-    let tree = compile_tree(&conditions_value, &mut condition::compile);
-    Ok(Audience {
+    let tree = compile_tree(&conditions_value, &mut |leaf| {
+        condition::compile(leaf, slots)
+    });
+    let audience = Audience {
         id: a.id,
         name: a.name,
         conditions,
         typed: !legacy,
-        tree,
-    })
+        tree: trees.push(&tree),
+    };
+    Ok((audience, tree))
 }
 
 pub(super) fn compile(
@@ -292,17 +304,22 @@ pub(super) fn compile(
     let version = string_of(&raw.version);
 
     // Audiences: legacy first, typed overwrite the same id.
-    let mut audiences = Vec::with_capacity(raw.audiences.len() + raw.typed_audiences.len());
+    let raw_legacy_count = raw.audiences.len();
+    let count = raw_legacy_count + raw.typed_audiences.len();
+    let mut audiences = Vec::with_capacity(count);
+    let mut audience_trees = Vec::with_capacity(count);
     let mut audience_id_map = FxHashMap::default();
-    for (i, a) in raw.audiences.into_iter().enumerate() {
-        let audience = compile_audience(a, true, i)?;
+    let mut attribute_slots = AttributeSlots::default();
+    let mut trees = ConditionTrees::default();
+    let legacy = raw.audiences.into_iter().map(|a| (true, a));
+    let typed = raw.typed_audiences.into_iter().map(|a| (false, a));
+    for (i, (is_legacy, a)) in legacy.chain(typed).enumerate() {
+        let index = if is_legacy { i } else { i - raw_legacy_count };
+        let (audience, tree) =
+            compile_audience(a, is_legacy, index, &mut attribute_slots, &mut trees)?;
         audience_id_map.insert(audience.id.clone(), audiences.len());
         audiences.push(audience);
-    }
-    for (i, a) in raw.typed_audiences.into_iter().enumerate() {
-        let audience = compile_audience(a, false, i)?;
-        audience_id_map.insert(audience.id.clone(), audiences.len());
-        audiences.push(audience);
+        audience_trees.push(tree);
     }
     let mut audience_order = Vec::new();
     for (i, a) in audiences.iter().enumerate() {
@@ -325,7 +342,8 @@ pub(super) fn compile(
     }
 
     let mut b = Builder {
-        audiences: &audiences,
+        audience_trees: &audience_trees,
+        trees,
         variations: Vec::new(),
         variation_id_map: FxHashMap::default(),
         audience_id_map,
@@ -562,6 +580,7 @@ pub(super) fn compile(
         variations,
         variation_id_map,
         audience_id_map,
+        trees: condition_trees,
         ..
     } = b;
     Ok(ProjectConfig {
@@ -595,6 +614,8 @@ pub(super) fn compile(
         audiences,
         audience_id_map,
         audience_order,
+        condition_trees,
+        attribute_slots,
         attributes,
         attribute_key_map,
         events,

@@ -6,8 +6,8 @@ mod compile;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use crate::audience::condition::Condition;
-use crate::audience::Tree;
+use crate::audience::attributes::{AttributeSlots, UserAttributes};
+use crate::audience::flat::ConditionTrees;
 use crate::bucketing::Range;
 use crate::datafile::DatafileError;
 use crate::user::UserContext;
@@ -43,9 +43,9 @@ pub(crate) struct Variation {
 pub(crate) enum AudienceRule {
     /// No audience: everyone passes.
     Everyone,
-    /// The rule's tree with every audience's conditions inlined (an unknown audience id is an
-    /// unknown leaf).
-    Tree(Tree<Condition>),
+    /// The root (in [`ProjectConfig::condition_trees`]) of the rule's tree with every audience's
+    /// conditions inlined (an unknown audience id is an unknown leaf).
+    Tree(u32),
 }
 
 /// An experiment, a rollout rule or a holdout.
@@ -125,7 +125,8 @@ pub(crate) struct Audience {
     pub conditions: String,
     /// From `typedAudiences`.
     pub typed: bool,
-    pub tree: Tree<Condition>,
+    /// The root of its condition tree in [`ProjectConfig::condition_trees`].
+    pub tree: u32,
 }
 
 /// A conversion event.
@@ -170,6 +171,10 @@ pub struct ProjectConfig {
     pub(crate) audience_id_map: FxHashMap<String, usize>,
     /// Audience indexes for [`ProjectConfig::audiences`]: typed wins, dummy excluded.
     pub(crate) audience_order: Vec<usize>,
+    /// Every audience's and rule's condition tree, flattened.
+    pub(crate) condition_trees: ConditionTrees,
+    /// The attribute names conditions read.
+    pub(crate) attribute_slots: AttributeSlots,
     pub(crate) attributes: Vec<(String, String)>,
     pub(crate) attribute_key_map: FxHashMap<String, usize>,
     pub(crate) events: Vec<Event>,
@@ -283,17 +288,17 @@ impl ProjectConfig {
 
     #[inline]
     pub(crate) fn evaluate_audience_index(&self, index: usize, user: &UserContext) -> Option<bool> {
-        self.audiences[index]
-            .tree
-            .evaluate(&mut |c| c.evaluate(user))
+        let attrs = UserAttributes::scan(user, &self.attribute_slots);
+        self.condition_trees
+            .evaluate(self.audiences[index].tree, &attrs)
     }
 
     /// Whether the user passes an audience rule (unknown counts as false).
     #[inline]
-    pub(crate) fn passes(&self, rule: &AudienceRule, user: &UserContext) -> bool {
+    pub(crate) fn passes(&self, rule: &AudienceRule, attrs: &UserAttributes<'_, '_>) -> bool {
         match rule {
             AudienceRule::Everyone => true,
-            AudienceRule::Tree(tree) => tree.evaluate(&mut |c| c.evaluate(user)) == Some(true),
+            AudienceRule::Tree(root) => self.condition_trees.evaluate(*root, attrs) == Some(true),
         }
     }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use super::decision::{DecisionSource, Outcome, Reasons};
 use super::forced::ForcedVariations;
 use super::profile::Tracker;
+use crate::audience::attributes::UserAttributes;
 use crate::bucketing::{bucket_value, find_bucket};
 use crate::config::{Entity, Experiment, Flag, ProjectConfig, Variation};
 use crate::user::UserContext;
@@ -32,6 +33,8 @@ impl fmt::Display for LogKey<'_> {
 pub(crate) struct Flow<'a, 'u> {
     pub config: &'a ProjectConfig,
     pub user: &'u UserContext,
+    /// The user's attributes as conditions read them.
+    pub attrs: &'u UserAttributes<'a, 'u>,
     pub bucketing_id: &'u str,
     pub forced: Option<&'a ForcedVariations>,
     pub tracker: Option<&'u mut Tracker<'a>>,
@@ -302,7 +305,7 @@ impl<'a> Flow<'a, '_> {
                 e.audience_json
             )
         });
-        let result = self.config.passes(&e.audience, self.user);
+        let result = self.config.passes(&e.audience, self.attrs);
         self.reasons.add(|| {
             format!(
                 "Audiences for {kind} {key} collectively evaluated to {}.",
