@@ -106,6 +106,25 @@ fn client_overhead(c: &mut Criterion) {
             })
         })
     });
+    // The other side: per event, what the owner loop spends (decide again, uuid, render,
+    // serialize, batch, null send), timed around the drain. Bounds event throughput.
+    group.bench_function("owner_loop_per_event", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = CHUNK.min(iters - done);
+                for _ in 0..n {
+                    bound.decide_with("checkout", DecideOptions::NONE, |d| black_box(d.enabled()));
+                }
+                let begun = Instant::now();
+                runtime.block_on(with_events.flush());
+                total += begun.elapsed();
+                done += n;
+            }
+            total
+        })
+    });
     group.bench_function("client_decide_owned_events", |b| {
         b.iter_custom(|iters| {
             timed(&with_events, iters, &|client: &Client| {

@@ -255,3 +255,55 @@ async fn close_delivers_everything_queued_and_refuses_later_events() {
     let stats = p.counters().snapshot();
     assert_eq!((stats.sent, stats.dropped), (1234, 1));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Every event is delivered exactly once and in order; each body respects the count and
+        /// byte limits (a single larger event goes alone) and holds one context only.
+        #[test]
+        fn batches_deliver_each_event_once_within_limits(
+            events in prop::collection::vec((0u8..3, 0usize..3000), 1..150),
+            batch_size in 1usize..40,
+            batch_bytes in 1024usize..12_000,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            let posts = runtime.block_on(async {
+                let t = MemTransport::default();
+                let p = spawn(&t, |s| {
+                    s.dispatch.batch_size = batch_size;
+                    s.dispatch.batch_bytes = batch_bytes;
+                });
+                for (i, (revision, pad)) in events.iter().enumerate() {
+                    p.push(TestBatch(json!({
+                        "revision": revision.to_string(),
+                        "visitors": [{"visitor_id": i, "pad": "x".repeat(*pad)}]
+                    })));
+                }
+                p.close().await;
+                t.posts()
+            });
+            let mut delivered = Vec::new();
+            for (_, body) in &posts {
+                let visitors = body["visitors"].as_array().unwrap();
+                let size = serde_json::to_vec(body).unwrap().len();
+                prop_assert!(visitors.len() <= batch_size);
+                prop_assert!(size <= batch_bytes || visitors.len() == 1, "{size} bytes, {} visitors", visitors.len());
+                for v in visitors {
+                    let i = v["visitor_id"].as_u64().unwrap() as usize;
+                    prop_assert_eq!(body["revision"].as_str().unwrap(), events[i].0.to_string());
+                    delivered.push(i);
+                }
+            }
+            prop_assert_eq!(delivered, (0..events.len()).collect::<Vec<_>>());
+        }
+    }
+}
