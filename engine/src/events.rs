@@ -151,8 +151,8 @@ pub struct SnapshotDecision {
 pub struct DecisionMetadata {
     /// Flag key.
     pub flag_key: String,
-    /// Rule key, null when no rule.
-    pub rule_key: Option<String>,
+    /// Rule key, "" when no rule.
+    pub rule_key: String,
     /// "feature-test", "rollout" or "holdout".
     pub rule_type: String,
     /// Variation key, "" when none.
@@ -288,7 +288,7 @@ pub(crate) fn impression_visitor(
         variation_id: variation.and_then(|v| numeric_id(&v.id)),
         metadata: DecisionMetadata {
             flag_key: flag_key.to_string(),
-            rule_key: rule.map(|e| e.key.clone()),
+            rule_key: rule.map(|e| e.key.clone()).unwrap_or_default(),
             rule_type: source.as_str().to_string(),
             variation_key: variation.map(|v| v.key.clone()).unwrap_or_default(),
             enabled,
@@ -345,7 +345,8 @@ pub(crate) fn value_of(tags: &Map<String, Value>) -> Option<Value> {
     }
 }
 
-/// A conversion (`track`): the event, parsed revenue and value, and the tags as given.
+/// A conversion (`track`): the event, parsed revenue and value, and the tags as given (minus
+/// null-valued tags, which JavaScript drops).
 #[derive(Debug, Clone)]
 pub struct Conversion<'a> {
     config: &'a ProjectConfig,
@@ -366,7 +367,13 @@ impl<'a> Conversion<'a> {
             event,
             revenue: tags.and_then(revenue_of),
             value: tags.and_then(value_of),
-            tags: tags.cloned(),
+            // JavaScript's `track` drops tags whose value is null before anything else.
+            tags: tags.map(|t| {
+                t.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
         }
     }
 

@@ -16,6 +16,7 @@
 
 mod backoff;
 pub mod brevo;
+pub mod cli;
 pub mod client;
 pub mod datafile;
 mod engine_glue;

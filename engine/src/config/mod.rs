@@ -33,6 +33,9 @@ pub(crate) struct Variation {
     pub feature_enabled_raw: Option<Value>,
     /// `(variable id, raw string, cast value)` in datafile order.
     pub variables: Vec<(String, String, Value)>,
+    /// `(variable id, type, cast value)` for ids that flags declare with different types
+    /// (usually empty); the value cast by the deciding flag's type wins over `variables`.
+    pub alt_values: Vec<(String, String, Value)>,
 }
 
 /// Which audiences an experiment, rule or holdout requires.
@@ -40,8 +43,9 @@ pub(crate) struct Variation {
 pub(crate) enum AudienceRule {
     /// No audience: everyone passes.
     Everyone,
-    /// A tree over audience indexes (`None` = an id missing from the datafile).
-    Tree(Tree<Option<usize>>),
+    /// The rule's tree with every audience's conditions inlined (an unknown audience id is an
+    /// unknown leaf).
+    Tree(Tree<Condition>),
 }
 
 /// An experiment, a rollout rule or a holdout.
@@ -102,6 +106,8 @@ pub(crate) struct Flag {
     pub variables: Vec<FlagVariable>,
     /// All variations of the flag's rules, as JavaScript orders them (numeric ids ascending first).
     pub variations: Vec<usize>,
+    /// `experimentIds` names the same experiment twice.
+    pub repeats_experiment: bool,
 }
 
 /// Delivery rules of a flag.
@@ -287,10 +293,7 @@ impl ProjectConfig {
     pub(crate) fn passes(&self, rule: &AudienceRule, user: &UserContext) -> bool {
         match rule {
             AudienceRule::Everyone => true,
-            AudienceRule::Tree(tree) => {
-                tree.evaluate(&mut |leaf| leaf.and_then(|i| self.evaluate_audience_index(i, user)))
-                    == Some(true)
-            }
+            AudienceRule::Tree(tree) => tree.evaluate(&mut |c| c.evaluate(user)) == Some(true),
         }
     }
 

@@ -34,7 +34,7 @@ pub(crate) struct Flow<'a, 'u> {
     pub user: &'u UserContext,
     pub bucketing_id: &'u str,
     pub forced: Option<&'a ForcedVariations>,
-    pub tracker: Option<&'u mut Tracker>,
+    pub tracker: Option<&'u mut Tracker<'a>>,
     pub reasons: Reasons,
 }
 
@@ -100,10 +100,13 @@ impl<'a> Flow<'a, '_> {
                 }
             }
             if let Some(found) = self.resolve_variation(e) {
+                // JavaScript re-finds the bucketed variation by key in this rule, then in the
+                // flag; when neither has it (traffic naming another experiment's variation) the
+                // remaining experiment rules are skipped and the rollout decides.
                 let v = config
                     .experiment_variation_by_key(e, &found.key)
-                    .or_else(|| config.flag_variation_by_key(flag, &found.key));
-                return Some(outcome(v, Some(e), DecisionSource::FeatureTest));
+                    .or_else(|| config.flag_variation_by_key(flag, &found.key))?;
+                return Some(outcome(Some(v), Some(e), DecisionSource::FeatureTest));
             }
         }
         None
@@ -215,11 +218,7 @@ impl<'a> Flow<'a, '_> {
             }
         }
         if let Some(tracker) = self.tracker.as_deref() {
-            if let Some(v) = tracker
-                .map
-                .get(&e.id)
-                .and_then(|id| config.variation_by_id(id))
-            {
+            if let Some(v) = tracker.get(&e.id).and_then(|id| config.variation_by_id(id)) {
                 self.reasons.add(|| {
                     format!(
                         "Returning previously activated variation \"{}\" of experiment \"{}\" for user \"{uid}\" from user profile.",
@@ -259,8 +258,7 @@ impl<'a> Flow<'a, '_> {
                     )
                 });
                 if let Some(tracker) = self.tracker.as_deref_mut() {
-                    tracker.map.insert(e.id.clone(), v.id.clone());
-                    tracker.updated = true;
+                    tracker.set(&e.id, &v.id);
                 }
                 Some(v)
             }
@@ -296,6 +294,7 @@ impl<'a> Flow<'a, '_> {
         }
     }
 
+    #[inline]
     fn audience_check(&mut self, e: &Experiment, kind: &str, key: LogKey<'_>) -> bool {
         self.reasons.add(|| {
             format!(
@@ -359,7 +358,20 @@ impl<'a> Flow<'a, '_> {
     }
 
     /// A forced decision from the user context, if its variation key is one of the flag's.
+    #[inline(always)]
     fn validated_forced(
+        &mut self,
+        flag: &'a Flag,
+        rule_key: Option<&str>,
+    ) -> Option<&'a Variation> {
+        if !self.user.has_forced_decisions() {
+            return None;
+        }
+        self.validated_forced_slow(flag, rule_key)
+    }
+
+    #[inline(never)]
+    fn validated_forced_slow(
         &mut self,
         flag: &'a Flag,
         rule_key: Option<&str>,
