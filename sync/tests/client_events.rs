@@ -383,6 +383,18 @@ async fn deferred_impressions_equal_impressions_built_on_the_decide_path() {
         for user in &users {
             client.decide_all(user, DecideOptions::NONE);
         }
+        // A bound user context (shared with the queue) changed before the events are rendered:
+        // the queued impression is still the one decided.
+        let mut bound = client.create_user_context("bound");
+        bound.set_attribute("plan", "pro");
+        assert_eq!(
+            bound
+                .decide("checkout", DecideOptions::NONE)
+                .variation_key
+                .as_deref(),
+            Some("treatment")
+        );
+        bound.set_attribute("plan", "basic");
         // Cleared before the events are rendered: the queued snapshot still applies.
         assert!(client.set_forced_variation("legacy", "checkout_test", None));
         client.close().await;
@@ -390,7 +402,11 @@ async fn deferred_impressions_equal_impressions_built_on_the_decide_path() {
     }
     let immediate = run(true).await;
     let deferred = run(false).await;
-    assert_eq!(immediate.len(), 8);
+    assert_eq!(immediate.len(), 9);
+    assert_eq!(
+        deferred[8]["snapshots"][0]["decisions"][0]["metadata"]["variation_key"],
+        "treatment"
+    );
     assert_eq!(deferred, immediate);
     let legacy = &deferred[6]["snapshots"][0]["decisions"][0];
     assert_eq!(legacy["metadata"]["variation_key"], "treatment", "{legacy}");

@@ -19,6 +19,7 @@ pub use decision::FlagDecision;
 pub use user::ClientUserContext;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -40,7 +41,7 @@ use crate::notify::{
     NotificationType, TrackNotification,
 };
 use crate::sink::DecisionSink;
-use queued::{DeferredImpression, QueuedEvent};
+use queued::{DeferredImpression, QueuedEvent, UserRef};
 
 /// The flagbridge runtime client. Cheap to clone (one `Arc`); every clone serves the same config.
 #[derive(Clone)]
@@ -60,6 +61,8 @@ impl std::fmt::Debug for Client {
 
 /// Forced variations: a copy-on-write store so that a decide never waits for a writer.
 struct Forced {
+    /// False while nothing is forced: a decide then skips the snapshot entirely.
+    active: AtomicBool,
     current: ArcSwap<ForcedVariations>,
     /// (user id, experiment key) -> variation key; only touched by writers.
     entries: Mutex<BTreeMap<(String, String), String>>,
@@ -183,6 +186,7 @@ impl ClientBuilder {
                 default_options: self.default_options,
                 ups: self.user_profile_service,
                 forced: Forced {
+                    active: AtomicBool::new(false),
                     current: ArcSwap::from_pointee(ForcedVariations::new()),
                     entries: Mutex::default(),
                 },
@@ -218,17 +222,26 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+impl Forced {
+    /// The current forced variations, or None (without touching the arc-swap) when empty.
+    fn snapshot(&self) -> Option<arc_swap::Guard<Arc<ForcedVariations>>> {
+        self.active
+            .load(Ordering::Acquire)
+            .then(|| self.current.load())
+    }
+}
+
 impl Inner {
     fn decider<'a>(
         &'a self,
         config: &'a ProjectConfig,
-        forced: &'a ForcedVariations,
+        forced: Option<&'a Arc<ForcedVariations>>,
     ) -> Decider<'a> {
         let mut decider = Decider::new(config).default_options(self.default_options);
         if let Some(ups) = &self.ups {
             decider = decider.user_profile_service(ups.as_ref());
         }
-        if !forced.is_empty() {
+        if let Some(forced) = forced {
             decider = decider.forced_variations(forced);
         }
         decider
@@ -238,14 +251,15 @@ impl Inner {
     fn after_decision(
         &self,
         config: &Arc<ProjectConfig>,
-        forced: &Arc<ForcedVariations>,
-        user: &UserContext,
+        forced: Option<&Arc<ForcedVariations>>,
+        user_ref: UserRef<'_>,
         decision: &Decision<'_>,
         options: DecideOptions,
     ) {
+        let user = user_ref.get();
         if let Some(events) = &self.events {
             if decision.has_impression() {
-                events.push(self.impression(config, forced, user, decision, options));
+                events.push(self.impression(config, forced, user_ref, decision, options));
             }
         }
         for sink in &self.sinks {
@@ -266,31 +280,29 @@ impl Inner {
     fn impression(
         &self,
         config: &Arc<ProjectConfig>,
-        forced: &Arc<ForcedVariations>,
-        user: &UserContext,
+        forced: Option<&Arc<ForcedVariations>>,
+        user: UserRef<'_>,
         decision: &Decision<'_>,
         options: DecideOptions,
     ) -> QueuedEvent {
-        let uuid = uuid::Uuid::new_v4();
         let timestamp_ms = now_ms();
         if self.ups.is_some() {
             let mut buffer = uuid::Uuid::encode_buffer();
-            let uuid = uuid.hyphenated().encode_lower(&mut buffer);
+            let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
             if let Some(batch) =
-                decision.impression_event(user, &self.client_info, timestamp_ms, uuid)
+                decision.impression_event(user.get(), &self.client_info, timestamp_ms, uuid)
             {
                 return QueuedEvent::Batch(batch);
             }
         }
         QueuedEvent::Impression(DeferredImpression {
             config: Arc::clone(config),
-            forced: (!forced.is_empty()).then(|| Arc::clone(forced)),
+            forced: forced.cloned(),
             default_options: self.default_options,
             options,
-            user: user.clone(),
+            user: user.hold(),
             flag_key: decision.flag_key().to_owned(),
             timestamp_ms,
-            uuid,
             client_info: Arc::clone(&self.client_info),
         })
     }
@@ -351,13 +363,24 @@ impl Client {
         options: DecideOptions,
         f: impl FnOnce(&Decision<'_>) -> R,
     ) -> R {
+        self.decide_ref(UserRef::Borrowed(user), flag_key, options, f)
+    }
+
+    pub(crate) fn decide_ref<R>(
+        &self,
+        user: UserRef<'_>,
+        flag_key: &str,
+        options: DecideOptions,
+        f: impl FnOnce(&Decision<'_>) -> R,
+    ) -> R {
         let inner = &*self.inner;
         let config = inner.config.load();
-        let forced = inner.forced.current.load();
-        let decision = inner
-            .decider(&config, &forced)
-            .decide(user, flag_key, options);
-        inner.after_decision(&config, &forced, user, &decision, options);
+        let forced = inner.forced.snapshot();
+        let decision =
+            inner
+                .decider(&config, forced.as_deref())
+                .decide(user.get(), flag_key, options);
+        inner.after_decision(&config, forced.as_deref(), user, &decision, options);
         f(&decision)
     }
 
@@ -369,36 +392,32 @@ impl Client {
         keys: &[&str],
         options: DecideOptions,
     ) -> Vec<FlagDecision> {
-        let inner = &*self.inner;
-        let config = inner.config.load();
-        let forced = inner.forced.current.load();
-        let decisions = inner
-            .decider(&config, &forced)
-            .decide_for_keys(user, keys, options);
-        self.collect(&config, &forced, user, &decisions, options)
+        self.decide_many(UserRef::Borrowed(user), Some(keys), options)
     }
 
     /// Decides every flag of the datafile.
     pub fn decide_all(&self, user: &UserContext, options: DecideOptions) -> Vec<FlagDecision> {
-        let inner = &*self.inner;
-        let config = inner.config.load();
-        let forced = inner.forced.current.load();
-        let decisions = inner.decider(&config, &forced).decide_all(user, options);
-        self.collect(&config, &forced, user, &decisions, options)
+        self.decide_many(UserRef::Borrowed(user), None, options)
     }
 
-    fn collect(
+    /// `decide_for_keys` (Some) or `decide_all` (None).
+    pub(crate) fn decide_many(
         &self,
-        config: &Arc<ProjectConfig>,
-        forced: &Arc<ForcedVariations>,
-        user: &UserContext,
-        decisions: &[Decision<'_>],
+        user: UserRef<'_>,
+        keys: Option<&[&str]>,
         options: DecideOptions,
     ) -> Vec<FlagDecision> {
+        let inner = &*self.inner;
+        let config = inner.config.load();
+        let forced = inner.forced.snapshot();
+        let decider = inner.decider(&config, forced.as_deref());
+        let decisions = match keys {
+            Some(keys) => decider.decide_for_keys(user.get(), keys, options),
+            None => decider.decide_all(user.get(), options),
+        };
         let mut out = Vec::with_capacity(decisions.len());
-        for decision in decisions {
-            self.inner
-                .after_decision(config, forced, user, decision, options);
+        for decision in &decisions {
+            inner.after_decision(&config, forced.as_deref(), user, decision, options);
             if !decision.omitted_from_result() {
                 out.push(FlagDecision::from_engine(decision));
             }
@@ -415,8 +434,11 @@ impl Client {
     ) -> bool {
         let inner = &*self.inner;
         let config = inner.config.load();
-        let forced = inner.forced.current.load();
-        let Some(conversion) = inner.decider(&config, &forced).track(user, event_key, tags) else {
+        let forced = inner.forced.snapshot();
+        let Some(conversion) = inner
+            .decider(&config, forced.as_deref())
+            .track(user, event_key, tags)
+        else {
             return false;
         };
         for sink in &inner.sinks {
@@ -476,6 +498,7 @@ impl Client {
             }
         }
         forced.current.store(Arc::new(fresh));
+        forced.active.store(!entries.is_empty(), Ordering::Release);
         true
     }
 
@@ -509,6 +532,14 @@ impl Client {
         match &self.inner.poller {
             Some(poller) => poller.refresh_now().await,
             None => Err(RefreshError::Stopped),
+        }
+    }
+
+    /// Ends datafile polling (the config being served stays); `refresh_now` then answers
+    /// [`RefreshError::Stopped`]. Events keep flowing until [`close`](Self::close).
+    pub async fn stop_polling(&self) {
+        if let Some(poller) = &self.inner.poller {
+            poller.stop().await;
         }
     }
 

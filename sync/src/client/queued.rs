@@ -2,8 +2,9 @@
 //!
 //! Building an impression's logx batch takes some twenty small allocations, so the decide path
 //! only records what is needed to rebuild the decision (the config `Arc`, the forced-variation
-//! snapshot `Arc`, a copy of the user, the flag key and options, the timestamp and uuid) and the
-//! owner loop decides again and renders. Deciding is deterministic for the same config, user
+//! snapshot `Arc`, the user (an `Arc` clone from a `ClientUserContext`, else a copy), the flag
+//! key and options, the timestamp) and the owner loop decides again, makes the event uuid and
+//! renders. Deciding is deterministic for the same config, user
 //! and forced variations, so the rendered impression is the one the caller got. With a user
 //! profile service the result could depend on the store's state at the second call (and the
 //! store would see extra calls), so then the batch is built on the decide path instead.
@@ -32,10 +33,9 @@ pub(crate) struct DeferredImpression {
     pub(crate) forced: Option<Arc<ForcedVariations>>,
     pub(crate) default_options: DecideOptions,
     pub(crate) options: DecideOptions,
-    pub(crate) user: UserContext,
+    pub(crate) user: HeldUser,
     pub(crate) flag_key: String,
     pub(crate) timestamp_ms: u64,
-    pub(crate) uuid: uuid::Uuid,
     pub(crate) client_info: Arc<ClientInfo>,
 }
 
@@ -48,8 +48,50 @@ impl DeferredImpression {
         }
         let decision = decider.decide(&self.user, &self.flag_key, self.options);
         let mut buffer = uuid::Uuid::encode_buffer();
-        let uuid = self.uuid.hyphenated().encode_lower(&mut buffer);
+        let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
         decision.impression_event(&self.user, &self.client_info, self.timestamp_ms, uuid)
+    }
+}
+
+/// A user on the decide path: borrowed from the caller, or shared by a `ClientUserContext`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum UserRef<'a> {
+    Borrowed(&'a UserContext),
+    Shared(&'a Arc<UserContext>),
+}
+
+impl<'a> UserRef<'a> {
+    pub(crate) fn get(self) -> &'a UserContext {
+        match self {
+            UserRef::Borrowed(user) => user,
+            UserRef::Shared(user) => user,
+        }
+    }
+
+    /// What a queued record keeps: an `Arc` clone when shared, else a copy.
+    pub(crate) fn hold(self) -> HeldUser {
+        match self {
+            UserRef::Borrowed(user) => HeldUser::Owned(user.clone()),
+            UserRef::Shared(user) => HeldUser::Shared(Arc::clone(user)),
+        }
+    }
+}
+
+/// A user kept in a queued record.
+#[derive(Debug)]
+pub(crate) enum HeldUser {
+    Owned(UserContext),
+    Shared(Arc<UserContext>),
+}
+
+impl std::ops::Deref for HeldUser {
+    type Target = UserContext;
+
+    fn deref(&self) -> &UserContext {
+        match self {
+            HeldUser::Owned(user) => user,
+            HeldUser::Shared(user) => user,
+        }
     }
 }
 

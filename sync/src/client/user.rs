@@ -1,20 +1,29 @@
 //! `ClientUserContext`: a user bound to a `Client` (`createUserContext` in the SDKs).
 
-use flagbridge_engine::{AttributeValue, DecideOptions, UserContext};
+use std::sync::Arc;
+
+use flagbridge_engine::{AttributeValue, DecideOptions, Decision, UserContext};
 use serde_json::{Map, Value};
 
+use super::queued::UserRef;
 use super::{Client, FlagDecision};
 
 /// A user context bound to a [`Client`]: attributes, forced decisions, decide and track.
+///
+/// The user is shared (`Arc`, copied on write), so queued impressions keep a reference to it
+/// instead of a copy.
 #[derive(Clone, Debug)]
 pub struct ClientUserContext {
     client: Client,
-    user: UserContext,
+    user: Arc<UserContext>,
 }
 
 impl ClientUserContext {
     pub(crate) fn new(client: Client, user: UserContext) -> Self {
-        ClientUserContext { client, user }
+        ClientUserContext {
+            client,
+            user: Arc::new(user),
+        }
     }
 
     /// The engine's user context (id, attributes, forced decisions).
@@ -29,7 +38,7 @@ impl ClientUserContext {
 
     /// Sets one attribute.
     pub fn set_attribute(&mut self, key: impl Into<String>, value: impl Into<AttributeValue>) {
-        self.user.set_attribute(key, value);
+        Arc::make_mut(&mut self.user).set_attribute(key, value);
     }
 
     /// Forces a variation for a flag (`rule_key` None) or for one rule of it.
@@ -39,8 +48,7 @@ impl ClientUserContext {
         rule_key: Option<&str>,
         variation_key: &str,
     ) {
-        self.user
-            .set_forced_decision(flag_key, rule_key, variation_key);
+        Arc::make_mut(&mut self.user).set_forced_decision(flag_key, rule_key, variation_key);
     }
 
     /// The forced variation key, if any.
@@ -50,27 +58,40 @@ impl ClientUserContext {
 
     /// Removes one forced decision; false if there was none.
     pub fn remove_forced_decision(&mut self, flag_key: &str, rule_key: Option<&str>) -> bool {
-        self.user.remove_forced_decision(flag_key, rule_key)
+        Arc::make_mut(&mut self.user).remove_forced_decision(flag_key, rule_key)
     }
 
     /// Removes every forced decision.
     pub fn remove_all_forced_decisions(&mut self) {
-        self.user.remove_all_forced_decisions();
+        Arc::make_mut(&mut self.user).remove_all_forced_decisions();
     }
 
     /// Decides one flag.
     pub fn decide(&self, flag_key: &str, options: DecideOptions) -> FlagDecision {
-        self.client.decide(&self.user, flag_key, options)
+        self.decide_with(flag_key, options, FlagDecision::from_engine)
+    }
+
+    /// Decides one flag and lends the engine's borrowed `Decision` to `f` (no copy).
+    pub fn decide_with<R>(
+        &self,
+        flag_key: &str,
+        options: DecideOptions,
+        f: impl FnOnce(&Decision<'_>) -> R,
+    ) -> R {
+        self.client
+            .decide_ref(UserRef::Shared(&self.user), flag_key, options, f)
     }
 
     /// Decides several flags, in key order.
     pub fn decide_for_keys(&self, keys: &[&str], options: DecideOptions) -> Vec<FlagDecision> {
-        self.client.decide_for_keys(&self.user, keys, options)
+        self.client
+            .decide_many(UserRef::Shared(&self.user), Some(keys), options)
     }
 
     /// Decides every flag of the datafile.
     pub fn decide_all(&self, options: DecideOptions) -> Vec<FlagDecision> {
-        self.client.decide_all(&self.user, options)
+        self.client
+            .decide_many(UserRef::Shared(&self.user), None, options)
     }
 
     /// Records a conversion; false for an unknown event key (nothing is sent).

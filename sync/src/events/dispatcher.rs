@@ -40,6 +40,8 @@ pub(crate) struct Dispatcher<B> {
     pub(crate) counters: Arc<EventCounters>,
     pub(crate) on_sent: OnSent,
     pub(crate) pending: Option<Pending>,
+    /// Batches dropped since the last delivery (logged at error level once per streak).
+    pub(crate) dropped_streak: u64,
 }
 
 impl<B: LogxBatch> Dispatcher<B> {
@@ -163,12 +165,24 @@ impl<B: LogxBatch> Dispatcher<B> {
             SendResult::Delivered { retries } => {
                 self.counters.add_retries(u64::from(retries));
                 self.counters.add_sent(count);
+                if self.dropped_streak > 0 {
+                    tracing::info!(
+                        dropped_batches = self.dropped_streak,
+                        "event batches are delivered again"
+                    );
+                    self.dropped_streak = 0;
+                }
                 (self.on_sent)(&endpoint, &body);
             }
             SendResult::Dropped { retries, reason } => {
                 self.counters.add_retries(u64::from(retries));
                 self.counters.add_dropped(count);
-                tracing::error!(%endpoint, events = count, bytes = body.len(), %reason, "event batch dropped");
+                self.dropped_streak += 1;
+                if self.dropped_streak == 1 {
+                    tracing::error!(%endpoint, events = count, bytes = body.len(), %reason, "event batch dropped");
+                } else {
+                    tracing::debug!(%endpoint, events = count, %reason, "event batch dropped");
+                }
             }
         }
     }

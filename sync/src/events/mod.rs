@@ -152,6 +152,7 @@ impl<B: LogxBatch> EventProcessor<B> {
             counters: Arc::clone(&counters),
             on_sent,
             pending: None,
+            dropped_streak: 0,
         };
         tokio::spawn(dispatcher.run());
         EventProcessor {
