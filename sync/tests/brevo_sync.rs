@@ -533,3 +533,28 @@ async fn a_refused_event_is_set_aside_and_the_others_delivered() {
     assert_eq!(sync.set_aside()[0].status, 413);
     sync.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn events_one_per_request_when_the_batch_endpoint_is_off() {
+    let fake = FakeBrevo::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .use_events_batch(false)
+        .start()
+        .await
+        .unwrap();
+    for i in 0..3 {
+        sync.sink().record_conversion(ConversionRecord {
+            contact: format!("c{i}@x.io").into(),
+            event_key: "signup".into(),
+            tags: None,
+            at: SystemTime::now(),
+        });
+    }
+    sync.flush().await.unwrap();
+    assert_eq!(fake.count_requests("POST", "/events"), 3);
+    assert_eq!(fake.count_requests("POST", "/events/batch"), 0);
+    assert_eq!(fake.with(|s| s.events.len()), 3);
+    assert!(fake.with(|s| s.events[0].get("event_properties").is_none()));
+    sync.close().await.unwrap();
+}

@@ -58,15 +58,16 @@ fn engine_value(v: &AttrValue) -> AttributeValue {
 
 fn matches(
     snapshot: &UserSnapshot,
-    config: &Arc<ProjectConfig>,
+    config: Option<&Arc<ProjectConfig>>,
     user: &UserContext,
     contact: &str,
 ) -> bool {
     // The snapshot holds its config, so the address comparison cannot be fooled by reuse.
-    let same_config = snapshot
-        .audiences
-        .as_ref()
-        .is_some_and(|a| std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(config)));
+    let same_config = match (&snapshot.audiences, config) {
+        (Some(a), Some(c)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(c)),
+        (None, None) => true,
+        _ => false,
+    };
     if !same_config || *snapshot.contact != *contact || *snapshot.user_id != *user.user_id() {
         return false;
     }
@@ -90,7 +91,11 @@ fn contact_of<'u>(source: &IdentitySource, user: &'u UserContext) -> Option<&'u 
 }
 
 /// The user's snapshot, reused while the same thread keeps deciding for an unchanged user.
-fn snapshot(config: &Arc<ProjectConfig>, user: &UserContext, contact: &str) -> Arc<UserSnapshot> {
+fn snapshot(
+    config: Option<&Arc<ProjectConfig>>,
+    user: &UserContext,
+    contact: &str,
+) -> Arc<UserSnapshot> {
     LAST_USER.with(|cell| {
         let mut last = cell.borrow_mut();
         if let Some(s) = last.as_ref() {
@@ -105,23 +110,29 @@ fn snapshot(config: &Arc<ProjectConfig>, user: &UserContext, contact: &str) -> A
                 .attributes()
                 .map(|(k, v)| (Box::from(k), copy_value(v)))
                 .collect(),
-            audiences: Some(Arc::clone(config) as Arc<dyn AudienceSource>),
+            audiences: config.map(|c| Arc::clone(c) as Arc<dyn AudienceSource>),
         });
         *last = Some(Arc::clone(&s));
         s
     })
 }
 
-impl DecisionSink for BrevoSink {
-    fn on_decision(
+impl BrevoSink {
+    /// The queue record of one engine decision, built as cheaply as the `DecisionSink` impl
+    /// does it (the user snapshot is reused while the same user keeps deciding on this
+    /// thread). `audiences: None` leaves `OPT_SEGMENTS` untouched by this decision. `None`,
+    /// counted in `skipped_no_identity`, when the user has no contact identity. For sinks that
+    /// wrap this one (filtering by source, counting) and then call
+    /// [`record_decision`](Self::record_decision).
+    pub fn decision_record(
         &self,
-        config: &Arc<ProjectConfig>,
+        audiences: Option<&Arc<ProjectConfig>>,
         user: &UserContext,
         decision: &Decision<'_>,
-    ) {
+    ) -> Option<DecisionRecord> {
         let Some(contact) = contact_of(&self.shared.identity_source, user) else {
             self.count_skipped();
-            return;
+            return None;
         };
         let source = match decision.source() {
             DecisionSource::FeatureTest => RuleSource::Experiment,
@@ -131,14 +142,46 @@ impl DecisionSink for BrevoSink {
         // Only experiment decisions need their rule and variation (EXPERIMENT_* attributes).
         let experiment = source == RuleSource::Experiment;
         let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
-        self.record_decision(DecisionRecord {
-            user: snapshot(config, user, contact),
+        Some(DecisionRecord {
+            user: snapshot(audiences, user, contact),
             flag_key: CompactString::new(decision.flag_key()),
             enabled: decision.enabled(),
             source,
             rule_key: key(decision.rule_key()),
             variation_key: key(decision.variation_key()),
-        });
+        })
+    }
+
+    /// The queue record of one conversion; `None` (counted) without a contact identity.
+    pub fn conversion_record(
+        &self,
+        user: &UserContext,
+        conversion: &Conversion<'_>,
+        tags: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Option<ConversionRecord> {
+        let Some(contact) = contact_of(&self.shared.identity_source, user) else {
+            self.count_skipped();
+            return None;
+        };
+        Some(ConversionRecord {
+            contact: contact.into(),
+            event_key: CompactString::new(conversion.event_key()),
+            tags: tags.cloned(),
+            at: SystemTime::now(),
+        })
+    }
+}
+
+impl DecisionSink for BrevoSink {
+    fn on_decision(
+        &self,
+        config: &Arc<ProjectConfig>,
+        user: &UserContext,
+        decision: &Decision<'_>,
+    ) {
+        if let Some(record) = self.decision_record(Some(config), user, decision) {
+            self.record_decision(record);
+        }
     }
 
     fn on_conversion(
@@ -148,16 +191,9 @@ impl DecisionSink for BrevoSink {
         conversion: &Conversion<'_>,
         tags: Option<&serde_json::Map<String, serde_json::Value>>,
     ) {
-        let Some(contact) = contact_of(&self.shared.identity_source, user) else {
-            self.count_skipped();
-            return;
-        };
-        self.record_conversion(ConversionRecord {
-            contact: contact.into(),
-            event_key: CompactString::new(conversion.event_key()),
-            tags: tags.cloned(),
-            at: SystemTime::now(),
-        });
+        if let Some(record) = self.conversion_record(user, conversion, tags) {
+            self.record_conversion(record);
+        }
     }
 }
 
@@ -188,20 +224,26 @@ mod tests {
             .with_attribute("email", "a@x.io")
             .with_attribute("age", 30i64);
         let config = Arc::new(ProjectConfig::parse(DATAFILE).unwrap());
-        let a = snapshot(&config, &u, "a@x.io");
-        let b = snapshot(&config, &u, "a@x.io");
+        let a = snapshot(Some(&config), &u, "a@x.io");
+        let b = snapshot(Some(&config), &u, "a@x.io");
         assert!(Arc::ptr_eq(&a, &b));
         let changed = u.clone().with_attribute("age", 31i64);
-        let c = snapshot(&config, &changed, "a@x.io");
+        let c = snapshot(Some(&config), &changed, "a@x.io");
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(c.attributes[1].1, AttrValue::Int(31));
         let more = changed.clone().with_attribute("plan", "vip");
-        assert_eq!(snapshot(&config, &more, "a@x.io").attributes.len(), 3);
+        assert_eq!(snapshot(Some(&config), &more, "a@x.io").attributes.len(), 3);
         let other = UserContext::new("u2").with_attribute("email", "a@x.io");
-        assert_eq!(&*snapshot(&config, &other, "a@x.io").user_id, "u2");
+        assert_eq!(&*snapshot(Some(&config), &other, "a@x.io").user_id, "u2");
         let other_config = Arc::new(ProjectConfig::parse(DATAFILE).unwrap());
-        let x = snapshot(&config, &u, "a@x.io");
-        assert!(!Arc::ptr_eq(&x, &snapshot(&other_config, &u, "a@x.io")));
+        let x = snapshot(Some(&config), &u, "a@x.io");
+        assert!(!Arc::ptr_eq(
+            &x,
+            &snapshot(Some(&other_config), &u, "a@x.io")
+        ));
+        let without = snapshot(None, &u, "a@x.io");
+        assert!(without.audiences.is_none());
+        assert!(Arc::ptr_eq(&without, &snapshot(None, &u, "a@x.io")));
     }
 
     #[test]
