@@ -64,6 +64,8 @@ fn js_key_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 struct Builder<'x> {
     /// Audience condition trees (by audience index), inlined into each rule's tree.
     audience_trees: &'x [Tree<Condition>],
+    /// The roots of the audiences' own trees in `trees`.
+    audience_roots: Vec<u32>,
     /// Where the rules' trees go.
     trees: ConditionTrees,
     variations: Vec<Variation>,
@@ -133,6 +135,13 @@ impl Builder<'_> {
         let by_id = compile_tree(chosen, &mut |leaf: &Value| {
             js_key(leaf).and_then(|k| map.get(&k).copied())
         });
+        if let Tree::Leaf(Some(index)) = by_id {
+            let rule = AudienceRule::Audience {
+                index: index as u32,
+                root: self.audience_roots[index],
+            };
+            return (rule, json);
+        }
         let tree = inline_audiences(&by_id, self.audience_trees);
         (AudienceRule::Tree(self.trees.push(&tree)), json)
     }
@@ -343,6 +352,7 @@ pub(super) fn compile(
 
     let mut b = Builder {
         audience_trees: &audience_trees,
+        audience_roots: audiences.iter().map(|a| a.tree).collect(),
         trees,
         variations: Vec::new(),
         variation_id_map: FxHashMap::default(),

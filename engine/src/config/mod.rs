@@ -46,6 +46,9 @@ pub(crate) enum AudienceRule {
     /// The root (in [`ProjectConfig::condition_trees`]) of the rule's tree with every audience's
     /// conditions inlined (an unknown audience id is an unknown leaf).
     Tree(u32),
+    /// The rule names exactly one audience: `root` is that audience's tree (the same tree
+    /// `Tree` would hold), `index` the audience, whose result a multi-flag call keeps.
+    Audience { index: u32, root: u32 },
 }
 
 /// An experiment, a rollout rule or a holdout.
@@ -299,6 +302,10 @@ impl ProjectConfig {
         match rule {
             AudienceRule::Everyone => true,
             AudienceRule::Tree(root) => self.condition_trees.evaluate(*root, attrs) == Some(true),
+            AudienceRule::Audience { index, root } => {
+                let trees = &self.condition_trees;
+                attrs.audience(*index, || trees.evaluate(*root, attrs)) == Some(true)
+            }
         }
     }
 

@@ -166,7 +166,8 @@ impl<'a> Decider<'a> {
         let only_enabled = options.contains(DecideOption::EnabledFlagsOnly);
         // Resolving the attributes costs about as much as a few lookups; worth it for many flags.
         let attrs = if count >= RESOLVE_ATTRIBUTES_FROM {
-            UserAttributes::resolved(user, &self.config.attribute_slots)
+            let audiences = self.config.audiences.len();
+            UserAttributes::resolved(user, &self.config.attribute_slots, audiences)
         } else {
             UserAttributes::scan(user, &self.config.attribute_slots)
         };
