@@ -187,6 +187,7 @@ impl Builder<'_> {
             is_fr: e.kind.as_deref() == Some("fr"),
             exclude_targeted_deliveries: false,
             local_holdouts: Vec::new(),
+            distinct_variation_keys: false,
         }
     }
 
@@ -544,6 +545,14 @@ pub(super) fn compile(
             variables,
             variations,
         });
+    }
+    // After the "fr" everyone-else variations were appended.
+    for e in experiments.iter_mut() {
+        let mut keys = rustc_hash::FxHashSet::default();
+        e.distinct_variation_keys = e
+            .variations
+            .iter()
+            .all(|v| keys.insert(b.variations[*v].key.as_str()));
     }
     let flag_order = js_key_order(flags.iter().map(|f| f.key.as_str()))
         .into_iter()

@@ -77,6 +77,8 @@ pub(crate) struct Experiment {
     pub exclude_targeted_deliveries: bool,
     /// Local holdouts (indexes into `holdouts`) whose `includedRules` name this rule.
     pub local_holdouts: Vec<usize>,
+    /// No two of `variations` share a key.
+    pub distinct_variation_keys: bool,
 }
 
 /// A mutual-exclusion group.
@@ -338,6 +340,27 @@ impl ProjectConfig {
             .rev()
             .map(|i| &self.variations[*i])
             .find(|v| v.key == key)
+    }
+
+    /// [`experiment_variation_by_key`](Self::experiment_variation_by_key) with `found`'s key:
+    /// `found` itself when it is one of the experiment's variations and their keys are distinct
+    /// (no key comparison needed).
+    #[inline]
+    pub(crate) fn experiment_variation_like(
+        &self,
+        exp: &Experiment,
+        found: &'_ Variation,
+    ) -> Option<&Variation> {
+        if exp.distinct_variation_keys {
+            if let Some(i) = exp
+                .variations
+                .iter()
+                .find(|i| std::ptr::eq(&self.variations[**i], found))
+            {
+                return Some(&self.variations[*i]);
+            }
+        }
+        self.experiment_variation_by_key(exp, &found.key)
     }
 
     pub(crate) fn experiment_by_key(&self, key: &str) -> Option<&Experiment> {

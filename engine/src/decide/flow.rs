@@ -107,7 +107,7 @@ impl<'a> Flow<'a, '_> {
                 // flag; when neither has it (traffic naming another experiment's variation) the
                 // remaining experiment rules are skipped and the rollout decides.
                 let v = config
-                    .experiment_variation_by_key(e, &found.key)
+                    .experiment_variation_like(e, found)
                     .or_else(|| config.flag_variation_by_key(flag, &found.key))?;
                 return Some(outcome(Some(v), Some(e), DecisionSource::FeatureTest));
             }
