@@ -1,6 +1,7 @@
 //! The compiled, immutable project config: indexes by key and id, pre-parsed audiences,
 //! traffic ranges resolved to variations, variable values cast once.
 
+mod audiences;
 mod compile;
 
 use rustc_hash::FxHashMap;
