@@ -4,7 +4,10 @@
 //! A condition names its attribute by slot. A single `decide` looks a slot up in the user's
 //! (short) attribute list by key hash, allocating nothing. Calls that decide many flags resolve
 //! every user attribute to its slot once ([`UserAttributes::resolved`]), so each condition then
-//! reads one table entry.
+//! reads one table entry, and remember each whole audience's result, as rules of many flags
+//! often name the same audience (evaluation is pure, so a result holds for the whole call).
+
+use std::cell::Cell;
 
 use rustc_hash::FxHashMap;
 
@@ -43,6 +46,17 @@ pub(crate) struct UserAttributes<'a, 'u> {
     slots: &'a AttributeSlots,
     /// Every slot resolved; empty when lookups scan the user's attributes instead.
     table: Vec<Option<&'u AttributeValue>>,
+    /// Audience results by audience index: 0 not evaluated yet, else [`encode`]d. Empty
+    /// when results are not kept.
+    audiences: Vec<Cell<u8>>,
+}
+
+fn encode(result: Option<bool>) -> u8 {
+    match result {
+        None => 1,
+        Some(false) => 2,
+        Some(true) => 3,
+    }
 }
 
 impl<'a, 'u> UserAttributes<'a, 'u> {
@@ -52,18 +66,51 @@ impl<'a, 'u> UserAttributes<'a, 'u> {
             user,
             slots,
             table: Vec::new(),
+            audiences: Vec::new(),
         }
     }
 
-    /// Every user attribute resolved to its slot up front (one allocation; best for many flags).
-    pub(crate) fn resolved(user: &'u UserContext, slots: &'a AttributeSlots) -> Self {
+    /// Every user attribute resolved to its slot up front, and audience results kept for
+    /// `audience_count` audiences (two allocations; best for many flags).
+    pub(crate) fn resolved(
+        user: &'u UserContext,
+        slots: &'a AttributeSlots,
+        audience_count: usize,
+    ) -> Self {
         let mut table = vec![None; slots.len()];
         for (key, value) in user.attributes() {
             if let Some(slot) = slots.by_name.get(key) {
                 table[*slot as usize] = Some(value);
             }
         }
-        UserAttributes { user, slots, table }
+        UserAttributes {
+            user,
+            slots,
+            table,
+            audiences: vec![Cell::new(0); audience_count],
+        }
+    }
+
+    /// The result of audience `index`: remembered from earlier in the call, or `evaluate`d now.
+    #[inline]
+    pub(crate) fn audience(
+        &self,
+        index: u32,
+        evaluate: impl FnOnce() -> Option<bool>,
+    ) -> Option<bool> {
+        let Some(cell) = self.audiences.get(index as usize) else {
+            return evaluate();
+        };
+        match cell.get() {
+            0 => {
+                let result = evaluate();
+                cell.set(encode(result));
+                result
+            }
+            1 => None,
+            2 => Some(false),
+            _ => Some(true),
+        }
     }
 
     /// The user.
@@ -99,9 +146,15 @@ mod tests {
             .with_attribute("a", "x")
             .with_attribute("unused", true);
         let scan = UserAttributes::scan(&user, &slots);
-        let resolved = UserAttributes::resolved(&user, &slots);
+        let resolved = UserAttributes::resolved(&user, &slots, 1);
         for slot in 0..3 {
             assert_eq!(scan.get(slot), resolved.get(slot));
+        }
+        for result in [None, Some(false), Some(true)] {
+            let kept = UserAttributes::resolved(&user, &slots, 1);
+            assert_eq!(kept.audience(0, || result), result);
+            assert_eq!(kept.audience(0, || unreachable!()), result);
+            assert_eq!(scan.audience(0, || result), result);
         }
         assert_eq!(scan.get(0), Some(&AttributeValue::from("x")));
         assert_eq!(scan.get(2), None);

@@ -227,7 +227,7 @@ mod tests {
         let mut slots = AttributeSlots::default();
         let condition = compile(&cond, &mut slots);
         let by_scan = condition.evaluate(&UserAttributes::scan(user, &slots));
-        let resolved = condition.evaluate(&UserAttributes::resolved(user, &slots));
+        let resolved = condition.evaluate(&UserAttributes::resolved(user, &slots, 0));
         assert_eq!(by_scan, resolved, "{cond}");
         by_scan
     }

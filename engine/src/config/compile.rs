@@ -3,12 +3,12 @@
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
+use super::audiences::{self, Audiences};
 use super::{
-    Audience, AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig,
-    Rollout, Variation, DUMMY_AUDIENCE_ID,
+    AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
+    Variation,
 };
-use crate::audience::attributes::AttributeSlots;
-use crate::audience::condition::{self, Condition};
+use crate::audience::condition::Condition;
 use crate::audience::flat::ConditionTrees;
 use crate::audience::{compile_tree, js_key, js_truthy, Tree};
 use crate::bucketing::{end_of_range, Range};
@@ -64,6 +64,8 @@ fn js_key_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 struct Builder<'x> {
     /// Audience condition trees (by audience index), inlined into each rule's tree.
     audience_trees: &'x [Tree<Condition>],
+    /// The roots of the audiences' own trees in `trees`.
+    audience_roots: Vec<u32>,
     /// Where the rules' trees go.
     trees: ConditionTrees,
     variations: Vec<Variation>,
@@ -133,7 +135,14 @@ impl Builder<'_> {
         let by_id = compile_tree(chosen, &mut |leaf: &Value| {
             js_key(leaf).and_then(|k| map.get(&k).copied())
         });
-        let tree = inline_audiences(&by_id, self.audience_trees);
+        if let Tree::Leaf(Some(index)) = by_id {
+            let rule = AudienceRule::Audience {
+                index: index as u32,
+                root: self.audience_roots[index],
+            };
+            return (rule, json);
+        }
+        let tree = audiences::inline(&by_id, self.audience_trees);
         (AudienceRule::Tree(self.trees.push(&tree)), json)
     }
 
@@ -178,6 +187,7 @@ impl Builder<'_> {
             is_fr: e.kind.as_deref() == Some("fr"),
             exclude_targeted_deliveries: false,
             local_holdouts: Vec::new(),
+            distinct_variation_keys: false,
         }
     }
 
@@ -221,82 +231,6 @@ impl Builder<'_> {
     }
 }
 
-/// Replace each audience id of a rule's tree by that audience's condition tree (an unknown id
-/// becomes an unknown leaf), then merge nested `and`/`or` of the same kind. Kleene `and`/`or`
-/// are associative, so the result is the same; evaluation just does less.
-fn inline_audiences(tree: &Tree<Option<usize>>, audiences: &[Tree<Condition>]) -> Tree<Condition> {
-    fn merge(is_and: bool, items: Vec<Tree<Condition>>) -> Tree<Condition> {
-        let mut flat = Vec::with_capacity(items.len());
-        for item in items {
-            match (is_and, item) {
-                (true, Tree::And(sub)) | (false, Tree::Or(sub)) => flat.extend(sub),
-                (_, other) => flat.push(other),
-            }
-        }
-        if flat.len() == 1 {
-            return flat.remove(0);
-        }
-        if is_and {
-            Tree::And(flat)
-        } else {
-            Tree::Or(flat)
-        }
-    }
-    match tree {
-        Tree::Leaf(Some(i)) => audiences[*i].clone(),
-        Tree::Leaf(None) => Tree::Leaf(Condition::Unknown),
-        Tree::And(items) => merge(
-            true,
-            items
-                .iter()
-                .map(|t| inline_audiences(t, audiences))
-                .collect(),
-        ),
-        Tree::Or(items) => merge(
-            false,
-            items
-                .iter()
-                .map(|t| inline_audiences(t, audiences))
-                .collect(),
-        ),
-        Tree::Not(item) => Tree::Not(
-            item.as_ref()
-                .map(|t| Box::new(inline_audiences(t, audiences))),
-        ),
-    }
-}
-
-/// An audience, and its condition tree (added to `trees` too, for `evaluate_audience`).
-fn compile_audience(
-    a: raw::Audience,
-    legacy: bool,
-    index: usize,
-    slots: &mut AttributeSlots,
-    trees: &mut ConditionTrees,
-) -> Result<(Audience, Tree<Condition>), DatafileError> {
-    let conditions_value = match a.conditions {
-        Value::String(s) if legacy => {
-            serde_json::from_str(&s).map_err(|e| DatafileError::Invalid {
-                path: format!("audiences[{index}].conditions"),
-                message: format!("conditions are not JSON: {e}"),
-            })?
-        }
-        other => other,
-    };
-    let conditions = crate::jsnum::stringify(&conditions_value);
-    let tree = compile_tree(&conditions_value, &mut |leaf| {
-        condition::compile(leaf, slots)
-    });
-    let audience = Audience {
-        id: a.id,
-        name: a.name,
-        conditions,
-        typed: !legacy,
-        tree: trees.push(&tree),
-    };
-    Ok((audience, tree))
-}
-
 pub(super) fn compile(
     raw: raw::Datafile,
     datafile: String,
@@ -304,29 +238,14 @@ pub(super) fn compile(
     let version = string_of(&raw.version);
 
     // Audiences: legacy first, typed overwrite the same id.
-    let raw_legacy_count = raw.audiences.len();
-    let count = raw_legacy_count + raw.typed_audiences.len();
-    let mut audiences = Vec::with_capacity(count);
-    let mut audience_trees = Vec::with_capacity(count);
-    let mut audience_id_map = FxHashMap::default();
-    let mut attribute_slots = AttributeSlots::default();
-    let mut trees = ConditionTrees::default();
-    let legacy = raw.audiences.into_iter().map(|a| (true, a));
-    let typed = raw.typed_audiences.into_iter().map(|a| (false, a));
-    for (i, (is_legacy, a)) in legacy.chain(typed).enumerate() {
-        let index = if is_legacy { i } else { i - raw_legacy_count };
-        let (audience, tree) =
-            compile_audience(a, is_legacy, index, &mut attribute_slots, &mut trees)?;
-        audience_id_map.insert(audience.id.clone(), audiences.len());
-        audiences.push(audience);
-        audience_trees.push(tree);
-    }
-    let mut audience_order = Vec::new();
-    for (i, a) in audiences.iter().enumerate() {
-        if a.id != DUMMY_AUDIENCE_ID && audience_id_map.get(&a.id) == Some(&i) {
-            audience_order.push(i);
-        }
-    }
+    let Audiences {
+        audiences,
+        trees: audience_trees,
+        id_map: audience_id_map,
+        order: audience_order,
+        attribute_slots,
+        condition_trees: trees,
+    } = audiences::compile(raw.audiences, raw.typed_audiences)?;
 
     // Variable types by id, to cast variation values once.
     let mut var_kinds = FxHashMap::default();
@@ -343,6 +262,7 @@ pub(super) fn compile(
 
     let mut b = Builder {
         audience_trees: &audience_trees,
+        audience_roots: audiences.iter().map(|a| a.tree).collect(),
         trees,
         variations: Vec::new(),
         variation_id_map: FxHashMap::default(),
@@ -534,6 +454,14 @@ pub(super) fn compile(
             variables,
             variations,
         });
+    }
+    // After the "fr" everyone-else variations were appended.
+    for e in experiments.iter_mut() {
+        let mut keys = rustc_hash::FxHashSet::default();
+        e.distinct_variation_keys = e
+            .variations
+            .iter()
+            .all(|v| keys.insert(b.variations[*v].key.as_str()));
     }
     let flag_order = js_key_order(flags.iter().map(|f| f.key.as_str()))
         .into_iter()

@@ -1,6 +1,7 @@
 //! The compiled, immutable project config: indexes by key and id, pre-parsed audiences,
 //! traffic ranges resolved to variations, variable values cast once.
 
+mod audiences;
 mod compile;
 
 use rustc_hash::FxHashMap;
@@ -46,6 +47,9 @@ pub(crate) enum AudienceRule {
     /// The root (in [`ProjectConfig::condition_trees`]) of the rule's tree with every audience's
     /// conditions inlined (an unknown audience id is an unknown leaf).
     Tree(u32),
+    /// The rule names exactly one audience: `root` is that audience's tree (the same tree
+    /// `Tree` would hold), `index` the audience, whose result a multi-flag call keeps.
+    Audience { index: u32, root: u32 },
 }
 
 /// An experiment, a rollout rule or a holdout.
@@ -74,6 +78,8 @@ pub(crate) struct Experiment {
     pub exclude_targeted_deliveries: bool,
     /// Local holdouts (indexes into `holdouts`) whose `includedRules` name this rule.
     pub local_holdouts: Vec<usize>,
+    /// No two of `variations` share a key.
+    pub distinct_variation_keys: bool,
 }
 
 /// A mutual-exclusion group.
@@ -299,6 +305,10 @@ impl ProjectConfig {
         match rule {
             AudienceRule::Everyone => true,
             AudienceRule::Tree(root) => self.condition_trees.evaluate(*root, attrs) == Some(true),
+            AudienceRule::Audience { index, root } => {
+                let trees = &self.condition_trees;
+                attrs.audience(*index, || trees.evaluate(*root, attrs)) == Some(true)
+            }
         }
     }
 
@@ -331,6 +341,27 @@ impl ProjectConfig {
             .rev()
             .map(|i| &self.variations[*i])
             .find(|v| v.key == key)
+    }
+
+    /// [`experiment_variation_by_key`](Self::experiment_variation_by_key) with `found`'s key:
+    /// `found` itself when it is one of the experiment's variations and their keys are distinct
+    /// (no key comparison needed).
+    #[inline]
+    pub(crate) fn experiment_variation_like(
+        &self,
+        exp: &Experiment,
+        found: &'_ Variation,
+    ) -> Option<&Variation> {
+        if exp.distinct_variation_keys {
+            if let Some(i) = exp
+                .variations
+                .iter()
+                .find(|i| std::ptr::eq(&self.variations[**i], found))
+            {
+                return Some(&self.variations[*i]);
+            }
+        }
+        self.experiment_variation_by_key(exp, &found.key)
     }
 
     pub(crate) fn experiment_by_key(&self, key: &str) -> Option<&Experiment> {

@@ -15,6 +15,7 @@ use options::{DecideOption, DecideOptions};
 use profile::{Tracker, UserProfileService};
 
 use crate::audience::attributes::UserAttributes;
+use crate::bucketing::BucketingKey;
 use crate::config::{Flag, ProjectConfig};
 use crate::events::Conversion;
 use crate::user::UserContext;
@@ -26,7 +27,8 @@ const RESOLVE_ATTRIBUTES_FROM: usize = 4;
 struct Call<'a, 'u> {
     user: &'u UserContext,
     attrs: UserAttributes<'a, 'u>,
-    bucketing_id: &'u str,
+    /// The bucketing id, its hash prefix computed once.
+    bucketing_key: BucketingKey,
 }
 
 impl<'a, 'u> Call<'a, 'u> {
@@ -34,7 +36,7 @@ impl<'a, 'u> Call<'a, 'u> {
         Call {
             user,
             attrs,
-            bucketing_id: user.bucketing_id(),
+            bucketing_key: BucketingKey::new(user.bucketing_id()),
         }
     }
 }
@@ -166,7 +168,8 @@ impl<'a> Decider<'a> {
         let only_enabled = options.contains(DecideOption::EnabledFlagsOnly);
         // Resolving the attributes costs about as much as a few lookups; worth it for many flags.
         let attrs = if count >= RESOLVE_ATTRIBUTES_FROM {
-            UserAttributes::resolved(user, &self.config.attribute_slots)
+            let audiences = self.config.audiences.len();
+            UserAttributes::resolved(user, &self.config.attribute_slots, audiences)
         } else {
             UserAttributes::scan(user, &self.config.attribute_slots)
         };
@@ -206,7 +209,7 @@ impl<'a> Decider<'a> {
             config: self.config,
             user: call.user,
             attrs: &call.attrs,
-            bucketing_id: call.bucketing_id,
+            bucketing_key: &call.bucketing_key,
             forced: self.forced,
             tracker,
             reasons: Reasons::new(options.contains(DecideOption::IncludeReasons)),
