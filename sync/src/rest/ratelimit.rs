@@ -136,6 +136,39 @@ mod tests {
         assert_eq!(wait_before_next(&history, t0 + ms(59_999), &flags), ms(1));
     }
 
+    proptest::proptest! {
+        /// Whatever the arrivals, the start times the limiter hands out never put more than
+        /// `max` calls in any window, and no call starts before it arrives.
+        #[test]
+        fn no_window_is_ever_overfull(
+            mut arrivals in proptest::collection::vec(0u64..5_000, 1..60),
+            per_second in 1u32..4,
+            per_minute in 1u32..30,
+        ) {
+            arrivals.sort_unstable();
+            let windows = [Window::per_second(per_second), Window::per_minute(per_minute)];
+            let t0 = Instant::now();
+            let mut history = VecDeque::new();
+            let mut starts = Vec::new();
+            let mut clock = t0;
+            for a in arrivals {
+                let arrive = t0 + Duration::from_millis(a);
+                clock = clock.max(arrive);
+                let wait = wait_before_next(&history, clock, &windows);
+                clock += wait;
+                proptest::prop_assert!(clock >= arrive);
+                history.push_back(clock);
+                starts.push(clock);
+            }
+            for w in windows {
+                for (i, s) in starts.iter().enumerate() {
+                    let inside = starts[i..].iter().filter(|t| t.duration_since(*s) < w.window).count();
+                    proptest::prop_assert!(inside <= w.max as usize, "{} calls in {:?}", inside, w.window);
+                }
+            }
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn limiter_spaces_calls() {
         let limiter = RateLimiter::new(vec![Window::per_second(2), Window::per_minute(5)]);
