@@ -6,6 +6,8 @@ Each flag has:
     (`["and", exact string, gt number]`);
   * a 3-rule rollout: two targeted delivery rules (each behind a shared audience) + Everyone Else;
   * four variables (boolean, integer, double, string) with usages in most variations.
+After them comes one flag with no rules at all (`flag_no_rules`: no experiment, no rollout), the
+benchmarks' "decide a flag with no rules" case.
 
 Every optional datafile field is present (featureEnabled, match, type, environmentKey, sdkKey,
 botFiltering, anonymizeIP, sendFlagDecisions, typedAudiences, audienceConditions, events...),
@@ -111,6 +113,9 @@ def build(n_flags, seed):
                       "variables": variables})
         if f % 10 == 0:
             events.append({"id": nid(), "key": f"event_{f // 10:03d}", "experimentIds": [exp_id]})
+
+    # Last, so the seeded flags above are unchanged: a flag with no experiment and no rollout.
+    flags.append({"id": nid(), "key": "flag_no_rules", "experimentIds": [], "rolloutId": "", "variables": []})
 
     return {
         "version": "4",

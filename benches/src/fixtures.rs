@@ -68,7 +68,17 @@ pub struct Plan {
     pub small: Fixture,
     pub large: Fixture,
     pub users: Vec<User>,
-    /// Audience ids (in the large datafile) for the audience-alone benches, by label.
+    /// The audience-alone benches: datafile, user and audience ids by label.
+    pub audience_benches: AudienceBenches,
+}
+
+/// Audiences evaluated on their own (nested and/or/not, semver, substring, ...).
+#[derive(Debug, Clone)]
+pub struct AudienceBenches {
+    pub path: PathBuf,
+    pub text: String,
+    pub user: User,
+    /// (label, audience id).
     pub audiences: Vec<(String, String)>,
 }
 
@@ -83,33 +93,44 @@ impl Plan {
             .as_array()
             .unwrap_or_else(|| panic!("{}: `users` must be an array", path.display()))
             .iter()
-            .map(|u| User {
-                id: str_at(u, "id").to_owned(),
-                attributes: u["attributes"]
-                    .as_object()
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default(),
-            })
+            .map(user)
             .collect();
-        let audiences = json["audiences"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let aud = &json["audience_benches"];
+        let aud_path = fixtures_dir().join(str_at(aud, "file"));
+        let audience_benches = AudienceBenches {
+            text: read(&aud_path),
+            path: aud_path,
+            user: user(&aud["user"]),
+            audiences: aud["audiences"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
         Plan {
             small: fixture(&json, "small"),
             large: fixture(&json, "large"),
             users,
-            audiences,
+            audience_benches,
         }
     }
 
     /// Both fixtures, small first.
     pub fn fixtures(&self) -> [&Fixture; 2] {
         [&self.small, &self.large]
+    }
+}
+
+fn user(u: &Value) -> User {
+    User {
+        id: str_at(u, "id").to_owned(),
+        attributes: u["attributes"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
     }
 }
 
