@@ -71,6 +71,11 @@ pub fn peak_bytes() -> usize {
     PEAK_BYTES.load(Ordering::Relaxed)
 }
 
+/// Restarts [`peak_bytes`] from the current [`live_bytes`].
+pub fn reset_peak() {
+    PEAK_BYTES.store(live_bytes().max(0) as usize, Ordering::Relaxed);
+}
+
 /// Allocations per call of `f`, averaged over `calls` calls on the current thread.
 pub fn allocations_per_call<R>(calls: u64, mut f: impl FnMut() -> R) -> f64 {
     let before = thread_allocations();

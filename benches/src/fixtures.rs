@@ -85,16 +85,8 @@ pub struct AudienceBenches {
 impl Plan {
     /// Reads `benches/cases.json` and the datafiles it names.
     pub fn load() -> Plan {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases.json");
-        let text = read(&path);
-        let json: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", path.display()));
-        let users = json["users"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{}: `users` must be an array", path.display()))
-            .iter()
-            .map(user)
-            .collect();
+        let json = plan_json();
+        let users = plan_users(&json);
         let aud = &json["audience_benches"];
         let aud_path = fixtures_dir().join(str_at(aud, "file"));
         let audience_benches = AudienceBenches {
@@ -124,6 +116,28 @@ impl Plan {
     }
 }
 
+/// `benches/cases.json` as JSON.
+pub fn plan_json() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases.json");
+    let text = read(&path);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", path.display()))
+}
+
+/// The plan's users, without reading any datafile.
+pub fn plan_users(json: &Value) -> Vec<User> {
+    json["users"]
+        .as_array()
+        .unwrap_or_else(|| panic!("cases.json: `users` must be an array"))
+        .iter()
+        .map(user)
+        .collect()
+}
+
+/// The path of the plan's `small` or `large` datafile, without reading it.
+pub fn plan_datafile_path(json: &Value, name: &str) -> PathBuf {
+    fixtures_dir().join(str_at(&json["datafiles"][name], "file"))
+}
+
 fn user(u: &Value) -> User {
     User {
         id: str_at(u, "id").to_owned(),
@@ -136,7 +150,7 @@ fn user(u: &Value) -> User {
 
 fn fixture(json: &Value, name: &str) -> Fixture {
     let entry = &json["datafiles"][name];
-    let path = fixtures_dir().join(str_at(entry, "file"));
+    let path = plan_datafile_path(json, name);
     let flags = &entry["flags"];
     let experiment = str_at(flags, "experiment").to_owned();
     let forced = &flags["forced"];

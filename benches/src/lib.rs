@@ -5,3 +5,5 @@ pub mod alloc;
 pub mod fixtures;
 pub mod peer;
 pub mod stats;
+pub mod users;
+pub mod allocations;

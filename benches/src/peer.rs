@@ -119,11 +119,20 @@ fn fill_experiment_defaults(experiment: &mut Value) {
     }
 }
 
-/// Builds an `optimizely` client from the (compat-filled) datafile text.
+/// Builds an `optimizely` client from the datafile text as is, or, when the crate rejects it,
+/// from [`compat_datafile`] of it.
 pub fn client(datafile: &str) -> Result<Client, String> {
-    Client::from_string(compat_datafile(datafile))
-        .map(|c| c.initialize())
-        .map_err(|e| format!("{e:?}"))
+    match Client::from_string(datafile) {
+        Ok(client) => Ok(client.initialize()),
+        Err(_) => Client::from_string(compat_datafile(datafile))
+            .map(|c| c.initialize())
+            .map_err(|e| format!("{e:?}")),
+    }
+}
+
+/// Whether the crate loads the datafile text unchanged.
+pub fn loads_unchanged(datafile: &str) -> bool {
+    Client::from_string(datafile).is_ok()
 }
 
 /// A user's attributes as the `optimizely` crate's values (it only keeps attributes the
