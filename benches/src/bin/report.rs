@@ -85,6 +85,9 @@ fn main() {
     }
 
     println!();
+    println!("{}", agreement(&plan, js.as_ref()));
+
+    println!();
     println!("| parse + compile | bytes | flagbridge median | per KB | target | `optimizely` crate | JS SDK createInstance |");
     println!("|---|---|---|---|---|---|---|");
     for (id, (m, bytes)) in crit.iter().filter(|(id, _)| id.starts_with("parse/flagbridge/")) {
@@ -168,6 +171,81 @@ fn main() {
             );
         }
     }
+}
+
+/// How many of the plan's decisions the peers return identically (same work being timed):
+/// flagbridge vs the JS SDK on (enabled, variation key, rule key) for every case, and vs the
+/// `optimizely` crate on (enabled, variation key) for case (a).
+fn agreement(plan: &Plan, js: Option<&Value>) -> String {
+    use flagbridge_benches::{peer, users};
+    use flagbridge_engine::{DecideOption, DecideOptions, Decider, ProjectConfig};
+    let mut js_same = 0;
+    let mut js_total = 0;
+    let mut js_diffs = Vec::new();
+    let mut crate_same = 0;
+    let mut crate_total = 0;
+    let no_vars = DecideOptions::NONE.with(DecideOption::ExcludeVariables);
+    for fx in plan.fixtures() {
+        let Ok(config) = ProjectConfig::parse(&fx.text) else {
+            return format!("{}: flagbridge cannot parse it", fx.path.display());
+        };
+        let decider = Decider::new(&config);
+        let client = peer::client(&fx.text).ok();
+        let f = &fx.flags;
+        for (case, flag) in [
+            ("a_experiment", &f.experiment),
+            ("b_no_rules", &f.no_rules),
+            ("c_forced", &f.forced.flag),
+            ("d_reasons", &f.reasons),
+            ("e_variables", &f.variables),
+        ] {
+            for (i, user) in plan.users.iter().enumerate() {
+                let ctx = if case == "c_forced" {
+                    users::forced_context(user, &f.forced)
+                } else {
+                    users::context(user)
+                };
+                let d = decider.decide(&ctx, flag, no_vars);
+                if let Some(js) = js {
+                    let theirs = &js["decisions"][format!("{case}/{}", fx.name)][i];
+                    if !theirs.is_null() {
+                        js_total += 1;
+                        let same = theirs["enabled"].as_bool() == Some(d.enabled())
+                            && theirs["variation"].as_str() == d.variation_key()
+                            && theirs["rule"].as_str() == d.rule_key();
+                        if same {
+                            js_same += 1;
+                        } else if js_diffs.len() < 5 {
+                            js_diffs.push(format!("{case}/{}/{}", fx.name, user.id));
+                        }
+                    }
+                }
+                if let (Some(client), "a_experiment") = (&client, case) {
+                    let mut c = client.create_user_context(&user.id);
+                    for (k, v) in peer::attribute_values(user) {
+                        c.set_attribute(k, v);
+                    }
+                    let theirs = c.decide(flag);
+                    crate_total += 1;
+                    let ours = d.variation_key().unwrap_or("off");
+                    if theirs.enabled() == d.enabled() && theirs.variation_key() == ours {
+                        crate_same += 1;
+                    }
+                }
+            }
+        }
+    }
+    let js_line = if js.is_some() {
+        format!(
+            "JS SDK returns the same (enabled, variation, rule) for {js_same}/{js_total} plan decisions{}",
+            if js_diffs.is_empty() { String::new() } else { format!(" (differs: {})", js_diffs.join(", ")) }
+        )
+    } else {
+        "JS SDK not run".into()
+    };
+    format!(
+        "Same work: {js_line}; the `optimizely` crate returns the same (enabled, variation) for {crate_same}/{crate_total} case (a) decisions."
+    )
 }
 
 fn load(name: &str) -> Option<Value> {
