@@ -1,4 +1,84 @@
 //! flagbridge-engine: decides Optimizely Feature Experimentation flags locally from a datafile.
 //!
-//! Work in progress; see the issue tracker.
+//! Pure: no I/O, no async, no clock. The reference for every behaviour is the official
+//! JavaScript SDK 6.x (bucketing, audiences, decide flow, reasons, event payloads).
+//!
+//! # Overview
+//!
+//! - [`ProjectConfig`]: a datafile (versions "2", "3", "4") parsed and compiled once: indexes by
+//!   key and id, audiences pre-parsed, traffic resolved, variable values cast. Immutable,
+//!   `Send + Sync`. Errors are [`DatafileError`].
+//! - [`UserContext`]: user id, [`AttributeValue`] attributes, qualified segments, forced decisions.
+//! - [`Decider`]: `decide`, `decide_for_keys`, `decide_all` with [`DecideOptions`], plus `track`.
+//!   Optional [`UserProfileService`] (sticky bucketing) and [`ForcedVariations`].
+//! - [`Decision`]: borrows the config; gives the variation, variables, reasons, the impression
+//!   as a logx v1 [`EventBatch`] and the [`DecisionNotification`]. [`Conversion`] does the same
+//!   for `track`.
+//! - [`OptimizelyConfig`]: the serializable datafile summary.
+//!
+//! # Example
+//!
+//! ```
+//! use flagbridge_engine::{ClientInfo, DecideOption, DecideOptions, Decider, ProjectConfig, UserContext};
+//!
+//! let datafile = r#"{
+//!   "version": "4", "accountId": "1", "projectId": "2", "revision": "7",
+//!   "featureFlags": [{"id": "f1", "key": "checkout", "experimentIds": [], "rolloutId": "r1",
+//!     "variables": [{"id": "v1", "key": "color", "type": "string", "defaultValue": "red"}]}],
+//!   "rollouts": [{"id": "r1", "experiments": [{
+//!     "id": "rule1", "key": "everyone", "layerId": "l1", "status": "Running",
+//!     "audienceIds": [], "trafficAllocation": [{"entityId": "on", "endOfRange": 10000}],
+//!     "variations": [{"id": "on", "key": "on", "featureEnabled": true,
+//!                     "variables": [{"id": "v1", "value": "blue"}]}]}]}]
+//! }"#;
+//! let config = ProjectConfig::parse(datafile).expect("valid datafile");
+//! let user = UserContext::new("user-1").with_attribute("plan", "pro");
+//! let decider = Decider::new(&config);
+//!
+//! let decision = decider.decide(&user, "checkout", DecideOptions::NONE.with(DecideOption::IncludeReasons));
+//! assert!(decision.enabled());
+//! assert_eq!(decision.variation_key(), Some("on"));
+//! let color = decision.variables().find(|(k, _)| *k == "color").map(|(_, v)| v.clone());
+//! assert_eq!(color, Some(serde_json::json!("blue")));
+//!
+//! // Rollout decisions send an impression only when the datafile sets sendFlagDecisions.
+//! let client = ClientInfo { client_name: "flagbridge".into(), client_version: "0.1.0".into() };
+//! assert!(decision.impression_event(&user, &client, 1_700_000_000_000, "uuid-1").is_none());
+//! ```
+#![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod audience;
+pub mod bucketing;
+mod config;
+mod datafile;
+mod decide;
+mod events;
+mod jsnum;
+mod notification;
+mod optimizely_config;
+mod user;
+mod variables;
+
+pub use audience::semver::compare as compare_versions;
+pub use config::ProjectConfig;
+pub use datafile::{DatafileError, SUPPORTED_VERSIONS};
+pub use decide::decision::{Decision, DecisionSource};
+pub use decide::forced::ForcedVariations;
+pub use decide::options::{DecideOption, DecideOptions, UnknownDecideOption};
+pub use decide::profile::{UserProfile, UserProfileService};
+pub use decide::Decider;
+pub use events::{
+    endpoint_for_region, BatchContextKey, ClientInfo, Conversion, DecisionMetadata, EventBatch,
+    Snapshot, SnapshotDecision, SnapshotEvent, Visitor, VisitorAttribute, EU_ENDPOINT, US_ENDPOINT,
+};
+pub use notification::DecisionNotification;
+pub use optimizely_config::{
+    OptimizelyAttribute, OptimizelyAudience, OptimizelyConfig, OptimizelyEvent,
+    OptimizelyExperiment, OptimizelyFeature, OptimizelyVariable, OptimizelyVariation, OrderedMap,
+};
+pub use user::{
+    AttributeValue, UnsupportedAttributeValue, UserContext, BUCKETING_ID_ATTRIBUTE,
+    EXPERIMENT_BUCKET_MAP_ATTRIBUTE,
+};
+pub use variables::cast as cast_variable;

@@ -1,0 +1,344 @@
+//! Leaf conditions of an audience: compiled once, evaluated against a user (spec §3.3).
+//!
+//! Follows the JavaScript SDK: `custom_attribute` knows every match except `qualified`;
+//! `third_party_dimension` knows only `qualified`; a literal `null` match is an unknown match.
+
+use serde_json::Value;
+
+use super::semver;
+use crate::user::{AttributeValue, UserContext, MAX_SAFE_NUMBER};
+
+/// Condition value of an `exact` match.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ExactValue {
+    Str(String),
+    Bool(bool),
+    Num(f64),
+    /// Not a string, bool or number within 2^53: the match is unknown.
+    Invalid,
+}
+
+/// Which comparison a numeric match makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NumOp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// Which comparison a semver match makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SemverOp {
+    Eq,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// The match of a `custom_attribute` condition, with its condition value pre-parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Matcher {
+    Exact(ExactValue),
+    Exists,
+    /// `None`: the condition value is not a number within 2^53.
+    Number(NumOp, Option<f64>),
+    /// `None`: the condition value is not a string.
+    Substring(Option<String>),
+    /// `None`: the condition value is not a string. The target stays a string; its parse is
+    /// cheap and must happen after the user value's, as in the SDK.
+    Semver(SemverOp, Option<String>),
+}
+
+/// One compiled leaf condition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Condition {
+    /// Unknown type or match, or not an object: always unknown (`None`).
+    Unknown,
+    /// `custom_attribute` on attribute `name`. `match_given` is false when `match` was absent.
+    Custom { name: String, matcher: Matcher },
+    /// `third_party_dimension` + `qualified`: the user's segments contain `segment`.
+    Qualified { segment: Option<String> },
+}
+
+/// The property key JavaScript would look up for a condition `name` (`undefined`, numbers...).
+fn js_property_key(name: Option<&Value>) -> String {
+    match name {
+        None => "undefined".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) => "null".to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i64),
+            _ => n.to_string(),
+        },
+        Some(other) => other.to_string(),
+    }
+}
+
+fn safe_number(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|f| f.abs() <= MAX_SAFE_NUMBER)
+}
+
+fn qualified(value: Option<&Value>) -> Condition {
+    Condition::Qualified {
+        segment: value.and_then(Value::as_str).map(str::to_string),
+    }
+}
+
+/// Compile one leaf of an audience condition tree.
+pub(crate) fn compile(leaf: &Value) -> Condition {
+    let Value::Object(obj) = leaf else {
+        return Condition::Unknown;
+    };
+    let kind = obj.get("type").and_then(Value::as_str);
+    let match_value = obj.get("match");
+    let value = obj.get("value");
+    match kind {
+        Some("custom_attribute") => {
+            let match_type = match match_value {
+                None => "exact",
+                Some(Value::String(s)) => s.as_str(),
+                Some(_) => return Condition::Unknown,
+            };
+            let value = value.unwrap_or(&Value::Null);
+            let matcher = match match_type {
+                "exact" => Matcher::Exact(match value {
+                    Value::String(s) => ExactValue::Str(s.clone()),
+                    Value::Bool(b) => ExactValue::Bool(*b),
+                    Value::Number(_) => {
+                        safe_number(value).map_or(ExactValue::Invalid, ExactValue::Num)
+                    }
+                    _ => ExactValue::Invalid,
+                }),
+                "exists" => Matcher::Exists,
+                "gt" => Matcher::Number(NumOp::Gt, safe_number(value)),
+                "ge" => Matcher::Number(NumOp::Ge, safe_number(value)),
+                "lt" => Matcher::Number(NumOp::Lt, safe_number(value)),
+                "le" => Matcher::Number(NumOp::Le, safe_number(value)),
+                "substring" => Matcher::Substring(value.as_str().map(str::to_string)),
+                "semver_eq" => Matcher::Semver(SemverOp::Eq, value.as_str().map(str::to_string)),
+                "semver_gt" => Matcher::Semver(SemverOp::Gt, value.as_str().map(str::to_string)),
+                "semver_ge" => Matcher::Semver(SemverOp::Ge, value.as_str().map(str::to_string)),
+                "semver_lt" => Matcher::Semver(SemverOp::Lt, value.as_str().map(str::to_string)),
+                "semver_le" => Matcher::Semver(SemverOp::Le, value.as_str().map(str::to_string)),
+                _ => return Condition::Unknown,
+            };
+            Condition::Custom {
+                name: js_property_key(obj.get("name")),
+                matcher,
+            }
+        }
+        Some("third_party_dimension") => match match_value {
+            None => qualified(value),
+            Some(Value::String(s)) if s == "qualified" => qualified(value),
+            _ => Condition::Unknown,
+        },
+        _ => Condition::Unknown,
+    }
+}
+
+impl Condition {
+    /// Evaluate against the user: `Some(true|false)`, or `None` for unknown.
+    #[inline]
+    pub(crate) fn evaluate(&self, user: &UserContext) -> Option<bool> {
+        match self {
+            Condition::Unknown => None,
+            Condition::Qualified { segment } => {
+                Some(segment.as_deref().is_some_and(|s| user.is_qualified_for(s)))
+            }
+            Condition::Custom { name, matcher } => {
+                let attr = user.attribute(name);
+                if let Matcher::Exists = matcher {
+                    return Some(!matches!(attr, None | Some(AttributeValue::Null)));
+                }
+                let attr = attr?;
+                matcher.evaluate(attr)
+            }
+        }
+    }
+}
+
+impl Matcher {
+    fn evaluate(&self, user: &AttributeValue) -> Option<bool> {
+        match self {
+            Matcher::Exists => Some(!matches!(user, AttributeValue::Null)),
+            Matcher::Exact(cond) => match (cond, user) {
+                (ExactValue::Invalid, _) | (_, AttributeValue::Null) => None,
+                (ExactValue::Str(c), AttributeValue::String(u)) => Some(c == u),
+                (ExactValue::Bool(c), AttributeValue::Bool(u)) => Some(c == u),
+                (ExactValue::Num(c), AttributeValue::Int(_) | AttributeValue::Float(_)) => {
+                    Some(*c == user.as_safe_number()?)
+                }
+                _ => None,
+            },
+            Matcher::Number(op, cond) => {
+                let c = (*cond)?;
+                let u = user.as_safe_number()?;
+                Some(match op {
+                    NumOp::Gt => u > c,
+                    NumOp::Ge => u >= c,
+                    NumOp::Lt => u < c,
+                    NumOp::Le => u <= c,
+                })
+            }
+            Matcher::Substring(cond) => {
+                let c = cond.as_deref()?;
+                let u = user.as_str()?;
+                Some(u.contains(c))
+            }
+            Matcher::Semver(op, target) => {
+                let t = target.as_deref()?;
+                let u = user.as_str()?;
+                let cmp = semver::compare(t, u)?;
+                Some(match op {
+                    SemverOp::Eq => cmp == 0,
+                    SemverOp::Gt => cmp > 0,
+                    SemverOp::Ge => cmp >= 0,
+                    SemverOp::Lt => cmp < 0,
+                    SemverOp::Le => cmp <= 0,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn eval(cond: Value, user: &UserContext) -> Option<bool> {
+        compile(&cond).evaluate(user)
+    }
+
+    fn with(v: impl Into<AttributeValue>) -> UserContext {
+        UserContext::new("u").with_attribute("a", v)
+    }
+
+    fn leaf(m: &str, v: Value) -> Value {
+        json!({"name": "a", "type": "custom_attribute", "match": m, "value": v})
+    }
+
+    #[test]
+    fn matcher_truth_table() {
+        let none = UserContext::new("u");
+        let null = with(AttributeValue::Null);
+        let cases: Vec<(Value, UserContext, Option<bool>)> = vec![
+            (leaf("exact", json!("firefox")), with("firefox"), Some(true)),
+            (leaf("exact", json!("firefox")), with("chrome"), Some(false)),
+            (leaf("exact", json!("firefox")), with(true), None),
+            (leaf("exact", json!("firefox")), with(5i64), None),
+            (leaf("exact", json!(false)), with(false), Some(true)),
+            (leaf("exact", json!(false)), with(0i64), None),
+            (leaf("exact", json!(10)), with(10.0), Some(true)),
+            (leaf("exact", json!(10)), with("10"), None),
+            (
+                leaf("exact", json!(10)),
+                with(9_007_199_254_740_993i64),
+                None,
+            ),
+            (leaf("exact", json!(10)), none.clone(), None),
+            (leaf("exact", json!(10)), null.clone(), None),
+            (leaf("exists", json!(null)), none.clone(), Some(false)),
+            (leaf("exists", json!(null)), null.clone(), Some(false)),
+            (leaf("exists", json!(null)), with(""), Some(true)),
+            (leaf("exists", json!(null)), with(0i64), Some(true)),
+            (leaf("exists", json!(null)), with(false), Some(true)),
+            (leaf("gt", json!(10)), with(11i64), Some(true)),
+            (leaf("gt", json!(10)), with(10i64), Some(false)),
+            (leaf("gt", json!(10)), with("11"), None),
+            (leaf("gt", json!(10)), with(true), None),
+            (leaf("gt", json!(10)), with(f64::NAN), None),
+            (leaf("gt", json!(10)), with(f64::INFINITY), None),
+            (leaf("gt", json!("10")), with(11i64), None),
+            (leaf("ge", json!(10)), with(10i64), Some(true)),
+            (leaf("lt", json!(10)), with(9.5), Some(true)),
+            (leaf("le", json!(10)), with(10.5), Some(false)),
+            (
+                leaf("substring", json!("chrome")),
+                with("chrome91"),
+                Some(true),
+            ),
+            (
+                leaf("substring", json!("chrome")),
+                with("firefox"),
+                Some(false),
+            ),
+            (leaf("substring", json!("chrome")), with(5i64), None),
+            (leaf("unknown_match", json!(1)), with(1i64), None),
+            (
+                json!({"name": "a", "type": "custom_attribute", "match": null, "value": 1}),
+                with(1i64),
+                None,
+            ),
+            (
+                json!({"name": "a", "type": "custom_attribute", "value": "x"}),
+                with("x"),
+                Some(true),
+            ),
+            (
+                json!({"name": "a", "type": "other", "value": "x"}),
+                with("x"),
+                None,
+            ),
+            (json!("a string leaf"), with("x"), None),
+        ];
+        for (cond, user, expected) in cases {
+            assert_eq!(
+                eval(cond.clone(), &user),
+                expected,
+                "{cond} with {:?}",
+                user.attribute("a")
+            );
+        }
+    }
+
+    #[test]
+    fn semver_matchers() {
+        let m = |m: &str, u: &str| {
+            eval(
+                json!({"name": "Android", "type": "custom_attribute", "match": m, "value": "2.0"}),
+                &UserContext::new("u").with_attribute("Android", u),
+            )
+        };
+        for (match_type, trues, falses) in [
+            ("semver_eq", vec!["2.0.0", "2.0"], vec!["2.9", "1.9"]),
+            ("semver_le", vec!["2.0.0", "1.9"], vec!["2.5.1"]),
+            ("semver_ge", vec!["2.0.0", "2.9"], vec!["1.9"]),
+            ("semver_lt", vec!["1.9"], vec!["2.0.0", "2.5.1"]),
+            ("semver_gt", vec!["2.9"], vec!["2.0.0", "1.9"]),
+        ] {
+            for u in trues {
+                assert_eq!(m(match_type, u), Some(true), "{match_type} {u}");
+            }
+            for u in falses {
+                assert_eq!(m(match_type, u), Some(false), "{match_type} {u}");
+            }
+        }
+        assert_eq!(m("semver_eq", "3.7.2.2"), None);
+        assert_eq!(m("semver_eq", "+"), None);
+        let user = UserContext::new("u").with_attribute("Android", true);
+        let c = json!({"name": "Android", "type": "custom_attribute", "match": "semver_eq", "value": "2.0"});
+        assert_eq!(eval(c.clone(), &user), None);
+        let user = UserContext::new("u").with_attribute("Android", 37i64);
+        assert_eq!(eval(c, &user), None);
+    }
+
+    #[test]
+    fn qualified_only_under_third_party_dimension() {
+        let mut user = UserContext::new("u");
+        let q = json!({"name": "odp.audiences", "type": "third_party_dimension", "match": "qualified", "value": "seg1"});
+        assert_eq!(eval(q.clone(), &user), Some(false));
+        user.set_qualified_segments(vec!["seg1".into()]);
+        assert_eq!(eval(q, &user), Some(true));
+        let no_match =
+            json!({"name": "odp.audiences", "type": "third_party_dimension", "value": "seg1"});
+        assert_eq!(eval(no_match, &user), Some(true));
+        let custom = json!({"name": "odp.audiences", "type": "custom_attribute", "match": "qualified", "value": "seg1"});
+        assert_eq!(eval(custom, &user), None);
+        let other = json!({"name": "x", "type": "third_party_dimension", "match": "exact", "value": "seg1"});
+        assert_eq!(eval(other, &user), None);
+    }
+}

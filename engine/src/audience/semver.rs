@@ -1,0 +1,217 @@
+//! Optimizely's own "semantic version" rules (spec §3.4, JavaScript `semantic_version/index.ts`).
+//!
+//! Not strict semver: partial versions are allowed, the pre-release or build suffix is one opaque
+//! string, and the target's precision bounds the comparison (target "2" equals user "2.12").
+
+use std::cmp::Ordering;
+
+/// A version split into at most three numeric parts and one suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Parts<'a> {
+    items: [&'a str; 4],
+    len: usize,
+}
+
+impl<'a> Parts<'a> {
+    fn as_slice(&self) -> &[&'a str] {
+        &self.items[..self.len]
+    }
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `-` present and before any `+`.
+pub(crate) fn is_pre_release(v: &str) -> bool {
+    match (v.find('-'), v.find('+')) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(p), Some(b)) => p < b,
+    }
+}
+
+/// `+` present and before any `-`.
+pub(crate) fn is_build(v: &str) -> bool {
+    match (v.find('+'), v.find('-')) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(b), Some(p)) => b < p,
+    }
+}
+
+/// Split a version; `None` when it is invalid (whitespace, more than two dots, a non-numeric part).
+pub(crate) fn split(v: &str) -> Option<Parts<'_>> {
+    if v.chars().any(|c| c.is_whitespace() || c == '\u{feff}') {
+        return None;
+    }
+    let (prefix, suffix) = if is_pre_release(v) {
+        let i = v.find('-')?;
+        (&v[..i], &v[i + 1..])
+    } else if is_build(v) {
+        let i = v.find('+')?;
+        (&v[..i], &v[i + 1..])
+    } else {
+        (v, "")
+    };
+    if prefix.bytes().filter(|b| *b == b'.').count() > 2 {
+        return None;
+    }
+    let mut parts = Parts {
+        items: [""; 4],
+        len: 0,
+    };
+    for part in prefix.split('.') {
+        if !is_digits(part) {
+            return None;
+        }
+        parts.items[parts.len] = part;
+        parts.len += 1;
+    }
+    if !suffix.is_empty() {
+        parts.items[parts.len] = suffix;
+        parts.len += 1;
+    }
+    Some(parts)
+}
+
+fn js_str_cmp(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        a.cmp(b)
+    } else {
+        a.encode_utf16().cmp(b.encode_utf16())
+    }
+}
+
+/// Compare the user's version with the target: `Some(1)` user above, `Some(0)` equal,
+/// `Some(-1)` below, `None` when either does not parse.
+pub fn compare(target: &str, user: &str) -> Option<i32> {
+    let user_parts = split(user)?;
+    let target_parts = split(target)?;
+    let user_parts = user_parts.as_slice();
+    let target_pre = is_pre_release(target);
+    let user_pre = is_pre_release(user);
+    for (idx, target_part) in target_parts.as_slice().iter().enumerate() {
+        let Some(user_part) = user_parts.get(idx) else {
+            return Some(if target_pre || is_build(target) {
+                1
+            } else {
+                -1
+            });
+        };
+        if !is_digits(user_part) {
+            match js_str_cmp(user_part, target_part) {
+                Ordering::Less => return Some(if target_pre && !user_pre { 1 } else { -1 }),
+                Ordering::Greater => return Some(if !target_pre && user_pre { -1 } else { 1 }),
+                Ordering::Equal => {}
+            }
+        } else {
+            // parseInt on both sides; a NaN target part compares false both ways and continues.
+            let u = crate::jsnum::parse_int(user_part);
+            let t = crate::jsnum::parse_int(target_part);
+            if let (Some(u), Some(t)) = (u, t) {
+                if u > t {
+                    return Some(1);
+                }
+                if u < t {
+                    return Some(-1);
+                }
+            }
+        }
+    }
+    if user_pre && !target_pre {
+        return Some(-1);
+    }
+    Some(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_table() {
+        for (t, u) in [
+            ("2.0.1", "2.0.1"),
+            ("2.9.9-beta", "2.9.9-beta"),
+            ("2.1", "2.1.0"),
+            ("2", "2.12"),
+            ("2.9", "2.9.1"),
+            ("2.9.1", "2.9.1+beta"),
+            ("2.9+beta", "2.9+beta"),
+            ("2.9.9+beta", "2.9.9+beta"),
+            ("2.9.9+beta-alpha", "2.9.9+beta-alpha"),
+            ("2.2.3", "2.2.3+beta"),
+        ] {
+            assert_eq!(compare(t, u), Some(0), "target {t} user {u}");
+        }
+    }
+
+    #[test]
+    fn greater_table() {
+        for (t, u) in [
+            ("2.0.0", "2.0.1"),
+            ("2.0", "3.0.1"),
+            ("2.0.0", "2.1"),
+            ("2.1.2-beta", "2.1.2-release"),
+            ("2.1.3-beta1", "2.1.3-beta2"),
+            ("2.9.9-beta", "2.9.9"),
+            ("2.9.9+beta", "2.9.9"),
+            ("3.7.0-prerelease+build", "3.7.0-prerelease+rc"),
+            ("2.2.3-beta-beta1", "2.2.3-beta-beta2"),
+            ("2.2.3-beta+beta1", "2.2.3-beta+beta2"),
+            ("2.2.3+beta2-beta1", "2.2.3+beta3-beta2"),
+            ("2.2.3+beta", "2.2.3"),
+        ] {
+            assert_eq!(compare(t, u), Some(1), "target {t} user {u}");
+        }
+    }
+
+    #[test]
+    fn less_table() {
+        for (t, u) in [
+            ("2.0.1", "2.0.0"),
+            ("3.0", "2.0.1"),
+            ("2.3", "2.0.1"),
+            ("2.3.5", "2.3.1"),
+            ("2.9.8", "2.9"),
+            ("3.1", "3"),
+            ("2.1.2-release", "2.1.2-beta"),
+            ("2.9.9+beta", "2.9.9-beta"),
+            ("3.7.0+build3.7.0-prerelease+build", "3.7.0-prerelease"),
+            ("2.1.3-beta-beta2", "2.1.3-beta"),
+            ("2.1.3-beta1+beta3", "2.1.3-beta1+beta2"),
+            ("2.1.3", "2.1.3-beta"),
+        ] {
+            assert_eq!(compare(t, u), Some(-1), "target {t} user {u}");
+        }
+    }
+
+    #[test]
+    fn invalid_user_versions() {
+        for u in [
+            "-",
+            ".",
+            "..",
+            "+",
+            "+test",
+            " ",
+            "2 .3. 0",
+            "2.",
+            ".2.2",
+            "3.7.2.2",
+            "3.x",
+            ",",
+            "+build-prerelease",
+            "2..2",
+            "",
+        ] {
+            assert_eq!(compare("2.1.0", u), None, "user {u:?}");
+        }
+    }
+
+    #[test]
+    fn user_with_fewer_parts_than_prerelease_target_is_greater() {
+        assert_eq!(compare("2.1.2-beta", "2.1.2"), Some(1));
+    }
+}

@@ -1,0 +1,559 @@
+//! Wire types -> [`ProjectConfig`], following the JavaScript SDK's `createProjectConfig`.
+
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use super::{
+    Audience, AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig,
+    Rollout, Variation, DUMMY_AUDIENCE_ID,
+};
+use crate::audience::{compile_tree, condition, js_key, js_truthy};
+use crate::bucketing::{end_of_range, Range};
+use crate::datafile::raw;
+use crate::datafile::DatafileError;
+use crate::variables::cast;
+
+/// Traffic entity ids are resolved after every variation is known.
+struct Pending {
+    traffic: Vec<(String, u32)>,
+}
+
+fn string_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => js_key(other).unwrap_or_else(|| "[object Object]".to_string()),
+    }
+}
+
+/// Whether a key is a JavaScript array index (those come first, ascending, in `Object.keys`).
+fn array_index(key: &str) -> Option<u32> {
+    if key.is_empty() || key.len() > 10 || (key.len() > 1 && key.starts_with('0')) {
+        return None;
+    }
+    if !key.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    key.parse::<u64>()
+        .ok()
+        .filter(|n| *n < u64::from(u32::MAX))
+        .map(|n| n as u32)
+}
+
+/// Order unique keys as `Object.keys` would: array indexes ascending, then insertion order.
+fn js_key_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut set = rustc_hash::FxHashSet::default();
+    for k in keys {
+        if set.insert(k) {
+            seen.push(k);
+        }
+    }
+    let mut numeric: Vec<(u32, &str)> = seen
+        .iter()
+        .filter_map(|k| array_index(k).map(|n| (n, *k)))
+        .collect();
+    numeric.sort_unstable_by_key(|(n, _)| *n);
+    let mut out: Vec<&str> = numeric.into_iter().map(|(_, k)| k).collect();
+    out.extend(seen.into_iter().filter(|k| array_index(k).is_none()));
+    out
+}
+
+struct Builder {
+    variations: Vec<Variation>,
+    variation_id_map: FxHashMap<String, usize>,
+    audience_id_map: FxHashMap<String, usize>,
+    var_kinds: FxHashMap<String, String>,
+}
+
+impl Builder {
+    fn add_variation(&mut self, v: raw::Variation) -> usize {
+        let variables = v
+            .variables
+            .into_iter()
+            .map(|u| {
+                let raw_value = string_of(&u.value);
+                let value = match self.var_kinds.get(&u.id) {
+                    Some(kind) => cast(&raw_value, kind),
+                    None => Value::String(raw_value.clone()),
+                };
+                (u.id, raw_value, value)
+            })
+            .collect();
+        let index = self.variations.len();
+        self.variation_id_map.insert(v.id.clone(), index);
+        self.variations.push(Variation {
+            id: v.id,
+            key: v.key,
+            feature_enabled: matches!(v.feature_enabled, Some(Value::Bool(true))),
+            feature_enabled_raw: v.feature_enabled,
+            variables,
+        });
+        index
+    }
+
+    fn audience_rule(&self, ids: &[Value], conditions: Option<&Value>) -> (AudienceRule, String) {
+        let ids_value;
+        let chosen = match conditions {
+            Some(c) if js_truthy(c) => c,
+            _ => {
+                ids_value = Value::Array(ids.to_vec());
+                &ids_value
+            }
+        };
+        let json = serde_json::to_string(chosen).unwrap_or_default();
+        let empty = match chosen {
+            Value::Array(a) => a.is_empty(),
+            Value::String(s) => s.is_empty(),
+            _ => false,
+        };
+        if empty {
+            return (AudienceRule::Everyone, json);
+        }
+        let map = &self.audience_id_map;
+        let tree = compile_tree(chosen, &mut |leaf: &Value| {
+            js_key(leaf).and_then(|k| map.get(&k).copied())
+        });
+        (AudienceRule::Tree(tree), json)
+    }
+
+    fn experiment(
+        &mut self,
+        e: raw::Experiment,
+        group: Option<usize>,
+        pending: &mut Vec<Pending>,
+    ) -> Experiment {
+        let (audience, audience_json) =
+            self.audience_rule(&e.audience_ids, e.audience_conditions.as_ref());
+        let variations = e
+            .variations
+            .into_iter()
+            .map(|v| self.add_variation(v))
+            .collect();
+        pending.push(Pending {
+            traffic: e
+                .traffic_allocation
+                .into_iter()
+                .map(|t| (t.entity_id, end_of_range(t.end_of_range)))
+                .collect(),
+        });
+        let forced_variations = match e.forced_variations {
+            Some(Value::Object(map)) => map.into_iter().map(|(k, v)| (k, string_of(&v))).collect(),
+            _ => Vec::new(),
+        };
+        Experiment {
+            id: e.id,
+            key: e.key,
+            layer_id: e.layer_id.unwrap_or_default(),
+            status: e.status.unwrap_or_default(),
+            running: false,
+            variations,
+            traffic: Vec::new(),
+            audience,
+            audience_json,
+            audience_conditions: e.audience_conditions,
+            forced_variations,
+            group,
+            cmab: e.cmab.as_ref().is_some_and(js_truthy),
+            is_fr: e.kind.as_deref() == Some("fr"),
+            exclude_targeted_deliveries: false,
+            local_holdouts: Vec::new(),
+        }
+    }
+
+    fn holdout(&mut self, h: raw::Holdout, pending: &mut Vec<Pending>) -> Experiment {
+        let exclude = matches!(h.exclude_targeted_deliveries, Some(Value::Bool(true)));
+        let mut exp = self.experiment(
+            raw::Experiment {
+                id: h.id,
+                key: h.key,
+                layer_id: None,
+                status: h.status,
+                variations: h.variations,
+                traffic_allocation: h.traffic_allocation,
+                audience_ids: h.audience_ids,
+                audience_conditions: h.audience_conditions,
+                forced_variations: None,
+                kind: None,
+                cmab: None,
+            },
+            None,
+            pending,
+        );
+        exp.exclude_targeted_deliveries = exclude;
+        exp
+    }
+
+    fn resolve(&self, traffic: Vec<(String, u32)>) -> Vec<Range<Entity>> {
+        traffic
+            .into_iter()
+            .map(|(id, end)| Range {
+                end,
+                target: if id.is_empty() {
+                    Entity::Empty
+                } else {
+                    self.variation_id_map
+                        .get(&id)
+                        .map_or(Entity::Invalid, |i| Entity::Variation(*i))
+                },
+            })
+            .collect()
+    }
+}
+
+fn compile_audience(
+    a: raw::Audience,
+    legacy: bool,
+    index: usize,
+) -> Result<Audience, DatafileError> {
+    let conditions_value = match a.conditions {
+        Value::String(s) if legacy => {
+            serde_json::from_str(&s).map_err(|e| DatafileError::Invalid {
+                path: format!("audiences[{index}].conditions"),
+                message: format!("conditions are not JSON: {e}"),
+            })?
+        }
+        other => other,
+    };
+    let conditions = serde_json::to_string(&conditions_value).unwrap_or_default();
+    let tree = compile_tree(&conditions_value, &mut condition::compile);
+    Ok(Audience {
+        id: a.id,
+        name: a.name,
+        conditions,
+        typed: !legacy,
+        tree,
+    })
+}
+
+pub(super) fn compile(
+    raw: raw::Datafile,
+    datafile: String,
+) -> Result<ProjectConfig, DatafileError> {
+    let version = string_of(&raw.version);
+
+    // Audiences: legacy first, typed overwrite the same id.
+    let mut audiences = Vec::with_capacity(raw.audiences.len() + raw.typed_audiences.len());
+    let mut audience_id_map = FxHashMap::default();
+    for (i, a) in raw.audiences.into_iter().enumerate() {
+        let audience = compile_audience(a, true, i)?;
+        audience_id_map.insert(audience.id.clone(), audiences.len());
+        audiences.push(audience);
+    }
+    for (i, a) in raw.typed_audiences.into_iter().enumerate() {
+        let audience = compile_audience(a, false, i)?;
+        audience_id_map.insert(audience.id.clone(), audiences.len());
+        audiences.push(audience);
+    }
+    let mut audience_order = Vec::new();
+    for (i, a) in audiences.iter().enumerate() {
+        if a.id != DUMMY_AUDIENCE_ID && audience_id_map.get(&a.id) == Some(&i) {
+            audience_order.push(i);
+        }
+    }
+
+    // Variable types by id, to cast variation values once.
+    let mut var_kinds = FxHashMap::default();
+    for f in &raw.feature_flags {
+        for v in &f.variables {
+            var_kinds
+                .entry(v.id.clone())
+                .or_insert_with(|| variable_kind(v));
+        }
+    }
+
+    let mut b = Builder {
+        variations: Vec::new(),
+        variation_id_map: FxHashMap::default(),
+        audience_id_map,
+        var_kinds,
+    };
+
+    // Groups.
+    let mut groups = Vec::with_capacity(raw.groups.len());
+    let mut group_experiments = Vec::new();
+    for (gi, g) in raw.groups.into_iter().enumerate() {
+        groups.push(Group {
+            id: g.id,
+            random: g.policy == "random",
+            traffic: g
+                .traffic_allocation
+                .into_iter()
+                .map(|t| Range {
+                    end: end_of_range(t.end_of_range),
+                    target: t.entity_id,
+                })
+                .collect(),
+        });
+        group_experiments.extend(g.experiments.into_iter().map(|e| (gi, e)));
+    }
+
+    // Experiments: top level, group experiments, rollout rules (the JavaScript order).
+    let mut pending = Vec::new();
+    let mut experiments = Vec::new();
+    for e in raw.experiments {
+        let exp = b.experiment(e, None, &mut pending);
+        experiments.push(exp);
+    }
+    for (gi, e) in group_experiments {
+        let exp = b.experiment(e, Some(gi), &mut pending);
+        experiments.push(exp);
+    }
+    let non_rollout_experiments = experiments.len();
+    let mut rollouts = Vec::with_capacity(raw.rollouts.len());
+    let mut rollout_id_map = FxHashMap::default();
+    for r in raw.rollouts {
+        let mut rules = Vec::with_capacity(r.experiments.len());
+        for e in r.experiments {
+            rules.push(experiments.len());
+            let exp = b.experiment(e, None, &mut pending);
+            experiments.push(exp);
+        }
+        rollout_id_map.insert(r.id.clone(), rollouts.len());
+        rollouts.push(Rollout { rules });
+    }
+
+    // Holdouts: global, then local ones that name at least one rule.
+    let mut holdouts = Vec::new();
+    let mut holdout_pending = Vec::new();
+    let mut global_holdouts = Vec::new();
+    for h in raw.holdouts {
+        global_holdouts.push(holdouts.len());
+        let exp = b.holdout(h, &mut holdout_pending);
+        holdouts.push(exp);
+    }
+    let mut rule_holdouts: FxHashMap<String, Vec<usize>> = FxHashMap::default();
+    for h in raw.local_holdouts {
+        let rules: Vec<String> = match &h.included_rules {
+            Some(Value::Array(list)) if !list.is_empty() => list.iter().map(string_of).collect(),
+            _ => continue,
+        };
+        let index = holdouts.len();
+        let exp = b.holdout(h, &mut holdout_pending);
+        holdouts.push(exp);
+        for rule in rules {
+            rule_holdouts.entry(rule).or_default().push(index);
+        }
+    }
+
+    // Traffic ranges point at the global variation map, complete only now.
+    for (exp, p) in experiments.iter_mut().zip(pending) {
+        exp.traffic = b.resolve(p.traffic);
+    }
+    for (exp, p) in holdouts.iter_mut().zip(holdout_pending) {
+        exp.traffic = b.resolve(p.traffic);
+    }
+
+    let mut experiment_id_map = FxHashMap::default();
+    let mut experiment_key_map = FxHashMap::default();
+    for (i, e) in experiments.iter().enumerate() {
+        experiment_id_map.insert(e.id.clone(), i);
+        experiment_key_map.insert(e.key.clone(), i);
+    }
+    let running: Vec<bool> = experiments
+        .iter()
+        .map(|e| {
+            experiment_key_map
+                .get(&e.key)
+                .is_some_and(|i| experiments[*i].status == "Running")
+        })
+        .collect();
+    for (e, r) in experiments.iter_mut().zip(running) {
+        e.running = r;
+        if let Some(list) = rule_holdouts.get(&e.id) {
+            e.local_holdouts = list.clone();
+        }
+    }
+    for h in holdouts.iter_mut() {
+        h.running = h.status == "Running";
+    }
+
+    // Flags.
+    let mut flags = Vec::with_capacity(raw.feature_flags.len());
+    let mut flag_key_map = FxHashMap::default();
+    for (fi, f) in raw.feature_flags.into_iter().enumerate() {
+        let rollout_id = f.rollout_id.unwrap_or_default();
+        let rollout = if rollout_id.is_empty() {
+            None
+        } else {
+            rollout_id_map.get(&rollout_id).copied()
+        };
+        let everyone_else = rollout
+            .and_then(|r| rollouts[r].rules.last())
+            .and_then(|rule| experiments[*rule].variations.first().copied());
+        let mut exp_indexes = Vec::with_capacity(f.experiment_ids.len());
+        let mut by_id: Vec<(String, usize)> = Vec::new();
+        for (j, id) in f.experiment_ids.iter().enumerate() {
+            let Some(&ei) = experiment_id_map.get(id) else {
+                return Err(DatafileError::Invalid {
+                    path: format!("featureFlags[{fi}].experimentIds[{j}]"),
+                    message: format!("experiment id \"{id}\" is not in the datafile"),
+                });
+            };
+            if let Some(ev) = everyone_else {
+                // "fr" experiments send unallocated traffic to the everyone-else variation.
+                if experiments[ei].is_fr {
+                    let target = b
+                        .variation_id_map
+                        .get(&b.variations[ev].id)
+                        .map_or(Entity::Invalid, |i| Entity::Variation(*i));
+                    let exp = &mut experiments[ei];
+                    exp.variations.push(ev);
+                    exp.traffic.push(Range {
+                        end: 10_000,
+                        target,
+                    });
+                }
+            }
+            exp_indexes.push(ei);
+            for v in &experiments[ei].variations {
+                push_by_id(&mut by_id, &b.variations[*v].id, *v);
+            }
+        }
+        if let Some(r) = rollout {
+            for rule in &rollouts[r].rules {
+                for v in &experiments[*rule].variations {
+                    push_by_id(&mut by_id, &b.variations[*v].id, *v);
+                }
+            }
+        }
+        let order = js_key_order(by_id.iter().map(|(id, _)| id.as_str()));
+        let variations = order
+            .iter()
+            .filter_map(|id| by_id.iter().find(|(k, _)| k == id).map(|(_, v)| *v))
+            .collect();
+        let variables = f
+            .variables
+            .iter()
+            .map(|v| {
+                let kind = variable_kind(v);
+                let default_raw = string_of(&v.default_value);
+                let default_value = cast(&default_raw, &kind);
+                FlagVariable {
+                    id: v.id.clone(),
+                    key: v.key.clone(),
+                    kind,
+                    default_raw,
+                    default_value,
+                }
+            })
+            .collect();
+        flag_key_map.insert(f.key.clone(), flags.len());
+        flags.push(Flag {
+            id: f.id,
+            key: f.key,
+            experiments: exp_indexes,
+            rollout_id,
+            rollout,
+            variables,
+            variations,
+        });
+    }
+    let flag_order = js_key_order(flags.iter().map(|f| f.key.as_str()))
+        .into_iter()
+        .filter_map(|k| flag_key_map.get(k).copied())
+        .collect();
+
+    let attributes: Vec<(String, String)> =
+        raw.attributes.into_iter().map(|a| (a.id, a.key)).collect();
+    let attribute_key_map = attributes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, k))| (k.clone(), i))
+        .collect();
+    let events: Vec<Event> = raw
+        .events
+        .into_iter()
+        .map(|e| Event {
+            id: e.id,
+            key: e.key,
+            experiment_ids: e.experiment_ids,
+        })
+        .collect();
+    let event_key_map = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.key.clone(), i))
+        .collect();
+
+    let mut odp: Option<(String, String)> = None;
+    for i in raw.integrations.iter().filter(|i| i.key == "odp") {
+        let (host, key) = odp.get_or_insert_with(Default::default);
+        if host.is_empty() {
+            *host = i.host.clone().unwrap_or_default();
+        }
+        if key.is_empty() {
+            *key = i.public_key.clone().unwrap_or_default();
+        }
+    }
+    let region = raw
+        .region
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "US".to_string());
+    Ok(ProjectConfig {
+        datafile,
+        version,
+        revision: raw.revision,
+        account_id: raw.account_id,
+        project_id: raw.project_id,
+        sdk_key: raw.sdk_key.unwrap_or_default(),
+        environment_key: raw.environment_key.unwrap_or_default(),
+        region,
+        anonymize_ip: raw.anonymize_ip.as_ref().is_some_and(js_truthy),
+        bot_filtering: match raw.bot_filtering {
+            Some(Value::Bool(b)) => Some(b),
+            _ => None,
+        },
+        send_flag_decisions: raw.send_flag_decisions.as_ref().is_some_and(js_truthy),
+        variations: b.variations,
+        variation_id_map: b.variation_id_map,
+        experiments,
+        non_rollout_experiments,
+        experiment_id_map,
+        experiment_key_map,
+        holdouts,
+        global_holdouts,
+        groups,
+        flags,
+        flag_key_map,
+        flag_order,
+        rollouts,
+        audiences,
+        audience_id_map: b.audience_id_map,
+        audience_order,
+        attributes,
+        attribute_key_map,
+        events,
+        event_key_map,
+        odp,
+    })
+}
+
+fn push_by_id(list: &mut Vec<(String, usize)>, id: &str, v: usize) {
+    match list.iter_mut().find(|(k, _)| k == id) {
+        Some(slot) => slot.1 = v,
+        None => list.push((id.to_string(), v)),
+    }
+}
+
+/// The variable type, with `string` + `subType: json` read as `json`.
+fn variable_kind(v: &raw::Variable) -> String {
+    if v.kind == "string" && v.sub_type.as_deref() == Some("json") {
+        "json".to_string()
+    } else {
+        v.kind.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_key_order() {
+        let keys = ["b", "10", "a", "2", "02", "b", "4294967295", "1"];
+        assert_eq!(
+            js_key_order(keys.into_iter()),
+            ["1", "2", "10", "b", "a", "02", "4294967295"]
+        );
+    }
+}

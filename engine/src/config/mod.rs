@@ -1,0 +1,343 @@
+//! The compiled, immutable project config: indexes by key and id, pre-parsed audiences,
+//! traffic ranges resolved to variations, variable values cast once.
+
+mod compile;
+
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use crate::audience::condition::Condition;
+use crate::audience::Tree;
+use crate::bucketing::Range;
+use crate::datafile::DatafileError;
+use crate::user::UserContext;
+
+/// What a traffic range of an experiment, rule or holdout points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entity {
+    /// A variation (index into the global variation list; looked up globally, as JavaScript does).
+    Variation(usize),
+    /// `entityId: ""`: a traffic hole.
+    Empty,
+    /// An id that names no variation in the datafile.
+    Invalid,
+}
+
+/// A variation with its variable values cast once.
+#[derive(Debug, Clone)]
+pub(crate) struct Variation {
+    pub id: String,
+    pub key: String,
+    pub feature_enabled: bool,
+    /// `featureEnabled` as the datafile has it (for `OptimizelyConfig`).
+    pub feature_enabled_raw: Option<Value>,
+    /// `(variable id, raw string, cast value)` in datafile order.
+    pub variables: Vec<(String, String, Value)>,
+}
+
+/// Which audiences an experiment, rule or holdout requires.
+#[derive(Debug, Clone)]
+pub(crate) enum AudienceRule {
+    /// No audience: everyone passes.
+    Everyone,
+    /// A tree over audience indexes (`None` = an id missing from the datafile).
+    Tree(Tree<Option<usize>>),
+}
+
+/// An experiment, a rollout rule or a holdout.
+#[derive(Debug, Clone)]
+pub(crate) struct Experiment {
+    pub id: String,
+    pub key: String,
+    pub layer_id: String,
+    pub status: String,
+    /// Status "Running", looked up by key as JavaScript's `isActive` does.
+    pub running: bool,
+    /// Global variation indexes, in the experiment's order (an FR rule gets everyone-else appended).
+    pub variations: Vec<usize>,
+    pub traffic: Vec<Range<Entity>>,
+    pub audience: AudienceRule,
+    /// `JSON.stringify(audienceConditions || audienceIds)`, for reasons.
+    pub audience_json: String,
+    pub audience_conditions: Option<Value>,
+    /// Whitelisting: user id -> variation key.
+    pub forced_variations: Vec<(String, String)>,
+    pub group: Option<usize>,
+    pub cmab: bool,
+    /// Experiment `type` is "fr" (feature rollout).
+    pub is_fr: bool,
+    /// Holdouts only: the holdout does not apply to delivery rules.
+    pub exclude_targeted_deliveries: bool,
+    /// Local holdouts (indexes into `holdouts`) whose `includedRules` name this rule.
+    pub local_holdouts: Vec<usize>,
+}
+
+/// A mutual-exclusion group.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub id: String,
+    pub random: bool,
+    pub traffic: Vec<Range<String>>,
+}
+
+/// A flag variable with its default cast once.
+#[derive(Debug, Clone)]
+pub(crate) struct FlagVariable {
+    pub id: String,
+    pub key: String,
+    pub kind: String,
+    pub default_raw: String,
+    pub default_value: Value,
+}
+
+/// A feature flag.
+#[derive(Debug, Clone)]
+pub(crate) struct Flag {
+    pub id: String,
+    pub key: String,
+    pub experiments: Vec<usize>,
+    pub rollout_id: String,
+    /// `None` when `rolloutId` is "" or names no rollout.
+    pub rollout: Option<usize>,
+    pub variables: Vec<FlagVariable>,
+    /// All variations of the flag's rules, as JavaScript orders them (numeric ids ascending first).
+    pub variations: Vec<usize>,
+}
+
+/// Delivery rules of a flag.
+#[derive(Debug, Clone)]
+pub(crate) struct Rollout {
+    pub rules: Vec<usize>,
+}
+
+/// An audience with its conditions pre-parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct Audience {
+    pub id: String,
+    pub name: String,
+    /// The conditions as a JSON string (`JSON.stringify` of the parsed conditions).
+    pub conditions: String,
+    /// From `typedAudiences`.
+    pub typed: bool,
+    pub tree: Tree<Condition>,
+}
+
+/// A conversion event.
+#[derive(Debug, Clone)]
+pub(crate) struct Event {
+    pub id: String,
+    pub key: String,
+    pub experiment_ids: Vec<String>,
+}
+
+/// The compiled datafile. Immutable, `Send + Sync`; compile once per revision.
+#[derive(Debug, Clone)]
+pub struct ProjectConfig {
+    pub(crate) datafile: String,
+    pub(crate) version: String,
+    pub(crate) revision: String,
+    pub(crate) account_id: String,
+    pub(crate) project_id: String,
+    pub(crate) sdk_key: String,
+    pub(crate) environment_key: String,
+    pub(crate) region: String,
+    pub(crate) anonymize_ip: bool,
+    pub(crate) bot_filtering: Option<bool>,
+    pub(crate) send_flag_decisions: bool,
+    pub(crate) variations: Vec<Variation>,
+    pub(crate) variation_id_map: FxHashMap<String, usize>,
+    /// Top-level and group experiments, then rollout rules.
+    pub(crate) experiments: Vec<Experiment>,
+    /// Number of leading `experiments` that are top-level or group experiments.
+    pub(crate) non_rollout_experiments: usize,
+    pub(crate) experiment_id_map: FxHashMap<String, usize>,
+    pub(crate) experiment_key_map: FxHashMap<String, usize>,
+    pub(crate) holdouts: Vec<Experiment>,
+    pub(crate) global_holdouts: Vec<usize>,
+    pub(crate) groups: Vec<Group>,
+    pub(crate) flags: Vec<Flag>,
+    pub(crate) flag_key_map: FxHashMap<String, usize>,
+    /// Flag indexes in `Object.keys(featureKeyMap)` order.
+    pub(crate) flag_order: Vec<usize>,
+    pub(crate) rollouts: Vec<Rollout>,
+    pub(crate) audiences: Vec<Audience>,
+    pub(crate) audience_id_map: FxHashMap<String, usize>,
+    /// Audience indexes for [`ProjectConfig::audiences`]: typed wins, dummy excluded.
+    pub(crate) audience_order: Vec<usize>,
+    pub(crate) attributes: Vec<(String, String)>,
+    pub(crate) attribute_key_map: FxHashMap<String, usize>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) event_key_map: FxHashMap<String, usize>,
+    /// ODP integration `(host, publicKey)`: the first non-empty of each among `key == "odp"` entries.
+    pub(crate) odp: Option<(String, String)>,
+}
+
+/// Audience id the datafile uses as a legacy placeholder.
+pub(crate) const DUMMY_AUDIENCE_ID: &str = "$opt_dummy_audience";
+
+impl ProjectConfig {
+    /// Parse and compile a datafile from text.
+    pub fn parse(datafile: &str) -> Result<ProjectConfig, DatafileError> {
+        Self::from_slice(datafile.as_bytes())
+    }
+
+    /// Parse and compile a datafile from bytes (UTF-8 JSON).
+    pub fn from_slice(datafile: &[u8]) -> Result<ProjectConfig, DatafileError> {
+        let raw = crate::datafile::read(datafile)?;
+        let text = String::from_utf8(datafile.to_vec()).map_err(|e| DatafileError::Json {
+            line: 1,
+            column: e.utf8_error().valid_up_to() + 1,
+            message: "datafile is not valid UTF-8".to_string(),
+        })?;
+        compile::compile(raw, text)
+    }
+
+    /// Datafile `version` ("2", "3" or "4").
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+    /// Datafile `revision`.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+    /// Datafile `accountId`.
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+    /// Datafile `projectId`.
+    pub fn project_id(&self) -> &str {
+        &self.project_id
+    }
+    /// Datafile `sdkKey`, "" when absent.
+    pub fn sdk_key(&self) -> &str {
+        &self.sdk_key
+    }
+    /// Datafile `environmentKey`, "" when absent.
+    pub fn environment_key(&self) -> &str {
+        &self.environment_key
+    }
+    /// Datafile `region`, "US" when absent or empty.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+    /// Datafile `anonymizeIP` (false when absent).
+    pub fn anonymize_ip(&self) -> bool {
+        self.anonymize_ip
+    }
+    /// Datafile `botFiltering`, `None` when absent (then no `$opt_bot_filtering` attribute is sent).
+    pub fn bot_filtering(&self) -> Option<bool> {
+        self.bot_filtering
+    }
+    /// Datafile `sendFlagDecisions` (false when absent).
+    pub fn send_flag_decisions(&self) -> bool {
+        self.send_flag_decisions
+    }
+    /// The original datafile text.
+    pub fn datafile(&self) -> &str {
+        &self.datafile
+    }
+    /// The ODP integration `(host, public key)`, when the datafile has an `odp` integration.
+    pub fn odp_integration(&self) -> Option<(&str, &str)> {
+        self.odp.as_ref().map(|(h, k)| (h.as_str(), k.as_str()))
+    }
+
+    /// The layer id of an experiment or rule by id (JavaScript `getLayerId`).
+    pub(crate) fn layer_id(&self, experiment_id: &str) -> Option<&str> {
+        self.experiment_id_map
+            .get(experiment_id)
+            .map(|i| self.experiments[*i].layer_id.as_str())
+    }
+
+    /// Flag keys in the order decide-all uses (the datafile's, except that JavaScript puts
+    /// integer-like keys first in numeric order).
+    pub fn flag_keys(&self) -> impl Iterator<Item = &str> {
+        self.flag_order.iter().map(|i| self.flags[*i].key.as_str())
+    }
+
+    /// Event keys in datafile order.
+    pub fn event_keys(&self) -> impl Iterator<Item = &str> {
+        self.events.iter().map(|e| e.key.as_str())
+    }
+
+    /// `(id, name)` of every audience (typed wins over legacy; `$opt_dummy_audience` excluded).
+    pub fn audiences(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.audience_order.iter().map(|i| {
+            (
+                self.audiences[*i].id.as_str(),
+                self.audiences[*i].name.as_str(),
+            )
+        })
+    }
+
+    /// `Some(true|false)` or `None` (unknown, or no such audience) for one audience id.
+    pub fn evaluate_audience(&self, audience_id: &str, user: &UserContext) -> Option<bool> {
+        let index = *self.audience_id_map.get(audience_id)?;
+        self.evaluate_audience_index(index, user)
+    }
+
+    #[inline]
+    pub(crate) fn evaluate_audience_index(&self, index: usize, user: &UserContext) -> Option<bool> {
+        self.audiences[index]
+            .tree
+            .evaluate(&mut |c| c.evaluate(user))
+    }
+
+    /// Whether the user passes an audience rule (unknown counts as false).
+    #[inline]
+    pub(crate) fn passes(&self, rule: &AudienceRule, user: &UserContext) -> bool {
+        match rule {
+            AudienceRule::Everyone => true,
+            AudienceRule::Tree(tree) => {
+                tree.evaluate(&mut |leaf| leaf.and_then(|i| self.evaluate_audience_index(i, user)))
+                    == Some(true)
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn flag(&self, key: &str) -> Option<&Flag> {
+        self.flag_key_map.get(key).map(|i| &self.flags[*i])
+    }
+
+    #[inline]
+    pub(crate) fn variation_by_id(&self, id: &str) -> Option<&Variation> {
+        self.variation_id_map.get(id).map(|i| &self.variations[*i])
+    }
+
+    /// JavaScript `getFlagVariationByKey`: the first variation with that key in the flag's list.
+    pub(crate) fn flag_variation_by_key(&self, flag: &Flag, key: &str) -> Option<&Variation> {
+        flag.variations
+            .iter()
+            .map(|i| &self.variations[*i])
+            .find(|v| v.key == key)
+    }
+
+    /// JavaScript `experiment.variationKeyMap[key]` (the last variation with that key).
+    pub(crate) fn experiment_variation_by_key(
+        &self,
+        exp: &Experiment,
+        key: &str,
+    ) -> Option<&Variation> {
+        exp.variations
+            .iter()
+            .rev()
+            .map(|i| &self.variations[*i])
+            .find(|v| v.key == key)
+    }
+
+    pub(crate) fn experiment_by_key(&self, key: &str) -> Option<&Experiment> {
+        self.experiment_key_map
+            .get(key)
+            .map(|i| &self.experiments[*i])
+    }
+
+    pub(crate) fn event(&self, key: &str) -> Option<&Event> {
+        self.event_key_map.get(key).map(|i| &self.events[*i])
+    }
+
+    pub(crate) fn attribute_id(&self, key: &str) -> Option<&str> {
+        self.attribute_key_map
+            .get(key)
+            .map(|i| self.attributes[*i].0.as_str())
+    }
+}

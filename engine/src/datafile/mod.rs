@@ -1,0 +1,174 @@
+//! Reading datafile text: the wire types and the errors a datafile can raise.
+
+pub(crate) mod raw;
+
+use serde_json::error::Category;
+
+/// The datafile versions this engine reads (compared as strings, as the SDKs do).
+pub const SUPPORTED_VERSIONS: [&str; 3] = ["2", "3", "4"];
+
+/// Why a datafile could not be turned into a [`ProjectConfig`](crate::ProjectConfig).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatafileError {
+    /// The text is not JSON (or not UTF-8).
+    #[error("datafile is malformed JSON at line {line}, column {column}: {message}")]
+    Json {
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What the JSON parser said.
+        message: String,
+    },
+    /// `version` is not one of the strings "2", "3", "4". Holds the version as found in the JSON.
+    #[error("this engine does not support the given datafile version: {0}")]
+    UnsupportedVersion(String),
+    /// A field the engine needs is absent.
+    #[error("datafile is missing the required field `{path}`")]
+    MissingField {
+        /// Where the field was expected, e.g. `experiments[3].id`.
+        path: String,
+    },
+    /// A field has the wrong shape, or the datafile contradicts itself.
+    #[error("datafile is invalid at `{path}`: {message}")]
+    Invalid {
+        /// Where the problem is, e.g. `featureFlags[0].experimentIds[1]`.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Parse the bytes into wire types, with typed errors.
+pub(crate) fn read(bytes: &[u8]) -> Result<raw::Datafile, DatafileError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed: Result<raw::Datafile, _> = serde_path_to_error::deserialize(&mut de);
+    let datafile = match parsed {
+        Ok(d) => {
+            if let Err(e) = de.end() {
+                return Err(json_error(&e));
+            }
+            d
+        }
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            match inner.classify() {
+                Category::Syntax | Category::Eof | Category::Io => return Err(json_error(&inner)),
+                Category::Data => {
+                    // Report an unsupported version before a shape problem, as the SDKs check it first.
+                    if let Ok(v) = serde_json::from_slice::<raw::VersionOnly>(bytes) {
+                        check_version(v.version.as_ref())?;
+                    }
+                    let message = strip_position(&inner.to_string());
+                    if let Some(field) = message
+                        .strip_prefix("missing field `")
+                        .and_then(|m| m.split('`').next())
+                    {
+                        let path = if path == "." || path.is_empty() {
+                            field.to_string()
+                        } else {
+                            format!("{path}.{field}")
+                        };
+                        return Err(DatafileError::MissingField { path });
+                    }
+                    return Err(DatafileError::Invalid { path, message });
+                }
+            }
+        }
+    };
+    check_version(Some(&datafile.version))?;
+    Ok(datafile)
+}
+
+fn check_version(version: Option<&serde_json::Value>) -> Result<(), DatafileError> {
+    match version {
+        Some(serde_json::Value::String(s)) if SUPPORTED_VERSIONS.contains(&s.as_str()) => Ok(()),
+        Some(serde_json::Value::String(s)) => Err(DatafileError::UnsupportedVersion(s.clone())),
+        Some(other) => Err(DatafileError::UnsupportedVersion(other.to_string())),
+        None => Err(DatafileError::UnsupportedVersion("undefined".to_string())),
+    }
+}
+
+fn json_error(e: &serde_json::Error) -> DatafileError {
+    DatafileError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    }
+}
+
+/// serde_json appends " at line L column C"; the error variant carries those separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_json_has_line_and_column() {
+        let err = read(b"{\n  \"version\": \"4\",\n  oops }").err().unwrap();
+        match err {
+            DatafileError::Json { line, column, .. } => {
+                assert_eq!(line, 3);
+                assert!(column > 0);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unsupported_versions() {
+        let five = br#"{"version":"5","accountId":"1","projectId":"2","revision":"3"}"#;
+        assert_eq!(
+            read(five).err(),
+            Some(DatafileError::UnsupportedVersion("5".into()))
+        );
+        let number = br#"{"version":4,"accountId":"1","projectId":"2","revision":"3"}"#;
+        assert_eq!(
+            read(number).err(),
+            Some(DatafileError::UnsupportedVersion("4".into()))
+        );
+        // Version wins over a missing field.
+        let odd = br#"{"version":"1"}"#;
+        assert_eq!(
+            read(odd).err(),
+            Some(DatafileError::UnsupportedVersion("1".into()))
+        );
+    }
+
+    #[test]
+    fn missing_field_names_its_path() {
+        let df = br#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
+            "experiments":[{"id":"1","key":"a"},{"key":"b"}]}"#;
+        assert_eq!(
+            read(df).err(),
+            Some(DatafileError::MissingField {
+                path: "experiments[1].id".into()
+            })
+        );
+        let top = br#"{"version":"4","accountId":"1","projectId":"2"}"#;
+        assert_eq!(
+            read(top).err(),
+            Some(DatafileError::MissingField {
+                path: "revision".into()
+            })
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_invalid_with_path() {
+        let df = br#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
+            "events":[{"id":5,"key":"a"}]}"#;
+        match read(df).err() {
+            Some(DatafileError::Invalid { path, .. }) => assert_eq!(path, "events[0].id"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

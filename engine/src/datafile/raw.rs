@@ -1,0 +1,208 @@
+//! Tolerant serde wire types of the datafile, as the JSON says it.
+//!
+//! Unknown fields are ignored. Fields whose content may be odd in real datafiles (condition trees,
+//! variable values, flags such as `featureEnabled`) are kept as [`serde_json::Value`] and judged by
+//! the compiler, so an unexpected shape degrades to "unknown" instead of failing the datafile.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Only the `version` field, read first to report an unsupported version before anything else.
+#[derive(Deserialize)]
+pub(crate) struct VersionOnly {
+    #[serde(default)]
+    pub version: Option<Value>,
+}
+
+/// A whole datafile.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Datafile {
+    pub version: Value,
+    pub account_id: String,
+    pub project_id: String,
+    pub revision: String,
+    #[serde(default, rename = "anonymizeIP")]
+    pub anonymize_ip: Option<Value>,
+    #[serde(default)]
+    pub bot_filtering: Option<Value>,
+    #[serde(default)]
+    pub send_flag_decisions: Option<Value>,
+    #[serde(default)]
+    pub sdk_key: Option<String>,
+    #[serde(default)]
+    pub environment_key: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub attributes: Vec<Attribute>,
+    #[serde(default)]
+    pub audiences: Vec<Audience>,
+    #[serde(default)]
+    pub typed_audiences: Vec<Audience>,
+    #[serde(default)]
+    pub events: Vec<Event>,
+    #[serde(default)]
+    pub experiments: Vec<Experiment>,
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    #[serde(default)]
+    pub feature_flags: Vec<FeatureFlag>,
+    #[serde(default)]
+    pub rollouts: Vec<Rollout>,
+    #[serde(default)]
+    pub integrations: Vec<Integration>,
+    #[serde(default)]
+    pub holdouts: Vec<Holdout>,
+    #[serde(default)]
+    pub local_holdouts: Vec<Holdout>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Attribute {
+    pub id: String,
+    pub key: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Audience {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// A JSON string for legacy audiences, a JSON array/object for typed audiences.
+    pub conditions: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Event {
+    pub id: String,
+    pub key: String,
+    #[serde(default)]
+    pub experiment_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TrafficAllocation {
+    pub entity_id: String,
+    pub end_of_range: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct VariableUsage {
+    pub id: String,
+    pub value: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Variation {
+    pub id: String,
+    pub key: String,
+    #[serde(default)]
+    pub feature_enabled: Option<Value>,
+    #[serde(default)]
+    pub variables: Vec<VariableUsage>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Experiment {
+    pub id: String,
+    pub key: String,
+    #[serde(default)]
+    pub layer_id: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub variations: Vec<Variation>,
+    #[serde(default)]
+    pub traffic_allocation: Vec<TrafficAllocation>,
+    #[serde(default)]
+    pub audience_ids: Vec<Value>,
+    #[serde(default)]
+    pub audience_conditions: Option<Value>,
+    #[serde(default)]
+    pub forced_variations: Option<Value>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub cmab: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Group {
+    pub id: String,
+    #[serde(default)]
+    pub policy: String,
+    #[serde(default)]
+    pub traffic_allocation: Vec<TrafficAllocation>,
+    #[serde(default)]
+    pub experiments: Vec<Experiment>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Variable {
+    pub id: String,
+    pub key: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub sub_type: Option<String>,
+    pub default_value: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FeatureFlag {
+    pub id: String,
+    pub key: String,
+    #[serde(default)]
+    pub experiment_ids: Vec<String>,
+    #[serde(default)]
+    pub rollout_id: Option<String>,
+    #[serde(default)]
+    pub variables: Vec<Variable>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Rollout {
+    pub id: String,
+    #[serde(default)]
+    pub experiments: Vec<Experiment>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Integration {
+    pub key: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub public_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Holdout {
+    pub id: String,
+    pub key: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub variations: Vec<Variation>,
+    #[serde(default)]
+    pub traffic_allocation: Vec<TrafficAllocation>,
+    #[serde(default)]
+    pub audience_ids: Vec<Value>,
+    #[serde(default)]
+    pub audience_conditions: Option<Value>,
+    #[serde(default)]
+    pub included_rules: Option<Value>,
+    #[serde(default)]
+    pub exclude_targeted_deliveries: Option<Value>,
+}

@@ -1,0 +1,400 @@
+//! The decision flow for one flag (JavaScript `resolveVariationForFlag`; spec §4.2-§4.5).
+//! Reason texts are the JavaScript SDK's.
+
+use std::fmt;
+
+use super::decision::{DecisionSource, Outcome, Reasons};
+use super::forced::ForcedVariations;
+use super::profile::Tracker;
+use crate::bucketing::{bucket_value, find_bucket};
+use crate::config::{Entity, Experiment, Flag, ProjectConfig, Variation};
+use crate::user::UserContext;
+
+/// How a rule is named in audience and targeting reasons.
+#[derive(Clone, Copy)]
+enum LogKey<'k> {
+    Key(&'k str),
+    Index(usize),
+    EveryoneElse,
+}
+
+impl fmt::Display for LogKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogKey::Key(k) => f.write_str(k),
+            LogKey::Index(i) => write!(f, "{i}"),
+            LogKey::EveryoneElse => f.write_str("Everyone Else"),
+        }
+    }
+}
+
+/// Everything one flag evaluation needs.
+pub(crate) struct Flow<'a, 'u> {
+    pub config: &'a ProjectConfig,
+    pub user: &'u UserContext,
+    pub bucketing_id: &'u str,
+    pub forced: Option<&'a ForcedVariations>,
+    pub tracker: Option<&'u mut Tracker>,
+    pub reasons: Reasons,
+}
+
+impl<'a> Flow<'a, '_> {
+    /// Decide one flag.
+    pub(crate) fn decide_flag(&mut self, flag: &'a Flag) -> Outcome<'a> {
+        let config = self.config;
+        if let Some(v) = self.validated_forced(flag, None) {
+            return outcome(Some(v), None, DecisionSource::FeatureTest);
+        }
+        let mut applied = None;
+        for &hi in &config.global_holdouts {
+            let h = &config.holdouts[hi];
+            if let Some(v) = self.holdout_variation(h) {
+                if h.exclude_targeted_deliveries {
+                    self.reasons.add(|| {
+                        format!(
+                            "Holdout \"{}\" has excludeTargetedDeliveries enabled, continuing to rollout evaluation.",
+                            h.key
+                        )
+                    });
+                    applied = Some((h, v));
+                    break;
+                }
+                return outcome(Some(v), Some(h), DecisionSource::Holdout);
+            }
+        }
+        if applied.is_some() {
+            self.reasons.duplicate();
+        } else if let Some(found) = self.experiments(flag) {
+            return found;
+        }
+        let mut out = self.rollout(flag);
+        let uid = self.user.user_id();
+        if out.variation.is_some() {
+            self.reasons
+                .add(|| format!("User {uid} is in rollout of feature {}.", flag.key));
+        } else {
+            self.reasons
+                .add(|| format!("User {uid} is not in rollout of feature {}.", flag.key));
+        }
+        out.extra_holdout = applied;
+        out
+    }
+
+    fn experiments(&mut self, flag: &'a Flag) -> Option<Outcome<'a>> {
+        let config = self.config;
+        if flag.experiments.is_empty() {
+            self.reasons
+                .add(|| format!("Feature {} is not attached to any experiments.", flag.key));
+            return None;
+        }
+        for &ei in &flag.experiments {
+            let e = &config.experiments[ei];
+            if let Some(fv) = self.validated_forced(flag, Some(&e.key)) {
+                let v = config.experiment_variation_by_key(e, &fv.key).unwrap_or(fv);
+                return Some(outcome(Some(v), Some(e), DecisionSource::FeatureTest));
+            }
+            for &hi in &e.local_holdouts {
+                let h = &config.holdouts[hi];
+                if let Some(v) = self.holdout_variation(h) {
+                    return Some(outcome(Some(v), Some(h), DecisionSource::Holdout));
+                }
+            }
+            if let Some(found) = self.resolve_variation(e) {
+                let v = config
+                    .experiment_variation_by_key(e, &found.key)
+                    .or_else(|| config.flag_variation_by_key(flag, &found.key));
+                return Some(outcome(v, Some(e), DecisionSource::FeatureTest));
+            }
+        }
+        None
+    }
+
+    fn rollout(&mut self, flag: &'a Flag) -> Outcome<'a> {
+        let config = self.config;
+        let none = outcome(None, None, DecisionSource::Rollout);
+        if flag.rollout_id.is_empty() {
+            self.reasons
+                .add(|| format!("There is no rollout of feature {}.", flag.key));
+            return none;
+        }
+        let Some(ri) = flag.rollout else {
+            self.reasons.add(|| {
+                format!(
+                    "Invalid rollout ID {} attached to feature {}",
+                    flag.rollout_id, flag.key
+                )
+            });
+            return none;
+        };
+        let rules = &config.rollouts[ri].rules;
+        if rules.is_empty() {
+            self.reasons
+                .add(|| format!("Rollout of feature {} has no experiments", flag.rollout_id));
+            return none;
+        }
+        let last = rules.len() - 1;
+        let mut index = 0;
+        while index < rules.len() {
+            let rule = &config.experiments[rules[index]];
+            if let Some(v) = self.validated_forced(flag, Some(&rule.key)) {
+                return outcome(Some(v), Some(rule), DecisionSource::Rollout);
+            }
+            for &hi in &rule.local_holdouts {
+                let h = &config.holdouts[hi];
+                if let Some(v) = self.holdout_variation(h) {
+                    return outcome(Some(v), Some(h), DecisionSource::Holdout);
+                }
+            }
+            let everyone_else = index == last;
+            let key = if everyone_else {
+                LogKey::EveryoneElse
+            } else {
+                LogKey::Index(index + 1)
+            };
+            let mut skip = false;
+            let uid = self.user.user_id();
+            if self.audience_check(rule, "rule", key) {
+                self.reasons
+                    .add(|| format!("User {uid} meets conditions for targeting rule {key}."));
+                if let Some(v) = self.bucket(rule) {
+                    self.reasons
+                        .add(|| format!("User {uid} bucketed into targeting rule {key}."));
+                    return outcome(Some(v), Some(rule), DecisionSource::Rollout);
+                }
+                if !everyone_else {
+                    self.reasons.add(|| {
+                        format!("User {uid} not bucketed into targeting rule {key} due to traffic allocation. Trying everyone rule.")
+                    });
+                    skip = true;
+                }
+            } else {
+                self.reasons.add(|| {
+                    format!("User {uid} does not meet conditions for targeting rule {key}.")
+                });
+            }
+            index = if skip { last } else { index + 1 };
+        }
+        none
+    }
+
+    /// `getVariation` for an experiment rule: the variation found in the global map.
+    fn resolve_variation(&mut self, e: &'a Experiment) -> Option<&'a Variation> {
+        let config = self.config;
+        let uid = self.user.user_id();
+        if !e.running {
+            self.reasons
+                .add(|| format!("Experiment {} is not running.", e.key));
+            return None;
+        }
+        if let Some(forced) = self.forced.filter(|f| !f.is_empty()) {
+            if let Some(vkey) = forced.get(uid, &e.key) {
+                let found = config
+                    .experiment_by_key(&e.key)
+                    .and_then(|x| config.experiment_variation_by_key(x, &vkey));
+                if let Some(v) = found {
+                    self.reasons.add(|| {
+                        format!(
+                            "Variation {} is mapped to experiment {} and user {uid} in the forced variation map.",
+                            v.key, e.key
+                        )
+                    });
+                    return Some(v);
+                }
+            }
+        }
+        if let Some((_, vkey)) = e.forced_variations.iter().find(|(u, _)| u == uid) {
+            match config.experiment_variation_by_key(e, vkey) {
+                Some(v) => {
+                    self.reasons
+                        .add(|| format!("User {uid} is forced in variation {vkey}."));
+                    return Some(v);
+                }
+                None => self.reasons.add(|| {
+                    format!("Variation key {vkey} is not in datafile. Not activating user {uid}.")
+                }),
+            }
+        }
+        if let Some(tracker) = self.tracker.as_deref() {
+            if let Some(v) = tracker
+                .map
+                .get(&e.id)
+                .and_then(|id| config.variation_by_id(id))
+            {
+                self.reasons.add(|| {
+                    format!(
+                        "Returning previously activated variation \"{}\" of experiment \"{}\" for user \"{uid}\" from user profile.",
+                        v.key, e.key
+                    )
+                });
+                return Some(v);
+            }
+        }
+        if !self.audience_check(e, "experiment", LogKey::Key(&e.key)) {
+            self.reasons.add(|| {
+                format!(
+                    "User {uid} does not meet conditions to be in experiment {}.",
+                    e.key
+                )
+            });
+            return None;
+        }
+        let found = if e.cmab {
+            self.reasons
+                .add(|| "CMAB is not supported in sync mode.".to_string());
+            None
+        } else {
+            self.bucket(e)
+        };
+        match found {
+            None => {
+                self.reasons
+                    .add(|| format!("User {uid} is in no variation of experiment {}.", e.key));
+                None
+            }
+            Some(v) => {
+                self.reasons.add(|| {
+                    format!(
+                        "User {uid} is in variation {} of experiment {}.",
+                        v.key, e.key
+                    )
+                });
+                if let Some(tracker) = self.tracker.as_deref_mut() {
+                    tracker.map.insert(e.id.clone(), v.id.clone());
+                    tracker.updated = true;
+                }
+                Some(v)
+            }
+        }
+    }
+
+    fn holdout_variation(&mut self, h: &'a Experiment) -> Option<&'a Variation> {
+        let uid = self.user.user_id();
+        if !h.running {
+            self.reasons
+                .add(|| format!("Holdout {} is not running.", h.key));
+            return None;
+        }
+        if !self.audience_check(h, "experiment", LogKey::Key(&h.key)) {
+            self.reasons
+                .add(|| format!("User {uid} does not meet conditions for holdout {}.", h.key));
+            return None;
+        }
+        self.reasons
+            .add(|| format!("User {uid} meets conditions for holdout {}.", h.key));
+        match self.bucket(h) {
+            Some(v) => {
+                // The JavaScript SDK passes the holdout key and variation key in this order.
+                self.reasons
+                    .add(|| format!("User {uid} is in variation {} of holdout {}.", h.key, v.key));
+                Some(v)
+            }
+            None => {
+                self.reasons
+                    .add(|| format!("User {uid} is in no holdout variation."));
+                None
+            }
+        }
+    }
+
+    fn audience_check(&mut self, e: &Experiment, kind: &str, key: LogKey<'_>) -> bool {
+        self.reasons.add(|| {
+            format!(
+                "Evaluating audiences for {kind} \"{key}\": {}.",
+                e.audience_json
+            )
+        });
+        let result = self.config.passes(&e.audience, self.user);
+        self.reasons.add(|| {
+            format!(
+                "Audiences for {kind} {key} collectively evaluated to {}.",
+                if result { "TRUE" } else { "FALSE" }
+            )
+        });
+        result
+    }
+
+    /// Group selection, then the experiment's own traffic (spec §2.3-§2.4).
+    #[inline]
+    fn bucket(&mut self, e: &'a Experiment) -> Option<&'a Variation> {
+        let config = self.config;
+        let uid = self.user.user_id();
+        if let Some(group) = e.group.map(|g| &config.groups[g]).filter(|g| g.random) {
+            let group_bucket = bucket_value(self.bucketing_id, &group.id);
+            match find_bucket(group_bucket, &group.traffic) {
+                None => {
+                    self.reasons.add(|| {
+                        format!("User {uid} is not in any experiment of group {}.", group.id)
+                    });
+                    return None;
+                }
+                Some(id) if *id != e.id => {
+                    self.reasons.add(|| {
+                        format!(
+                            "User {uid} is not in experiment {} of group {}.",
+                            e.key, group.id
+                        )
+                    });
+                    return None;
+                }
+                Some(_) => self.reasons.add(|| {
+                    format!(
+                        "User {uid} is in experiment {} of group {}.",
+                        e.key, group.id
+                    )
+                }),
+            }
+        }
+        let value = bucket_value(self.bucketing_id, &e.id);
+        self.reasons
+            .add(|| format!("Assigned bucket {value} to user with bucketing ID {uid}."));
+        match find_bucket(value, &e.traffic) {
+            Some(Entity::Variation(i)) => Some(&config.variations[*i]),
+            Some(Entity::Invalid) => {
+                self.reasons
+                    .add(|| "Bucketed into an invalid variation ID. Returning null.".to_string());
+                None
+            }
+            Some(Entity::Empty) | None => None,
+        }
+    }
+
+    /// A forced decision from the user context, if its variation key is one of the flag's.
+    fn validated_forced(
+        &mut self,
+        flag: &'a Flag,
+        rule_key: Option<&str>,
+    ) -> Option<&'a Variation> {
+        let vkey = self.user.forced_decision(&flag.key, rule_key)?;
+        let uid = self.user.user_id();
+        let found = self.config.flag_variation_by_key(flag, vkey);
+        let named_rule = rule_key.filter(|r| !r.is_empty());
+        match (found, named_rule) {
+            (Some(_), Some(rule)) => self.reasons.add(|| {
+                format!("Variation ({vkey}) is mapped to flag ({}), rule ({rule}) and user ({uid}) in the forced decision map.", flag.key)
+            }),
+            (Some(_), None) => self.reasons.add(|| {
+                format!("Variation ({vkey}) is mapped to flag ({}) and user ({uid}) in the forced decision map.", flag.key)
+            }),
+            (None, Some(rule)) => self.reasons.add(|| {
+                format!("Invalid variation is mapped to flag ({}), rule ({rule}) and user ({uid}) in the forced decision map.", flag.key)
+            }),
+            (None, None) => self.reasons.add(|| {
+                format!("Invalid variation is mapped to flag ({}) and user ({uid}) in the forced decision map.", flag.key)
+            }),
+        }
+        found
+    }
+}
+
+fn outcome<'a>(
+    variation: Option<&'a Variation>,
+    rule: Option<&'a Experiment>,
+    source: DecisionSource,
+) -> Outcome<'a> {
+    Outcome {
+        variation,
+        rule,
+        source,
+        extra_holdout: None,
+    }
+}

@@ -1,0 +1,232 @@
+//! Deciding flags for a user: [`Decider`] and the values it returns.
+
+pub(crate) mod decision;
+mod flow;
+pub(crate) mod forced;
+pub(crate) mod options;
+pub(crate) mod profile;
+
+use std::borrow::Cow;
+
+use decision::{Decision, Reasons};
+use flow::Flow;
+use forced::ForcedVariations;
+use options::{DecideOption, DecideOptions};
+use profile::{Tracker, UserProfile, UserProfileService};
+
+use crate::config::{Flag, ProjectConfig};
+use crate::events::Conversion;
+use crate::user::UserContext;
+
+/// Decides flags against one compiled config. Cheap to build (a few references); build one per
+/// config snapshot, or per call.
+#[derive(Clone, Copy)]
+pub struct Decider<'a> {
+    config: &'a ProjectConfig,
+    default_options: DecideOptions,
+    ups: Option<&'a dyn UserProfileService>,
+    forced: Option<&'a ForcedVariations>,
+}
+
+impl std::fmt::Debug for Decider<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decider")
+            .field("revision", &self.config.revision())
+            .field("default_options", &self.default_options)
+            .field("user_profile_service", &self.ups.is_some())
+            .field("forced_variations", &self.forced.is_some())
+            .finish()
+    }
+}
+
+impl<'a> Decider<'a> {
+    /// A decider with no default options, no user profile service and no forced variations.
+    pub fn new(config: &'a ProjectConfig) -> Self {
+        Decider {
+            config,
+            default_options: DecideOptions::NONE,
+            ups: None,
+            forced: None,
+        }
+    }
+
+    /// Options added to every call (the client's `defaultDecideOptions`). Default: none.
+    pub fn default_options(mut self, options: DecideOptions) -> Self {
+        self.default_options = options;
+        self
+    }
+
+    /// Sticky bucketing through a user profile service. Default: none.
+    pub fn user_profile_service(mut self, ups: &'a dyn UserProfileService) -> Self {
+        self.ups = Some(ups);
+        self
+    }
+
+    /// Legacy forced variations (`set_forced_variation`). Default: none.
+    pub fn forced_variations(mut self, forced: &'a ForcedVariations) -> Self {
+        self.forced = Some(forced);
+        self
+    }
+
+    /// The config this decider reads.
+    pub fn config(&self) -> &'a ProjectConfig {
+        self.config
+    }
+
+    /// Decide one flag. `ENABLED_FLAGS_ONLY` is ignored here, as in the SDKs.
+    pub fn decide(
+        &self,
+        user: &UserContext,
+        flag_key: &str,
+        options: DecideOptions,
+    ) -> Decision<'a> {
+        let options = (options | self.default_options).without(DecideOption::EnabledFlagsOnly);
+        let Some(flag) = self.config.flag(flag_key) else {
+            return self.unknown_flag(flag_key);
+        };
+        let mut tracker = self.load_profile(user, options);
+        let decision = self.decide_flag(user, flag, options, tracker.as_mut());
+        self.save_profile(user, tracker);
+        decision
+    }
+
+    /// Decide several flags, in key order. Decisions dropped by `ENABLED_FLAGS_ONLY` are
+    /// returned with `omitted_from_result() == true` (their impression still has to be sent).
+    /// Unknown keys give error decisions.
+    pub fn decide_for_keys(
+        &self,
+        user: &UserContext,
+        keys: &[&str],
+        options: DecideOptions,
+    ) -> Vec<Decision<'a>> {
+        let options = options | self.default_options;
+        self.decide_many(
+            user,
+            keys.iter().map(|k| (*k, self.config.flag(k))),
+            keys.len(),
+            options,
+        )
+    }
+
+    /// Decide every flag of the datafile, in [`ProjectConfig::flag_keys`] order.
+    pub fn decide_all(&self, user: &UserContext, options: DecideOptions) -> Vec<Decision<'a>> {
+        let options = options | self.default_options;
+        let config = self.config;
+        let flags = config
+            .flag_order
+            .iter()
+            .map(|i| (config.flags[*i].key.as_str(), Some(&config.flags[*i])));
+        self.decide_many(user, flags, config.flag_order.len(), options)
+    }
+
+    fn decide_many<'k>(
+        &self,
+        user: &UserContext,
+        flags: impl Iterator<Item = (&'k str, Option<&'a Flag>)>,
+        count: usize,
+        options: DecideOptions,
+    ) -> Vec<Decision<'a>> {
+        let mut out = Vec::with_capacity(count);
+        if count == 0 {
+            return out;
+        }
+        let mut tracker = self.load_profile(user, options);
+        let only_enabled = options.contains(DecideOption::EnabledFlagsOnly);
+        for (key, flag) in flags {
+            let decision = match flag {
+                None => self.unknown_flag(key),
+                Some(flag) => {
+                    let mut d = self.decide_flag(user, flag, options, tracker.as_mut());
+                    d.omitted = only_enabled && !d.enabled();
+                    d
+                }
+            };
+            out.push(decision);
+        }
+        self.save_profile(user, tracker);
+        out
+    }
+
+    fn unknown_flag(&self, key: &str) -> Decision<'a> {
+        Decision::error(
+            self.config,
+            key,
+            format!("No flag was found for key \"{key}\"."),
+        )
+    }
+
+    #[inline]
+    fn decide_flag(
+        &self,
+        user: &UserContext,
+        flag: &'a Flag,
+        options: DecideOptions,
+        tracker: Option<&mut Tracker>,
+    ) -> Decision<'a> {
+        let mut flow = Flow {
+            config: self.config,
+            user,
+            bucketing_id: user.bucketing_id(),
+            forced: self.forced,
+            tracker,
+            reasons: Reasons::new(options.contains(DecideOption::IncludeReasons)),
+        };
+        let outcome = flow.decide_flag(flag);
+        Decision {
+            config: self.config,
+            flag_key: Cow::Borrowed(flag.key.as_str()),
+            flag: Some(flag),
+            outcome,
+            reasons: flow.reasons.into_vec(),
+            options,
+            omitted: false,
+            error: false,
+        }
+    }
+
+    /// The sticky-bucketing map for one call: the profile service's, with the user's own
+    /// `$opt_experiment_bucket_map` entries merged over it (JavaScript).
+    fn load_profile(&self, user: &UserContext, options: DecideOptions) -> Option<Tracker> {
+        if options.contains(DecideOption::IgnoreUserProfileService) {
+            return None;
+        }
+        let from_user = user.experiment_bucket_map();
+        if self.ups.is_none() && from_user.is_none() {
+            return None;
+        }
+        let mut map = self
+            .ups
+            .and_then(|ups| ups.lookup(user.user_id()))
+            .map(|p| p.experiment_bucket_map)
+            .unwrap_or_default();
+        if let Some(extra) = from_user {
+            map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Some(Tracker {
+            map,
+            updated: false,
+        })
+    }
+
+    fn save_profile(&self, user: &UserContext, tracker: Option<Tracker>) {
+        if let (Some(ups), Some(tracker)) = (self.ups, tracker) {
+            if tracker.updated {
+                ups.save(&UserProfile {
+                    user_id: user.user_id().to_string(),
+                    experiment_bucket_map: tracker.map,
+                });
+            }
+        }
+    }
+
+    /// A conversion for `event_key`, or `None` when the datafile has no such event.
+    pub fn track(
+        &self,
+        _user: &UserContext,
+        event_key: &str,
+        tags: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Option<Conversion<'a>> {
+        let event = self.config.event(event_key)?;
+        Some(Conversion::new(self.config, event, tags))
+    }
+}

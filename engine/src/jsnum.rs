@@ -1,0 +1,230 @@
+//! JavaScript number conversions the reference SDK relies on (`parseInt`, `parseFloat`, `Number()`).
+
+use serde_json::Value;
+
+/// A JavaScript number as JSON: integral values within 2^53 become integers, like `JSON.stringify`.
+pub(crate) fn number_to_json(f: f64) -> Value {
+    if !f.is_finite() {
+        return Value::Null;
+    }
+    if f.fract() == 0.0 && f.abs() <= crate::user::MAX_SAFE_NUMBER {
+        // -0 prints as 0 in JavaScript.
+        return Value::from(f as i64);
+    }
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+fn trim_js(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+}
+
+/// `parseInt(s)` (radix 10, or 16 after a `0x` prefix). `None` for NaN.
+pub(crate) fn parse_int(s: &str) -> Option<f64> {
+    parse_int_radix(s, None)
+}
+
+/// `parseInt(s, 10)`. `None` for NaN.
+pub(crate) fn parse_int10(s: &str) -> Option<f64> {
+    parse_int_radix(s, Some(10))
+}
+
+fn parse_int_radix(s: &str, radix: Option<u32>) -> Option<f64> {
+    let s = s.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let (neg, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, s) = match radix {
+        None if s.starts_with("0x") || s.starts_with("0X") => (16, &s[2..]),
+        None => (10, s),
+        Some(r) => (r, s),
+    };
+    let mut value = 0f64;
+    let mut any = false;
+    for c in s.chars() {
+        match c.to_digit(radix) {
+            Some(d) => {
+                value = value * f64::from(radix) + f64::from(d);
+                any = true;
+            }
+            None => break,
+        }
+    }
+    if !any {
+        return None;
+    }
+    Some(if neg { -value } else { value })
+}
+
+/// Length of the longest prefix of `s` that is a JavaScript decimal literal (StrDecimalLiteral).
+fn decimal_prefix(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    if s[i..].starts_with("Infinity") {
+        return i + "Infinity".len();
+    }
+    let digits_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let mut mantissa = i > digits_start;
+    if i < b.len() && b[i] == b'.' {
+        let frac_start = i + 1;
+        let mut j = frac_start;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j > frac_start || mantissa {
+            mantissa = true;
+            i = j;
+        }
+    }
+    if !mantissa {
+        return 0;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        let mut j = i + 1;
+        if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+            j += 1;
+        }
+        let exp_start = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j > exp_start {
+            i = j;
+        }
+    }
+    i
+}
+
+fn parse_decimal(lit: &str) -> f64 {
+    let (neg, body) = match lit.as_bytes().first() {
+        Some(b'-') => (true, &lit[1..]),
+        Some(b'+') => (false, &lit[1..]),
+        _ => (false, lit),
+    };
+    let v = if body == "Infinity" {
+        f64::INFINITY
+    } else {
+        body.parse::<f64>().unwrap_or(f64::NAN)
+    };
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// `parseFloat(s)`. `None` for NaN.
+pub(crate) fn parse_float(s: &str) -> Option<f64> {
+    let s = s.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let n = decimal_prefix(s);
+    if n == 0 {
+        return None;
+    }
+    Some(parse_decimal(&s[..n]))
+}
+
+/// `Number(s)` for a string. NaN when not a whole numeric literal.
+fn string_to_number(s: &str) -> f64 {
+    let t = trim_js(s);
+    if t.is_empty() {
+        return 0.0;
+    }
+    for (prefix, radix) in [
+        ("0x", 16),
+        ("0X", 16),
+        ("0o", 8),
+        ("0O", 8),
+        ("0b", 2),
+        ("0B", 2),
+    ] {
+        if let Some(rest) = t.strip_prefix(prefix) {
+            if rest.is_empty() || !rest.chars().all(|c| c.is_digit(radix)) {
+                return f64::NAN;
+            }
+            return rest.chars().fold(0f64, |acc, c| {
+                acc * f64::from(radix) + f64::from(c.to_digit(radix).unwrap_or(0))
+            });
+        }
+    }
+    if decimal_prefix(t) == t.len() {
+        parse_decimal(t)
+    } else {
+        f64::NAN
+    }
+}
+
+/// `Number(v)` for a JSON value (arrays go through their string form, as JavaScript does).
+pub(crate) fn to_number(v: &Value) -> f64 {
+    match v {
+        Value::Null => 0.0,
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        Value::String(s) => string_to_number(s),
+        Value::Array(a) => match a.as_slice() {
+            [] => 0.0,
+            [one] => match one {
+                Value::Null => 0.0,
+                Value::Array(_) | Value::Number(_) | Value::String(_) => to_number(one),
+                Value::Bool(b) => string_to_number(if *b { "true" } else { "false" }),
+                Value::Object(_) => f64::NAN,
+            },
+            _ => f64::NAN,
+        },
+        Value::Object(_) => f64::NAN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parse_int_like_js() {
+        assert_eq!(parse_int("42"), Some(42.0));
+        assert_eq!(parse_int("  -7abc"), Some(-7.0));
+        assert_eq!(parse_int("1.9"), Some(1.0));
+        assert_eq!(parse_int("0x1A"), Some(26.0));
+        assert_eq!(parse_int10("0x1A"), Some(0.0));
+        assert_eq!(parse_int("abc"), None);
+        assert_eq!(parse_int(""), None);
+    }
+
+    #[test]
+    fn parse_float_like_js() {
+        assert_eq!(parse_float("3.5kg"), Some(3.5));
+        assert_eq!(parse_float(".5"), Some(0.5));
+        assert_eq!(parse_float("5."), Some(5.0));
+        assert_eq!(parse_float("1e3x"), Some(1000.0));
+        assert_eq!(parse_float("1e"), Some(1.0));
+        assert_eq!(parse_float("-Infinity"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_float("inf"), None);
+        assert_eq!(parse_float("x1"), None);
+    }
+
+    #[test]
+    fn number_coercion_like_js() {
+        assert_eq!(to_number(&json!(true)), 1.0);
+        assert_eq!(to_number(&json!("  12 ")), 12.0);
+        assert_eq!(to_number(&json!("")), 0.0);
+        assert!(to_number(&json!("12a")).is_nan());
+        assert_eq!(to_number(&json!([])), 0.0);
+        assert_eq!(to_number(&json!(["7"])), 7.0);
+        assert!(to_number(&json!({})).is_nan());
+        assert!(to_number(&json!([1, 2])).is_nan());
+    }
+
+    #[test]
+    fn numbers_print_like_js() {
+        assert_eq!(number_to_json(10.0), json!(10));
+        assert_eq!(number_to_json(10.5), json!(10.5));
+        assert_eq!(number_to_json(-0.0), json!(0));
+    }
+}
