@@ -71,7 +71,10 @@ fn bench_optimizely_crate(c: &mut Criterion, plan: &Plan, fx: &Fixture) {
     let client = match peer::client(&fx.text) {
         Ok(client) => client,
         Err(e) => {
-            eprintln!("optimizely crate cannot load {}: {e}; skipped", fx.path.display());
+            eprintln!(
+                "optimizely crate cannot load {}: {e}; skipped",
+                fx.path.display()
+            );
             return;
         }
     };

@@ -17,9 +17,14 @@ fn parse(c: &mut Criterion) {
     // `../shared` next to the repository root (a git worktree sits one level deeper).
     let candidates = ["../shared/datafiles", "../../shared/datafiles"]
         .map(|dir| repo_root().join(dir).join("go_100_entities.json"));
-    match candidates.iter().find_map(|p| Some((p.clone(), std::fs::read_to_string(p).ok()?))) {
+    match candidates
+        .iter()
+        .find_map(|p| Some((p.clone(), std::fs::read_to_string(p).ok()?)))
+    {
         Some(found) => files.push(found),
-        None => eprintln!("../shared/datafiles/go_100_entities.json absent: skipping the shared 415 KB datafile"),
+        None => eprintln!(
+            "../shared/datafiles/go_100_entities.json absent: skipping the shared 415 KB datafile"
+        ),
     }
     let mut group = c.benchmark_group("parse");
     group.sample_size(20);

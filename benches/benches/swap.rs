@@ -77,7 +77,14 @@ fn main() {
     let modes = [Mode::Steady, Mode::SwapPrebuilt, Mode::SwapParse];
     let mut samples: Vec<Samples> = modes.iter().map(|_| Samples::default()).collect();
     // Warm-up.
-    run_reader(&store, &ctxs, &flag, options, Duration::from_millis(300), &mut Samples::default());
+    run_reader(
+        &store,
+        &ctxs,
+        &flag,
+        options,
+        Duration::from_millis(300),
+        &mut Samples::default(),
+    );
     for _ in 0..ROUNDS {
         for (mode, out) in modes.iter().zip(samples.iter_mut()) {
             let stop = Arc::new(AtomicBool::new(false));
@@ -220,7 +227,10 @@ fn selected(args: &[String]) -> bool {
             filters.push(arg.as_str());
         }
     }
-    filters.is_empty() || filters.iter().any(|f| "swap".contains(f) || f.contains("swap"))
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| "swap".contains(f) || f.contains("swap"))
 }
 
 fn flag_value(args: &[String], name: &str) -> Option<f64> {

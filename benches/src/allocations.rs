@@ -82,14 +82,11 @@ pub fn measure(plan: &Plan) -> Vec<Row> {
 }
 
 fn options_label(options: DecideOptions) -> String {
-    let names: Vec<String> = [
-        DecideOption::ExcludeVariables,
-        DecideOption::IncludeReasons,
-    ]
-    .into_iter()
-    .filter(|o| options.contains(*o))
-    .map(|o| o.to_string())
-    .collect();
+    let names: Vec<String> = [DecideOption::ExcludeVariables, DecideOption::IncludeReasons]
+        .into_iter()
+        .filter(|o| options.contains(*o))
+        .map(|o| o.to_string())
+        .collect();
     if names.is_empty() {
         "(none)".into()
     } else {

@@ -159,10 +159,7 @@ fn fixture(json: &Value, name: &str) -> Fixture {
         text: read(&path),
         path,
         flags: FlagCases {
-            reasons: flags["reasons"]
-                .as_str()
-                .unwrap_or(&experiment)
-                .to_owned(),
+            reasons: flags["reasons"].as_str().unwrap_or(&experiment).to_owned(),
             experiment,
             no_rules: str_at(flags, "no_rules").to_owned(),
             forced: Forced {

@@ -2,8 +2,8 @@
 //! the `optimizely` crate peer, a counting global allocator and percentile summaries.
 
 pub mod alloc;
+pub mod allocations;
 pub mod fixtures;
 pub mod peer;
 pub mod stats;
 pub mod users;
-pub mod allocations;

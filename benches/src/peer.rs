@@ -91,10 +91,8 @@ fn fill_condition_defaults(node: &mut Value) {
             }
             items.iter_mut().skip(1).for_each(fill_condition_defaults);
         }
-        Value::Object(leaf) => {
-            if leaf.get("match").is_none_or(Value::is_null) {
-                leaf.insert("match".into(), Value::from("exact"));
-            }
+        Value::Object(leaf) if leaf.get("match").is_none_or(Value::is_null) => {
+            leaf.insert("match".into(), Value::from("exact"));
         }
         _ => {}
     }
@@ -105,7 +103,8 @@ fn fill_experiment_defaults(experiment: &mut Value) {
         return;
     };
     exp.entry("audienceIds").or_insert(Value::Array(vec![]));
-    exp.entry("trafficAllocation").or_insert(Value::Array(vec![]));
+    exp.entry("trafficAllocation")
+        .or_insert(Value::Array(vec![]));
     if !exp.contains_key("layerId") {
         let id = exp.get("id").cloned().unwrap_or_default();
         exp.insert("layerId".into(), id);
@@ -168,10 +167,16 @@ mod tests {
             "featureFlags":[{"id":"f","key":"flag","experimentIds":["e"],"rolloutId":""}]}"#;
         let out: Value = serde_json::from_str(&compat_datafile(df)).unwrap();
         assert_eq!(out["environmentKey"], "");
-        assert_eq!(out["experiments"][0]["variations"][0]["featureEnabled"], false);
+        assert_eq!(
+            out["experiments"][0]["variations"][0]["featureEnabled"],
+            false
+        );
         assert_eq!(out["experiments"][0]["audienceIds"], Value::Array(vec![]));
         assert_eq!(out["typedAudiences"][0]["id"], "9");
-        assert_eq!(out["typedAudiences"][0]["conditions"][1][1]["match"], "exact");
+        assert_eq!(
+            out["typedAudiences"][0]["conditions"][1][1]["match"],
+            "exact"
+        );
         assert!(client(df).is_ok());
     }
 }

@@ -14,15 +14,25 @@ fn decide_without_reasons_or_variables_does_not_allocate() {
     let rows = measure(&Plan::load());
     println!("{:<32} {:<36} {:>12}", "case", "options", "allocs/call");
     for row in &rows {
-        println!("{:<32} {:<36} {:>12.2}", row.case, row.options, row.allocations);
+        println!(
+            "{:<32} {:<36} {:>12.2}",
+            row.case, row.options, row.allocations
+        );
     }
     let zero_expected: Vec<_> = rows
         .iter()
         .filter(|r| r.case.starts_with("decide/") && r.options == "EXCLUDE_VARIABLES")
         .collect();
-    assert!(zero_expected.len() >= 8, "cases a, b, c, e on both fixtures");
+    assert!(
+        zero_expected.len() >= 8,
+        "cases a, b, c, e on both fixtures"
+    );
     for row in zero_expected {
-        assert_eq!(row.allocations, 0.0, "{} with {} allocates", row.case, row.options);
+        assert_eq!(
+            row.allocations, 0.0,
+            "{} with {} allocates",
+            row.case, row.options
+        );
     }
 }
 

@@ -23,7 +23,13 @@ fn every_case_names_a_flag_of_its_datafile() {
     for fx in plan.fixtures() {
         let keys = flag_keys(&fx.text);
         let f = &fx.flags;
-        for flag in [&f.experiment, &f.no_rules, &f.forced.flag, &f.reasons, &f.variables] {
+        for flag in [
+            &f.experiment,
+            &f.no_rules,
+            &f.forced.flag,
+            &f.reasons,
+            &f.variables,
+        ] {
             assert!(keys.contains(flag), "{}: no flag {flag}", fx.path.display());
         }
     }

@@ -49,7 +49,14 @@ fn main() {
             let decider = Decider::new(&config);
             let ctx = users::context(user);
             let flags = decider.decide_all(&ctx, DecideOptions::NONE).len();
-            let report = Report { engine: &engine, path: &path, datafile_bytes, heap, transient, flags };
+            let report = Report {
+                engine: &engine,
+                path: &path,
+                datafile_bytes,
+                heap,
+                transient,
+                flags,
+            };
             report.finish(hwm_start_kb);
         }
         "optimizely_crate" => {

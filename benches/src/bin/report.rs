@@ -34,11 +34,23 @@ fn main() {
 
     println!("{}", machine());
     println!();
-    println!("| benchmark | flagbridge median | target | peer: `optimizely` crate | peer: JS SDK {} |", js_version(&js));
+    println!(
+        "| benchmark | flagbridge median | target | peer: `optimizely` crate | peer: JS SDK {} |",
+        js_version(&js)
+    );
     println!("|---|---|---|---|---|");
     let med = |id: &str| crit.get(id).map(|(m, _)| *m);
-    let js_med = |id: &str| js.as_ref().and_then(|j| j["results"][id]["median_ns"].as_f64());
-    for case in ["a_experiment", "b_no_rules", "c_forced", "d_reasons", "e_variables"] {
+    let js_med = |id: &str| {
+        js.as_ref()
+            .and_then(|j| j["results"][id]["median_ns"].as_f64())
+    };
+    for case in [
+        "a_experiment",
+        "b_no_rules",
+        "c_forced",
+        "d_reasons",
+        "e_variables",
+    ] {
         for size in ["small", "large"] {
             let ours = med(&format!("decide/flagbridge/{case}/{size}"));
             let target = match (case, size) {
@@ -46,7 +58,9 @@ fn main() {
                 ("a_experiment", "large") => {
                     let small = med("decide/flagbridge/a_experiment/small");
                     match (ours, small) {
-                        (Some(l), Some(s)) => verdict(l / s <= 1.2, &format!("<= 1.2x small: {:.2}x", l / s)),
+                        (Some(l), Some(s)) => {
+                            verdict(l / s <= 1.2, &format!("<= 1.2x small: {:.2}x", l / s))
+                        }
                         _ => "<= 1.2x small".into(),
                     }
                 }
@@ -54,24 +68,40 @@ fn main() {
             };
             let crate_ratio = ratio(med(&format!("decide/optimizely_crate/{case}/{size}")), ours);
             let crate_cell = match (case, crate_ratio) {
-                ("a_experiment", Some(r)) => format!("{} ({})", fmt_ratio(r), verdict(r >= 3.0, ">= 3x")),
+                ("a_experiment", Some(r)) => {
+                    format!("{} ({})", fmt_ratio(r), verdict(r >= 3.0, ">= 3x"))
+                }
                 (_, Some(r)) => fmt_ratio(r),
                 _ => "unsupported".into(),
             };
             let js_ratio = ratio(js_med(&format!("decide/{case}/{size}")), ours);
             let js_cell = match (case, js_ratio) {
-                ("a_experiment", Some(r)) => format!("{} ({})", fmt_ratio(r), verdict(r >= 50.0, ">= 50x")),
+                ("a_experiment", Some(r)) => {
+                    format!("{} ({})", fmt_ratio(r), verdict(r >= 50.0, ">= 50x"))
+                }
                 (_, Some(r)) => fmt_ratio(r),
                 _ => "-".into(),
             };
-            println!("| decide ({case}, {size}) | {} | {target} | {crate_cell} | {js_cell} |", fmt_ns(ours));
+            println!(
+                "| decide ({case}, {size}) | {} | {target} | {crate_cell} | {js_cell} |",
+                fmt_ns(ours)
+            );
         }
     }
-    for (id, label) in [("decide_all/flagbridge/large", "large"), ("decide_all/flagbridge/small", "small")] {
+    for (id, label) in [
+        ("decide_all/flagbridge/large", "large"),
+        ("decide_all/flagbridge/small", "small"),
+    ] {
         if let Some((m, Some(flags))) = crit.get(id) {
             let per_flag = m / *flags as f64;
-            let target = if label == "large" { check(Some(per_flag), 40.0, "<= 40 ns/flag") } else { String::new() };
-            let js_per_flag = js.as_ref().and_then(|j| j["results"][format!("decide_all/{label}")]["per_flag_ns"].as_f64());
+            let target = if label == "large" {
+                check(Some(per_flag), 40.0, "<= 40 ns/flag")
+            } else {
+                String::new()
+            };
+            let js_per_flag = js
+                .as_ref()
+                .and_then(|j| j["results"][format!("decide_all/{label}")]["per_flag_ns"].as_f64());
             println!(
                 "| decide_all ({label}, {flags} flags) | {} = {} /flag | {target} | unsupported | {} |",
                 fmt_ns(Some(*m)),
@@ -80,7 +110,10 @@ fn main() {
             );
         }
     }
-    for (id, (m, _)) in crit.iter().filter(|(id, _)| id.starts_with("bucketing/") || id.starts_with("audience/")) {
+    for (id, (m, _)) in crit
+        .iter()
+        .filter(|(id, _)| id.starts_with("bucketing/") || id.starts_with("audience/"))
+    {
         println!("| {id} | {} | | | |", fmt_ns(Some(*m)));
     }
 
@@ -90,7 +123,10 @@ fn main() {
     println!();
     println!("| parse + compile | bytes | flagbridge median | per KB | target | `optimizely` crate | JS SDK createInstance |");
     println!("|---|---|---|---|---|---|---|");
-    for (id, (m, bytes)) in crit.iter().filter(|(id, _)| id.starts_with("parse/flagbridge/")) {
+    for (id, (m, bytes)) in crit
+        .iter()
+        .filter(|(id, _)| id.starts_with("parse/flagbridge/"))
+    {
         let name = id.trim_start_matches("parse/flagbridge/");
         let bytes = bytes.unwrap_or(0);
         let per_kb = m / (bytes as f64 / 1024.0);
@@ -108,8 +144,11 @@ fn main() {
             "| {name} | {bytes} | {} | {} | {target} | {} | {} |",
             fmt_ns(Some(*m)),
             fmt_ns(Some(per_kb)),
-            peer.map(|p| format!("{} ({})", fmt_ns(Some(p)), fmt_ratio(p / m))).unwrap_or_default(),
-            js_parse.map(|p| format!("{} ({})", fmt_ns(Some(p)), fmt_ratio(p / m))).unwrap_or_default(),
+            peer.map(|p| format!("{} ({})", fmt_ns(Some(p)), fmt_ratio(p / m)))
+                .unwrap_or_default(),
+            js_parse
+                .map(|p| format!("{} ({})", fmt_ns(Some(p)), fmt_ratio(p / m)))
+                .unwrap_or_default(),
         );
     }
 
@@ -118,12 +157,16 @@ fn main() {
     println!("| heap allocations per call | options | allocations | target |");
     println!("|---|---|---|---|");
     for row in rows {
-        let target = if row.case.starts_with("decide/") && !row.options.contains("INCLUDE_REASONS") {
+        let target = if row.case.starts_with("decide/") && !row.options.contains("INCLUDE_REASONS")
+        {
             verdict(row.allocations == 0.0, "0")
         } else {
             String::new()
         };
-        println!("| {} | {} | {:.2} | {target} |", row.case, row.options, row.allocations);
+        println!(
+            "| {} | {} | {:.2} | {target} |",
+            row.case, row.options, row.allocations
+        );
     }
 
     if let Some(swap) = &swap {
@@ -148,7 +191,11 @@ fn main() {
         let steady = swap["steady"]["per_call_ns"]["p99"].as_f64();
         for mode in ["swap_prebuilt", "swap_parse"] {
             if let Some(r) = ratio(swap[mode]["per_call_ns"]["p99"].as_f64(), steady) {
-                println!("\np99 {mode} / steady = {} ({})", fmt_ratio(r), verdict(r <= 1.5, "<= 1.5x"));
+                println!(
+                    "\np99 {mode} / steady = {} ({})",
+                    fmt_ratio(r),
+                    verdict(r <= 1.5, "<= 1.5x")
+                );
             }
         }
     }
@@ -161,13 +208,20 @@ fn main() {
             let hwm = m["vm_hwm_kb"].as_f64().unwrap_or(0.0);
             println!(
                 "| {engine} | {} | {:.1} MB | {:.1} MB | {:.2} MB | {:.2}x | {:.2} MB | {} |",
-                Path::new(m["datafile"].as_str().unwrap_or("")).file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+                Path::new(m["datafile"].as_str().unwrap_or(""))
+                    .file_name()
+                    .map(|f| f.to_string_lossy())
+                    .unwrap_or_default(),
                 hwm / 1024.0,
                 m["vm_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
                 m["config_heap_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
                 m["config_heap_per_datafile_byte"].as_f64().unwrap_or(0.0),
                 m["parse_peak_heap_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
-                if engine == "flagbridge" { verdict(hwm <= 15.0 * 1024.0, "<= 15 MB") } else { String::new() },
+                if engine == "flagbridge" {
+                    verdict(hwm <= 15.0 * 1024.0, "<= 15 MB")
+                } else {
+                    String::new()
+                },
             );
         }
     }
@@ -269,7 +323,10 @@ fn collect_criterion(dir: &Path, out: &mut Criterion) {
             if let (Some(bench), Some(est)) = (bench, est) {
                 let bench: Value = serde_json::from_str(&bench).unwrap_or_default();
                 let est: Value = serde_json::from_str(&est).unwrap_or_default();
-                if let (Some(id), Some(median)) = (bench["full_id"].as_str(), est["median"]["point_estimate"].as_f64()) {
+                if let (Some(id), Some(median)) = (
+                    bench["full_id"].as_str(),
+                    est["median"]["point_estimate"].as_f64(),
+                ) {
                     let throughput = bench["throughput"]["Elements"]
                         .as_u64()
                         .or_else(|| bench["throughput"]["Bytes"].as_u64());
@@ -292,7 +349,9 @@ fn machine() -> String {
                 .map(|s| s.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let date = std::process::Command::new("date")
         .arg("-u")
         .arg("+%Y-%m-%d %H:%M UTC")
