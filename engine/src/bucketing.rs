@@ -17,8 +17,52 @@ fn mix_block(mut h: u32, k: u32) -> u32 {
     h.wrapping_mul(5).wrapping_add(0xe654_6b64)
 }
 
-/// MurmurHash3 x86_32 of the concatenation `a ++ b`, streaming over both slices.
+/// MurmurHash3 x86_32 of one contiguous slice.
+#[inline]
+fn hash_slice(bytes: &[u8], seed: u32) -> u32 {
+    let mut h = seed;
+    let chunks = bytes.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        h = mix_block(h, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    }
+    let mut k: u32 = 0;
+    for (i, byte) in rest.iter().enumerate() {
+        k |= u32::from(*byte) << (8 * i);
+    }
+    if !rest.is_empty() {
+        h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+    }
+    fmix(h ^ bytes.len() as u32)
+}
+
+#[inline(always)]
+fn fmix(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+/// Keys up to this length are copied into a stack buffer and hashed in one pass.
+const STACK_KEY: usize = 96;
+
+/// MurmurHash3 x86_32 of the concatenation `a ++ b`, without allocating.
+#[inline]
 pub fn murmur3_32_concat(a: &[u8], b: &[u8], seed: u32) -> u32 {
+    let len = a.len() + b.len();
+    if len <= STACK_KEY {
+        let mut buf = [0u8; STACK_KEY];
+        buf[..a.len()].copy_from_slice(a);
+        buf[a.len()..len].copy_from_slice(b);
+        return hash_slice(&buf[..len], seed);
+    }
+    murmur3_32_streaming(a, b, seed)
+}
+
+/// MurmurHash3 x86_32 of `a ++ b`, streaming over both slices (for long keys).
+fn murmur3_32_streaming(a: &[u8], b: &[u8], seed: u32) -> u32 {
     let mut h = seed;
     let a_chunks = a.chunks_exact(4);
     let a_rest = a_chunks.remainder();
@@ -56,17 +100,12 @@ pub fn murmur3_32_concat(a: &[u8], b: &[u8], seed: u32) -> u32 {
         h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
     }
     let len = (a.len() + b.len() + take) as u32;
-    h ^= len;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^ (h >> 16)
+    fmix(h ^ len)
 }
 
 /// MurmurHash3 x86_32 of one byte slice.
 pub fn murmur3_32(bytes: &[u8], seed: u32) -> u32 {
-    murmur3_32_concat(bytes, &[], seed)
+    hash_slice(bytes, seed)
 }
 
 /// Bucket value in `0..10000` for the key `bucketing_id + entity_id` (`floor(hash / 2^32 * 10000)`).
@@ -173,11 +212,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn slice_hash_equals_crate_hash(a in proptest::collection::vec(any::<u8>(), 0..64),
-                                        b in proptest::collection::vec(any::<u8>(), 0..64)) {
+        fn slice_hash_equals_crate_hash(a in proptest::collection::vec(any::<u8>(), 0..80),
+                                        b in proptest::collection::vec(any::<u8>(), 0..80)) {
             let mut joined = a.clone();
             joined.extend_from_slice(&b);
             prop_assert_eq!(murmur3_32_concat(&a, &b, HASH_SEED), reference(&joined));
+            prop_assert_eq!(murmur3_32_streaming(&a, &b, HASH_SEED), reference(&joined));
             prop_assert_eq!(murmur3_32(&joined, HASH_SEED), reference(&joined));
         }
     }

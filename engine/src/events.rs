@@ -151,8 +151,8 @@ pub struct SnapshotDecision {
 pub struct DecisionMetadata {
     /// Flag key.
     pub flag_key: String,
-    /// Rule key, null when no rule.
-    pub rule_key: Option<String>,
+    /// Rule key, "" when no rule.
+    pub rule_key: String,
     /// "feature-test", "rollout" or "holdout".
     pub rule_type: String,
     /// Variation key, "" when none.
@@ -288,7 +288,7 @@ pub(crate) fn impression_visitor(
         variation_id: variation.and_then(|v| numeric_id(&v.id)),
         metadata: DecisionMetadata {
             flag_key: flag_key.to_string(),
-            rule_key: rule.map(|e| e.key.clone()),
+            rule_key: rule.map(|e| e.key.clone()).unwrap_or_default(),
             rule_type: source.as_str().to_string(),
             variation_key: variation.map(|v| v.key.clone()).unwrap_or_default(),
             enabled,

@@ -14,6 +14,33 @@ pub(crate) fn number_to_json(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
 
+/// `JSON.stringify` of a parsed JSON value: like serde_json, but integral floats print as integers.
+pub(crate) fn stringify(v: &Value) -> String {
+    fn has_integral_float(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => n.is_f64() && n.as_f64().is_some_and(|f| f.fract() == 0.0),
+            Value::Array(a) => a.iter().any(has_integral_float),
+            Value::Object(o) => o.values().any(has_integral_float),
+            _ => false,
+        }
+    }
+    fn normalize(v: &Value) -> Value {
+        match v {
+            Value::Number(n) if n.is_f64() => n.as_f64().map_or(Value::Null, number_to_json),
+            Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (k.clone(), normalize(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    if has_integral_float(v) {
+        normalize(v).to_string()
+    } else {
+        v.to_string()
+    }
+}
+
 fn trim_js(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
 }
@@ -219,6 +246,15 @@ mod tests {
         assert_eq!(to_number(&json!(["7"])), 7.0);
         assert!(to_number(&json!({})).is_nan());
         assert!(to_number(&json!([1, 2])).is_nan());
+    }
+
+    #[test]
+    fn stringify_like_js() {
+        assert_eq!(
+            stringify(&json!(["lt", 1.0, {"a": [2.0, 2.5]}])),
+            r#"["lt",1,{"a":[2,2.5]}]"#
+        );
+        assert_eq!(stringify(&json!(["a", "b"])), r#"["a","b"]"#);
     }
 
     #[test]

@@ -253,6 +253,7 @@ impl UserContext {
     }
 
     /// The forced variation key for a flag or rule, if set.
+    #[inline]
     pub fn forced_decision(&self, flag_key: &str, rule_key: Option<&str>) -> Option<&str> {
         if self.forced.is_empty() {
             return None;

@@ -27,13 +27,22 @@ pub(crate) fn compile_tree<L>(value: &Value, leaf: &mut dyn FnMut(&Value) -> L) 
         list.iter().map(|v| compile_tree(v, leaf)).collect()
     };
     match items.first() {
-        Some(Value::String(op)) if op == "and" => Tree::And(compile_all(rest, leaf)),
+        Some(Value::String(op)) if op == "and" => simplify(Tree::And(compile_all(rest, leaf))),
         Some(Value::String(op)) if op == "not" => {
             Tree::Not(rest.first().map(|v| Box::new(compile_tree(v, leaf))))
         }
-        Some(Value::String(op)) if op == "or" => Tree::Or(compile_all(rest, leaf)),
-        Some(Value::String(_)) => Tree::Or(compile_all(items, leaf)),
-        _ => Tree::Or(compile_all(rest, leaf)),
+        Some(Value::String(op)) if op == "or" => simplify(Tree::Or(compile_all(rest, leaf))),
+        Some(Value::String(_)) => simplify(Tree::Or(compile_all(items, leaf))),
+        _ => simplify(Tree::Or(compile_all(rest, leaf))),
+    }
+}
+
+/// `and(x)` and `or(x)` evaluate exactly as `x`: drop the level (real datafiles nest
+/// `["and", ["or", ["or", leaf]]]`).
+fn simplify<L>(tree: Tree<L>) -> Tree<L> {
+    match tree {
+        Tree::And(mut items) | Tree::Or(mut items) if items.len() == 1 => items.remove(0),
+        other => other,
     }
 }
 

@@ -100,7 +100,7 @@ impl Builder {
                 &ids_value
             }
         };
-        let json = serde_json::to_string(chosen).unwrap_or_default();
+        let json = crate::jsnum::stringify(chosen);
         let empty = match chosen {
             Value::Array(a) => a.is_empty(),
             Value::String(s) => s.is_empty(),
@@ -214,7 +214,7 @@ fn compile_audience(
         }
         other => other,
     };
-    let conditions = serde_json::to_string(&conditions_value).unwrap_or_default();
+    let conditions = crate::jsnum::stringify(&conditions_value);
     let tree = compile_tree(&conditions_value, &mut condition::compile);
     Ok(Audience {
         id: a.id,
@@ -437,8 +437,13 @@ pub(super) fn compile(
                 }
             })
             .collect();
+        let repeats_experiment = exp_indexes
+            .iter()
+            .enumerate()
+            .any(|(i, e)| exp_indexes[..i].contains(e));
         flag_key_map.insert(f.key.clone(), flags.len());
         flags.push(Flag {
+            repeats_experiment,
             id: f.id,
             key: f.key,
             experiments: exp_indexes,

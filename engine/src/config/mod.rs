@@ -102,6 +102,8 @@ pub(crate) struct Flag {
     pub variables: Vec<FlagVariable>,
     /// All variations of the flag's rules, as JavaScript orders them (numeric ids ascending first).
     pub variations: Vec<usize>,
+    /// `experimentIds` names the same experiment twice.
+    pub repeats_experiment: bool,
 }
 
 /// Delivery rules of a flag.

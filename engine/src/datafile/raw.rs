@@ -4,8 +4,13 @@
 //! variable values, flags such as `featureEnabled`) are kept as [`serde_json::Value`] and judged by
 //! the compiler, so an unexpected shape degrades to "unknown" instead of failing the datafile.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+
+/// Keep a field that is present with `null` as `Some(Value::Null)` (serde would make it `None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
 
 /// Only the `version` field, read first to report an unsupported version before anything else.
 #[derive(Deserialize)]
@@ -101,7 +106,7 @@ pub(crate) struct VariableUsage {
 pub(crate) struct Variation {
     pub id: String,
     pub key: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub feature_enabled: Option<Value>,
     #[serde(default)]
     pub variables: Vec<VariableUsage>,

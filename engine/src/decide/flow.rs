@@ -34,7 +34,7 @@ pub(crate) struct Flow<'a, 'u> {
     pub user: &'u UserContext,
     pub bucketing_id: &'u str,
     pub forced: Option<&'a ForcedVariations>,
-    pub tracker: Option<&'u mut Tracker>,
+    pub tracker: Option<&'u mut Tracker<'a>>,
     pub reasons: Reasons,
 }
 
@@ -100,6 +100,7 @@ impl<'a> Flow<'a, '_> {
                 }
             }
             if let Some(found) = self.resolve_variation(e) {
+                // JavaScript maps the found variation back through the rule's key map, then the flag's.
                 let v = config
                     .experiment_variation_by_key(e, &found.key)
                     .or_else(|| config.flag_variation_by_key(flag, &found.key));
@@ -215,11 +216,7 @@ impl<'a> Flow<'a, '_> {
             }
         }
         if let Some(tracker) = self.tracker.as_deref() {
-            if let Some(v) = tracker
-                .map
-                .get(&e.id)
-                .and_then(|id| config.variation_by_id(id))
-            {
+            if let Some(v) = tracker.get(&e.id).and_then(|id| config.variation_by_id(id)) {
                 self.reasons.add(|| {
                     format!(
                         "Returning previously activated variation \"{}\" of experiment \"{}\" for user \"{uid}\" from user profile.",
@@ -259,8 +256,7 @@ impl<'a> Flow<'a, '_> {
                     )
                 });
                 if let Some(tracker) = self.tracker.as_deref_mut() {
-                    tracker.map.insert(e.id.clone(), v.id.clone());
-                    tracker.updated = true;
+                    tracker.set(&e.id, &v.id);
                 }
                 Some(v)
             }

@@ -12,7 +12,7 @@ use decision::{Decision, Reasons};
 use flow::Flow;
 use forced::ForcedVariations;
 use options::{DecideOption, DecideOptions};
-use profile::{Tracker, UserProfile, UserProfileService};
+use profile::{Tracker, UserProfileService};
 
 use crate::config::{Flag, ProjectConfig};
 use crate::events::Conversion;
@@ -84,15 +84,18 @@ impl<'a> Decider<'a> {
         let Some(flag) = self.config.flag(flag_key) else {
             return self.unknown_flag(flag_key);
         };
-        let mut tracker = self.load_profile(user, options);
+        // One flag cannot meet the same experiment twice (unless its experimentIds repeat), so
+        // without a profile service the in-call sticky map is not needed.
+        let mut tracker = self.load_profile(user, options, flag.repeats_experiment);
         let decision = self.decide_flag(user, flag, options, tracker.as_mut());
         self.save_profile(user, tracker);
         decision
     }
 
-    /// Decide several flags, in key order. Decisions dropped by `ENABLED_FLAGS_ONLY` are
-    /// returned with `omitted_from_result() == true` (their impression still has to be sent).
-    /// Unknown keys give error decisions.
+    /// Decide several flags, in key order (a repeated key is decided once, at its first place,
+    /// as the SDK's result map keeps one decision per key). Decisions dropped by
+    /// `ENABLED_FLAGS_ONLY` are returned with `omitted_from_result() == true` (their impression
+    /// still has to be sent). Unknown keys give error decisions.
     pub fn decide_for_keys(
         &self,
         user: &UserContext,
@@ -100,12 +103,12 @@ impl<'a> Decider<'a> {
         options: DecideOptions,
     ) -> Vec<Decision<'a>> {
         let options = options | self.default_options;
-        self.decide_many(
-            user,
-            keys.iter().map(|k| (*k, self.config.flag(k))),
-            keys.len(),
-            options,
-        )
+        let unique = keys
+            .iter()
+            .enumerate()
+            .filter(|(i, k)| !keys[..*i].contains(k))
+            .map(|(_, k)| (*k, self.config.flag(k)));
+        self.decide_many(user, unique, keys.len(), options)
     }
 
     /// Decide every flag of the datafile, in [`ProjectConfig::flag_keys`] order.
@@ -130,7 +133,7 @@ impl<'a> Decider<'a> {
         if count == 0 {
             return out;
         }
-        let mut tracker = self.load_profile(user, options);
+        let mut tracker = self.load_profile(user, options, true);
         let only_enabled = options.contains(DecideOption::EnabledFlagsOnly);
         for (key, flag) in flags {
             let decision = match flag {
@@ -161,7 +164,7 @@ impl<'a> Decider<'a> {
         user: &UserContext,
         flag: &'a Flag,
         options: DecideOptions,
-        tracker: Option<&mut Tracker>,
+        tracker: Option<&mut Tracker<'a>>,
     ) -> Decision<'a> {
         let mut flow = Flow {
             config: self.config,
@@ -184,37 +187,41 @@ impl<'a> Decider<'a> {
         }
     }
 
-    /// The sticky-bucketing map for one call: the profile service's, with the user's own
-    /// `$opt_experiment_bucket_map` entries merged over it (JavaScript).
-    fn load_profile(&self, user: &UserContext, options: DecideOptions) -> Option<Tracker> {
+    /// The sticky-bucketing state for one call: the profile service's map, with the user's own
+    /// `$opt_experiment_bucket_map` entries merged over it (JavaScript). JavaScript keeps this
+    /// state even without a profile service, so a later flag in the same call sees an earlier
+    /// flag's bucketing; `in_call` asks for that state when no service is configured.
+    fn load_profile(
+        &self,
+        user: &UserContext,
+        options: DecideOptions,
+        in_call: bool,
+    ) -> Option<Tracker<'a>> {
         if options.contains(DecideOption::IgnoreUserProfileService) {
             return None;
         }
         let from_user = user.experiment_bucket_map();
-        if self.ups.is_none() && from_user.is_none() {
+        if self.ups.is_none() && from_user.is_none() && !in_call {
             return None;
         }
-        let mut map = self
+        let mut loaded = self
             .ups
             .and_then(|ups| ups.lookup(user.user_id()))
             .map(|p| p.experiment_bucket_map)
             .unwrap_or_default();
         if let Some(extra) = from_user {
-            map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+            loaded.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         Some(Tracker {
-            map,
-            updated: false,
+            loaded,
+            updates: Vec::new(),
         })
     }
 
-    fn save_profile(&self, user: &UserContext, tracker: Option<Tracker>) {
+    fn save_profile(&self, user: &UserContext, tracker: Option<Tracker<'a>>) {
         if let (Some(ups), Some(tracker)) = (self.ups, tracker) {
-            if tracker.updated {
-                ups.save(&UserProfile {
-                    user_id: user.user_id().to_string(),
-                    experiment_bucket_map: tracker.map,
-                });
+            if let Some(profile) = tracker.into_profile(user.user_id()) {
+                ups.save(&profile);
             }
         }
     }

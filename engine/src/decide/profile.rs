@@ -22,9 +22,49 @@ pub struct UserProfile {
     pub experiment_bucket_map: HashMap<String, String>,
 }
 
-/// The profile map of one decide call, and whether it changed.
-#[derive(Debug)]
-pub(crate) struct Tracker {
-    pub map: HashMap<String, String>,
-    pub updated: bool,
+/// The sticky-bucketing state of one decide call: the loaded map (profile service merged with
+/// the user's own entries) and the bucketings made during the call, borrowed from the config.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker<'a> {
+    pub loaded: HashMap<String, String>,
+    pub updates: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Tracker<'a> {
+    /// The variation id stored for an experiment id.
+    #[inline]
+    pub(crate) fn get(&self, experiment_id: &str) -> Option<&str> {
+        self.updates
+            .iter()
+            .rev()
+            .find(|(e, _)| *e == experiment_id)
+            .map(|(_, v)| *v)
+            .or_else(|| {
+                if self.loaded.is_empty() {
+                    None
+                } else {
+                    self.loaded.get(experiment_id).map(String::as_str)
+                }
+            })
+    }
+
+    /// Record a bucketing.
+    pub(crate) fn set(&mut self, experiment_id: &'a str, variation_id: &'a str) {
+        self.updates.push((experiment_id, variation_id));
+    }
+
+    /// The profile to save, when the call bucketed anything.
+    pub(crate) fn into_profile(self, user_id: &str) -> Option<UserProfile> {
+        if self.updates.is_empty() {
+            return None;
+        }
+        let mut map = self.loaded;
+        for (e, v) in self.updates {
+            map.insert(e.to_string(), v.to_string());
+        }
+        Some(UserProfile {
+            user_id: user_id.to_string(),
+            experiment_bucket_map: map,
+        })
+    }
 }

@@ -1,0 +1,127 @@
+//! Decisions, reasons, impressions and conversions on an edge-case datafile
+//! (`tests/data/edge.json`: holdouts global/local with excludeTargetedDeliveries, an "fr" rule,
+//! CMAB, a group, whitelisting, traffic holes and foreign variation ids, odd audiences, forced
+//! decisions, a numeric flag key, EU region, bot filtering) against the output of the official
+//! JavaScript SDK 6.6.1 for the same users (`tests/data/js/edge_golden.json`).
+//!
+//! Regenerate the golden with the SDK installed from npm:
+//! `cd engine/tests/data/js && node js_decide.js ../edge.json edge_users.json > raw.json`, then drop
+//! `uuid`/`timestamp` from events and the reasons of random users `u5`.. (see the test below).
+
+use flagbridge_engine::{
+    AttributeValue, ClientInfo, DecideOption, DecideOptions, Decider, ProjectConfig, UserContext,
+};
+use serde_json::{json, Value};
+
+fn user_of(u: &Value) -> UserContext {
+    let mut user = UserContext::new(u["id"].as_str().unwrap());
+    for (k, v) in u["attributes"].as_object().unwrap() {
+        user.set_attribute(k.clone(), AttributeValue::try_from(v).unwrap());
+    }
+    if let Some(segs) = u["segments"].as_array() {
+        user.set_qualified_segments(
+            segs.iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect(),
+        );
+    }
+    for f in u["forced"].as_array().into_iter().flatten() {
+        user.set_forced_decision(
+            f[0].as_str().unwrap(),
+            f[1].as_str(),
+            f[2].as_str().unwrap(),
+        );
+    }
+    user
+}
+
+fn strip_event(mut e: Value) -> Value {
+    for v in e["visitors"].as_array_mut().unwrap() {
+        for s in v["snapshots"].as_array_mut().unwrap() {
+            for ev in s["events"].as_array_mut().unwrap() {
+                let ev = ev.as_object_mut().unwrap();
+                ev.remove("uuid");
+                ev.remove("timestamp");
+            }
+        }
+    }
+    e
+}
+
+#[test]
+fn edge_datafile_matches_the_javascript_sdk() {
+    let config = ProjectConfig::parse(include_str!("data/edge.json")).unwrap();
+    let users: Vec<Value> = serde_json::from_str(include_str!("data/js/edge_users.json")).unwrap();
+    let golden: Vec<Value> =
+        serde_json::from_str(include_str!("data/js/edge_golden.json")).unwrap();
+    assert_eq!(users.len(), golden.len());
+    let decider = Decider::new(&config);
+    let client = ClientInfo {
+        client_name: "node-sdk".into(),
+        client_version: "6.6.1".into(),
+    };
+    let options = DecideOptions::NONE.with(DecideOption::IncludeReasons);
+    let mut checked = 0;
+    for (u, expected) in users.iter().zip(&golden) {
+        let user = user_of(u);
+        let decisions = match u["keys"].as_array() {
+            Some(keys) => {
+                let keys: Vec<&str> = keys.iter().map(|k| k.as_str().unwrap()).collect();
+                decider.decide_for_keys(&user, &keys, options)
+            }
+            None => decider.decide_all(&user, options),
+        };
+        let mut events = Vec::new();
+        for d in &decisions {
+            if let Some(batch) = d.impression_event(&user, &client, 0, "uuid") {
+                for v in &batch.visitors {
+                    let mut one = batch.clone();
+                    one.visitors = vec![v.clone()];
+                    events.push(strip_event(serde_json::to_value(one).unwrap()));
+                }
+            }
+        }
+        for t in u["track"].as_array().into_iter().flatten() {
+            if let Some(c) = decider.track(&user, t[0].as_str().unwrap(), t[1].as_object()) {
+                events.push(strip_event(
+                    serde_json::to_value(c.to_event_batch(&user, &client, 0, "uuid")).unwrap(),
+                ));
+            }
+        }
+        let id = u["id"].as_str().unwrap();
+        for want in expected["decisions"].as_array().unwrap() {
+            let key = want["flagKey"].as_str().unwrap();
+            let got = decisions.iter().find(|d| d.flag_key() == key).unwrap();
+            let mut got_json = json!({
+                "flagKey": got.flag_key(), "enabled": got.enabled(), "variationKey": got.variation_key(),
+                "ruleKey": got.rule_key(), "variables": got.variables_map(), "reasons": got.reasons(),
+            });
+            if want.get("reasons").is_none() {
+                got_json.as_object_mut().unwrap().remove("reasons");
+            }
+            assert_eq!(&got_json, want, "user {id} flag {key}");
+            checked += 1;
+        }
+        assert_eq!(
+            events,
+            expected["events"].as_array().unwrap().clone(),
+            "user {id} events"
+        );
+    }
+    assert!(checked > 300, "only {checked} decisions compared");
+}
+
+/// `getOptimizelyConfig()` of the JavaScript SDK for the same datafile
+/// (`node js_optimizely_config.js ../edge.json`, without its `datafile` field).
+#[test]
+fn optimizely_config_matches_the_javascript_sdk() {
+    let config = ProjectConfig::parse(include_str!("data/edge.json")).unwrap();
+    let expected: Value =
+        serde_json::from_str(include_str!("data/js/edge_optimizely_config.json")).unwrap();
+    let got = serde_json::to_value(config.optimizely_config()).unwrap();
+    assert_eq!(got, expected);
+    assert_eq!(
+        config.optimizely_config().datafile(),
+        include_str!("data/edge.json")
+    );
+}
