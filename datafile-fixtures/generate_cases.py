@@ -80,7 +80,9 @@ def analyze(df):
         attrs.setdefault(a["key"], ["v1", 3, True])
     attrs.setdefault("unlisted_attr", ["not in datafile", 5])
     attrs.setdefault("$opt_custom", ["opt value", 12])
-    flags = [f["key"] for f in df.get("featureFlags", [])]
+    # `flag_no_rules` was appended to the benchmark datafiles after their cases were drawn; it is
+    # left out of the draws so the committed cases regenerate byte for byte (decideAll reaches it).
+    flags = [f["key"] for f in df.get("featureFlags", []) if f["key"] != "flag_no_rules"]
     exp_by_id = {e["id"]: e for e in df.get("experiments", [])}
     for g in df.get("groups", []):
         for e in g.get("experiments", []):
@@ -94,7 +96,8 @@ def analyze(df):
         variations[f["key"]] = sorted({v["key"] for r in rs for v in r.get("variations", [])})
     forced_users = sorted({u for e in exp_by_id.values() for u in e.get("forcedVariations", {})})
     events = [e["key"] for e in df.get("events", [])]
-    return attrs, flags, rules, variations, forced_users, events
+    experiments = sorted((e["id"], [v["id"] for v in e.get("variations", [])]) for e in exp_by_id.values())
+    return attrs, flags, rules, variations, forced_users, events, experiments
 
 
 def make_tags(rng):
@@ -118,7 +121,7 @@ def make_tags(rng):
 
 
 def make_case(rng, i, info, decide_all_p):
-    attrs, flags, rules, variations, forced_users, events = info
+    attrs, flags, rules, variations, forced_users, events, _ = info
     roll = rng.random()
     if roll < 0.25:
         user = rng.choice(SPECIAL_USERS + forced_users)
@@ -187,6 +190,46 @@ MALFORMED = [
 ]
 
 
+def bucket_map(rng, experiments):
+    """A `$opt_experiment_bucket_map` attribute (JS sticky bucketing from attributes): entries
+    naming the experiment's own variation, another experiment's, an unknown id, or junk."""
+    m = {}
+    all_vids = [v for _, vs in experiments for v in vs]
+    for _ in range(rng.randint(1, 3)):
+        eid, vids = rng.choice(experiments)
+        r = rng.random()
+        if r < 0.5 and vids:
+            m[eid] = {"variation_id": rng.choice(vids)}
+        elif r < 0.7 and all_vids:
+            m[eid] = {"variation_id": rng.choice(all_vids)}
+        elif r < 0.85:
+            m[eid] = {"variation_id": "999999999"}
+        else:
+            m[eid] = rng.choice([{}, "junk", {"variation_id": None}])
+    return m
+
+
+def add_bucket_maps(name, lines, info):
+    """Adds the attribute to about 6% of the decide cases, from a separate random stream so the
+    other cases stay as drawn. Not for the benchmark datafiles."""
+    experiments = info[6]
+    if not experiments or name in ("small", "large_700"):
+        return lines
+    rng = random.Random(zlib.crc32((name + "/bucket_map").encode()))
+    out = []
+    for line in lines:
+        if rng.random() < 0.06:
+            try:
+                c = json.loads(line)
+            except ValueError:
+                c = None
+            if isinstance(c, dict) and "type" not in c and isinstance(c.get("attributes"), dict):
+                c["attributes"]["$opt_experiment_bucket_map"] = bucket_map(rng, experiments)
+                line = json.dumps(c, ensure_ascii=False)
+        out.append(line)
+    return out
+
+
 def write_cases(df_path, out_path, n_cases, decide_all_p, malformed=False):
     with open(df_path, encoding="utf-8-sig") as f:
         df = json.load(f)
@@ -207,6 +250,7 @@ def write_cases(df_path, out_path, n_cases, decide_all_p, malformed=False):
     else:
         for i in range(n_cases):
             lines.append(json.dumps(make_case(rng, i, info, decide_all_p), ensure_ascii=False))
+    lines = add_bucket_maps(name, lines, info)
     if malformed:
         for k, m in enumerate(MALFORMED):
             lines.insert(3 + 7 * k, m)

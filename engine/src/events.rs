@@ -345,7 +345,8 @@ pub(crate) fn value_of(tags: &Map<String, Value>) -> Option<Value> {
     }
 }
 
-/// A conversion (`track`): the event, parsed revenue and value, and the tags as given.
+/// A conversion (`track`): the event, parsed revenue and value, and the tags as given (minus
+/// null-valued tags, which JavaScript drops).
 #[derive(Debug, Clone)]
 pub struct Conversion<'a> {
     config: &'a ProjectConfig,
@@ -366,7 +367,13 @@ impl<'a> Conversion<'a> {
             event,
             revenue: tags.and_then(revenue_of),
             value: tags.and_then(value_of),
-            tags: tags.cloned(),
+            // JavaScript's `track` drops tags whose value is null before anything else.
+            tags: tags.map(|t| {
+                t.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
         }
     }
 

@@ -62,20 +62,28 @@ struct Builder {
     variations: Vec<Variation>,
     variation_id_map: FxHashMap<String, usize>,
     audience_id_map: FxHashMap<String, usize>,
-    var_kinds: FxHashMap<String, String>,
+    /// Variable types by variable id; more than one when flags reuse an id with other types.
+    var_kinds: FxHashMap<String, Vec<String>>,
 }
 
 impl Builder {
     fn add_variation(&mut self, v: raw::Variation) -> usize {
+        let mut alt_values = Vec::new();
         let variables = v
             .variables
             .into_iter()
             .map(|u| {
                 let raw_value = string_of(&u.value);
-                let value = match self.var_kinds.get(&u.id) {
+                let kinds = self.var_kinds.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
+                let value = match kinds.first() {
                     Some(kind) => cast(&raw_value, kind),
                     None => Value::String(raw_value.clone()),
                 };
+                if kinds.len() > 1 {
+                    for kind in kinds {
+                        alt_values.push((u.id.clone(), kind.clone(), cast(&raw_value, kind)));
+                    }
+                }
                 (u.id, raw_value, value)
             })
             .collect();
@@ -87,6 +95,7 @@ impl Builder {
             feature_enabled: matches!(v.feature_enabled, Some(Value::Bool(true))),
             feature_enabled_raw: v.feature_enabled,
             variables,
+            alt_values,
         });
         index
     }
@@ -255,9 +264,12 @@ pub(super) fn compile(
     let mut var_kinds = FxHashMap::default();
     for f in &raw.feature_flags {
         for v in &f.variables {
-            var_kinds
-                .entry(v.id.clone())
-                .or_insert_with(|| variable_kind(v));
+            // JavaScript casts by the deciding flag's variable type, so keep every type an id has.
+            let kinds: &mut Vec<String> = var_kinds.entry(v.id.clone()).or_default();
+            let kind = variable_kind(v);
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
         }
     }
 

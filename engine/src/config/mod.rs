@@ -33,6 +33,9 @@ pub(crate) struct Variation {
     pub feature_enabled_raw: Option<Value>,
     /// `(variable id, raw string, cast value)` in datafile order.
     pub variables: Vec<(String, String, Value)>,
+    /// `(variable id, type, cast value)` for ids that flags declare with different types
+    /// (usually empty); the value cast by the deciding flag's type wins over `variables`.
+    pub alt_values: Vec<(String, String, Value)>,
 }
 
 /// Which audiences an experiment, rule or holdout requires.

@@ -175,11 +175,15 @@ impl<'a> Decision<'a> {
             .map(move |(i, var)| {
                 let value = variation
                     .and_then(|v| {
-                        match v.variables.get(i) {
+                        let usage = match v.variables.get(i) {
                             Some(u) if u.0 == var.id => Some(u),
                             _ => v.variables.iter().find(|u| u.0 == var.id),
-                        }
-                        .map(|u| &u.2)
+                        }?;
+                        let by_kind = v
+                            .alt_values
+                            .iter()
+                            .find(|a| a.0 == var.id && a.1 == var.kind);
+                        Some(by_kind.map_or(&usage.2, |a| &a.2))
                     })
                     .unwrap_or(&var.default_value);
                 (var.key.as_str(), value)

@@ -100,11 +100,13 @@ impl<'a> Flow<'a, '_> {
                 }
             }
             if let Some(found) = self.resolve_variation(e) {
-                // JavaScript maps the found variation back through the rule's key map, then the flag's.
+                // JavaScript re-finds the bucketed variation by key in this rule, then in the
+                // flag; when neither has it (traffic naming another experiment's variation) the
+                // remaining experiment rules are skipped and the rollout decides.
                 let v = config
                     .experiment_variation_by_key(e, &found.key)
-                    .or_else(|| config.flag_variation_by_key(flag, &found.key));
-                return Some(outcome(v, Some(e), DecisionSource::FeatureTest));
+                    .or_else(|| config.flag_variation_by_key(flag, &found.key))?;
+                return Some(outcome(Some(v), Some(e), DecisionSource::FeatureTest));
             }
         }
         None

@@ -1,0 +1,82 @@
+//! `flagbridge decide --datafile FILE --cases CASES.jsonl`: decides JSONL cases offline and
+//! prints one JSON line per decision (format: `datafile-fixtures/README.md`).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use flagbridge_engine::{DatafileError, ProjectConfig};
+
+use super::cases::run_case_line;
+
+/// Why `flagbridge decide` could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecideError {
+    /// The datafile could not be read.
+    #[error("cannot read datafile {path}: {source}")]
+    ReadDatafile {
+        /// The datafile path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The datafile was read but is not a valid datafile.
+    #[error("invalid datafile {path}: {source}")]
+    InvalidDatafile {
+        /// The datafile path.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: DatafileError,
+    },
+    /// The cases could not be read (or the output not written).
+    #[error("cannot read cases from {name}: {source}")]
+    Cases {
+        /// The cases path, or `-` for stdin.
+        name: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+}
+
+/// Reads and compiles a datafile.
+pub fn load_datafile(path: &Path) -> Result<ProjectConfig, DecideError> {
+    let bytes = std::fs::read(path).map_err(|source| DecideError::ReadDatafile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    ProjectConfig::from_slice(&bytes).map_err(|source| DecideError::InvalidDatafile {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Runs every non-empty line of `cases` (a path, or `-` for stdin) and writes the output lines
+/// to `out`. A malformed case line gives an error line and the run goes on.
+pub fn run(datafile: &Path, cases: &str, out: &mut dyn Write) -> Result<(), DecideError> {
+    let config = load_datafile(datafile)?;
+    let cases_err = |source| DecideError::Cases {
+        name: cases.to_string(),
+        source,
+    };
+    let reader: Box<dyn BufRead> = if cases == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(cases).map_err(cases_err)?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut n = 0;
+    for line in reader.lines() {
+        let line = line.map_err(cases_err)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        for value in run_case_line(&config, n, &line) {
+            writeln!(out, "{value}").map_err(DecideError::Output)?;
+        }
+        n += 1;
+    }
+    out.flush().map_err(DecideError::Output)
+}

@@ -1,0 +1,4 @@
+//! Library side of the `flagbridge` command line (the binary only parses arguments).
+
+pub mod cases;
+pub mod decide;
