@@ -200,6 +200,15 @@ fn main() {
         }
     }
 
+    if let Ok(text) = std::fs::read_to_string(results_dir().join("callgrind.txt")) {
+        println!();
+        println!("Instructions per call under callgrind (`benches/scripts/callgrind.sh`; not disturbed by other processes):");
+        println!();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            println!("- {line}");
+        }
+    }
+
     println!();
     println!("| memory (process holding one compiled datafile) | datafile | VmHWM | VmRSS | config heap | heap / datafile | parse peak heap | target |");
     println!("|---|---|---|---|---|---|---|---|");
