@@ -22,6 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use flagbridge_benches::args::{flag_value, selected};
 use flagbridge_benches::fixtures::Plan;
 use flagbridge_benches::stats::{write_result, Histogram, Summary};
 use flagbridge_benches::users;
@@ -57,7 +58,7 @@ struct Samples {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if !selected(&args) {
+    if !selected(&args, "swap") {
         return;
     }
     let seconds = flag_value(&args, "--measurement-time").unwrap_or(3.0);
@@ -205,35 +206,4 @@ fn swapper(
     }
     store.store(Arc::clone(&prebuilt[0]));
     swaps
-}
-
-/// False when criterion-style name filters are given and none of them matches "swap".
-fn selected(args: &[String]) -> bool {
-    let mut filters = Vec::new();
-    let mut skip_value = false;
-    for arg in args {
-        if skip_value {
-            skip_value = false;
-        } else if arg.starts_with("--") {
-            skip_value = [
-                "--warm-up-time",
-                "--measurement-time",
-                "--sample-size",
-                "--save-baseline",
-                "--baseline",
-            ]
-            .contains(&arg.as_str());
-        } else {
-            filters.push(arg.as_str());
-        }
-    }
-    filters.is_empty()
-        || filters
-            .iter()
-            .any(|f| "swap".contains(f) || f.contains("swap"))
-}
-
-fn flag_value(args: &[String], name: &str) -> Option<f64> {
-    let at = args.iter().position(|a| a == name)?;
-    args.get(at + 1)?.parse().ok()
 }

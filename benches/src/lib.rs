@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod allocations;
+pub mod args;
 pub mod fixtures;
 pub mod peer;
 pub mod stats;

@@ -31,6 +31,7 @@ fn main() {
     collect_criterion(&target.join("criterion"), &mut crit);
     let js = load("js.json");
     let swap = load("swap.json");
+    let paired = load("paired.json");
 
     println!("{}", machine());
     println!();
@@ -115,6 +116,46 @@ fn main() {
         .filter(|(id, _)| id.starts_with("bucketing/") || id.starts_with("audience/"))
     {
         println!("| {id} | {} | | | |", fmt_ns(Some(*m)));
+    }
+
+    if let Some(p) = &paired {
+        let m = |k: &str| p[k]["median"].as_f64();
+        println!();
+        println!(
+            "Interleaved (`benches/paired.rs`: the four variants take turns in batches of {} decides for {} s, so they share the same machine load):",
+            p["batch"], p["seconds"]
+        );
+        println!();
+        println!("| decide (a) | small | large | large / small | target |");
+        println!("|---|---|---|---|---|");
+        let fb_ratio = p["flagbridge_large_over_small"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        println!(
+            "| flagbridge | {} ({}) | {} | {:.2}x | {} |",
+            fmt_ns(m("flagbridge/small")),
+            check(m("flagbridge/small"), 60.0, "<= 60 ns"),
+            fmt_ns(m("flagbridge/large")),
+            fb_ratio,
+            verdict(fb_ratio <= 1.2, "large <= 1.2x small"),
+        );
+        let (cs, cl) = (
+            p["crate_over_flagbridge_small"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            p["crate_over_flagbridge_large"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+        );
+        println!(
+            "| `optimizely` crate | {} ({}) | {} ({}) | {:.2}x | {} |",
+            fmt_ns(m("optimizely_crate/small")),
+            fmt_ratio(cs),
+            fmt_ns(m("optimizely_crate/large")),
+            fmt_ratio(cl),
+            m("optimizely_crate/large").unwrap_or(0.0) / m("optimizely_crate/small").unwrap_or(1.0),
+            verdict(cs >= 3.0 && cl >= 3.0, "crate >= 3x flagbridge"),
+        );
     }
 
     println!();
