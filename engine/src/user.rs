@@ -153,6 +153,19 @@ impl TryFrom<&serde_json::Value> for AttributeValue {
     }
 }
 
+/// FNV-1a hash of an attribute key (a `const fn`, so fixed keys hash at compile time).
+pub(crate) const fn key_hash(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
 /// The key of a forced decision: a flag, and optionally one of its rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ForcedKey {
@@ -164,7 +177,8 @@ struct ForcedKey {
 #[derive(Debug, Clone, Default)]
 pub struct UserContext {
     user_id: String,
-    attributes: Vec<(String, AttributeValue)>,
+    /// `(key hash, key, value)`; the hash makes the linear scan cheap.
+    attributes: Vec<(u64, String, AttributeValue)>,
     qualified_segments: Option<Vec<String>>,
     forced: Vec<(ForcedKey, String)>,
     bucket_map: Option<HashMap<String, String>>,
@@ -193,9 +207,14 @@ impl UserContext {
     pub fn set_attribute(&mut self, key: impl Into<String>, value: impl Into<AttributeValue>) {
         let key = key.into();
         let value = value.into();
-        match self.attributes.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.attributes.push((key, value)),
+        let hash = key_hash(&key);
+        match self
+            .attributes
+            .iter_mut()
+            .find(|(h, k, _)| *h == hash && *k == key)
+        {
+            Some(slot) => slot.2 = value,
+            None => self.attributes.push((hash, key, value)),
         }
     }
 
@@ -206,16 +225,22 @@ impl UserContext {
 
     /// Attributes in insertion order.
     pub fn attributes(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
-        self.attributes.iter().map(|(k, v)| (k.as_str(), v))
+        self.attributes.iter().map(|(_, k, v)| (k.as_str(), v))
     }
 
     /// One attribute by key (`None` when absent; `Some(Null)` when set to null).
     #[inline]
     pub fn attribute(&self, key: &str) -> Option<&AttributeValue> {
+        self.attribute_hashed(key_hash(key), key)
+    }
+
+    /// [`attribute`](Self::attribute) with the key's [`key_hash`] computed ahead.
+    #[inline]
+    pub(crate) fn attribute_hashed(&self, hash: u64, key: &str) -> Option<&AttributeValue> {
         self.attributes
             .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+            .find(|(h, k, _)| *h == hash && k == key)
+            .map(|(_, _, v)| v)
     }
 
     /// Set the ODP segments the user qualifies for (matched by `qualified` conditions).
@@ -264,6 +289,12 @@ impl UserContext {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether any forced decision is set.
+    #[inline]
+    pub fn has_forced_decisions(&self) -> bool {
+        !self.forced.is_empty()
+    }
+
     /// Remove one forced decision; true when it existed.
     pub fn remove_forced_decision(&mut self, flag_key: &str, rule_key: Option<&str>) -> bool {
         let before = self.forced.len();
@@ -294,7 +325,11 @@ impl UserContext {
     /// The id used for bucketing: `$opt_bucketing_id` when it is a string, else the user id.
     #[inline]
     pub fn bucketing_id(&self) -> &str {
-        match self.attribute(BUCKETING_ID_ATTRIBUTE) {
+        const HASH: u64 = key_hash(BUCKETING_ID_ATTRIBUTE);
+        if self.attributes.is_empty() {
+            return &self.user_id;
+        }
+        match self.attribute_hashed(HASH, BUCKETING_ID_ATTRIBUTE) {
             Some(AttributeValue::String(s)) => s,
             _ => &self.user_id,
         }

@@ -46,9 +46,8 @@ pub(crate) enum Matcher {
     Number(NumOp, Option<f64>),
     /// `None`: the condition value is not a string.
     Substring(Option<String>),
-    /// `None`: the condition value is not a string. The target stays a string; its parse is
-    /// cheap and must happen after the user value's, as in the SDK.
-    Semver(SemverOp, Option<String>),
+    /// `None`: the condition value is not a string. The target is split once here.
+    Semver(SemverOp, Option<semver::Target>),
 }
 
 /// One compiled leaf condition.
@@ -57,7 +56,12 @@ pub(crate) enum Condition {
     /// Unknown type or match, or not an object: always unknown (`None`).
     Unknown,
     /// `custom_attribute` on attribute `name`. `match_given` is false when `match` was absent.
-    Custom { name: String, matcher: Matcher },
+    Custom {
+        name: String,
+        /// `key_hash(name)`, for the attribute lookup.
+        hash: u64,
+        matcher: Matcher,
+    },
     /// `third_party_dimension` + `qualified`: the user's segments contain `segment`.
     Qualified { segment: Option<String> },
 }
@@ -118,15 +122,27 @@ pub(crate) fn compile(leaf: &Value) -> Condition {
                 "lt" => Matcher::Number(NumOp::Lt, safe_number(value)),
                 "le" => Matcher::Number(NumOp::Le, safe_number(value)),
                 "substring" => Matcher::Substring(value.as_str().map(str::to_string)),
-                "semver_eq" => Matcher::Semver(SemverOp::Eq, value.as_str().map(str::to_string)),
-                "semver_gt" => Matcher::Semver(SemverOp::Gt, value.as_str().map(str::to_string)),
-                "semver_ge" => Matcher::Semver(SemverOp::Ge, value.as_str().map(str::to_string)),
-                "semver_lt" => Matcher::Semver(SemverOp::Lt, value.as_str().map(str::to_string)),
-                "semver_le" => Matcher::Semver(SemverOp::Le, value.as_str().map(str::to_string)),
+                "semver_eq" => {
+                    Matcher::Semver(SemverOp::Eq, value.as_str().map(semver::Target::new))
+                }
+                "semver_gt" => {
+                    Matcher::Semver(SemverOp::Gt, value.as_str().map(semver::Target::new))
+                }
+                "semver_ge" => {
+                    Matcher::Semver(SemverOp::Ge, value.as_str().map(semver::Target::new))
+                }
+                "semver_lt" => {
+                    Matcher::Semver(SemverOp::Lt, value.as_str().map(semver::Target::new))
+                }
+                "semver_le" => {
+                    Matcher::Semver(SemverOp::Le, value.as_str().map(semver::Target::new))
+                }
                 _ => return Condition::Unknown,
             };
+            let name = js_property_key(obj.get("name"));
             Condition::Custom {
-                name: js_property_key(obj.get("name")),
+                hash: crate::user::key_hash(&name),
+                name,
                 matcher,
             }
         }
@@ -148,8 +164,12 @@ impl Condition {
             Condition::Qualified { segment } => {
                 Some(segment.as_deref().is_some_and(|s| user.is_qualified_for(s)))
             }
-            Condition::Custom { name, matcher } => {
-                let attr = user.attribute(name);
+            Condition::Custom {
+                name,
+                hash,
+                matcher,
+            } => {
+                let attr = user.attribute_hashed(*hash, name);
                 if let Matcher::Exists = matcher {
                     return Some(!matches!(attr, None | Some(AttributeValue::Null)));
                 }
@@ -161,6 +181,7 @@ impl Condition {
 }
 
 impl Matcher {
+    #[inline]
     fn evaluate(&self, user: &AttributeValue) -> Option<bool> {
         match self {
             Matcher::Exists => Some(!matches!(user, AttributeValue::Null)),
@@ -189,9 +210,9 @@ impl Matcher {
                 Some(u.contains(c))
             }
             Matcher::Semver(op, target) => {
-                let t = target.as_deref()?;
+                let t = target.as_ref()?;
                 let u = user.as_str()?;
-                let cmp = semver::compare(t, u)?;
+                let cmp = t.compare(u)?;
                 Some(match op {
                     SemverOp::Eq => cmp == 0,
                     SemverOp::Gt => cmp > 0,

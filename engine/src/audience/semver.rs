@@ -83,21 +83,64 @@ fn js_str_cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// A condition's target version, split once when the datafile is compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The parts (numeric parts, then the suffix), `None` when the target does not parse.
+    parts: Option<Vec<String>>,
+    pre_release: bool,
+    build: bool,
+}
+
+impl Target {
+    pub(crate) fn new(target: &str) -> Self {
+        Target {
+            parts: split(target).map(|p| p.as_slice().iter().map(|s| s.to_string()).collect()),
+            pre_release: is_pre_release(target),
+            build: is_build(target),
+        }
+    }
+
+    /// Compare a user's version with this target (see [`compare`]).
+    pub(crate) fn compare(&self, user: &str) -> Option<i32> {
+        let user_parts = split(user)?;
+        let target_parts = self.parts.as_deref()?;
+        compare_parts(
+            target_parts,
+            self.pre_release,
+            self.build,
+            user_parts.as_slice(),
+            user,
+        )
+    }
+}
+
 /// Compare the user's version with the target: `Some(1)` user above, `Some(0)` equal,
 /// `Some(-1)` below, `None` when either does not parse.
 pub fn compare(target: &str, user: &str) -> Option<i32> {
     let user_parts = split(user)?;
     let target_parts = split(target)?;
-    let user_parts = user_parts.as_slice();
-    let target_pre = is_pre_release(target);
+    compare_parts(
+        target_parts.as_slice(),
+        is_pre_release(target),
+        is_build(target),
+        user_parts.as_slice(),
+        user,
+    )
+}
+
+fn compare_parts<T: AsRef<str>>(
+    target_parts: &[T],
+    target_pre: bool,
+    target_build: bool,
+    user_parts: &[&str],
+    user: &str,
+) -> Option<i32> {
     let user_pre = is_pre_release(user);
-    for (idx, target_part) in target_parts.as_slice().iter().enumerate() {
+    for (idx, target_part) in target_parts.iter().enumerate() {
+        let target_part = target_part.as_ref();
         let Some(user_part) = user_parts.get(idx) else {
-            return Some(if target_pre || is_build(target) {
-                1
-            } else {
-                -1
-            });
+            return Some(if target_pre || target_build { 1 } else { -1 });
         };
         if !is_digits(user_part) {
             match js_str_cmp(user_part, target_part) {
@@ -207,6 +250,19 @@ mod tests {
             "",
         ] {
             assert_eq!(compare("2.1.0", u), None, "user {u:?}");
+        }
+    }
+
+    #[test]
+    fn pre_split_target_agrees_with_compare() {
+        for (t, u) in [
+            ("2.1.2-beta", "2.1.2"),
+            ("2.9.9+beta", "2.9.9-beta"),
+            ("2", "2.12"),
+            ("x", "1"),
+            ("1", "x"),
+        ] {
+            assert_eq!(Target::new(t).compare(u), compare(t, u), "{t} {u}");
         }
     }
 
