@@ -10,7 +10,8 @@
 //!   cost of the swap and of the reader meeting a cold config);
 //! - `swap_parse`: every 10 ms the writer parses the datafile and stores the new config (what the
 //!   poller does; the parse competes for the machine's 2 cores, and the reader may drop the last
-//!   reference of an old config).
+//!   reference of an old config). Parsing the 2 MB large datafile takes longer than 10 ms, so
+//!   here the writer swaps back-to-back, as fast as it can parse: a harsher load than the 10 ms.
 //!
 //! Reader: `let cfg = store.load(); Decider::new(&cfg).decide(user, case (a) flag, EXCLUDE_VARIABLES)`
 //! on the large datafile. Accepts criterion's flags; `--measurement-time S` sets the seconds
