@@ -619,6 +619,56 @@ FILES = {
 }
 
 
+def acceptance_variants():
+    """Datafiles the SDK may accept or reject: (name, text). The golden records which."""
+    import copy
+
+    base_df = experiments_file()
+    out = []
+
+    def variant(name, edit):
+        d = copy.deepcopy(base_df)
+        edit(d)
+        out.append((name, json.dumps(d, indent=1)))
+
+    def set_(key, value):
+        return lambda d: d.__setitem__(key, value)
+
+    def drop(key):
+        return lambda d: d.pop(key, None)
+
+    variant("ok_baseline", lambda d: None)
+    variant("version_5", set_("version", "5"))
+    variant("version_number_4", set_("version", 4))
+    variant("version_missing", drop("version"))
+    variant("revision_missing", drop("revision"))
+    variant("account_id_number", set_("accountId", 10010))
+    for key in ["experiments", "groups", "audiences", "attributes", "events", "featureFlags",
+                "rollouts", "typedAudiences"]:
+        variant(f"missing_{key}", drop(key))
+    variant("flag_names_unknown_experiment",
+            lambda d: d["featureFlags"][0]["experimentIds"].append("123456789"))
+    variant("flag_dangling_rollout", lambda d: d["featureFlags"][0].__setitem__("rolloutId", "987654"))
+    variant("variation_without_key", lambda d: d["experiments"][0]["variations"][0].pop("key"))
+    variant("experiment_without_traffic", lambda d: d["experiments"][0].pop("trafficAllocation"))
+    variant("experiment_without_variations", lambda d: d["experiments"][0].pop("variations"))
+    variant("audience_conditions_not_json", lambda d: d["audiences"][0].__setitem__("conditions", "{oops"))
+    variant("integration_without_key", set_("integrations", [{"host": "https://example.com"}]))
+    variant("integration_odp", set_("integrations", [{"key": "odp", "host": "https://odp.example",
+                                                     "publicKey": "pk"}]))
+    variant("group_names_unknown_experiment",
+            lambda d: d.__setitem__("groups", [{"id": "1", "policy": "random", "experiments": [],
+                                                "trafficAllocation": [{"entityId": "42", "endOfRange": 10000}]}]))
+    variant("feature_enabled_string", lambda d: d["experiments"][0]["variations"][0].__setitem__("featureEnabled", "yes"))
+    variant("holdouts_null", set_("holdouts", None))
+    variant("unknown_top_level_field", set_("somethingNew", {"a": 1}))
+    out.append(("malformed_truncated", json.dumps(base_df)[:200]))
+    out.append(("not_an_object", "[]"))
+    out.append(("empty_object", "{}"))
+    out.append(("empty_text", ""))
+    return out
+
+
 def main():
     for name, fn in FILES.items():
         path = os.path.join(HERE, name + ".json")
@@ -626,6 +676,12 @@ def main():
             json.dump(fn(), f, indent=2, ensure_ascii=False)
             f.write("\n")
         print("wrote", path)
+    acc = os.path.join(HERE, "acceptance")
+    os.makedirs(acc, exist_ok=True)
+    for name, text in acceptance_variants():
+        with open(os.path.join(acc, name + ".json"), "w", encoding="utf-8") as f:
+            f.write(text)
+    print("wrote", acc)
 
 
 if __name__ == "__main__":

@@ -187,6 +187,19 @@ MALFORMED = [
     '{"user_id": "u", "flags": null, "options": "INCLUDE_REASONS"}',
     '{"type": "track", "user_id": "u"}',
     '{"user_id": "u", "flags": null, "forced": [{"flag": 3, "variation": "v"}]}',
+    '{"user_id": "u", "flags": ["f_ab"], "forced": [{"flag": "f_ab", "rule": 5, "variation": "on"}]}',
+    '{"user_id": "u", "type": null, "flags": null}',
+    '{"user_id": "u", "type": "decide", "flags": null}',
+    '{"type": "track", "user_id": "u", "event_key": "purchase", "tags": []}',
+    '{"type": "track", "user_id": "u", "event_key": 7}',
+    # Edge shapes that are valid:
+    '{"user_id": "u", "flags": []}',
+    '{"user_id": "u", "attributes": null, "flags": ["f_ab"], "options": null, "forced": null, "segments": null}',
+    '{"type": "track", "user_id": "u", "event_key": "purchase", "tags": null}',
+    '{"type": "track", "user_id": "u", "event_key": "purchase", "tags": {}}',
+    '{"type": "track", "user_id": "", "event_key": "signup", "attributes": {"country": "US"}, "tags": {"revenue": "12abc", "value": " 3.5xyz"}}',
+    '{"user_id": "alice", "flags": ["f_whitelist", "f_ab"], "options": ["ENABLED_FLAGS_ONLY", "INCLUDE_REASONS"], "forced": [{"flag": "f_ab", "rule": null, "variation": "control"}, {"flag": "f_ab", "rule": null, "variation": "treatment"}]}',
+    '{"user_id": "u", "flags": ["f_ab"], "forced": [{"flag": "f_ab", "rule": "ab_running", "variation": "treatment"}, {"flag": "f_ab", "variation": "control"}]}',
 ]
 
 

@@ -14,6 +14,7 @@ import {
   createInstance,
   createStaticProjectConfigManager,
   createForwardingEventProcessor,
+  NOTIFICATION_TYPES,
 } from '@optimizely/optimizely-sdk';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -125,7 +126,7 @@ function validate(c) {
   return null;
 }
 
-async function runFile(datafilePath, casesPath, outPath) {
+async function runFile(datafilePath, casesPath, outPath, notesPath) {
   const datafile = fs.readFileSync(datafilePath, 'utf8').replace(/^\uFEFF/, '');
   const dispatched = [];
   const dispatcher = {
@@ -139,6 +140,10 @@ async function runFile(datafilePath, casesPath, outPath) {
     eventProcessor: createForwardingEventProcessor(dispatcher),
   });
   await client.onReady();
+  // DECISION notifications (type "flag"), recorded per case: golden-notifications/<name>.jsonl.
+  const notes = [];
+  const noteLines = [];
+  client.notificationCenter.addNotificationListener(NOTIFICATION_TYPES.DECISION, (n) => notes.push(n));
   // decideAll evaluates the flags in datafile order (lines are matched by case and flag key anyway).
   const flagOrder = [...new Set((JSON.parse(datafile).featureFlags ?? []).map((f) => f.key))];
 
@@ -158,6 +163,7 @@ async function runFile(datafilePath, casesPath, outPath) {
       return;
     }
     dispatched.length = 0;
+    notes.length = 0;
     const user = client.createUserContext(c.user_id, c.attributes ?? {});
     if (c.type === 'track') {
       user.trackEvent(c.event_key, c.tags ?? undefined);
@@ -214,11 +220,54 @@ async function runFile(datafilePath, casesPath, outPath) {
     }
     const unknownOptions = options.filter((o) => !OPTIONS.has(o));
     void unknownOptions; // the SDK ignores them (with a warning); so does flagbridge
+    for (const note of notes) {
+      // variables and reasons are left out (the decision lines carry them).
+      const { variables, reasons, ...info } = note.decisionInfo;
+      noteLines.push({ case: n, type: note.type, user_id: note.userId, ...info });
+    }
   });
   await client.close();
   fs.mkdirSync(path.dirname(outPath), { recursive: true });
   fs.writeFileSync(outPath, out.map((o) => JSON.stringify(o)).join('\n') + '\n');
+  fs.mkdirSync(path.dirname(notesPath), { recursive: true });
+  fs.writeFileSync(notesPath, noteLines.map((o) => JSON.stringify(o)).join('\n') + '\n');
   console.log(`wrote ${path.relative(FIXTURES, outPath)}: ${lines.length} cases, ${out.length} lines`);
+}
+
+// Whether the SDK loads each datafile of acceptance/ (onReady resolves) and then decides every
+// flag for one user without throwing.
+async function runAcceptance(dir, outPath) {
+  const out = [];
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
+    const datafile = fs.readFileSync(path.join(dir, f), 'utf8');
+    const row = { file: f, loads: false, decides: null };
+    let client = null;
+    try {
+      client = createInstance({
+        projectConfigManager: createStaticProjectConfigManager({ datafile }),
+        eventProcessor: createForwardingEventProcessor({ dispatchEvent: () => Promise.resolve({}) }),
+      });
+      await client.onReady({ timeout: 2000 });
+      row.loads = true;
+    } catch (e) {
+      row.error = String(e && e.message ? e.message : e);
+    }
+    if (row.loads) {
+      try {
+        client.createUserContext('acceptance_user', {}).decideAll();
+        row.decides = true;
+      } catch (e) {
+        row.decides = false;
+        row.error = String(e && e.message ? e.message : e);
+      }
+    }
+    // close() of a client that failed to start never settles; only await it for loaded ones.
+    if (row.loads) await client.close();
+    else if (client) client.close().catch(() => {});
+    out.push(row);
+  }
+  fs.writeFileSync(outPath, out.map((o) => JSON.stringify(o)).join('\n') + '\n');
+  console.log(`wrote ${path.relative(FIXTURES, outPath)}: ${out.length} datafiles`);
 }
 
 async function main() {
@@ -240,14 +289,18 @@ async function main() {
     const name = f.replace(/\.jsonl$/, '');
     if (!wanted(name)) continue;
     await runFile(path.join(FIXTURES, `${name}.json`), path.join(FIXTURES, 'cases', f),
-      path.join(HERE, `${name}.jsonl`));
+      path.join(HERE, `${name}.jsonl`), path.join(FIXTURES, 'golden-notifications', `${name}.jsonl`));
+  }
+  if (wanted('acceptance')) {
+    await runAcceptance(path.join(FIXTURES, 'acceptance'), path.join(HERE, 'acceptance.jsonl'));
   }
   if (fs.existsSync(sharedDir)) {
     for (const f of fs.readdirSync(path.join(FIXTURES, 'shared-cases')).sort()) {
       const name = f.replace(/\.jsonl$/, '');
       if (!wanted(name)) continue;
       await runFile(path.join(sharedDir, `${name}.json`), path.join(FIXTURES, 'shared-cases', f),
-        path.join(FIXTURES, 'shared-golden', `${name}.jsonl`));
+        path.join(FIXTURES, 'shared-golden', `${name}.jsonl`),
+        path.join(FIXTURES, 'shared-golden-notifications', `${name}.jsonl`));
     }
   } else {
     console.log(`shared datafiles not found at ${sharedDir}: skipping shared goldens`);

@@ -16,6 +16,28 @@
 //!   for `track`.
 //! - [`OptimizelyConfig`]: the serializable datafile summary.
 //!
+//! # Behaviour
+//!
+//! The official JavaScript SDK 6.6.1 is the reference, including its quirks (see
+//! `/work/shared/spec/decisions.md` §10): the flag's variation list ordered by numeric id for
+//! forced decisions; a rule-level forced decision taking that rule's own variation; variations
+//! looked up in one global map; a dangling `rolloutId` meaning no rollout and a dangling
+//! experiment id rejecting the datafile; a condition array whose first element is not a string
+//! dropping that element; sticky bucketing kept across the flags of one call; reasons worded as
+//! the SDK words them; impressions with `rule_key: ""` and `campaign_id: null` when there is no
+//! rule. CMAB rules give no variation ("CMAB is not supported in sync mode.", as the SDK's sync
+//! `decide`). Tests compare decisions, reasons, impressions, conversions and `OptimizelyConfig`
+//! with the SDK's own output (`tests/js_golden.rs`); `sync/tests/conformance.rs` does the same for
+//! the cases of `datafile-fixtures/`.
+//!
+//! # Performance
+//!
+//! The datafile is compiled once: maps by key and id, audience conditions inlined into each
+//! rule's condition tree with their values pre-parsed (numbers, semver targets), traffic ranges
+//! resolved to variations, variable values cast to JSON. `decide` borrows the config, hashes the
+//! bucketing key from a stack buffer and allocates nothing unless `INCLUDE_REASONS` is set
+//! (`tests/alloc.rs`).
+//!
 //! # Example
 //!
 //! ```

@@ -4,11 +4,20 @@ use std::path::Path;
 
 use flagbridge_engine::{DecideOption, DecideOptions, Decider, ProjectConfig, UserContext};
 
+/// `../shared/datafiles` next to the repository root.
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datafiles");
+/// The same for a git worktree one level deeper (`/work/wt/<name>`).
+const WORKTREE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datafiles");
 
 fn datafiles() -> Vec<(String, String)> {
     // FLAGBRIDGE_DATAFILES overrides the folder (e.g. when the repo is a worktree elsewhere).
-    let dir = std::env::var("FLAGBRIDGE_DATAFILES").unwrap_or_else(|_| DIR.to_string());
+    let dir = std::env::var("FLAGBRIDGE_DATAFILES").unwrap_or_else(|_| {
+        if Path::new(DIR).is_dir() {
+            DIR.to_string()
+        } else {
+            WORKTREE_DIR.to_string()
+        }
+    });
     let Ok(entries) = std::fs::read_dir(Path::new(&dir)) else {
         println!("skipping: {dir} is absent");
         return Vec::new();
@@ -24,6 +33,13 @@ fn datafiles() -> Vec<(String, String)> {
         .collect();
     out.sort();
     out
+}
+
+#[test]
+fn project_config_is_send_sync_static() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<ProjectConfig>();
+    assert_send_sync::<flagbridge_engine::ForcedVariations>();
 }
 
 #[test]

@@ -155,6 +155,9 @@ struct FileReport {
     name: String,
     identical: usize,
     total: usize,
+    /// Decision lines whose `reasons` are word for word the SDK's (informational only).
+    same_reasons: usize,
+    decisions: usize,
     mismatches: Vec<String>,
 }
 
@@ -173,6 +176,8 @@ fn compare_file(name: &str, datafile: &Path, cases: &Path, golden: &Path) -> Fil
         name: name.to_string(),
         identical: 0,
         total: expected.len(),
+        same_reasons: 0,
+        decisions: 0,
         mismatches: Vec::new(),
     };
     let text = std::fs::read_to_string(datafile).expect("datafile readable");
@@ -202,6 +207,12 @@ fn compare_file(name: &str, datafile: &Path, cases: &Path, golden: &Path) -> Fil
                 key.0, key.1
             )),
             Some(g) => {
+                if let Some(reasons) = e.get("reasons") {
+                    report.decisions += 1;
+                    if g.get("reasons") == Some(reasons) {
+                        report.same_reasons += 1;
+                    }
+                }
                 let diffs = compare_line(e, g);
                 if diffs.is_empty() {
                     report.identical += 1;
@@ -249,7 +260,10 @@ fn check_dir(datafile_dir: &Path, cases_dir: &Path, golden_dir: &Path) {
     }
     let (mut identical, mut total, mut failed) = (0, 0, 0);
     for r in &reports {
-        println!("{:<24} {:>5}/{:<5} identical", r.name, r.identical, r.total);
+        println!(
+            "{:<24} {:>5}/{:<5} identical   (reasons word for word: {}/{}, not compared)",
+            r.name, r.identical, r.total, r.same_reasons, r.decisions
+        );
         for m in r.mismatches.iter().take(PRINT_LIMIT) {
             println!("    {m}");
         }
@@ -401,4 +415,155 @@ fn eu_region_datafile_sends_events_to_the_eu_endpoint() {
         })
         .expect("some user gets an impression (sendFlagDecisions is true)");
     assert_eq!(batch.endpoint(), "https://eu.logx.optimizely.com/v1/events");
+}
+
+/// The engine accepts exactly the datafiles the SDK loads and decides with
+/// (`datafile-fixtures/acceptance/`, golden `golden/acceptance.jsonl`). A datafile the SDK
+/// loads but then throws on while deciding may go either way.
+#[test]
+fn datafile_acceptance_matches_javascript_sdk() {
+    use flagbridge_engine::{DecideOptions, Decider, UserContext};
+    let dir = fixtures();
+    let golden = std::fs::read_to_string(dir.join("golden/acceptance.jsonl")).expect("golden");
+    let (mut same, mut total, mut differences) = (0, 0, Vec::new());
+    for line in golden.lines().filter(|l| !l.trim().is_empty()) {
+        let row: Value = serde_json::from_str(line).expect("golden line is JSON");
+        let file = row["file"].as_str().expect("file");
+        let text = std::fs::read(dir.join("acceptance").join(file)).expect("datafile");
+        let parsed = ProjectConfig::from_slice(&text);
+        if let Ok(config) = &parsed {
+            let decisions = Decider::new(config)
+                .decide_all(&UserContext::new("acceptance_user"), DecideOptions::NONE);
+            assert!(decisions.len() <= config.flag_keys().count());
+        }
+        let verdict = match (&parsed, row["loads"].as_bool(), row["decides"].as_bool()) {
+            (_, Some(true), Some(false)) => {
+                println!(
+                    "{file:<40} SDK loads then throws on decide; flagbridge: {}",
+                    if parsed.is_ok() { "accepts" } else { "rejects" }
+                );
+                continue;
+            }
+            (Ok(_), Some(true), _) | (Err(_), Some(false), _) => true,
+            _ => false,
+        };
+        total += 1;
+        let ours = match &parsed {
+            Ok(_) => "accepts".to_string(),
+            Err(e) => format!("rejects ({e})"),
+        };
+        println!(
+            "{file:<40} SDK loads: {:<5} flagbridge {ours}",
+            row["loads"]
+        );
+        if verdict {
+            same += 1;
+        } else {
+            differences.push(format!(
+                "{file}: SDK loads={}, flagbridge {ours}",
+                row["loads"]
+            ));
+        }
+    }
+    println!("acceptance: {same}/{total} identical");
+    assert!(differences.is_empty(), "{differences:#?}");
+}
+
+/// Compares flagbridge's decision notifications with the SDK's `DECISION` notifications
+/// (`golden-notifications/`): enabled, variation and rule keys, ids, decisionEventDispatched.
+fn check_notifications(datafile_dir: &Path, cases_dir: &Path, notes_dir: &Path) {
+    use flagbridge_sync::cli::cases::run_case_with_notifications;
+    let mut names: Vec<String> = std::fs::read_dir(notes_dir)
+        .expect("notifications dir readable")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".jsonl").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    let key = |v: &Value| {
+        (
+            v["case"].as_u64().expect("case"),
+            v["flagKey"].as_str().expect("flagKey").to_string(),
+        )
+    };
+    let (mut identical, mut total, mut differences) = (0, 0, Vec::new());
+    for name in &names {
+        let text = std::fs::read_to_string(datafile_dir.join(format!("{name}.json")))
+            .expect("datafile readable");
+        let config = ProjectConfig::parse(text.trim_start_matches('\u{feff}')).expect("valid");
+        let cases =
+            std::fs::read_to_string(cases_dir.join(format!("{name}.jsonl"))).expect("cases");
+        let mut got = BTreeMap::new();
+        for (n, line) in cases.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+            for v in run_case_with_notifications(&config, n, line).notifications {
+                got.insert(key(&v), v);
+            }
+        }
+        let golden =
+            std::fs::read_to_string(notes_dir.join(format!("{name}.jsonl"))).expect("golden");
+        let expected: BTreeMap<_, Value> = golden
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("JSON");
+                (key(&v), v)
+            })
+            .collect();
+        let (mut same, mut count) = (0, expected.len());
+        for (k, e) in &expected {
+            let mut diffs = Vec::new();
+            match got.get(k) {
+                Some(g) => diff_value("notification", e, g, &mut diffs),
+                None => diffs.push("notification missing".to_string()),
+            }
+            if diffs.is_empty() {
+                same += 1;
+            }
+            differences.extend(
+                diffs
+                    .into_iter()
+                    .map(|d| format!("{name} case {} flag {}: {d}", k.0, k.1)),
+            );
+        }
+        for k in got.keys().filter(|k| !expected.contains_key(*k)) {
+            count += 1;
+            differences.push(format!(
+                "{name} case {} flag {}: unexpected notification",
+                k.0, k.1
+            ));
+        }
+        println!("{name:<24} {same:>5}/{count:<5} notifications identical");
+        identical += same;
+        total += count;
+    }
+    println!("notifications: {identical}/{total} identical");
+    for d in differences.iter().take(PRINT_LIMIT) {
+        println!("    {d}");
+    }
+    assert!(
+        differences.is_empty(),
+        "{} notification differences",
+        differences.len()
+    );
+}
+
+#[test]
+fn own_decision_notifications_match_javascript_sdk() {
+    let dir = fixtures();
+    check_notifications(&dir, &dir.join("cases"), &dir.join("golden-notifications"));
+}
+
+#[test]
+fn shared_decision_notifications_match_javascript_sdk() {
+    let Some(shared) = shared_datafiles() else {
+        println!("skipping: shared SDK datafiles not found (../shared/datafiles or FLAGBRIDGE_SHARED_DATAFILES)");
+        return;
+    };
+    let dir = fixtures();
+    check_notifications(
+        &shared,
+        &dir.join("shared-cases"),
+        &dir.join("shared-golden-notifications"),
+    );
 }

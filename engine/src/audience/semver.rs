@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 pub(crate) struct Parts<'a> {
     items: [&'a str; 4],
     len: usize,
+    pre_release: bool,
 }
 
 impl<'a> Parts<'a> {
@@ -22,57 +23,135 @@ fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Positions of the first `-` and the first `+`.
+#[derive(Clone, Copy)]
+struct Marks {
+    dash: Option<usize>,
+    plus: Option<usize>,
+}
+
+impl Marks {
+    fn of(v: &str) -> Marks {
+        let mut marks = Marks {
+            dash: None,
+            plus: None,
+        };
+        for (i, b) in v.bytes().enumerate() {
+            match b {
+                b'-' if marks.dash.is_none() => marks.dash = Some(i),
+                b'+' if marks.plus.is_none() => marks.plus = Some(i),
+                _ => {}
+            }
+        }
+        marks
+    }
+
+    /// `-` present and before any `+`.
+    fn pre_release(self) -> bool {
+        match (self.dash, self.plus) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(p), Some(b)) => p < b,
+        }
+    }
+
+    /// `+` present and before any `-`.
+    fn build(self) -> bool {
+        match (self.plus, self.dash) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(b), Some(p)) => b < p,
+        }
+    }
+}
+
 /// `-` present and before any `+`.
 pub(crate) fn is_pre_release(v: &str) -> bool {
-    match (v.find('-'), v.find('+')) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(p), Some(b)) => p < b,
-    }
+    Marks::of(v).pre_release()
 }
 
 /// `+` present and before any `-`.
 pub(crate) fn is_build(v: &str) -> bool {
-    match (v.find('+'), v.find('-')) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(b), Some(p)) => b < p,
+    Marks::of(v).build()
+}
+
+/// JavaScript `/\s/`.
+fn has_whitespace(v: &str) -> bool {
+    if v.is_ascii() {
+        v.bytes()
+            .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+    } else {
+        v.chars().any(|c| c.is_whitespace() || c == '\u{feff}')
     }
 }
 
 /// Split a version; `None` when it is invalid (whitespace, more than two dots, a non-numeric part).
 pub(crate) fn split(v: &str) -> Option<Parts<'_>> {
-    if v.chars().any(|c| c.is_whitespace() || c == '\u{feff}') {
-        return None;
-    }
-    let (prefix, suffix) = if is_pre_release(v) {
-        let i = v.find('-')?;
-        (&v[..i], &v[i + 1..])
-    } else if is_build(v) {
-        let i = v.find('+')?;
-        (&v[..i], &v[i + 1..])
-    } else {
-        (v, "")
+    let bytes = v.as_bytes();
+    let mut marks = Marks {
+        dash: None,
+        plus: None,
     };
-    if prefix.bytes().filter(|b| *b == b'.').count() > 2 {
+    let mut ascii = true;
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'-' if marks.dash.is_none() => marks.dash = Some(i),
+            b'+' if marks.plus.is_none() => marks.plus = Some(i),
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => return None,
+            0x80.. => ascii = false,
+            _ => {}
+        }
+    }
+    if !ascii && has_whitespace(v) {
         return None;
     }
+    let pre_release = marks.pre_release();
+    let (prefix, suffix) = match (pre_release, marks.build()) {
+        (true, _) => {
+            let i = marks.dash?;
+            (&v[..i], &v[i + 1..])
+        }
+        (false, true) => {
+            let i = marks.plus?;
+            (&v[..i], &v[i + 1..])
+        }
+        (false, false) => (v, ""),
+    };
     let mut parts = Parts {
         items: [""; 4],
         len: 0,
+        pre_release,
     };
-    for part in prefix.split('.') {
-        if !is_digits(part) {
+    let pb = prefix.as_bytes();
+    let mut start = 0;
+    for i in 0..=pb.len() {
+        if i == pb.len() || pb[i] == b'.' {
+            // An empty part, or a fourth one, makes the version invalid.
+            if i == start || parts.len == 3 {
+                return None;
+            }
+            parts.items[parts.len] = &prefix[start..i];
+            parts.len += 1;
+            start = i + 1;
+        } else if !pb[i].is_ascii_digit() {
             return None;
         }
-        parts.items[parts.len] = part;
-        parts.len += 1;
     }
     if !suffix.is_empty() {
         parts.items[parts.len] = suffix;
         parts.len += 1;
     }
     Some(parts)
+}
+
+/// The value of an all-digit part, as JavaScript's `parseInt` gives it.
+fn digits_value(s: &str) -> f64 {
+    if s.len() <= 15 {
+        s.bytes()
+            .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0')) as f64
+    } else {
+        crate::jsnum::parse_int(s).unwrap_or(f64::NAN)
+    }
 }
 
 fn js_str_cmp(a: &str, b: &str) -> Ordering {
@@ -84,10 +163,11 @@ fn js_str_cmp(a: &str, b: &str) -> Ordering {
 }
 
 /// A condition's target version, split once when the datafile is compiled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Target {
-    /// The parts (numeric parts, then the suffix), `None` when the target does not parse.
-    parts: Option<Vec<String>>,
+    /// The parts (numeric parts, then the suffix) with their `parseInt` values (`None` = NaN);
+    /// `None` when the target does not parse.
+    parts: Option<Vec<(String, Option<f64>)>>,
     pre_release: bool,
     build: bool,
 }
@@ -95,7 +175,12 @@ pub(crate) struct Target {
 impl Target {
     pub(crate) fn new(target: &str) -> Self {
         Target {
-            parts: split(target).map(|p| p.as_slice().iter().map(|s| s.to_string()).collect()),
+            parts: split(target).map(|p| {
+                p.as_slice()
+                    .iter()
+                    .map(|s| (s.to_string(), crate::jsnum::parse_int(s)))
+                    .collect()
+            }),
             pre_release: is_pre_release(target),
             build: is_build(target),
         }
@@ -105,13 +190,31 @@ impl Target {
     pub(crate) fn compare(&self, user: &str) -> Option<i32> {
         let user_parts = split(user)?;
         let target_parts = self.parts.as_deref()?;
-        compare_parts(
-            target_parts,
-            self.pre_release,
-            self.build,
-            user_parts.as_slice(),
-            user,
-        )
+        compare_parts(target_parts, self.pre_release, self.build, &user_parts)
+    }
+}
+
+/// A target part: its text and its `parseInt` value.
+trait TargetPart {
+    fn text(&self) -> &str;
+    fn number(&self) -> Option<f64>;
+}
+
+impl TargetPart for (String, Option<f64>) {
+    fn text(&self) -> &str {
+        &self.0
+    }
+    fn number(&self) -> Option<f64> {
+        self.1
+    }
+}
+
+impl TargetPart for &str {
+    fn text(&self) -> &str {
+        self
+    }
+    fn number(&self) -> Option<f64> {
+        crate::jsnum::parse_int(self)
     }
 }
 
@@ -120,39 +223,37 @@ impl Target {
 pub fn compare(target: &str, user: &str) -> Option<i32> {
     let user_parts = split(user)?;
     let target_parts = split(target)?;
+    let marks = Marks::of(target);
     compare_parts(
         target_parts.as_slice(),
-        is_pre_release(target),
-        is_build(target),
-        user_parts.as_slice(),
-        user,
+        marks.pre_release(),
+        marks.build(),
+        &user_parts,
     )
 }
 
-fn compare_parts<T: AsRef<str>>(
+fn compare_parts<T: TargetPart>(
     target_parts: &[T],
     target_pre: bool,
     target_build: bool,
-    user_parts: &[&str],
-    user: &str,
+    user: &Parts<'_>,
 ) -> Option<i32> {
-    let user_pre = is_pre_release(user);
+    let user_pre = user.pre_release;
+    let user_parts = user.as_slice();
     for (idx, target_part) in target_parts.iter().enumerate() {
-        let target_part = target_part.as_ref();
         let Some(user_part) = user_parts.get(idx) else {
             return Some(if target_pre || target_build { 1 } else { -1 });
         };
         if !is_digits(user_part) {
-            match js_str_cmp(user_part, target_part) {
+            match js_str_cmp(user_part, target_part.text()) {
                 Ordering::Less => return Some(if target_pre && !user_pre { 1 } else { -1 }),
                 Ordering::Greater => return Some(if !target_pre && user_pre { -1 } else { 1 }),
                 Ordering::Equal => {}
             }
         } else {
             // parseInt on both sides; a NaN target part compares false both ways and continues.
-            let u = crate::jsnum::parse_int(user_part);
-            let t = crate::jsnum::parse_int(target_part);
-            if let (Some(u), Some(t)) = (u, t) {
+            let u = digits_value(user_part);
+            if let Some(t) = target_part.number() {
                 if u > t {
                     return Some(1);
                 }

@@ -7,7 +7,8 @@ use super::{
     Audience, AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig,
     Rollout, Variation, DUMMY_AUDIENCE_ID,
 };
-use crate::audience::{compile_tree, condition, js_key, js_truthy};
+use crate::audience::condition::Condition;
+use crate::audience::{compile_tree, condition, js_key, js_truthy, Tree};
 use crate::bucketing::{end_of_range, Range};
 use crate::datafile::raw;
 use crate::datafile::DatafileError;
@@ -58,7 +59,9 @@ fn js_key_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     out
 }
 
-struct Builder {
+struct Builder<'x> {
+    /// Audience condition trees, inlined into each rule's tree.
+    audiences: &'x [Audience],
     variations: Vec<Variation>,
     variation_id_map: FxHashMap<String, usize>,
     audience_id_map: FxHashMap<String, usize>,
@@ -66,7 +69,7 @@ struct Builder {
     var_kinds: FxHashMap<String, Vec<String>>,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn add_variation(&mut self, v: raw::Variation) -> usize {
         let mut alt_values = Vec::new();
         let variables = v
@@ -119,10 +122,13 @@ impl Builder {
             return (AudienceRule::Everyone, json);
         }
         let map = &self.audience_id_map;
-        let tree = compile_tree(chosen, &mut |leaf: &Value| {
+        let by_id = compile_tree(chosen, &mut |leaf: &Value| {
             js_key(leaf).and_then(|k| map.get(&k).copied())
         });
-        (AudienceRule::Tree(tree), json)
+        (
+            AudienceRule::Tree(inline_audiences(&by_id, self.audiences)),
+            json,
+        )
     }
 
     fn experiment(
@@ -209,6 +215,51 @@ impl Builder {
     }
 }
 
+/// Replace each audience id of a rule's tree by that audience's condition tree (an unknown id
+/// becomes an unknown leaf), then merge nested `and`/`or` of the same kind. Kleene `and`/`or`
+/// are associative, so the result is the same; evaluation just does less.
+fn inline_audiences(tree: &Tree<Option<usize>>, audiences: &[Audience]) -> Tree<Condition> {
+    fn merge(is_and: bool, items: Vec<Tree<Condition>>) -> Tree<Condition> {
+        let mut flat = Vec::with_capacity(items.len());
+        for item in items {
+            match (is_and, item) {
+                (true, Tree::And(sub)) | (false, Tree::Or(sub)) => flat.extend(sub),
+                (_, other) => flat.push(other),
+            }
+        }
+        if flat.len() == 1 {
+            return flat.remove(0);
+        }
+        if is_and {
+            Tree::And(flat)
+        } else {
+            Tree::Or(flat)
+        }
+    }
+    match tree {
+        Tree::Leaf(Some(i)) => audiences[*i].tree.clone(),
+        Tree::Leaf(None) => Tree::Leaf(Condition::Unknown),
+        Tree::And(items) => merge(
+            true,
+            items
+                .iter()
+                .map(|t| inline_audiences(t, audiences))
+                .collect(),
+        ),
+        Tree::Or(items) => merge(
+            false,
+            items
+                .iter()
+                .map(|t| inline_audiences(t, audiences))
+                .collect(),
+        ),
+        Tree::Not(item) => Tree::Not(
+            item.as_ref()
+                .map(|t| Box::new(inline_audiences(t, audiences))),
+        ),
+    }
+}
+
 fn compile_audience(
     a: raw::Audience,
     legacy: bool,
@@ -274,6 +325,7 @@ pub(super) fn compile(
     }
 
     let mut b = Builder {
+        audiences: &audiences,
         variations: Vec::new(),
         variation_id_map: FxHashMap::default(),
         audience_id_map,
@@ -506,6 +558,12 @@ pub(super) fn compile(
         .region
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| "US".to_string());
+    let Builder {
+        variations,
+        variation_id_map,
+        audience_id_map,
+        ..
+    } = b;
     Ok(ProjectConfig {
         datafile,
         version,
@@ -521,8 +579,8 @@ pub(super) fn compile(
             _ => None,
         },
         send_flag_decisions: raw.send_flag_decisions.as_ref().is_some_and(js_truthy),
-        variations: b.variations,
-        variation_id_map: b.variation_id_map,
+        variations,
+        variation_id_map,
         experiments,
         non_rollout_experiments,
         experiment_id_map,
@@ -535,7 +593,7 @@ pub(super) fn compile(
         flag_order,
         rollouts,
         audiences,
-        audience_id_map: b.audience_id_map,
+        audience_id_map,
         audience_order,
         attributes,
         attribute_key_map,

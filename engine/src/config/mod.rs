@@ -43,8 +43,9 @@ pub(crate) struct Variation {
 pub(crate) enum AudienceRule {
     /// No audience: everyone passes.
     Everyone,
-    /// A tree over audience indexes (`None` = an id missing from the datafile).
-    Tree(Tree<Option<usize>>),
+    /// The rule's tree with every audience's conditions inlined (an unknown audience id is an
+    /// unknown leaf).
+    Tree(Tree<Condition>),
 }
 
 /// An experiment, a rollout rule or a holdout.
@@ -292,10 +293,7 @@ impl ProjectConfig {
     pub(crate) fn passes(&self, rule: &AudienceRule, user: &UserContext) -> bool {
         match rule {
             AudienceRule::Everyone => true,
-            AudienceRule::Tree(tree) => {
-                tree.evaluate(&mut |leaf| leaf.and_then(|i| self.evaluate_audience_index(i, user)))
-                    == Some(true)
-            }
+            AudienceRule::Tree(tree) => tree.evaluate(&mut |c| c.evaluate(user)) == Some(true),
         }
     }
 

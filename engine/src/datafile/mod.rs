@@ -42,6 +42,11 @@ pub enum DatafileError {
 
 /// Parse the bytes into wire types, with typed errors.
 pub(crate) fn read(bytes: &[u8]) -> Result<raw::Datafile, DatafileError> {
+    // Fast path without path tracking; a failing datafile is read again to name the field.
+    if let Ok(datafile) = serde_json::from_slice::<raw::Datafile>(bytes) {
+        check_version(Some(&datafile.version))?;
+        return Ok(datafile);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed: Result<raw::Datafile, _> = serde_path_to_error::deserialize(&mut de);
     let datafile = match parsed {
@@ -153,11 +158,11 @@ mod tests {
                 path: "experiments[1].id".into()
             })
         );
-        let top = br#"{"version":"4","accountId":"1","projectId":"2"}"#;
+        let top = br#"{"version":"4","accountId":"1"}"#;
         assert_eq!(
             read(top).err(),
             Some(DatafileError::MissingField {
-                path: "revision".into()
+                path: "projectId".into()
             })
         );
     }

@@ -24,8 +24,12 @@ pub(crate) struct VersionOnly {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Datafile {
     pub version: Value,
+    #[serde(deserialize_with = "string_or_number")]
     pub account_id: String,
+    #[serde(deserialize_with = "string_or_number")]
     pub project_id: String,
+    /// JavaScript loads a datafile without `revision` (its events then carry none).
+    #[serde(default)]
     pub revision: String,
     #[serde(default, rename = "anonymizeIP")]
     pub anonymize_ip: Option<Value>,
@@ -57,10 +61,31 @@ pub(crate) struct Datafile {
     pub rollouts: Vec<Rollout>,
     #[serde(default)]
     pub integrations: Vec<Integration>,
-    #[serde(default)]
+    /// `null` is taken as empty, as JavaScript's `holdouts || []` does.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub holdouts: Vec<Holdout>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub local_holdouts: Vec<Holdout>,
+}
+
+/// A string, or a number taken as its decimal text (JavaScript accepts numeric ids).
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "invalid type: {other}, expected a string"
+        ))),
+    }
+}
+
+/// A list, or `null` taken as the empty list.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Deserialize)]
@@ -105,6 +130,8 @@ pub(crate) struct VariableUsage {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Variation {
     pub id: String,
+    /// JavaScript loads a variation without `key` (it can then never be forced or reported).
+    #[serde(default)]
     pub key: String,
     #[serde(default, deserialize_with = "present")]
     pub feature_enabled: Option<Value>,

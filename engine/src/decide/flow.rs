@@ -294,6 +294,7 @@ impl<'a> Flow<'a, '_> {
         }
     }
 
+    #[inline]
     fn audience_check(&mut self, e: &Experiment, kind: &str, key: LogKey<'_>) -> bool {
         self.reasons.add(|| {
             format!(
@@ -357,7 +358,20 @@ impl<'a> Flow<'a, '_> {
     }
 
     /// A forced decision from the user context, if its variation key is one of the flag's.
+    #[inline(always)]
     fn validated_forced(
+        &mut self,
+        flag: &'a Flag,
+        rule_key: Option<&str>,
+    ) -> Option<&'a Variation> {
+        if !self.user.has_forced_decisions() {
+            return None;
+        }
+        self.validated_forced_slow(flag, rule_key)
+    }
+
+    #[inline(never)]
+    fn validated_forced_slow(
         &mut self,
         flag: &'a Flag,
         rule_key: Option<&str>,

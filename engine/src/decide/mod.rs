@@ -86,6 +86,10 @@ impl<'a> Decider<'a> {
         };
         // One flag cannot meet the same experiment twice (unless its experimentIds repeat), so
         // without a profile service the in-call sticky map is not needed.
+        if self.ups.is_none() && user.experiment_bucket_map().is_none() && !flag.repeats_experiment
+        {
+            return self.decide_flag(user, flag, options, None);
+        }
         let mut tracker = self.load_profile(user, options, flag.repeats_experiment);
         let decision = self.decide_flag(user, flag, options, tracker.as_mut());
         self.save_profile(user, tracker);

@@ -46,13 +46,38 @@ enum Case {
 ///
 /// A malformed line gives one `{"case": N, "error": "..."}` value.
 pub fn run_case_line(config: &ProjectConfig, case: usize, line: &str) -> Vec<Value> {
+    run_case_with_notifications(config, case, line).lines
+}
+
+/// The output of one case.
+#[derive(Debug, Default)]
+pub struct CaseOutput {
+    /// The output lines (decisions, track, error).
+    pub lines: Vec<Value>,
+    /// One `DECISION` notification per decided flag (none for unknown flags), as
+    /// `{"case", "type": "flag", "user_id", "flagKey", "enabled", "variationKey", "ruleKey",
+    /// "decisionEventDispatched", "experimentId", "variationId"}` (variables and reasons are in
+    /// the decision lines).
+    pub notifications: Vec<Value>,
+}
+
+/// Like [`run_case_line`], also returning the decision notifications.
+pub fn run_case_with_notifications(config: &ProjectConfig, case: usize, line: &str) -> CaseOutput {
     let parsed = match serde_json::from_str::<Value>(line) {
         Ok(v) => v,
-        Err(e) => return vec![json!({"case": case, "error": format!("invalid JSON: {e}")})],
+        Err(e) => {
+            return CaseOutput {
+                lines: vec![json!({"case": case, "error": format!("invalid JSON: {e}")})],
+                notifications: Vec::new(),
+            }
+        }
     };
     match parse_case(parsed) {
         Ok(c) => run_case(config, case, c),
-        Err(message) => vec![json!({"case": case, "error": message})],
+        Err(message) => CaseOutput {
+            lines: vec![json!({"case": case, "error": message})],
+            notifications: Vec::new(),
+        },
     }
 }
 
@@ -203,7 +228,7 @@ fn decide_options(options: &[String]) -> DecideOptions {
         .fold(DecideOptions::NONE, DecideOptions::with)
 }
 
-fn run_case(config: &ProjectConfig, case: usize, c: Case) -> Vec<Value> {
+fn run_case(config: &ProjectConfig, case: usize, c: Case) -> CaseOutput {
     let decider = Decider::new(config);
     let client = client_info();
     match c {
@@ -221,10 +246,13 @@ fn run_case(config: &ProjectConfig, case: usize, c: Case) -> Vec<Value> {
                     flatten(&serde_json::to_value(batch).unwrap_or(Value::Null)).1
                 })
                 .unwrap_or_default();
-            vec![json!({
-                "case": case, "type": "track", "user_id": user_id, "event_key": event_key,
-                "conversions": conversions,
-            })]
+            CaseOutput {
+                lines: vec![json!({
+                    "case": case, "type": "track", "user_id": user_id, "event_key": event_key,
+                    "conversions": conversions,
+                })],
+                notifications: Vec::new(),
+            }
         }
         Case::Decide {
             user_id,
@@ -250,10 +278,17 @@ fn run_case(config: &ProjectConfig, case: usize, c: Case) -> Vec<Value> {
                     decider.decide_for_keys(&user, &keys, options)
                 }
             };
-            decisions
-                .iter()
-                .filter_map(|d| decision_line(case, &user, &client, d))
-                .collect()
+            CaseOutput {
+                lines: decisions
+                    .iter()
+                    .filter_map(|d| decision_line(case, &user, &client, d))
+                    .collect(),
+                notifications: decisions
+                    .iter()
+                    .filter(|d| !d.is_error())
+                    .map(|d| notification_line(case, &user, d))
+                    .collect(),
+            }
         }
     }
 }
@@ -292,6 +327,22 @@ fn decision_line(
         "reasons": d.reasons(),
         "impressions": impressions,
     }))
+}
+
+fn notification_line(case: usize, user: &UserContext, d: &Decision<'_>) -> Value {
+    let n = d.notification(user);
+    json!({
+        "case": case,
+        "type": "flag",
+        "user_id": n.user_id,
+        "flagKey": n.flag_key,
+        "enabled": n.enabled,
+        "variationKey": n.variation_key,
+        "ruleKey": n.rule_key,
+        "decisionEventDispatched": n.decision_event_dispatched,
+        "experimentId": n.experiment_id,
+        "variationId": n.variation_id,
+    })
 }
 
 fn drop_nulls(v: &Value) -> Value {
