@@ -115,6 +115,82 @@ pub fn bucket_value(bucketing_id: &str, entity_id: &str) -> u32 {
     ((u64::from(hash) * u64::from(MAX_TRAFFIC_VALUE)) >> 32) as u32
 }
 
+/// A bucketing id with MurmurHash3 already run over its whole 4-byte blocks: the key of every
+/// bucketing is `bucketing id + entity id`, so a call that buckets several times hashes the
+/// shared prefix once, and no key is copied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketingKey {
+    /// Hash state after the whole blocks of the id.
+    state: u32,
+    /// The id's last `len % 4` bytes (little-endian), not hashed yet.
+    partial: u32,
+    len: usize,
+}
+
+impl BucketingKey {
+    pub(crate) fn new(bucketing_id: &str) -> Self {
+        let bytes = bucketing_id.as_bytes();
+        let chunks = bytes.chunks_exact(4);
+        let mut partial: u32 = 0;
+        for (i, byte) in chunks.remainder().iter().enumerate() {
+            partial |= u32::from(*byte) << (8 * i);
+        }
+        let mut state = HASH_SEED;
+        for c in chunks {
+            state = mix_block(state, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        BucketingKey {
+            state,
+            partial,
+            len: bytes.len(),
+        }
+    }
+
+    /// MurmurHash3 x86_32 (seed 1) of `bucketing id + entity_id`.
+    #[inline]
+    pub(crate) fn hash(&self, entity_id: &[u8]) -> u32 {
+        let mut h = self.state;
+        let len = (self.len + entity_id.len()) as u32;
+        let mut b = entity_id;
+        let filled = self.len % 4;
+        if filled != 0 {
+            // One block from the id's last bytes and the entity id's first ones.
+            let take = (4 - filled).min(b.len());
+            let mut k = self.partial;
+            for (i, byte) in b[..take].iter().enumerate() {
+                k |= u32::from(*byte) << (8 * (filled + i));
+            }
+            b = &b[take..];
+            if filled + take < 4 {
+                // The whole key ends inside this block: it is the tail.
+                h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+                return fmix(h ^ len);
+            }
+            h = mix_block(h, k);
+        }
+        let chunks = b.chunks_exact(4);
+        let rest = chunks.remainder();
+        for c in chunks {
+            h = mix_block(h, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        if !rest.is_empty() {
+            let mut k: u32 = 0;
+            for (i, byte) in rest.iter().enumerate() {
+                k |= u32::from(*byte) << (8 * i);
+            }
+            h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+        }
+        fmix(h ^ len)
+    }
+
+    /// Bucket value in `0..10000` of `bucketing id + entity_id` (see [`bucket_value`]).
+    #[inline]
+    pub(crate) fn bucket_value(&self, entity_id: &str) -> u32 {
+        let hash = self.hash(entity_id.as_bytes());
+        ((u64::from(hash) * u64::from(MAX_TRAFFIC_VALUE)) >> 32) as u32
+    }
+}
+
 /// One compiled traffic range: the bucket is in it when `bucket < end`.
 #[derive(Debug, Clone)]
 pub(crate) struct Range<T> {
@@ -189,11 +265,17 @@ mod tests {
         for (key, hash, bucket) in cases {
             assert_eq!(murmur3_32(key.as_bytes(), HASH_SEED), *hash, "{key}");
             assert_eq!(bucket_value(key, ""), *bucket, "{key}");
+            assert_eq!(BucketingKey::new(key).bucket_value(""), *bucket, "{key}");
             // Every split point of the key gives the same hash.
             for i in 0..=key.len() {
                 if key.is_char_boundary(i) {
                     assert_eq!(
                         bucket_value(&key[..i], &key[i..]),
+                        *bucket,
+                        "{key} split {i}"
+                    );
+                    assert_eq!(
+                        BucketingKey::new(&key[..i]).bucket_value(&key[i..]),
                         *bucket,
                         "{key} split {i}"
                     );
@@ -219,6 +301,13 @@ mod tests {
             prop_assert_eq!(murmur3_32_concat(&a, &b, HASH_SEED), reference(&joined));
             prop_assert_eq!(murmur3_32_streaming(&a, &b, HASH_SEED), reference(&joined));
             prop_assert_eq!(murmur3_32(&joined, HASH_SEED), reference(&joined));
+        }
+
+        #[test]
+        fn bucketing_key_hash_equals_crate_hash(a in "\\PC{0,40}", b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let mut joined = a.as_bytes().to_vec();
+            joined.extend_from_slice(&b);
+            prop_assert_eq!(BucketingKey::new(&a).hash(&b), reference(&joined));
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Audiences: condition trees with three-valued and/or/not (spec §3), leaf matchers, semver.
 
+pub(crate) mod attributes;
 pub(crate) mod condition;
+pub(crate) mod flat;
 pub mod semver;
 
 use serde_json::Value;
@@ -46,8 +48,9 @@ fn simplify<L>(tree: Tree<L>) -> Tree<L> {
     }
 }
 
+#[cfg(test)]
 impl<L> Tree<L> {
-    /// Three-valued evaluation: `None` is unknown.
+    /// Three-valued evaluation: `None` is unknown (the reference for [`flat::ConditionTrees`]).
     pub(crate) fn evaluate(&self, leaf: &mut impl FnMut(&L) -> Option<bool>) -> Option<bool> {
         match self {
             Tree::Leaf(l) => leaf(l),

@@ -3,12 +3,14 @@
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
+use super::audiences::{self, Audiences};
 use super::{
-    Audience, AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig,
-    Rollout, Variation, DUMMY_AUDIENCE_ID,
+    AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
+    Variation,
 };
 use crate::audience::condition::Condition;
-use crate::audience::{compile_tree, condition, js_key, js_truthy, Tree};
+use crate::audience::flat::ConditionTrees;
+use crate::audience::{compile_tree, js_key, js_truthy, Tree};
 use crate::bucketing::{end_of_range, Range};
 use crate::datafile::raw;
 use crate::datafile::DatafileError;
@@ -60,8 +62,12 @@ fn js_key_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 }
 
 struct Builder<'x> {
-    /// Audience condition trees, inlined into each rule's tree.
-    audiences: &'x [Audience],
+    /// Audience condition trees (by audience index), inlined into each rule's tree.
+    audience_trees: &'x [Tree<Condition>],
+    /// The roots of the audiences' own trees in `trees`.
+    audience_roots: Vec<u32>,
+    /// Where the rules' trees go.
+    trees: ConditionTrees,
     variations: Vec<Variation>,
     variation_id_map: FxHashMap<String, usize>,
     audience_id_map: FxHashMap<String, usize>,
@@ -103,7 +109,11 @@ impl Builder<'_> {
         index
     }
 
-    fn audience_rule(&self, ids: &[Value], conditions: Option<&Value>) -> (AudienceRule, String) {
+    fn audience_rule(
+        &mut self,
+        ids: &[Value],
+        conditions: Option<&Value>,
+    ) -> (AudienceRule, String) {
         let ids_value;
         let chosen = match conditions {
             Some(c) if js_truthy(c) => c,
@@ -125,10 +135,15 @@ impl Builder<'_> {
         let by_id = compile_tree(chosen, &mut |leaf: &Value| {
             js_key(leaf).and_then(|k| map.get(&k).copied())
         });
-        (
-            AudienceRule::Tree(inline_audiences(&by_id, self.audiences)),
-            json,
-        )
+        if let Tree::Leaf(Some(index)) = by_id {
+            let rule = AudienceRule::Audience {
+                index: index as u32,
+                root: self.audience_roots[index],
+            };
+            return (rule, json);
+        }
+        let tree = audiences::inline(&by_id, self.audience_trees);
+        (AudienceRule::Tree(self.trees.push(&tree)), json)
     }
 
     fn experiment(
@@ -172,6 +187,7 @@ impl Builder<'_> {
             is_fr: e.kind.as_deref() == Some("fr"),
             exclude_targeted_deliveries: false,
             local_holdouts: Vec::new(),
+            distinct_variation_keys: false,
         }
     }
 
@@ -215,76 +231,6 @@ impl Builder<'_> {
     }
 }
 
-/// Replace each audience id of a rule's tree by that audience's condition tree (an unknown id
-/// becomes an unknown leaf), then merge nested `and`/`or` of the same kind. Kleene `and`/`or`
-/// are associative, so the result is the same; evaluation just does less.
-fn inline_audiences(tree: &Tree<Option<usize>>, audiences: &[Audience]) -> Tree<Condition> {
-    fn merge(is_and: bool, items: Vec<Tree<Condition>>) -> Tree<Condition> {
-        let mut flat = Vec::with_capacity(items.len());
-        for item in items {
-            match (is_and, item) {
-                (true, Tree::And(sub)) | (false, Tree::Or(sub)) => flat.extend(sub),
-                (_, other) => flat.push(other),
-            }
-        }
-        if flat.len() == 1 {
-            return flat.remove(0);
-        }
-        if is_and {
-            Tree::And(flat)
-        } else {
-            Tree::Or(flat)
-        }
-    }
-    match tree {
-        Tree::Leaf(Some(i)) => audiences[*i].tree.clone(),
-        Tree::Leaf(None) => Tree::Leaf(Condition::Unknown),
-        Tree::And(items) => merge(
-            true,
-            items
-                .iter()
-                .map(|t| inline_audiences(t, audiences))
-                .collect(),
-        ),
-        Tree::Or(items) => merge(
-            false,
-            items
-                .iter()
-                .map(|t| inline_audiences(t, audiences))
-                .collect(),
-        ),
-        Tree::Not(item) => Tree::Not(
-            item.as_ref()
-                .map(|t| Box::new(inline_audiences(t, audiences))),
-        ),
-    }
-}
-
-fn compile_audience(
-    a: raw::Audience,
-    legacy: bool,
-    index: usize,
-) -> Result<Audience, DatafileError> {
-    let conditions_value = match a.conditions {
-        Value::String(s) if legacy => {
-            serde_json::from_str(&s).map_err(|e| DatafileError::Invalid {
-                path: format!("audiences[{index}].conditions"),
-                message: format!("conditions are not JSON: {e}"),
-            })?
-        }
-        other => other,
-    };
-    let conditions = crate::jsnum::stringify(&conditions_value);
-    let tree = compile_tree(&conditions_value, &mut condition::compile);
-    Ok(Audience {
-        id: a.id,
-        name: a.name,
-        conditions,
-        typed: !legacy,
-        tree,
-    })
-}
-
 pub(super) fn compile(
     raw: raw::Datafile,
     datafile: String,
@@ -292,24 +238,14 @@ pub(super) fn compile(
     let version = string_of(&raw.version);
 
     // Audiences: legacy first, typed overwrite the same id.
-    let mut audiences = Vec::with_capacity(raw.audiences.len() + raw.typed_audiences.len());
-    let mut audience_id_map = FxHashMap::default();
-    for (i, a) in raw.audiences.into_iter().enumerate() {
-        let audience = compile_audience(a, true, i)?;
-        audience_id_map.insert(audience.id.clone(), audiences.len());
-        audiences.push(audience);
-    }
-    for (i, a) in raw.typed_audiences.into_iter().enumerate() {
-        let audience = compile_audience(a, false, i)?;
-        audience_id_map.insert(audience.id.clone(), audiences.len());
-        audiences.push(audience);
-    }
-    let mut audience_order = Vec::new();
-    for (i, a) in audiences.iter().enumerate() {
-        if a.id != DUMMY_AUDIENCE_ID && audience_id_map.get(&a.id) == Some(&i) {
-            audience_order.push(i);
-        }
-    }
+    let Audiences {
+        audiences,
+        trees: audience_trees,
+        id_map: audience_id_map,
+        order: audience_order,
+        attribute_slots,
+        condition_trees: trees,
+    } = audiences::compile(raw.audiences, raw.typed_audiences)?;
 
     // Variable types by id, to cast variation values once.
     let mut var_kinds = FxHashMap::default();
@@ -325,7 +261,9 @@ pub(super) fn compile(
     }
 
     let mut b = Builder {
-        audiences: &audiences,
+        audience_trees: &audience_trees,
+        audience_roots: audiences.iter().map(|a| a.tree).collect(),
+        trees,
         variations: Vec::new(),
         variation_id_map: FxHashMap::default(),
         audience_id_map,
@@ -517,6 +455,14 @@ pub(super) fn compile(
             variations,
         });
     }
+    // After the "fr" everyone-else variations were appended.
+    for e in experiments.iter_mut() {
+        let mut keys = rustc_hash::FxHashSet::default();
+        e.distinct_variation_keys = e
+            .variations
+            .iter()
+            .all(|v| keys.insert(b.variations[*v].key.as_str()));
+    }
     let flag_order = js_key_order(flags.iter().map(|f| f.key.as_str()))
         .into_iter()
         .filter_map(|k| flag_key_map.get(k).copied())
@@ -562,6 +508,7 @@ pub(super) fn compile(
         variations,
         variation_id_map,
         audience_id_map,
+        trees: condition_trees,
         ..
     } = b;
     Ok(ProjectConfig {
@@ -595,6 +542,8 @@ pub(super) fn compile(
         audiences,
         audience_id_map,
         audience_order,
+        condition_trees,
+        attribute_slots,
         attributes,
         attribute_key_map,
         events,

@@ -1,13 +1,14 @@
 //! The compiled, immutable project config: indexes by key and id, pre-parsed audiences,
 //! traffic ranges resolved to variations, variable values cast once.
 
+mod audiences;
 mod compile;
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use crate::audience::condition::Condition;
-use crate::audience::Tree;
+use crate::audience::attributes::{AttributeSlots, UserAttributes};
+use crate::audience::flat::ConditionTrees;
 use crate::bucketing::Range;
 use crate::datafile::DatafileError;
 use crate::user::UserContext;
@@ -43,9 +44,12 @@ pub(crate) struct Variation {
 pub(crate) enum AudienceRule {
     /// No audience: everyone passes.
     Everyone,
-    /// The rule's tree with every audience's conditions inlined (an unknown audience id is an
-    /// unknown leaf).
-    Tree(Tree<Condition>),
+    /// The root (in [`ProjectConfig::condition_trees`]) of the rule's tree with every audience's
+    /// conditions inlined (an unknown audience id is an unknown leaf).
+    Tree(u32),
+    /// The rule names exactly one audience: `root` is that audience's tree (the same tree
+    /// `Tree` would hold), `index` the audience, whose result a multi-flag call keeps.
+    Audience { index: u32, root: u32 },
 }
 
 /// An experiment, a rollout rule or a holdout.
@@ -74,6 +78,8 @@ pub(crate) struct Experiment {
     pub exclude_targeted_deliveries: bool,
     /// Local holdouts (indexes into `holdouts`) whose `includedRules` name this rule.
     pub local_holdouts: Vec<usize>,
+    /// No two of `variations` share a key.
+    pub distinct_variation_keys: bool,
 }
 
 /// A mutual-exclusion group.
@@ -125,7 +131,8 @@ pub(crate) struct Audience {
     pub conditions: String,
     /// From `typedAudiences`.
     pub typed: bool,
-    pub tree: Tree<Condition>,
+    /// The root of its condition tree in [`ProjectConfig::condition_trees`].
+    pub tree: u32,
 }
 
 /// A conversion event.
@@ -170,6 +177,10 @@ pub struct ProjectConfig {
     pub(crate) audience_id_map: FxHashMap<String, usize>,
     /// Audience indexes for [`ProjectConfig::audiences`]: typed wins, dummy excluded.
     pub(crate) audience_order: Vec<usize>,
+    /// Every audience's and rule's condition tree, flattened.
+    pub(crate) condition_trees: ConditionTrees,
+    /// The attribute names conditions read.
+    pub(crate) attribute_slots: AttributeSlots,
     pub(crate) attributes: Vec<(String, String)>,
     pub(crate) attribute_key_map: FxHashMap<String, usize>,
     pub(crate) events: Vec<Event>,
@@ -283,17 +294,21 @@ impl ProjectConfig {
 
     #[inline]
     pub(crate) fn evaluate_audience_index(&self, index: usize, user: &UserContext) -> Option<bool> {
-        self.audiences[index]
-            .tree
-            .evaluate(&mut |c| c.evaluate(user))
+        let attrs = UserAttributes::scan(user, &self.attribute_slots);
+        self.condition_trees
+            .evaluate(self.audiences[index].tree, &attrs)
     }
 
     /// Whether the user passes an audience rule (unknown counts as false).
     #[inline]
-    pub(crate) fn passes(&self, rule: &AudienceRule, user: &UserContext) -> bool {
+    pub(crate) fn passes(&self, rule: &AudienceRule, attrs: &UserAttributes<'_, '_>) -> bool {
         match rule {
             AudienceRule::Everyone => true,
-            AudienceRule::Tree(tree) => tree.evaluate(&mut |c| c.evaluate(user)) == Some(true),
+            AudienceRule::Tree(root) => self.condition_trees.evaluate(*root, attrs) == Some(true),
+            AudienceRule::Audience { index, root } => {
+                let trees = &self.condition_trees;
+                attrs.audience(*index, || trees.evaluate(*root, attrs)) == Some(true)
+            }
         }
     }
 
@@ -326,6 +341,27 @@ impl ProjectConfig {
             .rev()
             .map(|i| &self.variations[*i])
             .find(|v| v.key == key)
+    }
+
+    /// [`experiment_variation_by_key`](Self::experiment_variation_by_key) with `found`'s key:
+    /// `found` itself when it is one of the experiment's variations and their keys are distinct
+    /// (no key comparison needed).
+    #[inline]
+    pub(crate) fn experiment_variation_like(
+        &self,
+        exp: &Experiment,
+        found: &'_ Variation,
+    ) -> Option<&Variation> {
+        if exp.distinct_variation_keys {
+            if let Some(i) = exp
+                .variations
+                .iter()
+                .find(|i| std::ptr::eq(&self.variations[**i], found))
+            {
+                return Some(&self.variations[*i]);
+            }
+        }
+        self.experiment_variation_by_key(exp, &found.key)
     }
 
     pub(crate) fn experiment_by_key(&self, key: &str) -> Option<&Experiment> {

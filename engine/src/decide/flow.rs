@@ -6,7 +6,8 @@ use std::fmt;
 use super::decision::{DecisionSource, Outcome, Reasons};
 use super::forced::ForcedVariations;
 use super::profile::Tracker;
-use crate::bucketing::{bucket_value, find_bucket};
+use crate::audience::attributes::UserAttributes;
+use crate::bucketing::{find_bucket, BucketingKey};
 use crate::config::{Entity, Experiment, Flag, ProjectConfig, Variation};
 use crate::user::UserContext;
 
@@ -32,7 +33,9 @@ impl fmt::Display for LogKey<'_> {
 pub(crate) struct Flow<'a, 'u> {
     pub config: &'a ProjectConfig,
     pub user: &'u UserContext,
-    pub bucketing_id: &'u str,
+    /// The user's attributes as conditions read them.
+    pub attrs: &'u UserAttributes<'a, 'u>,
+    pub bucketing_key: &'u BucketingKey,
     pub forced: Option<&'a ForcedVariations>,
     pub tracker: Option<&'u mut Tracker<'a>>,
     pub reasons: Reasons,
@@ -104,7 +107,7 @@ impl<'a> Flow<'a, '_> {
                 // flag; when neither has it (traffic naming another experiment's variation) the
                 // remaining experiment rules are skipped and the rollout decides.
                 let v = config
-                    .experiment_variation_by_key(e, &found.key)
+                    .experiment_variation_like(e, found)
                     .or_else(|| config.flag_variation_by_key(flag, &found.key))?;
                 return Some(outcome(Some(v), Some(e), DecisionSource::FeatureTest));
             }
@@ -302,7 +305,7 @@ impl<'a> Flow<'a, '_> {
                 e.audience_json
             )
         });
-        let result = self.config.passes(&e.audience, self.user);
+        let result = self.config.passes(&e.audience, self.attrs);
         self.reasons.add(|| {
             format!(
                 "Audiences for {kind} {key} collectively evaluated to {}.",
@@ -318,7 +321,7 @@ impl<'a> Flow<'a, '_> {
         let config = self.config;
         let uid = self.user.user_id();
         if let Some(group) = e.group.map(|g| &config.groups[g]).filter(|g| g.random) {
-            let group_bucket = bucket_value(self.bucketing_id, &group.id);
+            let group_bucket = self.bucketing_key.bucket_value(&group.id);
             match find_bucket(group_bucket, &group.traffic) {
                 None => {
                     self.reasons.add(|| {
@@ -343,7 +346,7 @@ impl<'a> Flow<'a, '_> {
                 }),
             }
         }
-        let value = bucket_value(self.bucketing_id, &e.id);
+        let value = self.bucketing_key.bucket_value(&e.id);
         self.reasons
             .add(|| format!("Assigned bucket {value} to user with bucketing ID {uid}."));
         match find_bucket(value, &e.traffic) {

@@ -14,9 +14,32 @@ use forced::ForcedVariations;
 use options::{DecideOption, DecideOptions};
 use profile::{Tracker, UserProfileService};
 
+use crate::audience::attributes::UserAttributes;
+use crate::bucketing::BucketingKey;
 use crate::config::{Flag, ProjectConfig};
 use crate::events::Conversion;
 use crate::user::UserContext;
+
+/// Multi-flag calls deciding at least this many flags resolve the user's attributes up front.
+const RESOLVE_ATTRIBUTES_FROM: usize = 4;
+
+/// What every flag of one call shares: the user, its attributes, its bucketing id.
+struct Call<'a, 'u> {
+    user: &'u UserContext,
+    attrs: UserAttributes<'a, 'u>,
+    /// The bucketing id, its hash prefix computed once.
+    bucketing_key: BucketingKey,
+}
+
+impl<'a, 'u> Call<'a, 'u> {
+    fn new(user: &'u UserContext, attrs: UserAttributes<'a, 'u>) -> Self {
+        Call {
+            user,
+            attrs,
+            bucketing_key: BucketingKey::new(user.bucketing_id()),
+        }
+    }
+}
 
 /// Decides flags against one compiled config. Cheap to build (a few references); build one per
 /// config snapshot, or per call.
@@ -86,12 +109,16 @@ impl<'a> Decider<'a> {
         };
         // One flag cannot meet the same experiment twice (unless its experimentIds repeat), so
         // without a profile service the in-call sticky map is not needed.
+        let call = Call::new(
+            user,
+            UserAttributes::scan(user, &self.config.attribute_slots),
+        );
         if self.ups.is_none() && user.experiment_bucket_map().is_none() && !flag.repeats_experiment
         {
-            return self.decide_flag(user, flag, options, None);
+            return self.decide_flag(&call, flag, options, None);
         }
         let mut tracker = self.load_profile(user, options, flag.repeats_experiment);
-        let decision = self.decide_flag(user, flag, options, tracker.as_mut());
+        let decision = self.decide_flag(&call, flag, options, tracker.as_mut());
         self.save_profile(user, tracker);
         decision
     }
@@ -139,11 +166,19 @@ impl<'a> Decider<'a> {
         }
         let mut tracker = self.load_profile(user, options, true);
         let only_enabled = options.contains(DecideOption::EnabledFlagsOnly);
+        // Resolving the attributes costs about as much as a few lookups; worth it for many flags.
+        let attrs = if count >= RESOLVE_ATTRIBUTES_FROM {
+            let audiences = self.config.audiences.len();
+            UserAttributes::resolved(user, &self.config.attribute_slots, audiences)
+        } else {
+            UserAttributes::scan(user, &self.config.attribute_slots)
+        };
+        let call = Call::new(user, attrs);
         for (key, flag) in flags {
             let decision = match flag {
                 None => self.unknown_flag(key),
                 Some(flag) => {
-                    let mut d = self.decide_flag(user, flag, options, tracker.as_mut());
+                    let mut d = self.decide_flag(&call, flag, options, tracker.as_mut());
                     d.omitted = only_enabled && !d.enabled();
                     d
                 }
@@ -165,15 +200,16 @@ impl<'a> Decider<'a> {
     #[inline]
     fn decide_flag(
         &self,
-        user: &UserContext,
+        call: &Call<'a, '_>,
         flag: &'a Flag,
         options: DecideOptions,
         tracker: Option<&mut Tracker<'a>>,
     ) -> Decision<'a> {
         let mut flow = Flow {
             config: self.config,
-            user,
-            bucketing_id: user.bucketing_id(),
+            user: call.user,
+            attrs: &call.attrs,
+            bucketing_key: &call.bucketing_key,
             forced: self.forced,
             tracker,
             reasons: Reasons::new(options.contains(DecideOption::IncludeReasons)),
