@@ -1,1 +1,0 @@
-//! Shared helpers for the flagbridge benchmarks.
