@@ -53,33 +53,38 @@ pub(crate) enum AudienceRule {
 }
 
 /// An experiment, a rollout rule or a holdout.
+///
+/// `repr(C)` keeps the field order: the fields every decision reads come first, together (two
+/// cache lines instead of fields spread over the whole struct); the rest serve reasons, events
+/// and `OptimizelyConfig`.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub(crate) struct Experiment {
+    pub audience: AudienceRule,
+    /// Status "Running", looked up by key as JavaScript's `isActive` does.
+    pub running: bool,
+    pub cmab: bool,
+    /// No two of `variations` share a key.
+    pub distinct_variation_keys: bool,
+    /// Holdouts only: the holdout does not apply to delivery rules.
+    pub exclude_targeted_deliveries: bool,
+    pub group: Option<usize>,
+    pub traffic: Vec<Range<Entity>>,
     pub id: String,
+    /// Local holdouts (indexes into `holdouts`) whose `includedRules` name this rule.
+    pub local_holdouts: Vec<usize>,
+    /// Whitelisting: user id -> variation key.
+    pub forced_variations: Vec<(String, String)>,
+    /// Global variation indexes, in the experiment's order (an FR rule gets everyone-else appended).
+    pub variations: Vec<usize>,
     pub key: String,
     pub layer_id: String,
     pub status: String,
-    /// Status "Running", looked up by key as JavaScript's `isActive` does.
-    pub running: bool,
-    /// Global variation indexes, in the experiment's order (an FR rule gets everyone-else appended).
-    pub variations: Vec<usize>,
-    pub traffic: Vec<Range<Entity>>,
-    pub audience: AudienceRule,
     /// `JSON.stringify(audienceConditions || audienceIds)`, for reasons.
     pub audience_json: String,
     pub audience_conditions: Option<Value>,
-    /// Whitelisting: user id -> variation key.
-    pub forced_variations: Vec<(String, String)>,
-    pub group: Option<usize>,
-    pub cmab: bool,
     /// Experiment `type` is "fr" (feature rollout).
     pub is_fr: bool,
-    /// Holdouts only: the holdout does not apply to delivery rules.
-    pub exclude_targeted_deliveries: bool,
-    /// Local holdouts (indexes into `holdouts`) whose `includedRules` name this rule.
-    pub local_holdouts: Vec<usize>,
-    /// No two of `variations` share a key.
-    pub distinct_variation_keys: bool,
 }
 
 /// A mutual-exclusion group.
@@ -100,20 +105,21 @@ pub(crate) struct FlagVariable {
     pub default_value: Value,
 }
 
-/// A feature flag.
+/// A feature flag. `repr(C)`: the fields every decision reads come first (see [`Experiment`]).
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub(crate) struct Flag {
-    pub id: String,
-    pub key: String,
     pub experiments: Vec<usize>,
-    pub rollout_id: String,
     /// `None` when `rolloutId` is "" or names no rollout.
     pub rollout: Option<usize>,
+    pub key: String,
+    pub rollout_id: String,
+    /// `experimentIds` names the same experiment twice.
+    pub repeats_experiment: bool,
+    pub id: String,
     pub variables: Vec<FlagVariable>,
     /// All variations of the flag's rules, as JavaScript orders them (numeric ids ascending first).
     pub variations: Vec<usize>,
-    /// `experimentIds` names the same experiment twice.
-    pub repeats_experiment: bool,
 }
 
 /// Delivery rules of a flag.
