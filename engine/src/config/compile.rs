@@ -149,7 +149,7 @@ impl Builder<'_> {
     fn experiment(
         &mut self,
         e: raw::Experiment,
-        group: Option<usize>,
+        group: Option<u32>,
         pending: &mut Vec<Pending>,
     ) -> Experiment {
         let (audience, audience_json) =
@@ -177,11 +177,13 @@ impl Builder<'_> {
             status: e.status.unwrap_or_default(),
             running: false,
             variations,
-            traffic: Vec::new(),
+            traffic: (0, 0),
             audience,
             audience_json,
             audience_conditions: e.audience_conditions,
+            has_forced_variations: !forced_variations.is_empty(),
             forced_variations,
+            has_local_holdouts: false,
             group,
             cmab: e.cmab.as_ref().is_some_and(js_truthy),
             is_fr: e.kind.as_deref() == Some("fr"),
@@ -297,7 +299,7 @@ pub(super) fn compile(
         experiments.push(exp);
     }
     for (gi, e) in group_experiments {
-        let exp = b.experiment(e, Some(gi), &mut pending);
+        let exp = b.experiment(e, Some(gi as u32), &mut pending);
         experiments.push(exp);
     }
     let non_rollout_experiments = experiments.len();
@@ -338,12 +340,12 @@ pub(super) fn compile(
     }
 
     // Traffic ranges point at the global variation map, complete only now.
-    for (exp, p) in experiments.iter_mut().zip(pending) {
-        exp.traffic = b.resolve(p.traffic);
-    }
-    for (exp, p) in holdouts.iter_mut().zip(holdout_pending) {
-        exp.traffic = b.resolve(p.traffic);
-    }
+    let mut traffic_lists: Vec<Vec<Range<Entity>>> =
+        pending.into_iter().map(|p| b.resolve(p.traffic)).collect();
+    let holdout_traffic: Vec<Vec<Range<Entity>>> = holdout_pending
+        .into_iter()
+        .map(|p| b.resolve(p.traffic))
+        .collect();
 
     let mut experiment_id_map = FxHashMap::default();
     let mut experiment_key_map = FxHashMap::default();
@@ -363,6 +365,7 @@ pub(super) fn compile(
         e.running = r;
         if let Some(list) = rule_holdouts.get(&e.id) {
             e.local_holdouts = list.clone();
+            e.has_local_holdouts = !list.is_empty();
         }
     }
     for h in holdouts.iter_mut() {
@@ -398,9 +401,8 @@ pub(super) fn compile(
                         .variation_id_map
                         .get(&b.variations[ev].id)
                         .map_or(Entity::Invalid, |i| Entity::Variation(*i));
-                    let exp = &mut experiments[ei];
-                    exp.variations.push(ev);
-                    exp.traffic.push(Range {
+                    experiments[ei].variations.push(ev);
+                    traffic_lists[ei].push(Range {
                         end: 10_000,
                         target,
                     });
@@ -454,6 +456,14 @@ pub(super) fn compile(
             variables,
             variations,
         });
+    }
+    // One array of traffic ranges, after the "fr" everyone-else ranges were appended.
+    let mut traffic = Vec::new();
+    let all = experiments.iter_mut().chain(holdouts.iter_mut());
+    for (e, list) in all.zip(traffic_lists.into_iter().chain(holdout_traffic)) {
+        // A datafile cannot hold 2^32 ranges: it would not fit in memory.
+        e.traffic = (traffic.len() as u32, list.len() as u32);
+        traffic.extend(list);
     }
     // After the "fr" everyone-else variations were appended.
     for e in experiments.iter_mut() {
@@ -533,6 +543,7 @@ pub(super) fn compile(
         experiment_id_map,
         experiment_key_map,
         holdouts,
+        traffic,
         global_holdouts,
         groups,
         flags,

@@ -54,13 +54,14 @@ pub(crate) enum AudienceRule {
 
 /// An experiment, a rollout rule or a holdout.
 ///
-/// `repr(C)` keeps the field order: the fields every decision reads come first, together (two
-/// cache lines instead of fields spread over the whole struct); the rest serve reasons, events
+/// `repr(C, align(64))` keeps the field order and starts each experiment on a cache line: the
+/// fields every decision reads fill exactly that first line; the rest serve reasons, events
 /// and `OptimizelyConfig`.
 #[derive(Debug, Clone)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct Experiment {
     pub audience: AudienceRule,
+    pub group: Option<u32>,
     /// Status "Running", looked up by key as JavaScript's `isActive` does.
     pub running: bool,
     pub cmab: bool,
@@ -68,8 +69,12 @@ pub(crate) struct Experiment {
     pub distinct_variation_keys: bool,
     /// Holdouts only: the holdout does not apply to delivery rules.
     pub exclude_targeted_deliveries: bool,
-    pub group: Option<usize>,
-    pub traffic: Vec<Range<Entity>>,
+    /// `local_holdouts` is not empty.
+    pub has_local_holdouts: bool,
+    /// `forced_variations` is not empty.
+    pub has_forced_variations: bool,
+    /// `(start, len)` of its traffic ranges in [`ProjectConfig::traffic`].
+    pub traffic: (u32, u32),
     pub id: String,
     /// Local holdouts (indexes into `holdouts`) whose `includedRules` name this rule.
     pub local_holdouts: Vec<usize>,
@@ -172,6 +177,8 @@ pub struct ProjectConfig {
     pub(crate) experiment_id_map: FxHashMap<String, usize>,
     pub(crate) experiment_key_map: FxHashMap<String, usize>,
     pub(crate) holdouts: Vec<Experiment>,
+    /// The traffic ranges of every experiment, rule and holdout, one after another.
+    pub(crate) traffic: Vec<Range<Entity>>,
     pub(crate) global_holdouts: Vec<usize>,
     pub(crate) groups: Vec<Group>,
     pub(crate) flags: Vec<Flag>,
@@ -318,6 +325,13 @@ impl ProjectConfig {
         }
     }
 
+    /// The traffic ranges of an experiment, rule or holdout.
+    #[inline]
+    pub(crate) fn traffic(&self, exp: &Experiment) -> &[Range<Entity>] {
+        let (start, len) = exp.traffic;
+        &self.traffic[start as usize..(start + len) as usize]
+    }
+
     #[inline]
     pub(crate) fn flag(&self, key: &str) -> Option<&Flag> {
         self.flag_key_map.get(key).map(|i| &self.flags[*i])
@@ -384,5 +398,17 @@ impl ProjectConfig {
         self.attribute_key_map
             .get(key)
             .map(|i| self.attributes[*i].0.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn experiment_hot_fields_fill_one_cache_line() {
+        let end_of_id = std::mem::offset_of!(Experiment, id) + std::mem::size_of::<String>();
+        assert!(end_of_id <= 64, "hot fields end at byte {end_of_id}");
+        assert_eq!(std::mem::align_of::<Experiment>(), 64);
     }
 }

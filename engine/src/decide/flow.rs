@@ -96,10 +96,12 @@ impl<'a> Flow<'a, '_> {
                 let v = config.experiment_variation_by_key(e, &fv.key).unwrap_or(fv);
                 return Some(outcome(Some(v), Some(e), DecisionSource::FeatureTest));
             }
-            for &hi in &e.local_holdouts {
-                let h = &config.holdouts[hi];
-                if let Some(v) = self.holdout_variation(h) {
-                    return Some(outcome(Some(v), Some(h), DecisionSource::Holdout));
+            if e.has_local_holdouts {
+                for &hi in &e.local_holdouts {
+                    let h = &config.holdouts[hi];
+                    if let Some(v) = self.holdout_variation(h) {
+                        return Some(outcome(Some(v), Some(h), DecisionSource::Holdout));
+                    }
                 }
             }
             if let Some(found) = self.resolve_variation(e) {
@@ -145,10 +147,12 @@ impl<'a> Flow<'a, '_> {
             if let Some(v) = self.validated_forced(flag, Some(&rule.key)) {
                 return outcome(Some(v), Some(rule), DecisionSource::Rollout);
             }
-            for &hi in &rule.local_holdouts {
-                let h = &config.holdouts[hi];
-                if let Some(v) = self.holdout_variation(h) {
-                    return outcome(Some(v), Some(h), DecisionSource::Holdout);
+            if rule.has_local_holdouts {
+                for &hi in &rule.local_holdouts {
+                    let h = &config.holdouts[hi];
+                    if let Some(v) = self.holdout_variation(h) {
+                        return outcome(Some(v), Some(h), DecisionSource::Holdout);
+                    }
                 }
             }
             let everyone_else = index == last;
@@ -208,7 +212,12 @@ impl<'a> Flow<'a, '_> {
                 }
             }
         }
-        if let Some((_, vkey)) = e.forced_variations.iter().find(|(u, _)| u == uid) {
+        let whitelisted = if e.has_forced_variations {
+            e.forced_variations.iter().find(|(u, _)| u == uid)
+        } else {
+            None
+        };
+        if let Some((_, vkey)) = whitelisted {
             match config.experiment_variation_by_key(e, vkey) {
                 Some(v) => {
                     self.reasons
@@ -320,7 +329,11 @@ impl<'a> Flow<'a, '_> {
     fn bucket(&mut self, e: &'a Experiment) -> Option<&'a Variation> {
         let config = self.config;
         let uid = self.user.user_id();
-        if let Some(group) = e.group.map(|g| &config.groups[g]).filter(|g| g.random) {
+        if let Some(group) = e
+            .group
+            .map(|g| &config.groups[g as usize])
+            .filter(|g| g.random)
+        {
             let group_bucket = self.bucketing_key.bucket_value(&group.id);
             match find_bucket(group_bucket, &group.traffic) {
                 None => {
@@ -349,7 +362,7 @@ impl<'a> Flow<'a, '_> {
         let value = self.bucketing_key.bucket_value(&e.id);
         self.reasons
             .add(|| format!("Assigned bucket {value} to user with bucketing ID {uid}."));
-        match find_bucket(value, &e.traffic) {
+        match find_bucket(value, config.traffic(e)) {
             Some(Entity::Variation(i)) => Some(&config.variations[*i]),
             Some(Entity::Invalid) => {
                 self.reasons
