@@ -375,6 +375,7 @@ pub(super) fn compile(
     // Flags.
     let mut flags = Vec::with_capacity(raw.feature_flags.len());
     let mut flag_key_map = FxHashMap::default();
+    let mut flag_rules = Vec::new();
     for (fi, f) in raw.feature_flags.into_iter().enumerate() {
         let rollout_id = f.rollout_id.unwrap_or_default();
         let rollout = if rollout_id.is_empty() {
@@ -446,7 +447,15 @@ pub(super) fn compile(
             .enumerate()
             .any(|(i, e)| exp_indexes[..i].contains(e));
         flag_key_map.insert(f.key.clone(), flags.len());
+        // Indexes fit in u32: a datafile cannot hold 2^32 experiments (it would not fit in memory).
+        let start = flag_rules.len() as u32;
+        flag_rules.extend(exp_indexes.iter().map(|e| *e as u32));
+        let rules = rollout.map_or(&[][..], |r| rollouts[r].rules.as_slice());
+        flag_rules.extend(rules.iter().map(|e| *e as u32));
         flags.push(Flag {
+            rules: (start, exp_indexes.len() as u32, rules.len() as u32),
+            has_rollout_id: !rollout_id.is_empty(),
+            has_rollout: rollout.is_some(),
             repeats_experiment,
             id: f.id,
             key: f.key,
@@ -544,6 +553,7 @@ pub(super) fn compile(
         experiment_key_map,
         holdouts,
         traffic,
+        flag_rules,
         global_holdouts,
         groups,
         flags,

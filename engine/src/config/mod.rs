@@ -110,17 +110,25 @@ pub(crate) struct FlagVariable {
     pub default_value: Value,
 }
 
-/// A feature flag. `repr(C)`: the fields every decision reads come first (see [`Experiment`]).
+/// A feature flag. `repr(C, align(64))`: the fields every decision reads fill the first cache
+/// line (see [`Experiment`]).
 #[derive(Debug, Clone)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct Flag {
+    /// Where its experiments, then its rollout's rules, are in [`ProjectConfig::flag_rules`]:
+    /// `(start, experiment count, rule count)`.
+    pub rules: (u32, u32, u32),
+    /// `rollout_id` is not "".
+    pub has_rollout_id: bool,
+    /// `rollout` is set.
+    pub has_rollout: bool,
+    /// `experimentIds` names the same experiment twice.
+    pub repeats_experiment: bool,
+    pub key: String,
     pub experiments: Vec<usize>,
     /// `None` when `rolloutId` is "" or names no rollout.
     pub rollout: Option<usize>,
-    pub key: String,
     pub rollout_id: String,
-    /// `experimentIds` names the same experiment twice.
-    pub repeats_experiment: bool,
     pub id: String,
     pub variables: Vec<FlagVariable>,
     /// All variations of the flag's rules, as JavaScript orders them (numeric ids ascending first).
@@ -179,6 +187,8 @@ pub struct ProjectConfig {
     pub(crate) holdouts: Vec<Experiment>,
     /// The traffic ranges of every experiment, rule and holdout, one after another.
     pub(crate) traffic: Vec<Range<Entity>>,
+    /// Each flag's experiment indexes then its rollout's rule indexes, flag after flag.
+    pub(crate) flag_rules: Vec<u32>,
     pub(crate) global_holdouts: Vec<usize>,
     pub(crate) groups: Vec<Group>,
     pub(crate) flags: Vec<Flag>,
@@ -332,6 +342,21 @@ impl ProjectConfig {
         &self.traffic[start as usize..(start + len) as usize]
     }
 
+    /// The flag's experiments (indexes into `experiments`).
+    #[inline]
+    pub(crate) fn flag_experiments(&self, flag: &Flag) -> &[u32] {
+        let (start, experiments, _) = flag.rules;
+        &self.flag_rules[start as usize..(start + experiments) as usize]
+    }
+
+    /// The rules of the flag's rollout (indexes into `experiments`).
+    #[inline]
+    pub(crate) fn flag_rollout_rules(&self, flag: &Flag) -> &[u32] {
+        let (start, experiments, rules) = flag.rules;
+        let start = (start + experiments) as usize;
+        &self.flag_rules[start..start + rules as usize]
+    }
+
     #[inline]
     pub(crate) fn flag(&self, key: &str) -> Option<&Flag> {
         self.flag_key_map.get(key).map(|i| &self.flags[*i])
@@ -410,5 +435,7 @@ mod tests {
         let end_of_id = std::mem::offset_of!(Experiment, id) + std::mem::size_of::<String>();
         assert!(end_of_id <= 64, "hot fields end at byte {end_of_id}");
         assert_eq!(std::mem::align_of::<Experiment>(), 64);
+        let end_of_key = std::mem::offset_of!(Flag, key) + std::mem::size_of::<String>();
+        assert!(end_of_key <= 64, "hot fields end at byte {end_of_key}");
     }
 }

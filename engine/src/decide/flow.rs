@@ -85,13 +85,14 @@ impl<'a> Flow<'a, '_> {
 
     fn experiments(&mut self, flag: &'a Flag) -> Option<Outcome<'a>> {
         let config = self.config;
-        if flag.experiments.is_empty() {
+        let experiments = config.flag_experiments(flag);
+        if experiments.is_empty() {
             self.reasons
                 .add(|| format!("Feature {} is not attached to any experiments.", flag.key));
             return None;
         }
-        for &ei in &flag.experiments {
-            let e = &config.experiments[ei];
+        for &ei in experiments {
+            let e = &config.experiments[ei as usize];
             if let Some(fv) = self.validated_forced(flag, Some(&e.key)) {
                 let v = config.experiment_variation_by_key(e, &fv.key).unwrap_or(fv);
                 return Some(outcome(Some(v), Some(e), DecisionSource::FeatureTest));
@@ -120,12 +121,12 @@ impl<'a> Flow<'a, '_> {
     fn rollout(&mut self, flag: &'a Flag) -> Outcome<'a> {
         let config = self.config;
         let none = outcome(None, None, DecisionSource::Rollout);
-        if flag.rollout_id.is_empty() {
+        if !flag.has_rollout_id {
             self.reasons
                 .add(|| format!("There is no rollout of feature {}.", flag.key));
             return none;
         }
-        let Some(ri) = flag.rollout else {
+        if !flag.has_rollout {
             self.reasons.add(|| {
                 format!(
                     "Invalid rollout ID {} attached to feature {}",
@@ -133,8 +134,8 @@ impl<'a> Flow<'a, '_> {
                 )
             });
             return none;
-        };
-        let rules = &config.rollouts[ri].rules;
+        }
+        let rules = config.flag_rollout_rules(flag);
         if rules.is_empty() {
             self.reasons
                 .add(|| format!("Rollout of feature {} has no experiments", flag.rollout_id));
@@ -143,7 +144,7 @@ impl<'a> Flow<'a, '_> {
         let last = rules.len() - 1;
         let mut index = 0;
         while index < rules.len() {
-            let rule = &config.experiments[rules[index]];
+            let rule = &config.experiments[rules[index] as usize];
             if let Some(v) = self.validated_forced(flag, Some(&rule.key)) {
                 return outcome(Some(v), Some(rule), DecisionSource::Rollout);
             }
