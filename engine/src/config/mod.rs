@@ -3,6 +3,7 @@
 
 mod audiences;
 mod compile;
+mod key_order;
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
