@@ -30,7 +30,7 @@ impl fmt::Display for LogKey<'_> {
 }
 
 /// Everything one flag evaluation needs.
-pub(crate) struct Flow<'a, 'u> {
+pub(crate) struct Flow<'a, 'u, const REASONS: bool> {
     pub config: &'a ProjectConfig,
     pub user: &'u UserContext,
     /// The user's attributes as conditions read them.
@@ -38,10 +38,10 @@ pub(crate) struct Flow<'a, 'u> {
     pub bucketing_key: &'u BucketingKey,
     pub forced: Option<&'a ForcedVariations>,
     pub tracker: Option<&'u mut Tracker<'a>>,
-    pub reasons: Reasons,
+    pub reasons: Reasons<REASONS>,
 }
 
-impl<'a> Flow<'a, '_> {
+impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
     /// Decide one flag.
     pub(crate) fn decide_flag(&mut self, flag: &'a Flag) -> Outcome<'a> {
         let config = self.config;
