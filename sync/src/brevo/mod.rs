@@ -59,8 +59,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use config::{
-    brevo_event_name, validate_attribute_name, ApiKey, AttributeNames, AttributeType,
-    ContactIdentity, DateFormat, IdentitySource, RateBudget, DEFAULT_BACKOFF_BASE,
+    brevo_event_name, validate_attribute_name, ApiKey, AttributeNames, AttributeSwitches,
+    AttributeType, ContactIdentity, DateFormat, IdentitySource, RateBudget, DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX, DEFAULT_BASE_URL, DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_INTERVAL,
     DEFAULT_CONTACTS_PER_HOUR, DEFAULT_CONTACTS_PER_SECOND, DEFAULT_DRY_RUN_PATH,
     DEFAULT_EVENTS_BATCH_SIZE, DEFAULT_EVENTS_PER_HOUR, DEFAULT_EVENTS_PER_SECOND,
@@ -181,7 +181,8 @@ impl BrevoSyncBuilder {
         self
     }
 
-    /// Names of the attributes written. Default [`AttributeNames::default`].
+    /// Names of the attributes written, and which optional ones are written
+    /// ([`AttributeNames::written`]). Default [`AttributeNames::default`] (all written).
     pub fn attribute_names(mut self, names: AttributeNames) -> Self {
         self.cfg.names = names;
         self
