@@ -120,7 +120,7 @@ fn dry_run_writes(config: &Config) -> (Vec<String>, Vec<serde_json::Value>) {
 }
 
 /// Serve and backfill share one path to Brevo; the `mapping` switches decide which optional
-/// attributes exist and are written, `field_mapping` names them.
+/// attributes exist and are written, `field_mapping` names them, contacts join `list_ids`.
 #[tokio::test]
 async fn mapping_switches_and_names_reach_brevo() {
     let lines: Vec<String> = (0..4).map(user).collect();
@@ -143,13 +143,14 @@ async fn mapping_switches_and_names_reach_brevo() {
     assert_eq!(a["EXPERIMENT_VARIATION"], "checkout_test:treatment", "{a}");
     assert_eq!(a["EXPERIMENT_NAME"], "checkout_test", "{a}");
     assert!(a["ENABLED_FEATURES"].is_string(), "{a}");
+    assert!(pro.get("listIds").is_none(), "{pro}");
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Two switched off, one name changed.
     let (dir, config, users) = setup_with(
         "mapping-off",
         &lines,
-        "    mapping: {feature_flags: false, audience_segments: false}\n    field_mapping: {experiment_key: AB_TEST}\n",
+        "    mapping: {feature_flags: false, audience_segments: false}\n    field_mapping: {experiment_key: AB_TEST}\n  brevo:\n    list_ids: [4]\n",
     );
     backfill::run(config.clone(), &users, opts()).await.unwrap();
     let (created, contacts) = dry_run_writes(&config);
@@ -167,6 +168,7 @@ async fn mapping_switches_and_names_reach_brevo() {
         );
         assert!(a.contains_key("EXPERIMENT_VARIATION"), "{a:?}");
         assert!(!a.contains_key("EXPERIMENT_NAME"), "{a:?}");
+        assert_eq!(c["listIds"], serde_json::json!([4]), "{c}");
     }
     let pro = contacts
         .iter()

@@ -326,6 +326,7 @@ pub(crate) struct Config {
     pub contacts_budget: RateBudget,
     pub events_budget: RateBudget,
     pub import_list_id: Option<i64>,
+    pub list_ids: Vec<i64>,
     pub import_threshold: usize,
     pub request_timeout: Duration,
     pub backoff_base: Duration,

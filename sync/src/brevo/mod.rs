@@ -142,6 +142,7 @@ impl BrevoSyncBuilder {
                     per_hour: DEFAULT_EVENTS_PER_HOUR,
                 },
                 import_list_id: None,
+                list_ids: Vec::new(),
                 import_threshold: DEFAULT_IMPORT_THRESHOLD,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 backoff_base: DEFAULT_BACKOFF_BASE,
@@ -262,6 +263,14 @@ impl BrevoSyncBuilder {
         self
     }
 
+    /// Brevo lists every synced contact joins: each contact write (`/contacts/batch` item,
+    /// create, `PUT`, import) carries them as `listIds`, so a contact removed from one of these
+    /// lists by hand joins it again at its next write. Default: none.
+    pub fn list_ids(mut self, ids: impl IntoIterator<Item = i64>) -> Self {
+        self.cfg.list_ids = ids.into_iter().collect();
+        self
+    }
+
     /// Unknown contacts from which the import list is used. Default [`DEFAULT_IMPORT_THRESHOLD`].
     pub fn import_threshold(mut self, threshold: usize) -> Self {
         self.cfg.import_threshold = threshold;
@@ -333,6 +342,9 @@ impl BrevoSyncBuilder {
         }
         if self.cfg.queue_capacity == 0 {
             return bad("queue_capacity", "must be positive");
+        }
+        if self.cfg.list_ids.iter().any(|&id| id <= 0) {
+            return bad("list_ids", "list ids must be positive");
         }
         if self.cfg.max_attempts == 0 {
             return bad("max_attempts", "must be positive");

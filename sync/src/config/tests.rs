@@ -197,6 +197,11 @@ fn errors_name_their_path() {
             "invalid type",
         ),
         (
+            "connectors:\n  optimizely:\n    sdk_key: K\n  brevo:\n    list_ids: [4, 0]\n",
+            "connectors.brevo.list_ids[1]",
+            "not a Brevo list id",
+        ),
+        (
             "connectors:\n  optimizely:\n    sdk_key: 'K with space'\n",
             "connectors.optimizely.sdk_key",
             "letters, digits",

@@ -177,6 +177,14 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
                     "must be at least 1",
                 ));
             }
+            for (i, &id) in b.list_ids.iter().enumerate() {
+                if id == 0 || i64::try_from(id).is_err() {
+                    return Err(invalid(
+                        format!("{at}.list_ids[{i}]"),
+                        "not a Brevo list id (1 or more)",
+                    ));
+                }
+            }
             if let Some(key) = &b.api_key {
                 if key.expose().trim().is_empty() {
                     return Err(invalid(format!("{at}.api_key"), "is empty"));
@@ -263,12 +271,6 @@ pub(crate) fn warnings(config: &Config) -> Vec<String> {
                 "{path}.webhook_secret: not set: datafile webhooks for this project are refused"
             ));
         }
-    }
-    if !config.brevo.list_ids.is_empty() {
-        out.push(
-            "connectors.brevo.list_ids: not used yet (contacts are not added to these lists)"
-                .into(),
-        );
     }
     if config.brevo.dry_run {
         out.push("connectors.brevo: dry run: nothing will be written to Brevo".into());

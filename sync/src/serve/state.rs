@@ -145,6 +145,7 @@ async fn start_brevo(config: &Config, options: &RuntimeOptions) -> Result<BrevoS
             None => IdentitySource::UserId,
         })
         .attribute_names(attribute_names(b))
+        .list_ids(b.list_ids.iter().map(|&id| i64::try_from(id).unwrap_or(0)))
         .batch_size(b.batch_size)
         .queue_capacity(b.max_pending)
         .contacts_budget(budget)
