@@ -34,7 +34,15 @@ fn child_process() {
         return;
     };
     let (url, store) = params.split_once('|').unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // One thread: the worker runs only when this task awaits, so every record below is queued
+    // before the worker drains anything, and the flush commits all of them before its first
+    // send. (On a multi-thread runtime the worker could drain part of the records, send on
+    // size and be hanging on the third batch before the rest was queued: on a loaded machine
+    // the kill then lost records the test expects, a timing assumption.)
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let fake_url = url.to_string();
         let sync = flagbridge_sync::brevo::BrevoSync::builder()
@@ -65,7 +73,8 @@ fn child_process() {
             });
         }
         println!("child: queued");
-        // Hangs: the fake Brevo never answers the third batch. The parent kills us.
+        // Drains and commits everything, then sends on size and hangs: the fake Brevo never
+        // answers the third batch. The parent kills us.
         let _ = sync.flush().await;
         println!("child: flush returned");
     });
@@ -91,25 +100,31 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut waited = 0;
+    // Wait on the condition itself (the third batch reached Brevo), with a bound generous
+    // enough for a loaded 2-core machine starting a process; the bound only guards a hang.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
     while fake.with(|s| s.batches_seen) < 3 {
-        assert!(waited < 600, "child never reached the third batch");
         assert!(child.try_wait().unwrap().is_none(), "child exited early");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        waited += 1;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child never reached the third batch"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // SIGKILL while the third batch is in flight.
     child.kill().unwrap();
     child.wait().unwrap();
 
-    // What Brevo holds at the kill: two batches went through (the sync may have sent some
-    // contacts on size before all their decisions were queued; those change again later).
+    // What Brevo holds at the kill: exactly two batches went through, each contact once and in
+    // its final state (everything was queued before the first send).
     let before = fake.with(|s| s.contacts.clone());
     let written_before = before.values().filter(|c| c.writes > 0).count();
-    assert!(
-        written_before >= BATCH,
+    assert_eq!(
+        written_before,
+        2 * BATCH,
         "batches acknowledged before the kill"
     );
+    assert!(before.values().all(|c| c.writes <= 1));
     assert_eq!(fake.with(|s| s.events.len()), 0);
 
     // Restart on the same store; Brevo answers normally now.

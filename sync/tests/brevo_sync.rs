@@ -558,3 +558,91 @@ async fn events_one_per_request_when_the_batch_endpoint_is_off() {
     assert!(fake.with(|s| s.events[0].get("event_properties").is_none()));
     sync.close().await.unwrap();
 }
+
+/// `list_ids`: every contact written joins the lists, whichever request wrote it (batch item,
+/// create, `PUT` by ext_id, import).
+#[tokio::test]
+async fn synced_contacts_join_the_configured_lists() {
+    let lists = vec![3, 8];
+    // Email identity: known contacts by batch, unknown ones created one by one.
+    let fake = FakeBrevo::start(1000).await;
+    fake.add_contacts(["a@x.io"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .list_ids([3, 8])
+        .start()
+        .await
+        .unwrap();
+    for e in ["a@x.io", "b@x.io"] {
+        sync.sink()
+            .record_decision(rollout(&user(e, "free", "desktop"), "f", true));
+    }
+    sync.flush().await.unwrap();
+    for e in ["a@x.io", "b@x.io"] {
+        assert_eq!(fake.contact(e).unwrap().lists, lists, "{e}");
+    }
+    assert_eq!(fake.count_requests("POST", "/contacts"), 1);
+    sync.close().await.unwrap();
+
+    // Many unknown contacts: one import into the import list and the configured lists.
+    let fake = FakeBrevo::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .list_ids([3, 8])
+        .import_list_id(5)
+        .import_threshold(2)
+        .start()
+        .await
+        .unwrap();
+    for e in ["c@x.io", "d@x.io"] {
+        sync.sink()
+            .record_decision(rollout(&user(e, "free", "desktop"), "f", true));
+    }
+    sync.flush().await.unwrap();
+    assert_eq!(fake.with(|s| s.imports), 1);
+    for e in ["c@x.io", "d@x.io"] {
+        assert_eq!(fake.contact(e).unwrap().lists, [3, 5, 8], "{e}");
+    }
+    sync.close().await.unwrap();
+
+    // ext_id identity: PUT for a known contact, create for an unknown one.
+    let fake = FakeBrevo::start(1000).await;
+    fake.add_contacts(["ext-1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .identity(flagbridge_sync::brevo::ContactIdentity::ExtId)
+        .identity_source(flagbridge_sync::brevo::IdentitySource::UserId)
+        .list_ids([3, 8])
+        .start()
+        .await
+        .unwrap();
+    for id in ["ext-1", "ext-2"] {
+        sync.sink()
+            .record_decision(rollout(&user(id, "free", "x"), "f", true));
+    }
+    sync.flush().await.unwrap();
+    for id in ["ext-1", "ext-2"] {
+        assert_eq!(fake.contact(id).unwrap().lists, lists, "{id}");
+    }
+    sync.close().await.unwrap();
+
+    // A list id that is not positive is refused before any request.
+    let fake = FakeBrevo::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = builder(&fake, &dir.path().join("s.db"), 1000)
+        .list_ids([0])
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BrevoError::InvalidSetting {
+                setting: "list_ids",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(fake.with(|s| s.requests.len()), 0);
+}

@@ -80,8 +80,6 @@ connectors:
   brevo:
     api_key: {API_KEY}
     base_url: {brevo}
-    contact_identity: email
-    identity_attribute: email
     rate_limit: {{per_second: 50000, per_hour: 100000000}}
 "#,
         dir = w.dir.display(),
@@ -261,13 +259,10 @@ async fn two_projects_thousand_users_webhook_and_brevo() {
         };
         assert_eq!(enabled, want, "{email}: {a:?}");
         if i % 2 == 0 {
-            assert_eq!(a["OPTIMIZELY_VARIATION"], "treatment", "{email}: {a:?}");
-            assert_eq!(
-                a["OPTIMIZELY_EXPERIMENT"], "checkout_test",
-                "{email}: {a:?}"
-            );
+            assert_eq!(a["VARIATION_NAME"], "treatment", "{email}: {a:?}");
+            assert_eq!(a["EXPERIMENT_NAME"], "checkout_test", "{email}: {a:?}");
         } else {
-            assert!(a.get("OPTIMIZELY_VARIATION").is_none(), "{email}: {a:?}");
+            assert!(a.get("VARIATION_NAME").is_none(), "{email}: {a:?}");
         }
     }
     // Events reached the event endpoint: one impression per decision (sendFlagDecisions).

@@ -14,40 +14,69 @@ fn identity_key(identity: ContactIdentity) -> &'static str {
     }
 }
 
+/// Adds `listIds` (the lists every synced contact joins) to a contact body, when there are any.
+fn with_lists(mut item: Map<String, Value>, list_ids: &[i64]) -> Value {
+    if !list_ids.is_empty() {
+        item.insert("listIds".into(), json!(list_ids));
+    }
+    Value::Object(item)
+}
+
+fn contact_item(key: &str, contact: &str, attributes: &Map<String, Value>) -> Map<String, Value> {
+    let mut item = Map::new();
+    item.insert(key.into(), Value::String(contact.into()));
+    item.insert("attributes".into(), Value::Object(attributes.clone()));
+    item
+}
+
 /// `POST /contacts/batch` body (email identity only: the batch has no ext_id identifier).
-pub(crate) fn contacts_batch_body(items: &[(&str, &Map<String, Value>)]) -> Vec<u8> {
+/// Every item carries `list_ids` (Brevo adds the contact to them; already a member = no change).
+pub(crate) fn contacts_batch_body(
+    items: &[(&str, &Map<String, Value>)],
+    list_ids: &[i64],
+) -> Vec<u8> {
     let contacts: Vec<Value> = items
         .iter()
-        .map(|(contact, attributes)| json!({"email": contact, "attributes": attributes}))
+        .map(|(contact, attributes)| {
+            with_lists(contact_item("email", contact, attributes), list_ids)
+        })
         .collect();
     json!({ "contacts": contacts }).to_string().into_bytes()
 }
 
-/// `POST /contacts` upsert body (`updateEnabled: true`).
+/// `POST /contacts` upsert body (`updateEnabled: true`), joining `list_ids`.
 pub(crate) fn upsert_body(
     identity: ContactIdentity,
     contact: &str,
     attributes: &Map<String, Value>,
+    list_ids: &[i64],
 ) -> Vec<u8> {
-    let mut body = Map::new();
-    body.insert(identity_key(identity).into(), Value::String(contact.into()));
-    body.insert("attributes".into(), Value::Object(attributes.clone()));
+    let mut body = contact_item(identity_key(identity), contact, attributes);
     body.insert("updateEnabled".into(), Value::Bool(true));
-    Value::Object(body).to_string().into_bytes()
+    with_lists(body, list_ids).to_string().into_bytes()
 }
 
-/// `PUT /contacts/{id}` body.
-pub(crate) fn update_body(attributes: &Map<String, Value>) -> Vec<u8> {
-    json!({ "attributes": attributes }).to_string().into_bytes()
+/// `PUT /contacts/{id}` body, joining `list_ids`.
+pub(crate) fn update_body(attributes: &Map<String, Value>, list_ids: &[i64]) -> Vec<u8> {
+    let mut body = Map::new();
+    body.insert("attributes".into(), Value::Object(attributes.clone()));
+    with_lists(body, list_ids).to_string().into_bytes()
 }
 
-/// `POST /contacts/import` body for contacts unknown to Brevo.
-pub(crate) fn import_body(list_id: i64, items: &[(&str, &Map<String, Value>)]) -> Vec<u8> {
+/// `POST /contacts/import` body for contacts unknown to Brevo: into the import list and
+/// `list_ids`.
+pub(crate) fn import_body(
+    list_id: i64,
+    items: &[(&str, &Map<String, Value>)],
+    list_ids: &[i64],
+) -> Vec<u8> {
     let rows: Vec<Value> = items
         .iter()
         .map(|(contact, attributes)| json!({"email": contact, "attributes": attributes}))
         .collect();
-    json!({"jsonBody": rows, "listIds": [list_id], "updateExistingContacts": true})
+    let mut lists = vec![list_id];
+    lists.extend(list_ids.iter().filter(|&&l| l != list_id));
+    json!({"jsonBody": rows, "listIds": lists, "updateExistingContacts": true})
         .to_string()
         .into_bytes()
 }
@@ -132,15 +161,32 @@ mod tests {
         let mut attrs = Map::new();
         attrs.insert("ENABLED_FEATURES".into(), json!("a,b"));
         let body: Value =
-            serde_json::from_slice(&contacts_batch_body(&[("a@x.io", &attrs)])).unwrap();
+            serde_json::from_slice(&contacts_batch_body(&[("a@x.io", &attrs)], &[])).unwrap();
         assert_eq!(
             body,
             json!({"contacts":[{"email":"a@x.io","attributes":{"ENABLED_FEATURES":"a,b"}}]})
         );
+        let body: Value =
+            serde_json::from_slice(&contacts_batch_body(&[("a@x.io", &attrs)], &[3, 9])).unwrap();
+        assert_eq!(body["contacts"][0]["listIds"], json!([3, 9]));
         let up: Value =
-            serde_json::from_slice(&upsert_body(ContactIdentity::ExtId, "u1", &attrs)).unwrap();
+            serde_json::from_slice(&upsert_body(ContactIdentity::ExtId, "u1", &attrs, &[]))
+                .unwrap();
         assert_eq!(up["ext_id"], "u1");
         assert_eq!(up["updateEnabled"], true);
+        assert!(up.get("listIds").is_none());
+        let up: Value =
+            serde_json::from_slice(&upsert_body(ContactIdentity::Email, "a@x.io", &attrs, &[4]))
+                .unwrap();
+        assert_eq!(up["listIds"], json!([4]));
+        let put: Value = serde_json::from_slice(&update_body(&attrs, &[4])).unwrap();
+        assert_eq!(
+            put,
+            json!({"attributes":{"ENABLED_FEATURES":"a,b"},"listIds":[4]})
+        );
+        let import: Value =
+            serde_json::from_slice(&import_body(7, &[("a@x.io", &attrs)], &[4, 7])).unwrap();
+        assert_eq!(import["listIds"], json!([7, 4]));
         let mut tags = Map::new();
         tags.insert("revenue".into(), json!(42));
         let e = event_item(

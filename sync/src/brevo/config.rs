@@ -100,7 +100,31 @@ pub enum DateFormat {
     DateTime,
 }
 
-/// Names of the Brevo attributes the sync writes. Each must be `[A-Z][A-Z0-9_]*`.
+/// Which of the optional attributes the sync writes (the connector's `mapping.*`). An attribute
+/// switched off is neither created in Brevo nor written. Default: all on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttributeSwitches {
+    /// `ENABLED_FEATURES` (`mapping.feature_flags`).
+    pub enabled_features: bool,
+    /// `EXPERIMENT_VARIATION` (`mapping.experiment_variation`).
+    pub experiment_variation: bool,
+    /// `OPT_SEGMENTS` (`mapping.audience_segments`).
+    pub opt_segments: bool,
+}
+
+impl Default for AttributeSwitches {
+    fn default() -> Self {
+        AttributeSwitches {
+            enabled_features: true,
+            experiment_variation: true,
+            opt_segments: true,
+        }
+    }
+}
+
+/// Names of the Brevo attributes the sync writes (each must be `[A-Z][A-Z0-9_]*`), and which
+/// of the optional ones it writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AttributeNames {
@@ -122,6 +146,8 @@ pub struct AttributeNames {
     pub opt_segments: String,
     /// Date of the write (date).
     pub synced: String,
+    /// Which optional attributes are written. Default: all.
+    pub written: AttributeSwitches,
 }
 
 impl Default for AttributeNames {
@@ -136,6 +162,7 @@ impl Default for AttributeNames {
             experiment_date: "EXPERIMENT_DATE".into(),
             opt_segments: "OPT_SEGMENTS".into(),
             synced: "FEATURE_FLAGS_SYNCED".into(),
+            written: AttributeSwitches::default(),
         }
     }
 }
@@ -176,6 +203,20 @@ impl AttributeNames {
             (&self.opt_segments, AttributeType::Text),
             (&self.synced, AttributeType::Date),
         ]
+    }
+
+    /// The attributes the sync writes (switched-off ones left out), with their types.
+    pub fn written_with_types(&self) -> Vec<(&str, AttributeType)> {
+        let w = self.written;
+        self.with_types()
+            .into_iter()
+            .filter(|(name, _)| {
+                let off = |attr: &String, on: bool| !on && *name == attr.as_str();
+                !(off(&self.enabled_features, w.enabled_features)
+                    || off(&self.experiment_variation, w.experiment_variation)
+                    || off(&self.opt_segments, w.opt_segments))
+            })
+            .collect()
     }
 
     /// Checks every name against [`validate_attribute_name`] and that no two are equal.
@@ -285,6 +326,7 @@ pub(crate) struct Config {
     pub contacts_budget: RateBudget,
     pub events_budget: RateBudget,
     pub import_list_id: Option<i64>,
+    pub list_ids: Vec<i64>,
     pub import_threshold: usize,
     pub request_timeout: Duration,
     pub backoff_base: Duration,

@@ -111,10 +111,12 @@ impl ContactState {
             .map(|f| interner.name(f.flag))
             .collect();
         enabled.sort_unstable();
-        attributes.insert(
-            names.enabled_features.clone(),
-            Value::String(enabled.join(",")),
-        );
+        if names.written.enabled_features {
+            attributes.insert(
+                names.enabled_features.clone(),
+                Value::String(enabled.join(",")),
+            );
+        }
         let mut in_experiments: Vec<String> = self
             .flags
             .iter()
@@ -125,10 +127,12 @@ impl ContactState {
             .collect();
         in_experiments.sort_unstable();
         in_experiments.dedup();
-        attributes.insert(
-            names.experiment_variation.clone(),
-            Value::String(in_experiments.join(",")),
-        );
+        if names.written.experiment_variation {
+            attributes.insert(
+                names.experiment_variation.clone(),
+                Value::String(in_experiments.join(",")),
+            );
+        }
         if let Some(x) = &self.last_experiment {
             let text = |id| Value::String(interner.name(id).to_string());
             attributes.insert(names.experiment_name.clone(), text(x.rule));
@@ -140,7 +144,11 @@ impl ContactState {
                 Value::String(format_day(x.day, date_format)),
             );
         }
-        if let Some(segments) = &self.segments {
+        if let Some(segments) = self
+            .segments
+            .as_ref()
+            .filter(|_| names.written.opt_segments)
+        {
             let mut list: Vec<&str> = segments.iter().map(|&s| interner.name(s)).collect();
             list.sort_unstable();
             attributes.insert(names.opt_segments.clone(), Value::String(list.join(",")));
@@ -305,6 +313,21 @@ mod tests {
         let d2 = s.derive(&i, &AttributeNames::default(), DateFormat::Date);
         assert_eq!(d2.attributes["EXPERIMENT_VARIATION"], "exp_a:off");
         assert_ne!(d.digest, d2.digest);
+        // Switched-off attributes are left out; the others stay.
+        let mut names = AttributeNames::default();
+        names.written.enabled_features = false;
+        names.written.opt_segments = false;
+        let d3 = s.derive(&i, &names, DateFormat::Date);
+        assert!(!d3.attributes.contains_key("ENABLED_FEATURES"));
+        assert!(!d3.attributes.contains_key("OPT_SEGMENTS"));
+        assert_eq!(d3.attributes["EXPERIMENT_VARIATION"], "exp_a:off");
+        assert_eq!(d3.attributes["EXPERIMENT_NAME"], "exp_a");
+        names.written.experiment_variation = false;
+        let d4 = s.derive(&i, &names, DateFormat::Date);
+        assert!(!d4.attributes.contains_key("EXPERIMENT_VARIATION"));
+        let written: Vec<&str> = names.written_with_types().iter().map(|(n, _)| *n).collect();
+        assert_eq!(written.len(), 6, "{written:?}");
+        assert!(!written.contains(&"OPT_SEGMENTS"));
     }
 
     #[test]

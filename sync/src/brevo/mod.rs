@@ -59,8 +59,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use config::{
-    brevo_event_name, validate_attribute_name, ApiKey, AttributeNames, AttributeType,
-    ContactIdentity, DateFormat, IdentitySource, RateBudget, DEFAULT_BACKOFF_BASE,
+    brevo_event_name, validate_attribute_name, ApiKey, AttributeNames, AttributeSwitches,
+    AttributeType, ContactIdentity, DateFormat, IdentitySource, RateBudget, DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX, DEFAULT_BASE_URL, DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_INTERVAL,
     DEFAULT_CONTACTS_PER_HOUR, DEFAULT_CONTACTS_PER_SECOND, DEFAULT_DRY_RUN_PATH,
     DEFAULT_EVENTS_BATCH_SIZE, DEFAULT_EVENTS_PER_HOUR, DEFAULT_EVENTS_PER_SECOND,
@@ -142,6 +142,7 @@ impl BrevoSyncBuilder {
                     per_hour: DEFAULT_EVENTS_PER_HOUR,
                 },
                 import_list_id: None,
+                list_ids: Vec::new(),
                 import_threshold: DEFAULT_IMPORT_THRESHOLD,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 backoff_base: DEFAULT_BACKOFF_BASE,
@@ -181,7 +182,8 @@ impl BrevoSyncBuilder {
         self
     }
 
-    /// Names of the attributes written. Default [`AttributeNames::default`].
+    /// Names of the attributes written, and which optional ones are written
+    /// ([`AttributeNames::written`]). Default [`AttributeNames::default`] (all written).
     pub fn attribute_names(mut self, names: AttributeNames) -> Self {
         self.cfg.names = names;
         self
@@ -261,6 +263,14 @@ impl BrevoSyncBuilder {
         self
     }
 
+    /// Brevo lists every synced contact joins: each contact write (`/contacts/batch` item,
+    /// create, `PUT`, import) carries them as `listIds`, so a contact removed from one of these
+    /// lists by hand joins it again at its next write. Default: none.
+    pub fn list_ids(mut self, ids: impl IntoIterator<Item = i64>) -> Self {
+        self.cfg.list_ids = ids.into_iter().collect();
+        self
+    }
+
     /// Unknown contacts from which the import list is used. Default [`DEFAULT_IMPORT_THRESHOLD`].
     pub fn import_threshold(mut self, threshold: usize) -> Self {
         self.cfg.import_threshold = threshold;
@@ -332,6 +342,9 @@ impl BrevoSyncBuilder {
         }
         if self.cfg.queue_capacity == 0 {
             return bad("queue_capacity", "must be positive");
+        }
+        if self.cfg.list_ids.iter().any(|&id| id <= 0) {
+            return bad("list_ids", "list ids must be positive");
         }
         if self.cfg.max_attempts == 0 {
             return bad("max_attempts", "must be positive");

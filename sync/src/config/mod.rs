@@ -111,10 +111,6 @@ pub struct ProjectSettings {
     pub datafile: DatafileSource,
     /// REST sync switches.
     pub sync: SyncSettings,
-    /// What goes to Brevo.
-    pub mapping: MappingSection,
-    /// Brevo attribute names.
-    pub field_mapping: FieldMappingSection,
 }
 
 /// Where a project's datafile comes from.
@@ -173,8 +169,13 @@ pub struct BrevoSettings {
     pub winners_folder_id: Option<u64>,
     /// How contacts are identified.
     pub contact_identity: ContactIdentityKind,
-    /// User attribute holding the identity (None = the user id).
+    /// User attribute holding the identity (`field_mapping.user_id`; None = the Optimizely
+    /// user id, only with `ext_id` identity).
     pub identity_attribute: Option<String>,
+    /// Which optional attributes are written (`connectors.optimizely.mapping`).
+    pub mapping: MappingSection,
+    /// Brevo attribute names (`connectors.optimizely.field_mapping`).
+    pub field_mapping: FieldMappingSection,
 }
 
 /// Resolved Optimizely endpoints.

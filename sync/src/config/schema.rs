@@ -156,10 +156,10 @@ pub struct OptimizelySection {
     /// What the REST sync reads.
     #[serde(default)]
     pub sync: SyncSection,
-    /// What goes to Brevo.
+    /// Which optional Brevo attributes are written (one set for every project).
     #[serde(default)]
     pub mapping: MappingSection,
-    /// Brevo attribute names.
+    /// Contact identity and Brevo attribute names (one set for every project).
     #[serde(default)]
     pub field_mapping: FieldMappingSection,
     /// Verbose diagnostics.
@@ -189,6 +189,7 @@ pub struct OptimizelySection {
 }
 
 /// One entry of `connectors.optimizely.projects`; unset fields inherit the section's.
+/// `mapping` and `field_mapping` are per Brevo account, so they are not set per project.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectEntry {
@@ -214,12 +215,6 @@ pub struct ProjectEntry {
     /// Overrides the section's `sync`.
     #[serde(default)]
     pub sync: Option<SyncSection>,
-    /// Overrides the section's `mapping`.
-    #[serde(default)]
-    pub mapping: Option<MappingSection>,
-    /// Overrides the section's `field_mapping`.
-    #[serde(default)]
-    pub field_mapping: Option<FieldMappingSection>,
 }
 
 /// `sync:` — what the scheduled REST sync reads.
@@ -255,18 +250,19 @@ impl Default for SyncSection {
     }
 }
 
-/// `mapping:` — which decisions become Brevo data.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// `mapping:` — which of the optional Brevo attributes are written. One set per Brevo
+/// account: set in `connectors.optimizely`, not per project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MappingSection {
-    /// Experiment variations (and winners lists); default true.
+    /// `EXPERIMENT_VARIATION` (and the winners' lists of `sync`); default true.
     #[serde(default = "yes")]
     pub experiment_variation: bool,
-    /// Flag on/off state; default true.
+    /// `ENABLED_FEATURES`; default true.
     #[serde(default = "yes")]
     pub feature_flags: bool,
-    /// Audiences the user qualified for; default false.
-    #[serde(default)]
+    /// `OPT_SEGMENTS` (the datafile audiences the user matches); default true.
+    #[serde(default = "yes")]
     pub audience_segments: bool,
 }
 
@@ -275,41 +271,56 @@ impl Default for MappingSection {
         MappingSection {
             experiment_variation: true,
             feature_flags: true,
-            audience_segments: false,
+            audience_segments: true,
         }
     }
 }
 
-/// `field_mapping:` — Brevo attribute names (upper case, `[A-Z][A-Z0-9_]*`).
+/// Default user attribute whose value is the contact's email (`field_mapping.user_id`).
+pub const DEFAULT_USER_ID_ATTRIBUTE: &str = "email";
+
+/// `field_mapping:` — the user attribute that identifies the contact, and the Brevo attribute
+/// names (upper case, `[A-Z][A-Z0-9_]*`, distinct). One set per Brevo account.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FieldMappingSection {
-    /// Default `OPTIMIZELY_USER_ID`.
-    pub user_id: String,
-    /// Default `OPTIMIZELY_EXPERIMENT`.
+    /// User attribute holding the contact identity: the email (default
+    /// [`DEFAULT_USER_ID_ATTRIBUTE`]) or, with `contact_identity: ext_id`, the ext_id (default:
+    /// the Optimizely user id). Users without it are skipped and counted.
+    pub user_id: Option<String>,
+    /// Rule key of the latest experiment decision; default `EXPERIMENT_NAME`.
     pub experiment_key: String,
-    /// Default `OPTIMIZELY_VARIATION`.
+    /// Its variation key; default `VARIATION_NAME`.
     pub variation_key: String,
-    /// Default `OPTIMIZELY_FLAG`.
+    /// Its flag key; default `FEATURE_FLAG`.
     pub feature_key: String,
-    /// Default `OPTIMIZELY_ENABLED`.
+    /// Whether its flag was enabled; default `FEATURE_ENABLED`.
     pub enabled: String,
-    /// Default `OPTIMIZELY_AUDIENCES`.
+    /// Matching datafile audiences; default `OPT_SEGMENTS`.
     pub audience_name: String,
-    /// Default `OPTIMIZELY_DECIDED_AT`.
+    /// Day of the latest experiment decision; default `EXPERIMENT_DATE`.
     pub decision_timestamp: String,
+    /// Enabled flags; default `ENABLED_FEATURES`.
+    pub enabled_features: String,
+    /// Every `rule:variation` the contact is in; default `EXPERIMENT_VARIATION`.
+    pub experiment_variation: String,
+    /// Day of the write; default `FEATURE_FLAGS_SYNCED`.
+    pub sync_date: String,
 }
 
 impl Default for FieldMappingSection {
     fn default() -> Self {
         FieldMappingSection {
-            user_id: "OPTIMIZELY_USER_ID".into(),
-            experiment_key: "OPTIMIZELY_EXPERIMENT".into(),
-            variation_key: "OPTIMIZELY_VARIATION".into(),
-            feature_key: "OPTIMIZELY_FLAG".into(),
-            enabled: "OPTIMIZELY_ENABLED".into(),
-            audience_name: "OPTIMIZELY_AUDIENCES".into(),
-            decision_timestamp: "OPTIMIZELY_DECIDED_AT".into(),
+            user_id: None,
+            experiment_key: "EXPERIMENT_NAME".into(),
+            variation_key: "VARIATION_NAME".into(),
+            feature_key: "FEATURE_FLAG".into(),
+            enabled: "FEATURE_ENABLED".into(),
+            audience_name: "OPT_SEGMENTS".into(),
+            decision_timestamp: "EXPERIMENT_DATE".into(),
+            enabled_features: "ENABLED_FEATURES".into(),
+            experiment_variation: "EXPERIMENT_VARIATION".into(),
+            sync_date: "FEATURE_FLAGS_SYNCED".into(),
         }
     }
 }
@@ -463,24 +474,21 @@ pub struct BrevoSection {
     /// Folder for the winners' lists created by `sync` (required to create lists).
     #[serde(default)]
     pub winners_folder_id: Option<u64>,
-    /// How contacts are identified in Brevo; default `ext_id` (the Optimizely user id).
+    /// How contacts are identified in Brevo; default `email` (the value of the user attribute
+    /// named by `field_mapping.user_id`).
     #[serde(default)]
     pub contact_identity: ContactIdentityKind,
-    /// User attribute holding the identity value; default none (the user id). Typically
-    /// `email` with `contact_identity: email`.
-    #[serde(default)]
-    pub identity_attribute: Option<String>,
 }
 
 /// `connectors.brevo.contact_identity`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ContactIdentityKind {
-    /// Brevo `ext_id`.
+    /// Brevo email (the default).
     #[default]
-    ExtId,
-    /// Brevo email.
     Email,
+    /// Brevo `ext_id`.
+    ExtId,
 }
 
 fn default_brevo_url() -> String {

@@ -102,9 +102,14 @@ fn errors_name_their_path() {
             "missing field `sdk_key`",
         ),
         (
-            "connectors:\n  optimizely:\n    sdk_key: K\n    projects:\n      - {name: x, sdk_key: K2, mapping: {experiment_variations: true}}\n",
-            "connectors.optimizely.projects[0].mapping.experiment_variations",
+            "connectors:\n  optimizely:\n    sdk_key: K\n    mapping: {experiment_variations: true}\n",
+            "connectors.optimizely.mapping.experiment_variations",
             "unknown field `experiment_variations`",
+        ),
+        (
+            "connectors:\n  optimizely:\n    sdk_key: K\n    projects:\n      - {name: x, sdk_key: K2, mapping: {feature_flags: false}}\n",
+            "connectors.optimizely.projects[0].mapping",
+            "unknown field `mapping`",
         ),
         (
             "connectors:\n  optimizely:\n    sdk_key: K\n    projects:\n      - {name: x, sdk_key: K}\n",
@@ -117,14 +122,39 @@ fn errors_name_their_path() {
             "already used by connectors.optimizely.projects[0]",
         ),
         (
-            "connectors:\n  optimizely:\n    sdk_key: K\n    field_mapping:\n      user_id: user id\n",
+            "connectors:\n  optimizely:\n    sdk_key: K\n    field_mapping:\n      user_id: ' '\n",
             "connectors.optimizely.field_mapping.user_id",
+            "must name a user attribute",
+        ),
+        (
+            "connectors:\n  optimizely:\n    sdk_key: K\n    field_mapping:\n      experiment_key: experiment name\n",
+            "connectors.optimizely.field_mapping.experiment_key",
             "not a Brevo attribute name",
         ),
         (
-            "connectors:\n  optimizely:\n    sdk_key: K\n    field_mapping:\n      enabled: OPTIMIZELY_FLAG\n",
+            "connectors:\n  optimizely:\n    sdk_key: K\n    field_mapping:\n      enabled: FEATURE_FLAG\n",
             "connectors.optimizely.field_mapping.enabled",
             "already used by `feature_key`",
+        ),
+        (
+            "connectors:\n  optimizely:\n    sdk_key: K\n    field_mapping:\n      sync_date: EXPERIMENT_DATE\n",
+            "connectors.optimizely.field_mapping.sync_date",
+            "already used by `decision_timestamp`",
+        ),
+        (
+            "connectors:\n  optimizely:\n    sdk_key: K\n    projects:\n      - {name: x, sdk_key: K2, field_mapping: {user_id: uid}}\n",
+            "connectors.optimizely.projects[0].field_mapping",
+            "unknown field `field_mapping`",
+        ),
+        (
+            "connectors:\n  optimizely:\n    sdk_key: K\n  brevo:\n    contact_identity: phone\n",
+            "connectors.brevo.contact_identity",
+            "unknown variant `phone`",
+        ),
+        (
+            "connectors:\n  optimizely:\n    sdk_key: K\n  brevo:\n    identity_attribute: email\n",
+            "connectors.brevo.identity_attribute",
+            "unknown field `identity_attribute`",
         ),
         (
             "connectors:\n  optimizely:\n    sdk_key: K\n    log_level: loud\n",
@@ -167,6 +197,11 @@ fn errors_name_their_path() {
             "invalid type",
         ),
         (
+            "connectors:\n  optimizely:\n    sdk_key: K\n  brevo:\n    list_ids: [4, 0]\n",
+            "connectors.brevo.list_ids[1]",
+            "not a Brevo list id",
+        ),
+        (
             "connectors:\n  optimizely:\n    sdk_key: 'K with space'\n",
             "connectors.optimizely.sdk_key",
             "letters, digits",
@@ -205,6 +240,63 @@ fn errors_name_their_path() {
             assert!(msg.starts_with(&format!("{path}: ")), "{msg}");
         }
     }
+}
+
+/// The Brevo issue's defaults: email identity from the `email` attribute, the issue's
+/// attribute names, every optional attribute on.
+#[test]
+fn brevo_mapping_defaults_and_options() {
+    let c = load("connectors:\n  optimizely:\n    sdk_key: K\n").unwrap();
+    let b = &c.brevo;
+    assert_eq!(b.contact_identity, ContactIdentityKind::Email);
+    assert_eq!(b.identity_attribute.as_deref(), Some("email"));
+    assert_eq!(b.mapping, MappingSection::default());
+    assert!(b.mapping.experiment_variation && b.mapping.feature_flags);
+    assert!(b.mapping.audience_segments);
+    let fm = &b.field_mapping;
+    let names = [
+        &fm.experiment_key,
+        &fm.variation_key,
+        &fm.feature_key,
+        &fm.enabled,
+        &fm.decision_timestamp,
+        &fm.audience_name,
+        &fm.enabled_features,
+        &fm.experiment_variation,
+        &fm.sync_date,
+    ];
+    assert_eq!(
+        names.map(String::as_str),
+        [
+            "EXPERIMENT_NAME",
+            "VARIATION_NAME",
+            "FEATURE_FLAG",
+            "FEATURE_ENABLED",
+            "EXPERIMENT_DATE",
+            "OPT_SEGMENTS",
+            "ENABLED_FEATURES",
+            "EXPERIMENT_VARIATION",
+            "FEATURE_FLAGS_SYNCED",
+        ]
+    );
+    // ext_id identity: the Optimizely user id unless `user_id` names an attribute.
+    let ext = load(
+        "connectors:\n  optimizely:\n    sdk_key: K\n  brevo:\n    contact_identity: ext_id\n",
+    )
+    .unwrap();
+    assert_eq!(ext.brevo.contact_identity, ContactIdentityKind::ExtId);
+    assert_eq!(ext.brevo.identity_attribute, None);
+    let custom = load(
+        "connectors:\n  optimizely:\n    sdk_key: K\n    field_mapping: {user_id: work_email, enabled: FLAG_ON}\n    mapping: {audience_segments: false}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        custom.brevo.identity_attribute.as_deref(),
+        Some("work_email")
+    );
+    assert_eq!(custom.brevo.field_mapping.enabled, "FLAG_ON");
+    assert!(!custom.brevo.mapping.audience_segments);
+    assert!(custom.brevo.mapping.feature_flags);
 }
 
 #[test]

@@ -79,8 +79,6 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
                 opt.datafile_file.clone(),
             ),
             sync: default_sync.clone(),
-            mapping: opt.mapping,
-            field_mapping: opt.field_mapping.clone(),
         });
     } else if opt.project_id.is_some()
         || opt.datafile_access_token.is_some()
@@ -104,13 +102,6 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
             Some(sync) => resolve_sync(sync, &format!("{at}.sync"))?,
             None => default_sync.clone(),
         };
-        let field_mapping = match entry.field_mapping {
-            Some(fm) => {
-                check_field_mapping(&fm, &format!("{at}.field_mapping"))?;
-                fm
-            }
-            None => opt.field_mapping.clone(),
-        };
         let datafile_access_token = entry
             .datafile_access_token
             .or_else(|| opt.datafile_access_token.clone());
@@ -129,8 +120,6 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
             datafile_access_token,
             webhook_secret: entry.webhook_secret,
             sync,
-            mapping: entry.mapping.unwrap_or(opt.mapping),
-            field_mapping,
         });
     }
 
@@ -162,6 +151,15 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
         }
     }
 
+    let mapping = opt.mapping;
+    let field_mapping = opt.field_mapping;
+    let identity_attribute = |identity| match (&field_mapping.user_id, identity) {
+        (Some(name), _) => Some(name.clone()),
+        (None, schema::ContactIdentityKind::Email) => {
+            Some(schema::DEFAULT_USER_ID_ATTRIBUTE.to_string())
+        }
+        (None, _) => None,
+    };
     let brevo = match file.connectors.brevo {
         Some(b) => {
             let at = "connectors.brevo";
@@ -179,6 +177,14 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
                     "must be at least 1",
                 ));
             }
+            for (i, &id) in b.list_ids.iter().enumerate() {
+                if id == 0 || i64::try_from(id).is_err() {
+                    return Err(invalid(
+                        format!("{at}.list_ids[{i}]"),
+                        "not a Brevo list id (1 or more)",
+                    ));
+                }
+            }
             if let Some(key) = &b.api_key {
                 if key.expose().trim().is_empty() {
                     return Err(invalid(format!("{at}.api_key"), "is empty"));
@@ -194,7 +200,9 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
                 list_ids: b.list_ids,
                 winners_folder_id: b.winners_folder_id,
                 contact_identity: b.contact_identity,
-                identity_attribute: b.identity_attribute.filter(|a| !a.is_empty()),
+                identity_attribute: identity_attribute(b.contact_identity),
+                mapping,
+                field_mapping: field_mapping.clone(),
             }
         }
         None => BrevoSettings {
@@ -207,7 +215,9 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
             list_ids: Vec::new(),
             winners_folder_id: None,
             contact_identity: Default::default(),
-            identity_attribute: None,
+            identity_attribute: identity_attribute(Default::default()),
+            mapping,
+            field_mapping: field_mapping.clone(),
         },
     };
 
@@ -262,12 +272,6 @@ pub(crate) fn warnings(config: &Config) -> Vec<String> {
             ));
         }
     }
-    if !config.brevo.list_ids.is_empty() {
-        out.push(
-            "connectors.brevo.list_ids: not used yet (contacts are not added to these lists)"
-                .into(),
-        );
-    }
     if config.brevo.dry_run {
         out.push("connectors.brevo: dry run: nothing will be written to Brevo".into());
     }
@@ -298,14 +302,24 @@ fn resolve_sync(sync: &SyncSection, path: &str) -> Result<SyncSettings, ConfigEr
 }
 
 fn check_field_mapping(fm: &FieldMappingSection, path: &str) -> Result<(), ConfigError> {
+    if let Some(user_id) = &fm.user_id {
+        if user_id.trim().is_empty() {
+            return Err(invalid(
+                format!("{path}.user_id"),
+                "must name a user attribute (default `email`)",
+            ));
+        }
+    }
     let fields = [
-        ("user_id", &fm.user_id),
         ("experiment_key", &fm.experiment_key),
         ("variation_key", &fm.variation_key),
         ("feature_key", &fm.feature_key),
         ("enabled", &fm.enabled),
         ("audience_name", &fm.audience_name),
         ("decision_timestamp", &fm.decision_timestamp),
+        ("enabled_features", &fm.enabled_features),
+        ("experiment_variation", &fm.experiment_variation),
+        ("sync_date", &fm.sync_date),
     ];
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for (field, name) in fields {
@@ -313,7 +327,7 @@ fn check_field_mapping(fm: &FieldMappingSection, path: &str) -> Result<(), Confi
             return Err(invalid(
                 format!("{path}.{field}"),
                 format!(
-                    "`{name}` is not a Brevo attribute name (A-Z, 0-9, _; starting with a letter)"
+                    "`{name}` is not a Brevo attribute name (A-Z, 0-9, _; starting with a letter; at most 64)"
                 ),
             ));
         }
@@ -327,11 +341,10 @@ fn check_field_mapping(fm: &FieldMappingSection, path: &str) -> Result<(), Confi
     Ok(())
 }
 
-/// Brevo attribute names: upper-case ASCII letters, digits and `_`, starting with a letter.
+/// Brevo attribute names: upper-case ASCII letters, digits and `_`, starting with a letter, at
+/// most 64 characters (the Brevo sync's own rule).
 pub(crate) fn is_attribute_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_uppercase())
-        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    crate::brevo::validate_attribute_name(name).is_ok()
 }
 
 fn check_sdk_key(key: &str, path: &str) -> Result<(), ConfigError> {

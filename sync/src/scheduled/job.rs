@@ -260,7 +260,7 @@ async fn run_project<L: ListWriter>(
             continue;
         };
         report.results_ready += 1;
-        if !project.mapping.experiment_variation {
+        if !config.brevo.mapping.experiment_variation {
             continue;
         }
         for winner in pick_winners(exp, &cached.results) {

@@ -4,15 +4,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use flagbridge_engine::{Conversion, Decision, DecisionSource, ProjectConfig, UserContext};
 use tokio::sync::mpsc;
 
-use crate::brevo::{
-    AttrValue, AudienceSource, BrevoSink, ConversionRecord, DecisionRecord, IdentitySource,
-    RuleSource, UserSnapshot,
-};
+use crate::brevo::BrevoSink;
 use crate::config::MappingSection;
 use crate::scheduled::Assignment;
 use crate::sink::DecisionSink;
@@ -47,7 +43,9 @@ impl std::fmt::Debug for ProjectSink {
 }
 
 impl ProjectSink {
-    /// A sink for `project`; `brevo` and `assignments` are optional outlets.
+    /// A sink for `project`; `brevo` and `assignments` are optional outlets. `mapping` is the
+    /// one the Brevo sync was built with (`audience_segments` decides whether audiences are
+    /// handed over, `experiment_variation` whether assignments are recorded).
     pub fn new(
         project: &str,
         mapping: MappingSection,
@@ -65,46 +63,6 @@ impl ProjectSink {
             log_decisions,
         }
     }
-
-    fn contact(&self, brevo: &BrevoSink, user: &UserContext) -> Option<Box<str>> {
-        match brevo.identity_source() {
-            IdentitySource::UserId => Some(user.user_id().into()),
-            IdentitySource::Attribute(name) => match user.attribute(name) {
-                Some(flagbridge_engine::AttributeValue::String(s)) if !s.is_empty() => {
-                    Some(s.as_str().into())
-                }
-                _ => None,
-            },
-        }
-    }
-}
-
-fn snapshot(
-    user: &UserContext,
-    contact: Box<str>,
-    audiences: Option<Arc<dyn AudienceSource>>,
-) -> Arc<UserSnapshot> {
-    let attributes: Vec<(Box<str>, AttrValue)> = user
-        .attributes()
-        .map(|(k, v)| {
-            let v = match v {
-                flagbridge_engine::AttributeValue::String(s) => {
-                    AttrValue::String(s.as_str().into())
-                }
-                flagbridge_engine::AttributeValue::Bool(b) => AttrValue::Bool(*b),
-                flagbridge_engine::AttributeValue::Int(i) => AttrValue::Int(*i),
-                flagbridge_engine::AttributeValue::Float(f) => AttrValue::Float(*f),
-                _ => AttrValue::Null,
-            };
-            (k.into(), v)
-        })
-        .collect();
-    Arc::new(UserSnapshot {
-        user_id: user.user_id().into(),
-        contact,
-        attributes: attributes.into_boxed_slice(),
-        audiences,
-    })
 }
 
 impl DecisionSink for ProjectSink {
@@ -126,23 +84,25 @@ impl DecisionSink for ProjectSink {
                 "decision"
             );
         }
-        let source = match decision.source() {
-            DecisionSource::FeatureTest => RuleSource::Experiment,
-            DecisionSource::Holdout => RuleSource::Holdout,
-            _ => RuleSource::Rollout,
-        };
-        if source == RuleSource::Experiment && self.mapping.experiment_variation {
+        // One path to Brevo: the Brevo sync's own record builder (per-thread user snapshot,
+        // identity per its config); which attributes are written is the Brevo sync's config.
+        // Audiences are only handed over when `OPT_SEGMENTS` is written.
+        let audiences = Some(config).filter(|_| self.mapping.audience_segments);
+        let record = self
+            .brevo
+            .as_ref()
+            .and_then(|b| b.decision_record(audiences, user, decision));
+        if self.mapping.experiment_variation && decision.source() == DecisionSource::FeatureTest {
             if let (Some(tx), Some(exp), Some(var)) = (
                 &self.assignments,
                 decision.experiment_id(),
                 decision.variation_id(),
             ) {
-                let contact = self
-                    .brevo
+                let contact = record
                     .as_ref()
-                    .and_then(|b| self.contact(b, user))
-                    .map(|c| c.to_string())
-                    .filter(|c| c != user.user_id());
+                    .map(|r| &*r.user.contact)
+                    .filter(|c| *c != user.user_id())
+                    .map(str::to_string);
                 let a = Assignment {
                     project: self.project.clone(),
                     experiment_id: exp.to_string(),
@@ -157,38 +117,9 @@ impl DecisionSink for ProjectSink {
                 }
             }
         }
-        let wanted = match source {
-            RuleSource::Experiment => self.mapping.experiment_variation,
-            _ => self.mapping.feature_flags,
-        };
-        let Some(brevo) = &self.brevo else { return };
-        if !wanted {
-            return;
+        if let (Some(brevo), Some(record)) = (&self.brevo, record) {
+            brevo.record_decision(record);
         }
-        let Some(contact) = self.contact(brevo, user) else {
-            brevo.count_skipped();
-            return;
-        };
-        let audiences: Option<Arc<dyn AudienceSource>> = if self.mapping.audience_segments {
-            Some(Arc::clone(config) as Arc<dyn AudienceSource>)
-        } else {
-            None
-        };
-        brevo.record_decision(DecisionRecord {
-            user: snapshot(user, contact, audiences),
-            flag_key: decision.flag_key().into(),
-            enabled: decision.enabled(),
-            source,
-            // Only experiment decisions carry their rule and variation (EXPERIMENT_* attributes).
-            rule_key: decision
-                .rule_key()
-                .filter(|_| source == RuleSource::Experiment)
-                .map(Into::into),
-            variation_key: decision
-                .variation_key()
-                .filter(|_| source == RuleSource::Experiment)
-                .map(Into::into),
-        });
     }
 
     fn on_conversion(
@@ -200,15 +131,8 @@ impl DecisionSink for ProjectSink {
     ) {
         self.counters.conversions.fetch_add(1, Ordering::Relaxed);
         let Some(brevo) = &self.brevo else { return };
-        let Some(contact) = self.contact(brevo, user) else {
-            brevo.count_skipped();
-            return;
-        };
-        brevo.record_conversion(ConversionRecord {
-            contact,
-            event_key: conversion.event_key().into(),
-            tags: tags.cloned(),
-            at: SystemTime::now(),
-        });
+        if let Some(record) = brevo.conversion_record(user, conversion, tags) {
+            brevo.record_conversion(record);
+        }
     }
 }

@@ -12,9 +12,12 @@ use super::bridge::{ProjectCounters, ProjectSink};
 use super::metrics::{BrevoMetrics, EventMetrics, ProjectMetrics, Snapshot};
 use super::ServeError;
 use crate::brevo::{
-    ApiKey, AttributeNames, BrevoSync, ContactIdentity, IdentitySource, RateBudget,
+    ApiKey, AttributeNames, AttributeSwitches, BrevoSync, ContactIdentity, IdentitySource,
+    RateBudget,
 };
-use crate::config::{Config, ContactIdentityKind, DatafileSource as ConfigSource, ProjectSettings};
+use crate::config::{
+    BrevoSettings, Config, ContactIdentityKind, DatafileSource as ConfigSource, ProjectSettings,
+};
 use crate::datafile::source::DatafileSource;
 use crate::notify::{Notification, NotificationType};
 use crate::scheduled::membership::MEMBERSHIP_FILE;
@@ -93,19 +96,26 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// Brevo attribute names from `field_mapping` (the first project's; they are per account).
-fn attribute_names(config: &Config) -> AttributeNames {
-    let mut names = AttributeNames::default();
-    if let Some(p) = config.projects.first() {
-        let fm = &p.field_mapping;
-        names.experiment_name = fm.experiment_key.clone();
-        names.variation_name = fm.variation_key.clone();
-        names.feature_flag = fm.feature_key.clone();
-        names.feature_enabled = fm.enabled.clone();
-        names.opt_segments = fm.audience_name.clone();
-        names.experiment_date = fm.decision_timestamp.clone();
+/// Brevo attribute names from `field_mapping` and the attributes written from `mapping`
+/// (one set per Brevo account).
+fn attribute_names(b: &BrevoSettings) -> AttributeNames {
+    let fm = &b.field_mapping;
+    AttributeNames {
+        experiment_name: fm.experiment_key.clone(),
+        variation_name: fm.variation_key.clone(),
+        feature_flag: fm.feature_key.clone(),
+        feature_enabled: fm.enabled.clone(),
+        opt_segments: fm.audience_name.clone(),
+        experiment_date: fm.decision_timestamp.clone(),
+        enabled_features: fm.enabled_features.clone(),
+        experiment_variation: fm.experiment_variation.clone(),
+        synced: fm.sync_date.clone(),
+        written: AttributeSwitches {
+            enabled_features: b.mapping.feature_flags,
+            experiment_variation: b.mapping.experiment_variation,
+            opt_segments: b.mapping.audience_segments,
+        },
     }
-    names
 }
 
 /// Request budget used in dry run (nothing reaches Brevo, so nothing to pace).
@@ -134,7 +144,8 @@ async fn start_brevo(config: &Config, options: &RuntimeOptions) -> Result<BrevoS
             Some(attr) => IdentitySource::Attribute(attr.clone()),
             None => IdentitySource::UserId,
         })
-        .attribute_names(attribute_names(config))
+        .attribute_names(attribute_names(b))
+        .list_ids(b.list_ids.iter().map(|&id| i64::try_from(id).unwrap_or(0)))
         .batch_size(b.batch_size)
         .queue_capacity(b.max_pending)
         .contacts_budget(budget)
@@ -227,7 +238,7 @@ impl Runtime {
             let counters = Arc::new(ProjectCounters::default());
             let sink = ProjectSink::new(
                 &p.name,
-                p.mapping,
+                config.brevo.mapping,
                 Arc::clone(&counters),
                 Some(brevo.sink()),
                 recorder.as_ref().map(|r| r.tx.clone()),

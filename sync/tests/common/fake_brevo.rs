@@ -27,6 +27,8 @@ pub struct Contact {
     pub attributes: Map<String, Value>,
     /// Writes applied to this contact (batch items, upserts, imports).
     pub writes: u32,
+    /// Lists the contact was added to (`listIds` of any write), sorted.
+    pub lists: Vec<i64>,
 }
 
 #[derive(Default)]
@@ -269,6 +271,28 @@ fn type_matches(kind: Option<&String>, value: &Value) -> bool {
     }
 }
 
+/// Adds the contact to the lists of a write's `listIds` (Brevo adds; a member stays one).
+fn join_lists(s: &mut Inner, id: &str, list_ids: Option<&Value>) {
+    let Some(contact) = s.contacts.get_mut(id) else {
+        return;
+    };
+    for l in list_ids.and_then(Value::as_array).into_iter().flatten() {
+        if let Some(l) = l.as_i64() {
+            if let Err(at) = contact.lists.binary_search(&l) {
+                contact.lists.insert(at, l);
+            }
+        }
+    }
+}
+
+/// A `listIds` that is present but not an array of positive integers (Brevo answers 400).
+fn bad_list_ids(body: &Value) -> bool {
+    body.get("listIds").is_some_and(|l| {
+        !l.as_array()
+            .is_some_and(|a| a.iter().all(|x| x.as_i64().is_some_and(|x| x > 0)))
+    })
+}
+
 /// Applies attributes, silently dropping unknown names and mismatched types.
 fn apply(s: &mut Inner, id: &str, attributes: Option<&Value>) {
     let kinds = s.attributes.clone();
@@ -310,7 +334,7 @@ async fn batch_update(
     let mut unknown = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let email = item.get("email").and_then(Value::as_str).unwrap_or("");
-        if !valid_email(email) || s.refuse.contains(email) {
+        if !valid_email(email) || s.refuse.contains(email) || bad_list_ids(item) {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_parameter",
@@ -338,6 +362,7 @@ async fn batch_update(
             continue;
         }
         apply(&mut s, &email, item.get("attributes"));
+        join_lists(&mut s, &email, item.get("listIds"));
         successes.push(email);
     }
     if failures.is_empty() {
@@ -366,7 +391,10 @@ async fn create_contact(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    if id.is_empty() || s.refuse.contains(&id) || (body.get("email").is_some() && !valid_email(&id))
+    if id.is_empty()
+        || s.refuse.contains(&id)
+        || (body.get("email").is_some() && !valid_email(&id))
+        || bad_list_ids(&body)
     {
         return error(
             StatusCode::BAD_REQUEST,
@@ -384,6 +412,7 @@ async fn create_contact(
         );
     }
     apply(&mut s, &id, body.get("attributes"));
+    join_lists(&mut s, &id, body.get("listIds"));
     if exists {
         StatusCode::NO_CONTENT.into_response()
     } else {
@@ -410,7 +439,11 @@ async fn update_contact(
             "Contact does not exist",
         );
     }
+    if bad_list_ids(&body) {
+        return error(StatusCode::BAD_REQUEST, "invalid_parameter", "listIds");
+    }
     apply(&mut s, &id, body.get("attributes"));
+    join_lists(&mut s, &id, body.get("listIds"));
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -461,6 +494,7 @@ async fn import(
             .unwrap_or("")
             .to_string();
         apply(&mut s, &email, row.get("attributes"));
+        join_lists(&mut s, &email, body.get("listIds"));
     }
     s.imports += 1;
     (StatusCode::ACCEPTED, Json(json!({"processId": s.imports}))).into_response()

@@ -61,7 +61,7 @@ impl Worker {
                 .zip(&attributes)
                 .map(|(d, a)| (&*self.coalescer.slot(d.slot).contact, a))
                 .collect();
-            let body = batch::contacts_batch_body(&items);
+            let body = batch::contacts_batch_body(&items, &self.cfg.list_ids);
             let answer = self
                 .call(
                     Family::Contacts,
@@ -153,7 +153,7 @@ impl Worker {
                     .zip(&attributes)
                     .map(|(d, a)| (&*self.coalescer.slot(d.slot).contact, a))
                     .collect();
-                let body = batch::import_body(list, &items);
+                let body = batch::import_body(list, &items, &self.cfg.list_ids);
                 let answer = self
                     .call(
                         Family::Contacts,
@@ -193,7 +193,8 @@ impl Worker {
         while let Some(d) = missing.next() {
             let attributes = self.write_attributes(&d);
             let contact = self.coalescer.slot(d.slot).contact.clone();
-            let body = batch::upsert_body(self.cfg.identity, &contact, &attributes);
+            let body =
+                batch::upsert_body(self.cfg.identity, &contact, &attributes, &self.cfg.list_ids);
             match self
                 .call(
                     Family::Contacts,
@@ -230,7 +231,7 @@ impl Worker {
     async fn send_single(&mut self, due: Vec<DueContact>) -> Result<(), CallError> {
         for (i, d) in due.iter().enumerate() {
             let contact = self.coalescer.slot(d.slot).contact.clone();
-            let body = batch::update_body(&self.write_attributes(d));
+            let body = batch::update_body(&self.write_attributes(d), &self.cfg.list_ids);
             let path = format!(
                 "/contacts/{}?identifierType=ext_id",
                 percent_encode(&contact)

@@ -159,7 +159,7 @@ impl Worker {
         let list: List = serde_json::from_slice(&response.body)
             .map_err(|e| setup(list_call, format!("unreadable answer: {e}")))?;
         let names = self.cfg.names.clone();
-        for (name, kind) in names.with_types() {
+        for (name, kind) in names.written_with_types() {
             if let Some(found) = list.attributes.iter().find(|a| a.name == name) {
                 if found.kind.as_deref() != Some(kind.as_str()) {
                     return Err(BrevoError::AttributeTypeMismatch {
