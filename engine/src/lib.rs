@@ -33,10 +33,13 @@
 //! # Performance
 //!
 //! The datafile is compiled once: maps by key and id, audience conditions inlined into each
-//! rule's condition tree with their values pre-parsed (numbers, semver targets), traffic ranges
+//! rule's condition tree with their values pre-parsed (numbers, semver targets), every tree
+//! flattened into one array per config and every attribute name numbered, traffic ranges
 //! resolved to variations, variable values cast to JSON. `decide` borrows the config, hashes the
-//! bucketing key from a stack buffer and allocates nothing unless `INCLUDE_REASONS` is set
-//! (`tests/alloc.rs`).
+//! bucketing id's prefix once per call and allocates nothing unless `INCLUDE_REASONS` is set
+//! (`tests/alloc.rs`). Calls deciding several flags also resolve the user's attributes once and
+//! evaluate each audience at most once. `examples/profile_decide.rs` is a driver for profiling
+//! (e.g. under `valgrind --tool=callgrind`).
 //!
 //! # Example
 //!

@@ -179,6 +179,8 @@ pub struct UserContext {
     user_id: String,
     /// `(key hash, key, value)`; the hash makes the linear scan cheap.
     attributes: Vec<(u64, String, AttributeValue)>,
+    /// Index of the `$opt_bucketing_id` attribute, when set (read on every decide).
+    bucketing_attribute: Option<usize>,
     qualified_segments: Option<Vec<String>>,
     forced: Vec<(ForcedKey, String)>,
     bucket_map: Option<HashMap<String, String>>,
@@ -214,7 +216,12 @@ impl UserContext {
             .find(|(h, k, _)| *h == hash && *k == key)
         {
             Some(slot) => slot.2 = value,
-            None => self.attributes.push((hash, key, value)),
+            None => {
+                if key == BUCKETING_ID_ATTRIBUTE {
+                    self.bucketing_attribute = Some(self.attributes.len());
+                }
+                self.attributes.push((hash, key, value));
+            }
         }
     }
 
@@ -325,11 +332,7 @@ impl UserContext {
     /// The id used for bucketing: `$opt_bucketing_id` when it is a string, else the user id.
     #[inline]
     pub fn bucketing_id(&self) -> &str {
-        const HASH: u64 = key_hash(BUCKETING_ID_ATTRIBUTE);
-        if self.attributes.is_empty() {
-            return &self.user_id;
-        }
-        match self.attribute_hashed(HASH, BUCKETING_ID_ATTRIBUTE) {
+        match self.bucketing_attribute.map(|i| &self.attributes[i].2) {
             Some(AttributeValue::String(s)) => s,
             _ => &self.user_id,
         }
@@ -373,6 +376,15 @@ mod tests {
         assert_eq!(u.bucketing_id(), "u");
         let u = UserContext::new("u").with_attribute(BUCKETING_ID_ATTRIBUTE, "");
         assert_eq!(u.bucketing_id(), "");
+        let mut u = UserContext::new("u")
+            .with_attribute("a", 1i64)
+            .with_attribute(BUCKETING_ID_ATTRIBUTE, "b1");
+        assert_eq!(u.bucketing_id(), "b1");
+        u.set_attribute(BUCKETING_ID_ATTRIBUTE, "b2");
+        u.set_attribute("c", true);
+        assert_eq!(u.bucketing_id(), "b2");
+        u.set_attribute(BUCKETING_ID_ATTRIBUTE, AttributeValue::Null);
+        assert_eq!(u.bucketing_id(), "u");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use super::audiences::{self, Audiences};
+use super::key_order::js_key_order;
 use super::{
     AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
     Variation,
@@ -26,39 +27,6 @@ fn string_of(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => js_key(other).unwrap_or_else(|| "[object Object]".to_string()),
     }
-}
-
-/// Whether a key is a JavaScript array index (those come first, ascending, in `Object.keys`).
-fn array_index(key: &str) -> Option<u32> {
-    if key.is_empty() || key.len() > 10 || (key.len() > 1 && key.starts_with('0')) {
-        return None;
-    }
-    if !key.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    key.parse::<u64>()
-        .ok()
-        .filter(|n| *n < u64::from(u32::MAX))
-        .map(|n| n as u32)
-}
-
-/// Order unique keys as `Object.keys` would: array indexes ascending, then insertion order.
-fn js_key_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut seen: Vec<&str> = Vec::new();
-    let mut set = rustc_hash::FxHashSet::default();
-    for k in keys {
-        if set.insert(k) {
-            seen.push(k);
-        }
-    }
-    let mut numeric: Vec<(u32, &str)> = seen
-        .iter()
-        .filter_map(|k| array_index(k).map(|n| (n, *k)))
-        .collect();
-    numeric.sort_unstable_by_key(|(n, _)| *n);
-    let mut out: Vec<&str> = numeric.into_iter().map(|(_, k)| k).collect();
-    out.extend(seen.into_iter().filter(|k| array_index(k).is_none()));
-    out
 }
 
 struct Builder<'x> {
@@ -149,7 +117,7 @@ impl Builder<'_> {
     fn experiment(
         &mut self,
         e: raw::Experiment,
-        group: Option<usize>,
+        group: Option<u32>,
         pending: &mut Vec<Pending>,
     ) -> Experiment {
         let (audience, audience_json) =
@@ -177,11 +145,13 @@ impl Builder<'_> {
             status: e.status.unwrap_or_default(),
             running: false,
             variations,
-            traffic: Vec::new(),
+            traffic: (0, 0),
             audience,
             audience_json,
             audience_conditions: e.audience_conditions,
+            has_forced_variations: !forced_variations.is_empty(),
             forced_variations,
+            has_local_holdouts: false,
             group,
             cmab: e.cmab.as_ref().is_some_and(js_truthy),
             is_fr: e.kind.as_deref() == Some("fr"),
@@ -297,7 +267,7 @@ pub(super) fn compile(
         experiments.push(exp);
     }
     for (gi, e) in group_experiments {
-        let exp = b.experiment(e, Some(gi), &mut pending);
+        let exp = b.experiment(e, Some(gi as u32), &mut pending);
         experiments.push(exp);
     }
     let non_rollout_experiments = experiments.len();
@@ -338,12 +308,12 @@ pub(super) fn compile(
     }
 
     // Traffic ranges point at the global variation map, complete only now.
-    for (exp, p) in experiments.iter_mut().zip(pending) {
-        exp.traffic = b.resolve(p.traffic);
-    }
-    for (exp, p) in holdouts.iter_mut().zip(holdout_pending) {
-        exp.traffic = b.resolve(p.traffic);
-    }
+    let mut traffic_lists: Vec<Vec<Range<Entity>>> =
+        pending.into_iter().map(|p| b.resolve(p.traffic)).collect();
+    let holdout_traffic: Vec<Vec<Range<Entity>>> = holdout_pending
+        .into_iter()
+        .map(|p| b.resolve(p.traffic))
+        .collect();
 
     let mut experiment_id_map = FxHashMap::default();
     let mut experiment_key_map = FxHashMap::default();
@@ -363,6 +333,7 @@ pub(super) fn compile(
         e.running = r;
         if let Some(list) = rule_holdouts.get(&e.id) {
             e.local_holdouts = list.clone();
+            e.has_local_holdouts = !list.is_empty();
         }
     }
     for h in holdouts.iter_mut() {
@@ -372,6 +343,7 @@ pub(super) fn compile(
     // Flags.
     let mut flags = Vec::with_capacity(raw.feature_flags.len());
     let mut flag_key_map = FxHashMap::default();
+    let mut flag_rules = Vec::new();
     for (fi, f) in raw.feature_flags.into_iter().enumerate() {
         let rollout_id = f.rollout_id.unwrap_or_default();
         let rollout = if rollout_id.is_empty() {
@@ -398,9 +370,8 @@ pub(super) fn compile(
                         .variation_id_map
                         .get(&b.variations[ev].id)
                         .map_or(Entity::Invalid, |i| Entity::Variation(*i));
-                    let exp = &mut experiments[ei];
-                    exp.variations.push(ev);
-                    exp.traffic.push(Range {
+                    experiments[ei].variations.push(ev);
+                    traffic_lists[ei].push(Range {
                         end: 10_000,
                         target,
                     });
@@ -444,7 +415,15 @@ pub(super) fn compile(
             .enumerate()
             .any(|(i, e)| exp_indexes[..i].contains(e));
         flag_key_map.insert(f.key.clone(), flags.len());
+        // Indexes fit in u32: a datafile cannot hold 2^32 experiments (it would not fit in memory).
+        let start = flag_rules.len() as u32;
+        flag_rules.extend(exp_indexes.iter().map(|e| *e as u32));
+        let rules = rollout.map_or(&[][..], |r| rollouts[r].rules.as_slice());
+        flag_rules.extend(rules.iter().map(|e| *e as u32));
         flags.push(Flag {
+            rules: (start, exp_indexes.len() as u32, rules.len() as u32),
+            has_rollout_id: !rollout_id.is_empty(),
+            has_rollout: rollout.is_some(),
             repeats_experiment,
             id: f.id,
             key: f.key,
@@ -454,6 +433,14 @@ pub(super) fn compile(
             variables,
             variations,
         });
+    }
+    // One array of traffic ranges, after the "fr" everyone-else ranges were appended.
+    let mut traffic = Vec::new();
+    let all = experiments.iter_mut().chain(holdouts.iter_mut());
+    for (e, list) in all.zip(traffic_lists.into_iter().chain(holdout_traffic)) {
+        // A datafile cannot hold 2^32 ranges: it would not fit in memory.
+        e.traffic = (traffic.len() as u32, list.len() as u32);
+        traffic.extend(list);
     }
     // After the "fr" everyone-else variations were appended.
     for e in experiments.iter_mut() {
@@ -533,6 +520,8 @@ pub(super) fn compile(
         experiment_id_map,
         experiment_key_map,
         holdouts,
+        traffic,
+        flag_rules,
         global_holdouts,
         groups,
         flags,
@@ -565,19 +554,5 @@ fn variable_kind(v: &raw::Variable) -> String {
         "json".to_string()
     } else {
         v.kind.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn object_key_order() {
-        let keys = ["b", "10", "a", "2", "02", "b", "4294967295", "1"];
-        assert_eq!(
-            js_key_order(keys.into_iter()),
-            ["1", "2", "10", "b", "a", "02", "4294967295"]
-        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod audiences;
 mod compile;
+mod key_order;
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
@@ -53,33 +54,43 @@ pub(crate) enum AudienceRule {
 }
 
 /// An experiment, a rollout rule or a holdout.
+///
+/// `repr(C, align(64))` keeps the field order and starts each experiment on a cache line: the
+/// fields every decision reads fill exactly that first line; the rest serve reasons, events
+/// and `OptimizelyConfig`.
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 pub(crate) struct Experiment {
+    pub audience: AudienceRule,
+    pub group: Option<u32>,
+    /// Status "Running", looked up by key as JavaScript's `isActive` does.
+    pub running: bool,
+    pub cmab: bool,
+    /// No two of `variations` share a key.
+    pub distinct_variation_keys: bool,
+    /// Holdouts only: the holdout does not apply to delivery rules.
+    pub exclude_targeted_deliveries: bool,
+    /// `local_holdouts` is not empty.
+    pub has_local_holdouts: bool,
+    /// `forced_variations` is not empty.
+    pub has_forced_variations: bool,
+    /// `(start, len)` of its traffic ranges in [`ProjectConfig::traffic`].
+    pub traffic: (u32, u32),
     pub id: String,
+    /// Local holdouts (indexes into `holdouts`) whose `includedRules` name this rule.
+    pub local_holdouts: Vec<usize>,
+    /// Whitelisting: user id -> variation key.
+    pub forced_variations: Vec<(String, String)>,
+    /// Global variation indexes, in the experiment's order (an FR rule gets everyone-else appended).
+    pub variations: Vec<usize>,
     pub key: String,
     pub layer_id: String,
     pub status: String,
-    /// Status "Running", looked up by key as JavaScript's `isActive` does.
-    pub running: bool,
-    /// Global variation indexes, in the experiment's order (an FR rule gets everyone-else appended).
-    pub variations: Vec<usize>,
-    pub traffic: Vec<Range<Entity>>,
-    pub audience: AudienceRule,
     /// `JSON.stringify(audienceConditions || audienceIds)`, for reasons.
     pub audience_json: String,
     pub audience_conditions: Option<Value>,
-    /// Whitelisting: user id -> variation key.
-    pub forced_variations: Vec<(String, String)>,
-    pub group: Option<usize>,
-    pub cmab: bool,
     /// Experiment `type` is "fr" (feature rollout).
     pub is_fr: bool,
-    /// Holdouts only: the holdout does not apply to delivery rules.
-    pub exclude_targeted_deliveries: bool,
-    /// Local holdouts (indexes into `holdouts`) whose `includedRules` name this rule.
-    pub local_holdouts: Vec<usize>,
-    /// No two of `variations` share a key.
-    pub distinct_variation_keys: bool,
 }
 
 /// A mutual-exclusion group.
@@ -100,20 +111,29 @@ pub(crate) struct FlagVariable {
     pub default_value: Value,
 }
 
-/// A feature flag.
+/// A feature flag. `repr(C, align(64))`: the fields every decision reads fill the first cache
+/// line (see [`Experiment`]).
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 pub(crate) struct Flag {
-    pub id: String,
+    /// Where its experiments, then its rollout's rules, are in [`ProjectConfig::flag_rules`]:
+    /// `(start, experiment count, rule count)`.
+    pub rules: (u32, u32, u32),
+    /// `rollout_id` is not "".
+    pub has_rollout_id: bool,
+    /// `rollout` is set.
+    pub has_rollout: bool,
+    /// `experimentIds` names the same experiment twice.
+    pub repeats_experiment: bool,
     pub key: String,
     pub experiments: Vec<usize>,
-    pub rollout_id: String,
     /// `None` when `rolloutId` is "" or names no rollout.
     pub rollout: Option<usize>,
+    pub rollout_id: String,
+    pub id: String,
     pub variables: Vec<FlagVariable>,
     /// All variations of the flag's rules, as JavaScript orders them (numeric ids ascending first).
     pub variations: Vec<usize>,
-    /// `experimentIds` names the same experiment twice.
-    pub repeats_experiment: bool,
 }
 
 /// Delivery rules of a flag.
@@ -166,6 +186,10 @@ pub struct ProjectConfig {
     pub(crate) experiment_id_map: FxHashMap<String, usize>,
     pub(crate) experiment_key_map: FxHashMap<String, usize>,
     pub(crate) holdouts: Vec<Experiment>,
+    /// The traffic ranges of every experiment, rule and holdout, one after another.
+    pub(crate) traffic: Vec<Range<Entity>>,
+    /// Each flag's experiment indexes then its rollout's rule indexes, flag after flag.
+    pub(crate) flag_rules: Vec<u32>,
     pub(crate) global_holdouts: Vec<usize>,
     pub(crate) groups: Vec<Group>,
     pub(crate) flags: Vec<Flag>,
@@ -312,6 +336,28 @@ impl ProjectConfig {
         }
     }
 
+    /// The traffic ranges of an experiment, rule or holdout.
+    #[inline]
+    pub(crate) fn traffic(&self, exp: &Experiment) -> &[Range<Entity>] {
+        let (start, len) = exp.traffic;
+        &self.traffic[start as usize..(start + len) as usize]
+    }
+
+    /// The flag's experiments (indexes into `experiments`).
+    #[inline]
+    pub(crate) fn flag_experiments(&self, flag: &Flag) -> &[u32] {
+        let (start, experiments, _) = flag.rules;
+        &self.flag_rules[start as usize..(start + experiments) as usize]
+    }
+
+    /// The rules of the flag's rollout (indexes into `experiments`).
+    #[inline]
+    pub(crate) fn flag_rollout_rules(&self, flag: &Flag) -> &[u32] {
+        let (start, experiments, rules) = flag.rules;
+        let start = (start + experiments) as usize;
+        &self.flag_rules[start..start + rules as usize]
+    }
+
     #[inline]
     pub(crate) fn flag(&self, key: &str) -> Option<&Flag> {
         self.flag_key_map.get(key).map(|i| &self.flags[*i])
@@ -378,5 +424,19 @@ impl ProjectConfig {
         self.attribute_key_map
             .get(key)
             .map(|i| self.attributes[*i].0.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn experiment_hot_fields_fill_one_cache_line() {
+        let end_of_id = std::mem::offset_of!(Experiment, id) + std::mem::size_of::<String>();
+        assert!(end_of_id <= 64, "hot fields end at byte {end_of_id}");
+        assert_eq!(std::mem::align_of::<Experiment>(), 64);
+        let end_of_key = std::mem::offset_of!(Flag, key) + std::mem::size_of::<String>();
+        assert!(end_of_key <= 64, "hot fields end at byte {end_of_key}");
     }
 }

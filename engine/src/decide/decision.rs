@@ -39,24 +39,21 @@ impl fmt::Display for DecisionSource {
     }
 }
 
-/// Decision reasons, collected only when asked for (no formatting otherwise).
+/// Decision reasons, collected only when asked for. `ON` is a type parameter, so without
+/// `INCLUDE_REASONS` every `add` compiles to nothing (no formatting, no test per reason).
 #[derive(Debug, Default)]
-pub(crate) struct Reasons {
-    on: bool,
+pub(crate) struct Reasons<const ON: bool> {
     list: Vec<String>,
 }
 
-impl Reasons {
-    pub(crate) fn new(on: bool) -> Self {
-        Reasons {
-            on,
-            list: Vec::new(),
-        }
+impl<const ON: bool> Reasons<ON> {
+    pub(crate) fn new() -> Self {
+        Reasons { list: Vec::new() }
     }
 
     #[inline(always)]
     pub(crate) fn add(&mut self, reason: impl FnOnce() -> String) {
-        if self.on {
+        if ON {
             self.list.push(reason());
         }
     }
@@ -64,7 +61,7 @@ impl Reasons {
     /// JavaScript pushes a flag's reasons onto themselves once when a global holdout with
     /// `excludeTargetedDeliveries` applies; kept for parity.
     pub(crate) fn duplicate(&mut self) {
-        if self.on {
+        if ON {
             let copy = self.list.clone();
             self.list.extend(copy);
         }

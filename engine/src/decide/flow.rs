@@ -30,7 +30,7 @@ impl fmt::Display for LogKey<'_> {
 }
 
 /// Everything one flag evaluation needs.
-pub(crate) struct Flow<'a, 'u> {
+pub(crate) struct Flow<'a, 'u, const REASONS: bool> {
     pub config: &'a ProjectConfig,
     pub user: &'u UserContext,
     /// The user's attributes as conditions read them.
@@ -38,10 +38,10 @@ pub(crate) struct Flow<'a, 'u> {
     pub bucketing_key: &'u BucketingKey,
     pub forced: Option<&'a ForcedVariations>,
     pub tracker: Option<&'u mut Tracker<'a>>,
-    pub reasons: Reasons,
+    pub reasons: Reasons<REASONS>,
 }
 
-impl<'a> Flow<'a, '_> {
+impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
     /// Decide one flag.
     pub(crate) fn decide_flag(&mut self, flag: &'a Flag) -> Outcome<'a> {
         let config = self.config;
@@ -85,21 +85,24 @@ impl<'a> Flow<'a, '_> {
 
     fn experiments(&mut self, flag: &'a Flag) -> Option<Outcome<'a>> {
         let config = self.config;
-        if flag.experiments.is_empty() {
+        let experiments = config.flag_experiments(flag);
+        if experiments.is_empty() {
             self.reasons
                 .add(|| format!("Feature {} is not attached to any experiments.", flag.key));
             return None;
         }
-        for &ei in &flag.experiments {
-            let e = &config.experiments[ei];
+        for &ei in experiments {
+            let e = &config.experiments[ei as usize];
             if let Some(fv) = self.validated_forced(flag, Some(&e.key)) {
                 let v = config.experiment_variation_by_key(e, &fv.key).unwrap_or(fv);
                 return Some(outcome(Some(v), Some(e), DecisionSource::FeatureTest));
             }
-            for &hi in &e.local_holdouts {
-                let h = &config.holdouts[hi];
-                if let Some(v) = self.holdout_variation(h) {
-                    return Some(outcome(Some(v), Some(h), DecisionSource::Holdout));
+            if e.has_local_holdouts {
+                for &hi in &e.local_holdouts {
+                    let h = &config.holdouts[hi];
+                    if let Some(v) = self.holdout_variation(h) {
+                        return Some(outcome(Some(v), Some(h), DecisionSource::Holdout));
+                    }
                 }
             }
             if let Some(found) = self.resolve_variation(e) {
@@ -118,12 +121,12 @@ impl<'a> Flow<'a, '_> {
     fn rollout(&mut self, flag: &'a Flag) -> Outcome<'a> {
         let config = self.config;
         let none = outcome(None, None, DecisionSource::Rollout);
-        if flag.rollout_id.is_empty() {
+        if !flag.has_rollout_id {
             self.reasons
                 .add(|| format!("There is no rollout of feature {}.", flag.key));
             return none;
         }
-        let Some(ri) = flag.rollout else {
+        if !flag.has_rollout {
             self.reasons.add(|| {
                 format!(
                     "Invalid rollout ID {} attached to feature {}",
@@ -131,8 +134,8 @@ impl<'a> Flow<'a, '_> {
                 )
             });
             return none;
-        };
-        let rules = &config.rollouts[ri].rules;
+        }
+        let rules = config.flag_rollout_rules(flag);
         if rules.is_empty() {
             self.reasons
                 .add(|| format!("Rollout of feature {} has no experiments", flag.rollout_id));
@@ -141,14 +144,16 @@ impl<'a> Flow<'a, '_> {
         let last = rules.len() - 1;
         let mut index = 0;
         while index < rules.len() {
-            let rule = &config.experiments[rules[index]];
+            let rule = &config.experiments[rules[index] as usize];
             if let Some(v) = self.validated_forced(flag, Some(&rule.key)) {
                 return outcome(Some(v), Some(rule), DecisionSource::Rollout);
             }
-            for &hi in &rule.local_holdouts {
-                let h = &config.holdouts[hi];
-                if let Some(v) = self.holdout_variation(h) {
-                    return outcome(Some(v), Some(h), DecisionSource::Holdout);
+            if rule.has_local_holdouts {
+                for &hi in &rule.local_holdouts {
+                    let h = &config.holdouts[hi];
+                    if let Some(v) = self.holdout_variation(h) {
+                        return outcome(Some(v), Some(h), DecisionSource::Holdout);
+                    }
                 }
             }
             let everyone_else = index == last;
@@ -208,7 +213,12 @@ impl<'a> Flow<'a, '_> {
                 }
             }
         }
-        if let Some((_, vkey)) = e.forced_variations.iter().find(|(u, _)| u == uid) {
+        let whitelisted = if e.has_forced_variations {
+            e.forced_variations.iter().find(|(u, _)| u == uid)
+        } else {
+            None
+        };
+        if let Some((_, vkey)) = whitelisted {
             match config.experiment_variation_by_key(e, vkey) {
                 Some(v) => {
                     self.reasons
@@ -320,7 +330,11 @@ impl<'a> Flow<'a, '_> {
     fn bucket(&mut self, e: &'a Experiment) -> Option<&'a Variation> {
         let config = self.config;
         let uid = self.user.user_id();
-        if let Some(group) = e.group.map(|g| &config.groups[g]).filter(|g| g.random) {
+        if let Some(group) = e
+            .group
+            .map(|g| &config.groups[g as usize])
+            .filter(|g| g.random)
+        {
             let group_bucket = self.bucketing_key.bucket_value(&group.id);
             match find_bucket(group_bucket, &group.traffic) {
                 None => {
@@ -349,7 +363,7 @@ impl<'a> Flow<'a, '_> {
         let value = self.bucketing_key.bucket_value(&e.id);
         self.reasons
             .add(|| format!("Assigned bucket {value} to user with bucketing ID {uid}."));
-        match find_bucket(value, &e.traffic) {
+        match find_bucket(value, config.traffic(e)) {
             Some(Entity::Variation(i)) => Some(&config.variations[*i]),
             Some(Entity::Invalid) => {
                 self.reasons

@@ -8,7 +8,7 @@ pub(crate) mod profile;
 
 use std::borrow::Cow;
 
-use decision::{Decision, Reasons};
+use decision::{Decision, Outcome, Reasons};
 use flow::Flow;
 use forced::ForcedVariations;
 use options::{DecideOption, DecideOptions};
@@ -205,26 +205,42 @@ impl<'a> Decider<'a> {
         options: DecideOptions,
         tracker: Option<&mut Tracker<'a>>,
     ) -> Decision<'a> {
-        let mut flow = Flow {
+        let (outcome, reasons) = if options.contains(DecideOption::IncludeReasons) {
+            self.run_flow::<true>(call, flag, tracker)
+        } else {
+            self.run_flow::<false>(call, flag, tracker)
+        };
+        Decision {
+            config: self.config,
+            flag_key: Cow::Borrowed(flag.key.as_str()),
+            flag: Some(flag),
+            outcome,
+            reasons,
+            options,
+            omitted: false,
+            error: false,
+        }
+    }
+
+    /// The decision flow, with reasons collected or not (`REASONS`).
+    #[inline]
+    fn run_flow<const REASONS: bool>(
+        &self,
+        call: &Call<'a, '_>,
+        flag: &'a Flag,
+        tracker: Option<&mut Tracker<'a>>,
+    ) -> (Outcome<'a>, Vec<String>) {
+        let mut flow = Flow::<REASONS> {
             config: self.config,
             user: call.user,
             attrs: &call.attrs,
             bucketing_key: &call.bucketing_key,
             forced: self.forced,
             tracker,
-            reasons: Reasons::new(options.contains(DecideOption::IncludeReasons)),
+            reasons: Reasons::new(),
         };
         let outcome = flow.decide_flag(flag);
-        Decision {
-            config: self.config,
-            flag_key: Cow::Borrowed(flag.key.as_str()),
-            flag: Some(flag),
-            outcome,
-            reasons: flow.reasons.into_vec(),
-            options,
-            omitted: false,
-            error: false,
-        }
+        (outcome, flow.reasons.into_vec())
     }
 
     /// The sticky-bucketing state for one call: the profile service's map, with the user's own
