@@ -26,6 +26,7 @@ if command -v valgrind >/dev/null && [ "${CALLGRIND:-1}" != 0 ]; then
     $cg decide 'decide/optimizely_crate/a_experiment/large' UserContext::decide_with_options
     $cg decide_all 'decide_all/flagbridge/large$' Decider::decide_all
     $cg parse 'parse/flagbridge/large_700' ProjectConfig::from_slice
+    $cg parse 'parse/flagbridge/go_100_entities' ProjectConfig::from_slice
   } | tee "$TARGET/flagbridge-bench/callgrind.txt"
 fi
 "$TARGET/release/report" | tee "$TARGET/flagbridge-bench/report.md"

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use flagbridge_benches::args::selected;
 use flagbridge_benches::fixtures::{all_datafiles, repo_root, Plan};
 use flagbridge_benches::peer;
 use flagbridge_engine::ProjectConfig;
@@ -28,13 +29,20 @@ fn parse(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("parse");
     group.sample_size(20);
+    // Only files this run measures are test-parsed first (so a profile of one bench under a
+    // name filter holds only that bench's parses).
+    let args: Vec<String> = std::env::args().skip(1).collect();
     for (path, text) in &files {
+        let id = format!("parse/flagbridge/{}", file_stem(path));
+        if !selected(&args, &id) {
+            continue;
+        }
         if let Err(e) = ProjectConfig::parse(text) {
             eprintln!("{}: flagbridge rejects it ({e}); skipped", path.display());
             continue;
         }
         group.throughput(Throughput::Bytes(text.len() as u64));
-        group.bench_function(format!("flagbridge/{}", file_stem(path)), |b| {
+        group.bench_function(id.trim_start_matches("parse/"), |b| {
             b.iter(|| ProjectConfig::parse(black_box(text)))
         });
     }

@@ -11,7 +11,7 @@ const VALUE_FLAGS: [&str; 5] = [
 ];
 
 /// False when name filters (criterion-style positional arguments) are given and none of them
-/// matches `name` (either contains the other).
+/// matches `name` (either contains the other, ignoring regex anchors `^` and `$`).
 pub fn selected(args: &[String], name: &str) -> bool {
     let mut filters = Vec::new();
     let mut skip_value = false;
@@ -21,7 +21,7 @@ pub fn selected(args: &[String], name: &str) -> bool {
         } else if arg.starts_with("--") {
             skip_value = VALUE_FLAGS.contains(&arg.as_str());
         } else {
-            filters.push(arg.as_str());
+            filters.push(arg.trim_start_matches('^').trim_end_matches('$'));
         }
     }
     filters.is_empty() || filters.iter().any(|f| name.contains(f) || f.contains(name))
@@ -47,6 +47,7 @@ mod tests {
         assert!(selected(&args("--bench swap"), "swap"));
         assert!(!selected(&args("--bench decide"), "swap"));
         assert!(!selected(&args("--measurement-time 3 decide"), "swap"));
+        assert!(selected(&args("large_700$"), "parse/flagbridge/large_700"));
         assert_eq!(
             flag_value(&args("--measurement-time 2.5"), "--measurement-time"),
             Some(2.5)

@@ -128,6 +128,7 @@ fn main() {
         println!();
         println!("| decide (a) | small | large | large / small | target |");
         println!("|---|---|---|---|---|");
+        let js_a = |size: &str| js_med(&format!("decide/a_experiment/{size}"));
         let fb_ratio = p["flagbridge_large_over_small"]
             .as_f64()
             .unwrap_or(f64::NAN);
@@ -156,6 +157,25 @@ fn main() {
             m("optimizely_crate/large").unwrap_or(0.0) / m("optimizely_crate/small").unwrap_or(1.0),
             verdict(cs >= 3.0 && cl >= 3.0, "crate >= 3x flagbridge"),
         );
+        if let (Some(js_s), Some(js_l), Some(fs), Some(fl)) = (
+            js_a("small"),
+            js_a("large"),
+            m("flagbridge/small"),
+            m("flagbridge/large"),
+        ) {
+            println!(
+                "| JS SDK (its own run, `js/bench.js`) | {} ({}) | {} ({}) | {:.2}x | {} |",
+                fmt_ns(Some(js_s)),
+                fmt_ratio(js_s / fs),
+                fmt_ns(Some(js_l)),
+                fmt_ratio(js_l / fl),
+                js_l / js_s,
+                verdict(
+                    js_s / fs >= 50.0 && js_l / fl >= 50.0,
+                    "JS >= 50x flagbridge"
+                ),
+            );
+        }
     }
 
     println!();
