@@ -44,12 +44,20 @@ async fn a_429_storm_is_waited_out_and_everything_arrives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_budget_keeps_brevo_from_answering_429() {
-    // Same server limit, but the sync is configured for it: no 429 at all.
-    let fake = FakeBrevo::start(5).await;
-    let all = emails(200);
+    // Brevo allows 10 requests/s (fixed windows counted at arrival, opened by the first request
+    // after the last window); the sync's budget is 8/s, a sliding second counted at send.
+    // The worker sends one request at a time, so no load can make Brevo answer 429: if a
+    // window opens at the arrival of request k, request k+1 was sent after that arrival and
+    // request k+9 at least 1.02 s after k+1 (8 per sliding second), so the 10 arrivals the
+    // window admits cannot be exceeded within its second, however late request k arrived.
+    // With the budget equal to the limit, a request delayed in flight by more than the 20 ms
+    // margin can land in the same window as the one 1.02 s after it (which is why this test
+    // once saw a 429 under parallel load).
+    let fake = FakeBrevo::start(10).await;
+    let all = emails(300);
     fake.add_contacts(all.iter().map(String::as_str));
     let dir = tempfile::tempdir().unwrap();
-    let sync = builder(&fake, &dir.path().join("s.db"), 5)
+    let sync = builder(&fake, &dir.path().join("s.db"), 8)
         .batch_size(20)
         .start()
         .await
@@ -59,9 +67,51 @@ async fn the_client_budget_keeps_brevo_from_answering_429() {
             .record_decision(rollout(&user(e, "free", "x"), "f", true));
     }
     sync.flush().await.unwrap();
-    assert_eq!(sync.counters().contacts_written, 200);
+    assert_eq!(sync.counters().contacts_written, 300);
+    // 15 batches plus the attribute calls at start: several of Brevo's windows, each held to
+    // the budget.
+    assert!(fake.with(|s| s.requests.len()) > 2 * 10);
     assert_eq!(sync.counters().rate_limited, 0);
     assert_eq!(fake.with(|s| s.throttled), 0);
+    sync.close().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_per_second_budget_is_used_up_but_never_exceeded() {
+    // Paused clock, in-memory Brevo: the send times are exact. 8/s for 80 batches of one
+    // contact plus the attribute listing: never more than 8 sends within one second, and the
+    // sync keeps close to 8/s (the sliding second is 1.02 s: 8 sends every 1.02 s).
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let sync = flagbridge_sync::brevo::BrevoSync::builder()
+        .transport(Box::new(Recording { sent: sent.clone() }))
+        .store_path(Some(dir.path().join("s.db")))
+        .contacts_budget(flagbridge_sync::brevo::RateBudget {
+            per_second: 8,
+            per_hour: 1_000_000,
+        })
+        .batch_size(1)
+        .flush_interval(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
+    for e in emails(80) {
+        sync.sink()
+            .record_decision(rollout(&user(&e, "free", "x"), "f", true));
+    }
+    sync.flush().await.unwrap();
+    let at: Vec<tokio::time::Instant> = sent.lock().unwrap().iter().map(|(t, _)| *t).collect();
+    assert_eq!(at.len(), 81);
+    for w in at.windows(9) {
+        assert!(w[8] - w[0] >= Duration::from_secs(1), "9 sends within 1 s");
+    }
+    let span = at[80] - at[0];
+    // 80 intervals at 8/s would take 10 s; the margin makes it 10.2 s.
+    assert!(
+        span <= Duration::from_millis(10_300),
+        "{span:?}: too slow for 8/s"
+    );
+    assert_eq!(sync.counters().contacts_written, 80);
     sync.close().await.unwrap();
 }
 

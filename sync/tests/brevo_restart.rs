@@ -3,6 +3,9 @@
 //!
 //! The child process is this test binary re-run with `--exact child_process` and the
 //! parameters in an environment variable; run normally, `child_process` does nothing.
+//!
+//! Also: at every send, the state being sent is already committed (a restart never finds an
+//! acknowledgement of a state the store does not hold).
 
 mod common;
 
@@ -186,4 +189,149 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
     sync.close().await.unwrap();
     // Only the attribute listing of the third start.
     assert_eq!(fake.with(|s| s.requests.len()), requests + 1);
+}
+
+/// An in-memory Brevo that, at every `/contacts/batch`, reads the store (as a restart would
+/// find it) and records each contact whose committed state is not the one being sent. On its
+/// first batch it also hands the sync new decisions, as the decide path does mid-flush.
+struct CommittedBeforeSend {
+    store: std::path::PathBuf,
+    sink: std::sync::Mutex<Option<flagbridge_sync::brevo::BrevoSink>>,
+    batches: std::sync::atomic::AtomicUsize,
+    /// (contact, ENABLED_FEATURES sent, ENABLED_FEATURES committed or None without a row)
+    uncommitted: std::sync::Mutex<Vec<(String, String, Option<String>)>>,
+}
+
+impl CommittedBeforeSend {
+    /// `ENABLED_FEATURES` of the committed state of `contact` (None: no row).
+    fn committed_features(&self, contact: &str) -> Option<String> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.store,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let state: Option<String> = conn
+            .query_row(
+                "SELECT state FROM contacts WHERE contact = ?1",
+                [contact],
+                |r| r.get(0),
+            )
+            .ok();
+        let state: Value = serde_json::from_str(&state?).unwrap();
+        let mut on: Vec<&str> = state["f"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["e"] == true)
+            .map(|f| f["k"].as_str().unwrap())
+            .collect();
+        on.sort();
+        Some(on.join(","))
+    }
+}
+
+impl flagbridge_sync::brevo::BrevoTransport for CommittedBeforeSend {
+    fn send(
+        &self,
+        request: flagbridge_sync::brevo::BrevoRequest,
+    ) -> flagbridge_sync::brevo::BoxFuture<
+        '_,
+        Result<flagbridge_sync::brevo::BrevoResponse, flagbridge_sync::brevo::TransportError>,
+    > {
+        Box::pin(async move {
+            let mut body = Vec::new();
+            if request.path == "/contacts/attributes" {
+                let names = flagbridge_sync::brevo::AttributeNames::default();
+                let list: Vec<_> = names
+                    .with_types()
+                    .iter()
+                    .map(|(n, t)| serde_json::json!({"name": n, "type": t.as_str()}))
+                    .collect();
+                body = serde_json::json!({ "attributes": list })
+                    .to_string()
+                    .into_bytes();
+            } else if request.path == "/contacts/batch" {
+                let sent: Value = serde_json::from_slice(request.body.as_deref().unwrap()).unwrap();
+                for c in sent["contacts"].as_array().unwrap() {
+                    let contact = c["email"].as_str().unwrap();
+                    let features = c["attributes"]["ENABLED_FEATURES"].as_str().unwrap();
+                    let committed = self.committed_features(contact);
+                    if committed.as_deref() != Some(features) {
+                        self.uncommitted.lock().unwrap().push((
+                            contact.to_string(),
+                            features.to_string(),
+                            committed,
+                        ));
+                    }
+                }
+                let n = self
+                    .batches
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n == 0 {
+                    let sink = self.sink.lock().unwrap().clone().unwrap();
+                    // A known contact changes, a new one appears, while this batch is out.
+                    sink.record_decision(rollout(&user("a@x.io", "free", "x"), "g", true));
+                    sink.record_decision(rollout(&user("b@x.io", "free", "x"), "f", true));
+                }
+            }
+            Ok(flagbridge_sync::brevo::BrevoResponse {
+                status: if body.is_empty() { 204 } else { 200 },
+                body,
+                rate_limit_reset: None,
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn state_is_committed_before_every_send_even_between_commit_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.db");
+    let brevo = std::sync::Arc::new(CommittedBeforeSend {
+        store: store.clone(),
+        sink: std::sync::Mutex::new(None),
+        batches: Default::default(),
+        uncommitted: Default::default(),
+    });
+    struct Shared(std::sync::Arc<CommittedBeforeSend>);
+    impl flagbridge_sync::brevo::BrevoTransport for Shared {
+        fn send(
+            &self,
+            request: flagbridge_sync::brevo::BrevoRequest,
+        ) -> flagbridge_sync::brevo::BoxFuture<
+            '_,
+            Result<flagbridge_sync::brevo::BrevoResponse, flagbridge_sync::brevo::TransportError>,
+        > {
+            self.0.send(request)
+        }
+    }
+    let sync = flagbridge_sync::brevo::BrevoSync::builder()
+        .transport(Box::new(Shared(brevo.clone())))
+        .store_path(Some(store))
+        .batch_size(1)
+        // The interval never elapses during the test: only the per-send commit can save the
+        // records that arrive mid-flush.
+        .commit_interval(Duration::from_secs(3600))
+        .flush_interval(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
+    *brevo.sink.lock().unwrap() = Some(sync.sink());
+    sync.sink()
+        .record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
+    sync.flush().await.unwrap();
+    // a (f), then a (f,g) and b (f) from the records handed over during the first batch.
+    assert_eq!(
+        brevo.batches.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "{:?}",
+        sync.counters()
+    );
+    assert_eq!(sync.counters().contacts_written, 3);
+    assert_eq!(
+        *brevo.uncommitted.lock().unwrap(),
+        Vec::<(String, String, Option<String>)>::new(),
+        "sent (and acknowledged) without being committed first"
+    );
+    sync.close().await.unwrap();
 }

@@ -455,6 +455,11 @@ impl Worker {
                     Err(at) => self.pause_until(at).await,
                 }
             }
+            // Every state about to be sent (and so every acknowledgement recorded after this
+            // answer) must be committed first: an acknowledged digest the store does not hold
+            // would make a restart send an older committed state back to Brevo. Records
+            // drained since the last commit are saved here; one transaction at most per send.
+            let _ = self.commit();
             self.shared
                 .counters
                 .requests
