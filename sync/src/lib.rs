@@ -22,6 +22,7 @@ pub mod datafile;
 mod engine_glue;
 pub mod error;
 pub mod events;
+mod lanes;
 pub mod notify;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
