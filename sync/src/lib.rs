@@ -18,6 +18,7 @@ mod backoff;
 pub mod brevo;
 pub mod cli;
 pub mod client;
+mod clock;
 pub mod datafile;
 mod engine_glue;
 pub mod error;

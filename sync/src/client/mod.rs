@@ -21,7 +21,6 @@ pub use user::ClientUserContext;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use flagbridge_engine::{
@@ -146,6 +145,7 @@ impl ClientBuilder {
         };
 
         let events = if self.events_enabled {
+            crate::clock::start();
             let transport: Arc<dyn EventTransport> = match self.event_transport.clone() {
                 Some(t) => t,
                 None => Arc::new(
@@ -216,12 +216,6 @@ impl ClientBuilder {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Forced {
     /// The current forced variations, or None (without touching the arc-swap) when empty.
     fn snapshot(&self) -> Option<arc_swap::Guard<Arc<ForcedVariations>>> {
@@ -285,7 +279,7 @@ impl Inner {
         decision: &Decision<'_>,
         options: DecideOptions,
     ) -> QueuedEvent {
-        let timestamp_ms = now_ms();
+        let timestamp_ms = crate::clock::coarse_ms();
         if self.ups.is_some() {
             let mut buffer = uuid::Uuid::encode_buffer();
             let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
@@ -448,7 +442,12 @@ impl Client {
         if inner.events.is_some() || notify {
             let mut buffer = uuid::Uuid::encode_buffer();
             let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-            let batch = conversion.to_event_batch(user, &inner.client_info, now_ms(), uuid);
+            let batch = conversion.to_event_batch(
+                user,
+                &inner.client_info,
+                crate::clock::precise_ms(),
+                uuid,
+            );
             if notify {
                 inner
                     .notifications
