@@ -295,7 +295,7 @@ impl Inner {
             default_options: self.default_options,
             options,
             user: user.hold(),
-            flag_key: decision.flag_key().to_owned(),
+            flag_key: decision.flag_key().into(),
             timestamp_ms,
             client_info: Arc::clone(&self.client_info),
         })

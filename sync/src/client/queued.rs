@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use flagbridge_engine::{
     ClientInfo, DecideOptions, Decider, EventBatch, ForcedVariations, ProjectConfig, UserContext,
 };
@@ -34,7 +35,8 @@ pub(crate) struct DeferredImpression {
     pub(crate) default_options: DecideOptions,
     pub(crate) options: DecideOptions,
     pub(crate) user: HeldUser,
-    pub(crate) flag_key: String,
+    /// Inline up to 24 bytes: no allocation for usual keys.
+    pub(crate) flag_key: CompactString,
     pub(crate) timestamp_ms: u64,
     pub(crate) client_info: Arc<ClientInfo>,
 }
