@@ -7,6 +7,9 @@
 //! The owner loop takes every lane's records every [`LANE_DRAIN_INTERVAL`] and on flush/close,
 //! so a record waits in a lane at most that long.
 //!
+//! Order: each batch carries its lane and a per-lane sequence number, so an owner that needs
+//! one thread's records in order (the latest decision wins) sorts what it took by both.
+//!
 //! Bounds: a lane keeps at most `batch() - 1` records while its hand-off fails, and only full
 //! batches are handed off, so `lanes * (batch - 1) + batch_slots * batch <= capacity`.
 //! Queues too small for that (fewer than `2 * lanes * LANE_BATCH` records) use batches of one:
@@ -33,7 +36,41 @@ thread_local! {
 /// One lane's records, on cache lines of its own.
 #[repr(align(128))]
 struct Lane<T> {
-    records: Mutex<Vec<T>>,
+    state: Mutex<LaneState<T>>,
+}
+
+struct LaneState<T> {
+    records: Vec<T>,
+    next_seq: u64,
+}
+
+/// Records taken from one lane at once.
+pub(crate) struct Batch<T> {
+    /// The lane they come from.
+    pub lane: usize,
+    /// Taken after every batch of the same lane with a lower number.
+    pub seq: u64,
+    /// The records, oldest first.
+    pub records: Vec<T>,
+}
+
+impl<T> Batch<T> {
+    /// Puts batches in the order their records were pushed, per lane.
+    pub(crate) fn sort(batches: &mut [Batch<T>]) {
+        batches.sort_unstable_by_key(|b| (b.lane, b.seq));
+    }
+}
+
+impl<T> LaneState<T> {
+    fn take(&mut self, lane: usize) -> Batch<T> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Batch {
+            lane,
+            seq,
+            records: std::mem::take(&mut self.records),
+        }
+    }
 }
 
 /// Counters written by a lane's producers while they hold its lock (plain load + store, no
@@ -74,8 +111,7 @@ pub(crate) struct Lanes<T> {
 pub(crate) struct LaneGuard<'a, T> {
     /// Index of the lane (for per-lane counters).
     pub index: usize,
-    /// The lane's records.
-    pub records: MutexGuard<'a, Vec<T>>,
+    state: MutexGuard<'a, LaneState<T>>,
 }
 
 impl<T> Lanes<T> {
@@ -93,7 +129,10 @@ impl<T> Lanes<T> {
         let slots = ((capacity - count * (batch - 1)) / batch).max(1);
         let lanes = (0..count)
             .map(|_| Lane {
-                records: Mutex::new(Vec::new()),
+                state: Mutex::new(LaneState {
+                    records: Vec::new(),
+                    next_seq: 0,
+                }),
             })
             .collect();
         (
@@ -120,11 +159,11 @@ impl<T> Lanes<T> {
     #[inline]
     pub(crate) fn lock(&self) -> LaneGuard<'_, T> {
         let index = THREAD_INDEX.with(|i| *i) & (self.lanes.len() - 1);
-        let records = self.lanes[index]
-            .records
+        let state = self.lanes[index]
+            .state
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        LaneGuard { index, records }
+        LaneGuard { index, state }
     }
 
     /// Whether [`close_and_drain`](Self::close_and_drain) ran. Check it while holding a lane
@@ -135,47 +174,56 @@ impl<T> Lanes<T> {
     }
 
     /// Takes every lane's records (owner side), lane by lane.
-    pub(crate) fn drain(&self, mut take: impl FnMut(Vec<T>)) {
-        for lane in self.lanes.iter() {
-            let records = {
-                let mut records = lane.records.lock().unwrap_or_else(|e| e.into_inner());
-                if records.is_empty() {
+    pub(crate) fn drain(&self, mut take: impl FnMut(Batch<T>)) {
+        for (index, lane) in self.lanes.iter().enumerate() {
+            let batch = {
+                let mut state = lane.state.lock().unwrap_or_else(|e| e.into_inner());
+                if state.records.is_empty() {
                     continue;
                 }
-                std::mem::take(&mut *records)
+                state.take(index)
             };
-            take(records);
+            take(batch);
         }
     }
 
     /// Marks the lanes closed (later pushes see it under their lock) and takes what they hold.
-    pub(crate) fn close_and_drain(&self, take: impl FnMut(Vec<T>)) {
+    pub(crate) fn close_and_drain(&self, take: impl FnMut(Batch<T>)) {
         self.closed.store(true, Ordering::Relaxed);
         self.drain(take);
     }
 }
 
 impl<T> LaneGuard<'_, T> {
-    /// Makes room for a whole batch at once (one allocation per batch).
+    /// Appends one record, making room for a whole batch at once (one allocation per batch).
     #[inline]
-    pub(crate) fn reserve(&mut self, batch: usize) {
-        if self.records.capacity() == 0 {
-            self.records.reserve_exact(batch);
+    pub(crate) fn push(&mut self, record: T, batch: usize) {
+        let records = &mut self.state.records;
+        if records.capacity() == 0 {
+            records.reserve_exact(batch);
         }
+        records.push(record);
+    }
+
+    /// Records waiting in the lane.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.state.records.len()
     }
 
     /// Takes the lane's records for a hand-off.
-    pub(crate) fn take(&mut self) -> Vec<T> {
-        std::mem::take(&mut *self.records)
+    pub(crate) fn take(&mut self) -> Batch<T> {
+        self.state.take(self.index)
     }
 
     /// Puts back records whose hand-off failed, keeping at most `batch - 1` of them; returns
     /// how many were dropped (the newest).
-    pub(crate) fn put_back(&mut self, mut records: Vec<T>, batch: usize) -> usize {
+    pub(crate) fn put_back(&mut self, failed: Batch<T>, batch: usize) -> usize {
+        let mut records = failed.records;
         let keep = batch.saturating_sub(1);
         let dropped = records.len().saturating_sub(keep);
         records.truncate(keep);
-        *self.records = records;
+        self.state.records = records;
         dropped
     }
 }
@@ -213,7 +261,7 @@ mod tests {
                 let lanes = std::sync::Arc::clone(&lanes);
                 std::thread::spawn(move || {
                     for i in 0..10 {
-                        lanes.lock().records.push(t * 100 + i);
+                        lanes.lock().push(t * 100 + i, LANE_BATCH);
                     }
                 })
             })
@@ -222,7 +270,7 @@ mod tests {
             t.join().unwrap();
         }
         let mut all = Vec::new();
-        lanes.close_and_drain(|mut r| all.append(&mut r));
+        lanes.close_and_drain(|mut b| all.append(&mut b.records));
         all.sort_unstable();
         let expected: Vec<u32> = (0..4)
             .flat_map(|t| (0..10).map(move |i| t * 100 + i))
@@ -235,9 +283,30 @@ mod tests {
     fn put_back_keeps_less_than_a_batch() {
         let (lanes, _) = Lanes::<u32>::new(100_000);
         let mut lane = lanes.lock();
-        assert_eq!(lane.put_back((0..64).collect(), 64), 1);
-        assert_eq!(lane.records.len(), 63);
-        assert_eq!(lane.put_back(vec![1], 1), 1);
-        assert!(lane.records.is_empty());
+        for i in 0..64 {
+            lane.push(i, 64);
+        }
+        let full = lane.take();
+        assert_eq!(lane.put_back(full, 64), 1);
+        assert_eq!(lane.len(), 63);
+        lane.push(1, 1);
+        let one = lane.take();
+        assert_eq!(lane.put_back(one, 1), 64);
+        assert_eq!(lane.len(), 0);
+    }
+
+    #[test]
+    fn batches_sort_back_into_push_order_per_lane() {
+        let (lanes, _) = Lanes::<u32>::new(100_000);
+        let mut taken = Vec::new();
+        for round in 0..3 {
+            let mut lane = lanes.lock();
+            lane.push(round, LANE_BATCH);
+            taken.push(lane.take());
+        }
+        taken.reverse();
+        Batch::sort(&mut taken);
+        let order: Vec<u32> = taken.into_iter().flat_map(|b| b.records).collect();
+        assert_eq!(order, vec![0, 1, 2]);
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::batch::{LogxBatch, Pending};
 use super::sender::{send_with_retry, EventTransport, RetryPolicy, SendResult};
 use super::EventCounters;
-use crate::lanes::{Lanes, LANE_DRAIN_INTERVAL};
+use crate::lanes::{Batch, Lanes, LANE_DRAIN_INTERVAL};
 
 /// Control messages (the events themselves travel on their own bounded queue).
 pub(crate) enum Control {
@@ -35,7 +35,7 @@ pub(crate) struct DispatchSettings {
 
 pub(crate) struct Dispatcher<B> {
     /// Full batches handed off by the lanes.
-    pub(crate) events: mpsc::Receiver<Vec<B>>,
+    pub(crate) events: mpsc::Receiver<Batch<B>>,
     /// Partial batches, taken at each tick, flush and close.
     pub(crate) lanes: Arc<Lanes<B>>,
     pub(crate) control: mpsc::Receiver<Control>,
@@ -110,7 +110,7 @@ impl<B: LogxBatch> Dispatcher<B> {
         self.take_queued(taken).await;
     }
 
-    async fn take_queued(&mut self, taken: Vec<Vec<B>>) {
+    async fn take_queued(&mut self, taken: Vec<Batch<B>>) {
         for batch in taken {
             self.add_all(batch).await;
         }
@@ -119,8 +119,8 @@ impl<B: LogxBatch> Dispatcher<B> {
         }
     }
 
-    async fn add_all(&mut self, batch: Vec<B>) {
-        for event in batch {
+    async fn add_all(&mut self, batch: Batch<B>) {
+        for event in batch.records {
             self.add(event).await;
         }
     }

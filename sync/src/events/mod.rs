@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::lanes::{self, LaneCounts, Lanes};
+use crate::lanes::{self, Batch, LaneCounts, Lanes};
 use batch::LogxBatch;
 use dispatcher::{Control, DispatchSettings, Dispatcher, OnSent};
 use sender::{EventTransport, RetryPolicy};
@@ -133,7 +133,7 @@ impl Default for EventSettings {
 /// batches (see `crate::lanes`); the owner loop also takes every lane's events every 50 ms, on
 /// `flush` and on `close`.
 pub struct EventProcessor<B> {
-    events: mpsc::Sender<Vec<B>>,
+    events: mpsc::Sender<Batch<B>>,
     lanes: Arc<Lanes<B>>,
     control: mpsc::Sender<Control>,
     counters: Arc<EventCounters>,
@@ -193,9 +193,8 @@ impl<B: LogxBatch> EventProcessor<B> {
             return;
         }
         let batch = self.lanes.batch();
-        lane.reserve(batch);
-        lane.records.push(event);
-        if lane.records.len() < batch {
+        lane.push(event, batch);
+        if lane.len() < batch {
             LaneCounts::bump(&counts.accepted);
             return;
         }
@@ -227,7 +226,7 @@ impl<B: LogxBatch> EventProcessor<B> {
                 drop(lane);
                 self.counters
                     .dropped
-                    .fetch_add(full.len() as u64, Ordering::Relaxed);
+                    .fetch_add(full.records.len() as u64, Ordering::Relaxed);
             }
         }
     }
