@@ -286,7 +286,7 @@ impl Inner {
             if let Some(batch) =
                 decision.impression_event(user.get(), &self.client_info, timestamp_ms, uuid)
             {
-                return QueuedEvent::Batch(batch);
+                return QueuedEvent::Batch(Box::new(batch));
             }
         }
         QueuedEvent::Impression(DeferredImpression {
@@ -463,7 +463,7 @@ impl Client {
                     }));
             }
             if let Some(events) = &inner.events {
-                events.push(QueuedEvent::Batch(batch));
+                events.push(QueuedEvent::Batch(Box::new(batch)));
             }
         }
         true
