@@ -322,15 +322,18 @@ impl Worker {
         let now = SystemTime::now();
         let today = day_of(now);
         let mut decisions = 0u64;
-        for record in batches.into_iter().flat_map(|b| b.records) {
+        for record in batches.iter().flat_map(|b| &b.records) {
             match record {
                 SyncRecord::Decision(d) => {
                     decisions += 1;
-                    self.coalescer.apply(&d, today);
+                    self.coalescer.apply(d, today);
                 }
-                SyncRecord::Conversion(c) => self.accept_conversion(&c),
+                SyncRecord::Conversion(c) => self.accept_conversion(c),
             }
         }
+        // Dropped together: the decide path keeps incrementing the same user snapshot's
+        // reference count, so releasing in one burst moves its cache line fewer times.
+        drop(batches);
         self.shared
             .counters
             .decisions_processed
