@@ -22,11 +22,13 @@ mod backoff;
 pub mod brevo;
 pub mod cli;
 pub mod client;
+mod clock;
 pub mod config;
 pub mod datafile;
 mod engine_glue;
 pub mod error;
 pub mod events;
+mod lanes;
 pub mod notify;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;

@@ -332,3 +332,41 @@ async fn a_full_queue_drops_and_counts_instead_of_blocking() {
     assert_eq!(sync.counters().contacts_written, 4);
     sync.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_and_close_take_decisions_waiting_in_other_threads_lanes() {
+    // Fewer decisions per thread than a lane batch: they sit in each thread's lane until the
+    // worker takes them; flush and close must not leave any behind.
+    let fake = FakeBrevo::start(1000).await;
+    let all = emails(60);
+    fake.add_contacts(all.iter().map(String::as_str));
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .flush_interval(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
+    let push_from_threads = |emails: &[String]| {
+        std::thread::scope(|scope| {
+            for chunk in emails.chunks(10) {
+                let sink = sync.sink();
+                scope.spawn(move || {
+                    for e in chunk {
+                        assert!(sink.record_decision(rollout(&user(e, "free", "x"), "f", true)));
+                    }
+                });
+            }
+        });
+    };
+    push_from_threads(&all[..30]);
+    sync.flush().await.unwrap();
+    assert_eq!(sync.counters().contacts_written, 30);
+    push_from_threads(&all[30..]);
+    let sink = sync.sink();
+    sync.close().await.unwrap();
+    for e in &all {
+        let c = fake.contact(e).unwrap();
+        assert_eq!(c.attributes["ENABLED_FEATURES"], "f", "{e}");
+    }
+    assert!(!sink.record_decision(rollout(&user("late@x.io", "free", "x"), "f", true)));
+}

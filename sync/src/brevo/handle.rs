@@ -12,6 +12,7 @@ use super::config::IdentitySource;
 use super::error::BrevoError;
 use super::record::{ConversionRecord, DecisionRecord, SyncRecord};
 use super::worker::Command;
+use crate::lanes::{self, Batch, LaneCounts, Lanes};
 
 /// How many set-aside items [`BrevoSync::set_aside`] remembers.
 pub const SET_ASIDE_MEMORY: usize = 100;
@@ -19,20 +20,24 @@ pub const SET_ASIDE_MEMORY: usize = 100;
 /// An idle worker is woken once per `max(capacity / WAKE_DIVISOR, 1)` queued records (it also
 /// drains every [`DRAIN_INTERVAL`]), so the decide path rarely pays for a wake-up and the
 /// worker drains in bursts instead of fighting the decide path for the queue's cache lines.
+/// Records reach the queue in per-thread batches (see `crate::lanes`); the worker takes the
+/// partial batches waiting in lanes at each drain, so a record waits at most
+/// [`DRAIN_INTERVAL`].
 pub(crate) const WAKE_DIVISOR: usize = 4;
 /// Longest time a queued record waits for the worker when few records arrive.
 pub(crate) const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Counters written on the decide path, on their own cache lines (no false sharing with the
-/// worker's counters).
+/// worker's counters). Records queued and refused are counted per lane (`Shared::lane_counts`:
+/// accepted = decisions + conversions queued, refused = queue overflow).
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct ProducerCounters {
-    pub decisions_queued: AtomicU64,
     pub conversions_queued: AtomicU64,
-    pub queue_overflow: AtomicU64,
     pub skipped_no_identity: AtomicU64,
     pub dropped_stopped: AtomicU64,
+    /// Batches handed to the queue (paces the worker's wake-ups).
+    pub handoffs: AtomicU64,
 }
 
 /// A flag on a cache line of its own.
@@ -130,7 +135,12 @@ pub struct SetAside {
 
 /// State shared between the handle, the sinks and the worker.
 pub(crate) struct Shared {
-    pub queue: ArrayQueue<SyncRecord>,
+    /// Full batches handed off by the lanes.
+    pub queue: ArrayQueue<Batch<SyncRecord>>,
+    /// Per-thread partial batches.
+    pub lanes: Lanes<SyncRecord>,
+    /// Accepted / refused records, per lane.
+    pub lane_counts: Box<[LaneCounts]>,
     /// The worker is (about to be) parked waiting for work.
     pub idle: PaddedFlag,
     pub wake: Notify,
@@ -144,15 +154,19 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(capacity: usize, identity_source: IdentitySource) -> Self {
+        let (lanes, slots) = Lanes::new(capacity);
+        let wake_every = ((capacity / WAKE_DIVISOR) / lanes.batch()).max(1) as u64;
         Shared {
-            queue: ArrayQueue::new(capacity.max(1)),
+            queue: ArrayQueue::new(slots),
+            lane_counts: (0..lanes.count()).map(|_| LaneCounts::default()).collect(),
+            lanes,
             idle: PaddedFlag::default(),
             wake: Notify::new(),
             producer: ProducerCounters::default(),
             counters: Counters::default(),
             stopped: AtomicBool::new(false),
             identity_source,
-            wake_every: (capacity / WAKE_DIVISOR).max(1) as u64,
+            wake_every,
             set_aside: Mutex::new(VecDeque::new()),
         }
     }
@@ -172,27 +186,49 @@ impl Shared {
         }
     }
 
-    /// Puts one record on the queue: never blocks, counts overflow.
+    /// Puts one record in this thread's lane, handing the lane's batch to the worker when full:
+    /// never blocks, counts overflow. The stop flag is read under the lane's lock, so a record
+    /// accepted before the worker's final drain (which sets the flag first) is drained by it.
     #[inline]
     pub(crate) fn push(&self, record: SyncRecord) -> bool {
+        let conversion = matches!(record, SyncRecord::Conversion(_));
+        let mut lane = self.lanes.lock();
+        let counts = &self.lane_counts[lane.index];
         if self.stopped.load(Ordering::Relaxed) {
+            drop(lane);
             self.producer
                 .dropped_stopped
                 .fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        let counter = match &record {
-            SyncRecord::Decision(_) => &self.producer.decisions_queued,
-            SyncRecord::Conversion(_) => &self.producer.conversions_queued,
-        };
-        if self.queue.push(record).is_err() {
-            self.producer.queue_overflow.fetch_add(1, Ordering::Relaxed);
-            self.wake_worker();
-            return false;
+        let batch = self.lanes.batch();
+        lane.push(record, batch);
+        if lane.len() >= batch {
+            let full = lane.take();
+            if let Err(full) = self.queue.push(full) {
+                // Keeps the older records; the new one is the overflow.
+                let refused = lane.put_back(full, batch);
+                for _ in 0..refused {
+                    LaneCounts::bump(&counts.refused);
+                }
+                drop(lane);
+                self.wake_worker();
+                return false;
+            }
+            LaneCounts::bump(&counts.accepted);
+            drop(lane);
+            let n = self.producer.handoffs.fetch_add(1, Ordering::Relaxed);
+            if n % self.wake_every == 0 {
+                self.wake_worker();
+            }
+        } else {
+            LaneCounts::bump(&counts.accepted);
+            drop(lane);
         }
-        let n = counter.fetch_add(1, Ordering::Relaxed);
-        if n % self.wake_every == 0 {
-            self.wake_worker();
+        if conversion {
+            self.producer
+                .conversions_queued
+                .fetch_add(1, Ordering::Relaxed);
         }
         true
     }
@@ -271,10 +307,12 @@ impl BrevoSync {
         let c = &self.shared.counters;
         let p = &self.shared.producer;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let conversions_queued = g(&p.conversions_queued);
+        let accepted = lanes::sum(&self.shared.lane_counts, |c| &c.accepted);
         BrevoCounters {
-            decisions_queued: g(&p.decisions_queued),
-            conversions_queued: g(&p.conversions_queued),
-            queue_overflow: g(&p.queue_overflow),
+            decisions_queued: accepted.saturating_sub(conversions_queued),
+            conversions_queued,
+            queue_overflow: lanes::sum(&self.shared.lane_counts, |c| &c.refused),
             skipped_no_identity: g(&p.skipped_no_identity),
             dropped_stopped: g(&p.dropped_stopped),
             decisions_processed: g(&c.decisions_processed),

@@ -22,7 +22,9 @@ use super::record::{
 use crate::sink::DecisionSink;
 
 thread_local! {
-    static LAST_USER: RefCell<Option<Arc<UserSnapshot>>> = const { RefCell::new(None) };
+    /// The last snapshot made on this thread, with the identity source it was made for.
+    static LAST_USER: RefCell<Option<(IdentitySource, Arc<UserSnapshot>)>> =
+        const { RefCell::new(None) };
 }
 
 fn same_value(a: &AttrValue, b: &AttributeValue) -> bool {
@@ -60,7 +62,6 @@ fn matches(
     snapshot: &UserSnapshot,
     config: Option<&Arc<ProjectConfig>>,
     user: &UserContext,
-    contact: &str,
 ) -> bool {
     // The snapshot holds its config, so the address comparison cannot be fooled by reuse.
     let same_config = match (&snapshot.audiences, config) {
@@ -68,7 +69,7 @@ fn matches(
         (None, None) => true,
         _ => false,
     };
-    if !same_config || *snapshot.contact != *contact || *snapshot.user_id != *user.user_id() {
+    if !same_config || *snapshot.user_id != *user.user_id() {
         return false;
     }
     let mut theirs = user.attributes();
@@ -90,19 +91,22 @@ fn contact_of<'u>(source: &IdentitySource, user: &'u UserContext) -> Option<&'u 
     (!contact.is_empty()).then_some(contact)
 }
 
-/// The user's snapshot, reused while the same thread keeps deciding for an unchanged user.
+/// The user's snapshot, reused while the same thread keeps deciding for an unchanged user;
+/// `None` when the user has no contact identity. The contact is a function of the user and
+/// the identity source, so a reused snapshot needs no identity lookup.
 fn snapshot(
     config: Option<&Arc<ProjectConfig>>,
     user: &UserContext,
-    contact: &str,
-) -> Arc<UserSnapshot> {
+    source: &IdentitySource,
+) -> Option<Arc<UserSnapshot>> {
     LAST_USER.with(|cell| {
         let mut last = cell.borrow_mut();
-        if let Some(s) = last.as_ref() {
-            if matches(s, config, user, contact) {
-                return Arc::clone(s);
+        if let Some((last_source, s)) = last.as_ref() {
+            if last_source == source && matches(s, config, user) {
+                return Some(Arc::clone(s));
             }
         }
+        let contact = contact_of(source, user)?;
         let s = Arc::new(UserSnapshot {
             user_id: user.user_id().into(),
             contact: contact.into(),
@@ -112,8 +116,8 @@ fn snapshot(
                 .collect(),
             audiences: config.map(|c| Arc::clone(c) as Arc<dyn AudienceSource>),
         });
-        *last = Some(Arc::clone(&s));
-        s
+        *last = Some((source.clone(), Arc::clone(&s)));
+        Some(s)
     })
 }
 
@@ -130,7 +134,7 @@ impl BrevoSink {
         user: &UserContext,
         decision: &Decision<'_>,
     ) -> Option<DecisionRecord> {
-        let Some(contact) = contact_of(&self.shared.identity_source, user) else {
+        let Some(user) = snapshot(audiences, user, &self.shared.identity_source) else {
             self.count_skipped();
             return None;
         };
@@ -143,7 +147,7 @@ impl BrevoSink {
         let experiment = source == RuleSource::Experiment;
         let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
         Some(DecisionRecord {
-            user: snapshot(audiences, user, contact),
+            user,
             flag_key: CompactString::new(decision.flag_key()),
             enabled: decision.enabled(),
             source,
@@ -224,26 +228,44 @@ mod tests {
             .with_attribute("email", "a@x.io")
             .with_attribute("age", 30i64);
         let config = Arc::new(ProjectConfig::parse(DATAFILE).unwrap());
-        let a = snapshot(Some(&config), &u, "a@x.io");
-        let b = snapshot(Some(&config), &u, "a@x.io");
+        let email = IdentitySource::Attribute("email".into());
+        let a = snapshot(Some(&config), &u, &email).unwrap();
+        let b = snapshot(Some(&config), &u, &email).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         let changed = u.clone().with_attribute("age", 31i64);
-        let c = snapshot(Some(&config), &changed, "a@x.io");
+        let c = snapshot(Some(&config), &changed, &email).unwrap();
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(c.attributes[1].1, AttrValue::Int(31));
         let more = changed.clone().with_attribute("plan", "vip");
-        assert_eq!(snapshot(Some(&config), &more, "a@x.io").attributes.len(), 3);
+        assert_eq!(
+            snapshot(Some(&config), &more, &email)
+                .unwrap()
+                .attributes
+                .len(),
+            3
+        );
         let other = UserContext::new("u2").with_attribute("email", "a@x.io");
-        assert_eq!(&*snapshot(Some(&config), &other, "a@x.io").user_id, "u2");
+        assert_eq!(
+            &*snapshot(Some(&config), &other, &email).unwrap().user_id,
+            "u2"
+        );
         let other_config = Arc::new(ProjectConfig::parse(DATAFILE).unwrap());
-        let x = snapshot(Some(&config), &u, "a@x.io");
+        let x = snapshot(Some(&config), &u, &email).unwrap();
         assert!(!Arc::ptr_eq(
             &x,
-            &snapshot(Some(&other_config), &u, "a@x.io")
+            &snapshot(Some(&other_config), &u, &email).unwrap()
         ));
-        let without = snapshot(None, &u, "a@x.io");
+        let without = snapshot(None, &u, &email).unwrap();
         assert!(without.audiences.is_none());
-        assert!(Arc::ptr_eq(&without, &snapshot(None, &u, "a@x.io")));
+        assert!(Arc::ptr_eq(&without, &snapshot(None, &u, &email).unwrap()));
+        // Another identity source: another snapshot, with its own contact.
+        let by_id = snapshot(None, &u, &IdentitySource::UserId).unwrap();
+        assert!(!Arc::ptr_eq(&without, &by_id));
+        assert_eq!(&*by_id.contact, "u1");
+        assert_eq!(&*snapshot(None, &u, &email).unwrap().contact, "a@x.io");
+        // No identity: none, and the cached snapshot is not handed out for it.
+        let no_email = UserContext::new("u1").with_attribute("age", 30i64);
+        assert!(snapshot(None, &no_email, &email).is_none());
     }
 
     #[test]

@@ -21,7 +21,6 @@ pub use user::ClientUserContext;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use flagbridge_engine::{
@@ -146,6 +145,7 @@ impl ClientBuilder {
         };
 
         let events = if self.events_enabled {
+            crate::clock::start();
             let transport: Arc<dyn EventTransport> = match self.event_transport.clone() {
                 Some(t) => t,
                 None => Arc::new(
@@ -216,12 +216,6 @@ impl ClientBuilder {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Forced {
     /// The current forced variations, or None (without touching the arc-swap) when empty.
     fn snapshot(&self) -> Option<arc_swap::Guard<Arc<ForcedVariations>>> {
@@ -285,14 +279,14 @@ impl Inner {
         decision: &Decision<'_>,
         options: DecideOptions,
     ) -> QueuedEvent {
-        let timestamp_ms = now_ms();
+        let timestamp_ms = crate::clock::coarse_ms();
         if self.ups.is_some() {
             let mut buffer = uuid::Uuid::encode_buffer();
             let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
             if let Some(batch) =
                 decision.impression_event(user.get(), &self.client_info, timestamp_ms, uuid)
             {
-                return QueuedEvent::Batch(batch);
+                return QueuedEvent::Batch(Box::new(batch));
             }
         }
         QueuedEvent::Impression(DeferredImpression {
@@ -301,7 +295,7 @@ impl Inner {
             default_options: self.default_options,
             options,
             user: user.hold(),
-            flag_key: decision.flag_key().to_owned(),
+            flag_key: decision.flag_key().into(),
             timestamp_ms,
             client_info: Arc::clone(&self.client_info),
         })
@@ -448,7 +442,12 @@ impl Client {
         if inner.events.is_some() || notify {
             let mut buffer = uuid::Uuid::encode_buffer();
             let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-            let batch = conversion.to_event_batch(user, &inner.client_info, now_ms(), uuid);
+            let batch = conversion.to_event_batch(
+                user,
+                &inner.client_info,
+                crate::clock::precise_ms(),
+                uuid,
+            );
             if notify {
                 inner
                     .notifications
@@ -464,7 +463,7 @@ impl Client {
                     }));
             }
             if let Some(events) = &inner.events {
-                events.push(QueuedEvent::Batch(batch));
+                events.push(QueuedEvent::Batch(Box::new(batch)));
             }
         }
         true

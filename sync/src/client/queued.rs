@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use flagbridge_engine::{
     ClientInfo, DecideOptions, Decider, EventBatch, ForcedVariations, ProjectConfig, UserContext,
 };
@@ -21,7 +22,8 @@ use crate::events::batch::{LogxBatch, Rendered};
 #[derive(Debug)]
 pub(crate) enum QueuedEvent {
     /// Built on the decide path (conversions, and impressions with a user profile service).
-    Batch(EventBatch),
+    /// Boxed so that the common entry, an impression, stays small to move.
+    Batch(Box<EventBatch>),
     /// An impression to rebuild in the owner loop.
     Impression(DeferredImpression),
 }
@@ -34,7 +36,8 @@ pub(crate) struct DeferredImpression {
     pub(crate) default_options: DecideOptions,
     pub(crate) options: DecideOptions,
     pub(crate) user: HeldUser,
-    pub(crate) flag_key: String,
+    /// Inline up to 24 bytes: no allocation for usual keys.
+    pub(crate) flag_key: CompactString,
     pub(crate) timestamp_ms: u64,
     pub(crate) client_info: Arc<ClientInfo>,
 }
@@ -71,7 +74,7 @@ impl<'a> UserRef<'a> {
     /// What a queued record keeps: an `Arc` clone when shared, else a copy.
     pub(crate) fn hold(self) -> HeldUser {
         match self {
-            UserRef::Borrowed(user) => HeldUser::Owned(user.clone()),
+            UserRef::Borrowed(user) => HeldUser::Owned(Box::new(user.clone())),
             UserRef::Shared(user) => HeldUser::Shared(Arc::clone(user)),
         }
     }
@@ -80,7 +83,8 @@ impl<'a> UserRef<'a> {
 /// A user kept in a queued record.
 #[derive(Debug)]
 pub(crate) enum HeldUser {
-    Owned(UserContext),
+    /// Boxed: the queued record stays small to move.
+    Owned(Box<UserContext>),
     Shared(Arc<UserContext>),
 }
 
@@ -98,11 +102,26 @@ impl std::ops::Deref for HeldUser {
 impl LogxBatch for QueuedEvent {
     fn render(self, endpoint_override: Option<&str>) -> serde_json::Result<Option<Rendered>> {
         match self {
-            QueuedEvent::Batch(batch) => batch.render(endpoint_override),
+            QueuedEvent::Batch(batch) => (*batch).render(endpoint_override),
             QueuedEvent::Impression(deferred) => match deferred.build() {
                 Some(batch) => batch.render(endpoint_override),
                 None => Ok(None),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_impression_is_small_to_move() {
+        // Moved twice per decide (into the record, into the lane): keep it near a cache line.
+        assert!(
+            std::mem::size_of::<QueuedEvent>() <= 96,
+            "{}",
+            std::mem::size_of::<QueuedEvent>()
+        );
     }
 }

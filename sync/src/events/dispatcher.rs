@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::batch::{LogxBatch, Pending};
 use super::sender::{send_with_retry, EventTransport, RetryPolicy, SendResult};
 use super::EventCounters;
+use crate::lanes::{Batch, Lanes, LANE_DRAIN_INTERVAL};
 
 /// Control messages (the events themselves travel on their own bounded queue).
 pub(crate) enum Control {
@@ -33,7 +34,10 @@ pub(crate) struct DispatchSettings {
 }
 
 pub(crate) struct Dispatcher<B> {
-    pub(crate) events: mpsc::Receiver<B>,
+    /// Full batches handed off by the lanes.
+    pub(crate) events: mpsc::Receiver<Batch<B>>,
+    /// Partial batches, taken at each tick, flush and close.
+    pub(crate) lanes: Arc<Lanes<B>>,
     pub(crate) control: mpsc::Receiver<Control>,
     pub(crate) transport: Arc<dyn EventTransport>,
     pub(crate) settings: DispatchSettings,
@@ -49,6 +53,9 @@ impl<B: LogxBatch> Dispatcher<B> {
         let mut ticker = tokio::time::interval(self.settings.flush_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
+        let mut lane_ticker = tokio::time::interval(LANE_DRAIN_INTERVAL);
+        lane_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        lane_ticker.tick().await;
         loop {
             tokio::select! {
                 biased;
@@ -59,34 +66,64 @@ impl<B: LogxBatch> Dispatcher<B> {
                         let _ = reply.send(());
                     }
                     Some(Control::Close(reply)) => {
-                        self.events.close();
-                        self.drain().await;
+                        self.close_and_drain().await;
                         self.flush().await;
                         let _ = reply.send(());
                         return;
                     }
                     None => {
-                        self.events.close();
-                        self.drain().await;
+                        self.close_and_drain().await;
                         self.flush().await;
                         return;
                     }
                 },
-                event = self.events.recv() => match event {
-                    Some(event) => self.add(event).await,
+                batch = self.events.recv() => match batch {
+                    Some(batch) => self.add_all(batch).await,
                     None => {
+                        self.close_and_drain().await;
                         self.flush().await;
                         return;
                     }
                 },
-                _ = ticker.tick() => self.flush().await,
+                _ = ticker.tick() => {
+                    self.drain().await;
+                    self.flush().await;
+                }
+                _ = lane_ticker.tick() => self.drain().await,
             }
         }
     }
 
-    /// Takes everything already in the queue.
+    /// Takes everything already queued: the lanes first, then the handed-off batches (a batch
+    /// handed off before its lane was drained is in the channel by then).
     async fn drain(&mut self) {
-        while let Ok(event) = self.events.try_recv() {
+        let mut taken = Vec::new();
+        self.lanes.drain(|batch| taken.push(batch));
+        self.take_queued(taken).await;
+    }
+
+    /// Closes the lanes and the channel (later events count as dropped) and takes everything.
+    async fn close_and_drain(&mut self) {
+        let mut taken = Vec::new();
+        self.lanes.close_and_drain(|batch| taken.push(batch));
+        self.events.close();
+        self.take_queued(taken).await;
+    }
+
+    /// Adds the lanes' partial batches and every handed-off batch, each thread's in the order
+    /// it pushed them (a lane's partial batch is newer than its batches still in the channel).
+    async fn take_queued(&mut self, mut taken: Vec<Batch<B>>) {
+        while let Ok(batch) = self.events.try_recv() {
+            taken.push(batch);
+        }
+        Batch::sort(&mut taken);
+        for batch in taken {
+            self.add_all(batch).await;
+        }
+    }
+
+    async fn add_all(&mut self, batch: Batch<B>) {
+        for event in batch.records {
             self.add(event).await;
         }
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::lanes::{self, Batch, LaneCounts, Lanes};
 use batch::LogxBatch;
 use dispatcher::{Control, DispatchSettings, Dispatcher, OnSent};
 use sender::{EventTransport, RetryPolicy};
@@ -45,10 +46,10 @@ pub const DEFAULT_EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Event counters, shared between the decide path and the owner loop.
 #[derive(Debug, Default)]
 pub struct EventCounters {
-    queued: AtomicU64,
+    /// Queued and overflow counts, one per lane (see `crate::lanes`).
+    lanes: Box<[LaneCounts]>,
     sent: AtomicU64,
     dropped: AtomicU64,
-    overflow: AtomicU64,
     retries: AtomicU64,
     batches: AtomicU64,
     overflowing: AtomicBool,
@@ -76,10 +77,10 @@ impl EventCounters {
     /// A snapshot of all counters.
     pub fn snapshot(&self) -> EventStats {
         EventStats {
-            queued: self.queued.load(Ordering::Relaxed),
+            queued: lanes::sum(&self.lanes, |c| &c.accepted),
             sent: self.sent.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
-            overflow: self.overflow.load(Ordering::Relaxed),
+            overflow: lanes::sum(&self.lanes, |c| &c.refused),
             retries: self.retries.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
         }
@@ -127,11 +128,23 @@ impl Default for EventSettings {
 }
 
 /// Handle to the event pipeline: `push` never blocks; `flush` and `close` are awaitable.
-#[derive(Debug)]
+///
+/// Each producing thread collects events in its own lane and hands them to the owner loop in
+/// batches (see `crate::lanes`); the owner loop also takes every lane's events every 50 ms, on
+/// `flush` and on `close`.
 pub struct EventProcessor<B> {
-    events: mpsc::Sender<B>,
+    events: mpsc::Sender<Batch<B>>,
+    lanes: Arc<Lanes<B>>,
     control: mpsc::Sender<Control>,
     counters: Arc<EventCounters>,
+}
+
+impl<B> std::fmt::Debug for EventProcessor<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventProcessor")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B: LogxBatch> EventProcessor<B> {
@@ -141,11 +154,17 @@ impl<B: LogxBatch> EventProcessor<B> {
         transport: Arc<dyn EventTransport>,
         on_sent: OnSent,
     ) -> Self {
-        let (events, events_rx) = mpsc::channel(settings.capacity.max(1));
+        let (lanes, slots) = Lanes::new(settings.capacity);
+        let lanes = Arc::new(lanes);
+        let (events, events_rx) = mpsc::channel(slots);
         let (control, control_rx) = mpsc::channel(16);
-        let counters = Arc::new(EventCounters::default());
+        let counters = Arc::new(EventCounters {
+            lanes: (0..lanes.count()).map(|_| LaneCounts::default()).collect(),
+            ..EventCounters::default()
+        });
         let dispatcher = Dispatcher {
             events: events_rx,
+            lanes: Arc::clone(&lanes),
             control: control_rx,
             transport,
             settings: settings.dispatch,
@@ -157,6 +176,7 @@ impl<B: LogxBatch> EventProcessor<B> {
         tokio::spawn(dispatcher.run());
         EventProcessor {
             events,
+            lanes,
             control,
             counters,
         }
@@ -165,25 +185,48 @@ impl<B: LogxBatch> EventProcessor<B> {
     /// Offers one event; never waits. A full queue counts an overflow (logged once per streak);
     /// a closed pipeline counts a drop.
     pub fn push(&self, event: B) {
-        match self.events.try_send(event) {
+        let mut lane = self.lanes.lock();
+        let counts = &self.counters.lanes[lane.index];
+        if self.lanes.is_closed() {
+            drop(lane);
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let batch = self.lanes.batch();
+        lane.push(event, batch);
+        if lane.len() < batch {
+            LaneCounts::bump(&counts.accepted);
+            return;
+        }
+        let full = lane.take();
+        match self.events.try_send(full) {
             Ok(()) => {
-                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+                LaneCounts::bump(&counts.accepted);
+                drop(lane);
                 if self.counters.overflowing.load(Ordering::Relaxed) {
                     self.counters.overflowing.store(false, Ordering::Relaxed);
                     tracing::info!("event queue accepts events again");
                 }
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+            Err(mpsc::error::TrySendError::Full(full)) => {
+                // Keeps the older events; the new one is the overflow.
+                let refused = lane.put_back(full, batch);
+                for _ in 0..refused {
+                    LaneCounts::bump(&counts.refused);
+                }
+                drop(lane);
                 if !self.counters.overflowing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
-                        capacity = self.events.max_capacity(),
+                        capacity = self.events.max_capacity() * batch,
                         "event queue full; dropping events until it drains"
                     );
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            Err(mpsc::error::TrySendError::Closed(full)) => {
+                drop(lane);
+                self.counters
+                    .dropped
+                    .fetch_add(full.records.len() as u64, Ordering::Relaxed);
             }
         }
     }

@@ -307,3 +307,39 @@ mod properties {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn flush_and_close_take_events_waiting_in_other_threads_lanes() {
+    let t = MemTransport::default();
+    let p = spawn(&t, |s| {
+        s.dispatch.flush_interval = Duration::from_secs(3600)
+    });
+    // Fewer than a lane batch per thread: every event is still in its thread's lane.
+    let push_from_threads = |tag: &str| {
+        std::thread::scope(|scope| {
+            for thread in 0..3 {
+                let p = &p;
+                scope.spawn(move || {
+                    for n in 0..(crate::lanes::LANE_BATCH / 2) {
+                        p.push(event("1", &format!("{tag}{thread}"), n));
+                    }
+                });
+            }
+        });
+    };
+    let per_round = 3 * (crate::lanes::LANE_BATCH / 2);
+    push_from_threads("f");
+    assert_eq!(p.counters().snapshot().queued, per_round as u64);
+    p.flush().await;
+    assert_eq!(p.counters().snapshot().sent, per_round as u64);
+    push_from_threads("c");
+    p.close().await;
+    let visitors: usize = t.sizes().iter().sum();
+    assert_eq!(visitors, 2 * per_round, "nothing left in a lane at close");
+    push_from_threads("late");
+    let stats = p.counters().snapshot();
+    assert_eq!(
+        (stats.sent, stats.dropped),
+        (2 * per_round as u64, per_round as u64)
+    );
+}

@@ -26,6 +26,7 @@ use super::retry::{self, Class};
 use super::store::Store;
 use super::time::{day_of, format_timestamp};
 use super::transport::{BrevoRequest, BrevoResponse, BrevoTransport, Method};
+use crate::lanes::Batch;
 /// A request from the handle to the worker.
 pub(crate) enum Command {
     /// Send everything pending now; reply when done.
@@ -271,6 +272,9 @@ impl Worker {
                             let _ = reply.send(result);
                         }
                         Some(Command::Close(reply)) => {
+                            // Stop first: a record accepted before this is in a lane or the
+                            // queue, drained by the flush; later ones count as dropped.
+                            self.shared.stopped.store(true, Ordering::SeqCst);
                             let result = self.flush_all().await;
                             let result = result.and(self.commit());
                             self.shared.stopped.store(true, Ordering::SeqCst);
@@ -302,23 +306,34 @@ impl Worker {
         }
     }
 
-    /// Moves every queued record into the coalescer / event list.
+    /// Moves every queued record into the coalescer / event list: the lanes' partial batches
+    /// first, then the queue (a batch handed off before its lane was drained is in the queue
+    /// by then), applied in each thread's push order (the latest decision wins).
     fn drain(&mut self) {
-        if self.shared.queue.is_empty() {
+        let mut batches = Vec::new();
+        self.shared.lanes.drain(|batch| batches.push(batch));
+        if batches.is_empty() && self.shared.queue.is_empty() {
             return;
         }
+        while let Some(batch) = self.shared.queue.pop() {
+            batches.push(batch);
+        }
+        Batch::sort(&mut batches);
         let now = SystemTime::now();
         let today = day_of(now);
         let mut decisions = 0u64;
-        while let Some(record) = self.shared.queue.pop() {
+        for record in batches.iter().flat_map(|b| &b.records) {
             match record {
                 SyncRecord::Decision(d) => {
                     decisions += 1;
-                    self.coalescer.apply(&d, today);
+                    self.coalescer.apply(d, today);
                 }
-                SyncRecord::Conversion(c) => self.accept_conversion(&c),
+                SyncRecord::Conversion(c) => self.accept_conversion(c),
             }
         }
+        // Dropped together: the decide path keeps incrementing the same user snapshot's
+        // reference count, so releasing in one burst moves its cache line fewer times.
+        drop(batches);
         self.shared
             .counters
             .decisions_processed
