@@ -186,12 +186,7 @@ pub async fn run(
         None => {
             return Err(BackfillError::Project(format!(
                 "several projects ({}): choose one with --project",
-                config
-                    .projects
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                config.project_names()
             )))
         }
     };

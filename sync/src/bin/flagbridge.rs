@@ -346,12 +346,7 @@ fn check_config(file: &Path) -> ExitCode {
                 file.display(),
                 config.projects.len(),
                 if config.projects.len() == 1 { "" } else { "s" },
-                config
-                    .projects
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                config.project_names()
             );
             ExitCode::SUCCESS
         }

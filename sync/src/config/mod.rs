@@ -209,6 +209,15 @@ pub struct Logging {
 }
 
 impl Config {
+    /// The projects' names, comma-separated, for messages.
+    pub fn project_names(&self) -> String {
+        self.projects
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Reads and validates a config file, interpolating `${VAR}` from the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
