@@ -118,11 +118,19 @@ impl<T> Lanes<T> {
     /// Lanes for a queue of `capacity` records; also returns how many full batches the owner's
     /// queue may hold so that lanes and queue together never exceed `capacity`.
     pub(crate) fn new(capacity: usize) -> (Self, usize) {
+        Self::with_max_batch(capacity, LANE_BATCH)
+    }
+
+    /// As [`new`](Self::new), with batches of at most `max_batch` records. `max_batch == 1`
+    /// hands every record off at once, so the owner sees records of all threads in the order
+    /// they were pushed (what an owner needs when records of different threads must not pass
+    /// each other).
+    pub(crate) fn with_max_batch(capacity: usize, max_batch: usize) -> (Self, usize) {
         let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
         let count = (cores * 2).next_power_of_two().min(MAX_LANES);
         let capacity = capacity.max(1);
-        let batch = if capacity >= 2 * count * LANE_BATCH {
-            LANE_BATCH
+        let batch = if max_batch > 1 && capacity >= 2 * count * max_batch {
+            max_batch
         } else {
             1
         };

@@ -154,7 +154,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(capacity: usize, identity_source: IdentitySource) -> Self {
-        let (lanes, slots) = Lanes::new(capacity);
+        // One record per hand-off: decisions for one contact may come from different threads,
+        // and the latest must win, so records of all threads stay in push order. (Per-thread
+        // batches reordered them across threads: an older decision could overwrite a newer one.)
+        let (lanes, slots) = Lanes::with_max_batch(capacity, 1);
         let wake_every = ((capacity / WAKE_DIVISOR) / lanes.batch()).max(1) as u64;
         Shared {
             queue: ArrayQueue::new(slots),

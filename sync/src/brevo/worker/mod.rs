@@ -318,7 +318,11 @@ impl Worker {
         while let Some(batch) = self.shared.queue.pop() {
             batches.push(batch);
         }
-        Batch::sort(&mut batches);
+        if self.shared.lanes.batch() > 1 {
+            // Only per-thread batches need putting back in push order; single records come
+            // out of the queue in the order they were pushed, across threads.
+            Batch::sort(&mut batches);
+        }
         let now = SystemTime::now();
         let today = day_of(now);
         let mut decisions = 0u64;
