@@ -14,6 +14,9 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
+use crate::brevo::{
+    ApiKey, BrevoRequest, BrevoTransport, Method, ReqwestTransport, TransportError,
+};
 use crate::config::Secret;
 use crate::rest::policy::{self, StatusClass};
 use crate::rest::ratelimit::{RateLimiter, Window};
@@ -31,7 +34,7 @@ pub enum ListError {
         /// URL.
         url: String,
         /// Cause.
-        source: reqwest::Error,
+        source: TransportError,
     },
     /// Unexpected status (after retries for 429/5xx).
     #[error("{url}: HTTP {status}: {body}")]
@@ -131,9 +134,8 @@ impl ListWriter for DryRunLists {
 /// Writes lists through the Brevo API.
 #[derive(Debug)]
 pub struct BrevoLists {
-    http: reqwest::Client,
+    transport: ReqwestTransport,
     base: Url,
-    api_key: Secret,
     folder_id: Option<u64>,
     identifier_type: &'static str,
     limiter: RateLimiter,
@@ -167,17 +169,18 @@ impl BrevoLists {
         folder_id: Option<u64>,
         per_second: u32,
     ) -> Result<BrevoLists, ListError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|source| ListError::Http {
-                url: base.to_string(),
-                source,
-            })?;
+        let transport = ReqwestTransport::new(
+            base.as_str(),
+            ApiKey::new(api_key.expose()),
+            Duration::from_secs(30),
+        )
+        .map_err(|e| ListError::Http {
+            url: base.to_string(),
+            source: TransportError::Failed(e.to_string()),
+        })?;
         Ok(BrevoLists {
-            http,
+            transport,
             base,
-            api_key,
             folder_id,
             identifier_type: "ext_id",
             limiter: RateLimiter::new(vec![Window::per_second(per_second)]),
@@ -197,50 +200,51 @@ impl BrevoLists {
         })
     }
 
-    /// One call with pacing and retries on 429/5xx (`x-sib-ratelimit-reset` honoured).
+    /// One call with pacing and retries on 429/5xx (`x-sib-ratelimit-reset` honoured), through
+    /// the Brevo sync's transport.
     async fn call(
         &self,
-        method: reqwest::Method,
+        method: Method,
         url: &Url,
         body: Option<serde_json::Value>,
     ) -> Result<(StatusCode, Vec<u8>), ListError> {
+        // `url` was joined onto `base`, so the path is what follows the base (without its `/`).
+        let base = self.base.as_str().trim_end_matches('/');
+        let path = url
+            .as_str()
+            .strip_prefix(base)
+            .unwrap_or(url.path())
+            .to_string();
+        let body = body.map(|b| b.to_string().into_bytes());
         let mut attempt = 0;
         loop {
             attempt += 1;
             self.limiter.acquire().await;
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .header("api-key", self.api_key.expose())
-                .header("accept", "application/json");
-            if let Some(body) = &body {
-                req = req.json(body);
-            }
-            let resp = req.send().await.map_err(|source| ListError::Http {
-                url: url.to_string(),
-                source,
-            })?;
-            let status = resp.status();
-            let reset = resp
-                .headers()
-                .get("x-sib-ratelimit-reset")
-                .or_else(|| resp.headers().get("retry-after"))
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let bytes = resp.bytes().await.map_err(|source| ListError::Http {
-                url: url.to_string(),
-                source,
-            })?;
-            match policy::classify(status.as_u16()) {
+            let request = BrevoRequest {
+                method,
+                path: path.clone(),
+                body: body.clone(),
+            };
+            let response =
+                self.transport
+                    .send(request)
+                    .await
+                    .map_err(|source| ListError::Http {
+                        url: url.to_string(),
+                        source,
+                    })?;
+            let status =
+                StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            match policy::classify(response.status) {
                 StatusClass::Retry if attempt < policy::MAX_ATTEMPTS => {
                     tokio::time::sleep(policy::retry_delay(
                         attempt,
-                        reset.as_deref(),
+                        response.rate_limit_reset.as_deref(),
                         policy::BASE_BACKOFF,
                     ))
                     .await;
                 }
-                _ => return Ok((status, bytes.to_vec())),
+                _ => return Ok((status, response.body)),
             }
         }
     }
@@ -259,7 +263,7 @@ impl ListWriter for BrevoLists {
         let mut offset = 0;
         loop {
             let url = self.url(&format!("contacts/lists?limit={LIST_PAGE}&offset={offset}"))?;
-            let (status, body) = self.call(reqwest::Method::GET, &url, None).await?;
+            let (status, body) = self.call(Method::Get, &url, None).await?;
             if !status.is_success() {
                 return Err(status_error(&url, status, &body));
             }
@@ -280,7 +284,7 @@ impl ListWriter for BrevoLists {
         })?;
         let url = self.url("contacts/lists")?;
         let body = serde_json::json!({"name": name, "folderId": folder_id});
-        let (status, bytes) = self.call(reqwest::Method::POST, &url, Some(body)).await?;
+        let (status, bytes) = self.call(Method::Post, &url, Some(body)).await?;
         if !status.is_success() {
             return Err(status_error(&url, status, &bytes));
         }
@@ -309,7 +313,7 @@ impl ListWriter for BrevoLists {
                 .push(user_id);
             url.set_query(Some(&format!("identifierType={}", self.identifier_type)));
             let body = serde_json::json!({"listIds": [list_id]});
-            let (status, bytes) = self.call(reqwest::Method::PUT, &url, Some(body)).await?;
+            let (status, bytes) = self.call(Method::Put, &url, Some(body)).await?;
             match status.as_u16() {
                 200..=299 => outcome.added += 1,
                 404 => outcome.unknown += 1,
