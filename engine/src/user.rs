@@ -1,6 +1,7 @@
 //! The user a decision is made for: id, attributes, qualified segments and forced decisions.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Serialize, Serializer};
 
@@ -184,6 +185,15 @@ pub struct UserContext {
     qualified_segments: Option<Vec<String>>,
     forced: Vec<(ForcedKey, String)>,
     bucket_map: Option<HashMap<String, String>>,
+    /// See [`version`](UserContext::version).
+    version: u64,
+}
+
+/// Source of [`UserContext::version`] numbers (0 is the empty default user's).
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    NEXT_VERSION.fetch_add(1, Ordering::Relaxed)
 }
 
 impl UserContext {
@@ -191,8 +201,18 @@ impl UserContext {
     pub fn new(user_id: impl Into<String>) -> Self {
         UserContext {
             user_id: user_id.into(),
+            version: next_version(),
             ..UserContext::default()
         }
+    }
+
+    /// A number that changes with every change to this user (id, attributes, segments, forced
+    /// decisions, bucket map) and is never reused in the process: two users with the same
+    /// version have the same content (a clone keeps its original's version until it changes).
+    /// Lets a consumer that already copied a user skip copying or comparing it again.
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Builder form of [`set_attribute`](Self::set_attribute).
@@ -207,6 +227,7 @@ impl UserContext {
 
     /// Set an attribute; an existing key keeps its position and gets the new value.
     pub fn set_attribute(&mut self, key: impl Into<String>, value: impl Into<AttributeValue>) {
+        self.version = next_version();
         let key = key.into();
         let value = value.into();
         let hash = key_hash(&key);
@@ -252,6 +273,7 @@ impl UserContext {
 
     /// Set the ODP segments the user qualifies for (matched by `qualified` conditions).
     pub fn set_qualified_segments(&mut self, segments: Vec<String>) {
+        self.version = next_version();
         self.qualified_segments = Some(segments);
     }
 
@@ -274,6 +296,7 @@ impl UserContext {
         rule_key: Option<&str>,
         variation_key: &str,
     ) {
+        self.version = next_version();
         let key = ForcedKey {
             flag_key: flag_key.to_string(),
             rule_key: rule_key.map(str::to_string),
@@ -304,6 +327,7 @@ impl UserContext {
 
     /// Remove one forced decision; true when it existed.
     pub fn remove_forced_decision(&mut self, flag_key: &str, rule_key: Option<&str>) -> bool {
+        self.version = next_version();
         let before = self.forced.len();
         self.forced
             .retain(|(k, _)| !(k.flag_key == flag_key && k.rule_key.as_deref() == rule_key));
@@ -312,6 +336,7 @@ impl UserContext {
 
     /// Remove every forced decision.
     pub fn remove_all_forced_decisions(&mut self) {
+        self.version = next_version();
         self.forced.clear();
     }
 
@@ -321,6 +346,7 @@ impl UserContext {
     /// merges them over the user profile service's map; attribute values here cannot be objects,
     /// so they are set through this method instead.
     pub fn set_experiment_bucket_map(&mut self, map: HashMap<String, String>) {
+        self.version = next_version();
         self.bucket_map = Some(map);
     }
 
@@ -342,6 +368,39 @@ impl UserContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_changes_with_every_change_and_clones_keep_it() {
+        let mut u = UserContext::new("u");
+        let other = UserContext::new("u");
+        assert_ne!(
+            u.version(),
+            other.version(),
+            "two users never share a version"
+        );
+        let mut seen = vec![u.version()];
+        let mut check = |u: &UserContext| {
+            assert!(!seen.contains(&u.version()), "version reused");
+            seen.push(u.version());
+        };
+        u.set_attribute("a", 1i64);
+        check(&u);
+        let copy = u.clone();
+        assert_eq!(copy.version(), u.version());
+        u.set_attribute("a", 1i64);
+        check(&u);
+        u.set_qualified_segments(vec!["s".into()]);
+        check(&u);
+        u.set_forced_decision("f", None, "v");
+        check(&u);
+        u.remove_forced_decision("f", None);
+        check(&u);
+        u.remove_all_forced_decisions();
+        check(&u);
+        u.set_experiment_bucket_map(HashMap::new());
+        check(&u);
+        assert_ne!(copy.version(), u.version());
+    }
 
     #[test]
     fn attributes_keep_order_and_replace() {
