@@ -1,10 +1,11 @@
 //! Decide through the runtime `Client` (events on: impression built, uuid made, queue push)
 //! against the engine alone, on the same config and user. Target: Client <= 1.3x engine.
 //!
-//! The event transport is a null one (answers 204 at once). The Client runs on a current-thread
-//! runtime and the queue is drained between timed chunks, so what is timed is the decide path
-//! alone (including the queue push), never the owner loop's rendering and never an overflow
-//! (printed at the end; it must be 0).
+//! The event transport is a null one (answers 204 at once). The Client's pipeline runs on a
+//! one-worker tokio runtime (the other core), woken by the decide path as in a server; the
+//! queue is drained between timed chunks, so what is timed is the decide path (including the
+//! ring push and the collector wake-ups) and never an overflow (printed at the end; it must
+//! be 0). `*_distinct_users` rotate through 1,000 users, so every impression carries its user.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -43,8 +44,11 @@ fn client_overhead(c: &mut Criterion) {
     let text = datafile("1");
     let config = ProjectConfig::parse(&text).expect("datafile");
     let user = UserContext::new("user-123").with_attribute("plan", "pro");
-    // Current-thread runtime: the event owner loop only runs inside `block_on`.
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // The event pipeline runs on one tokio worker thread, as in a server where it runs beside
+    // the request threads; the timed loop runs on this thread. Between timed chunks the loop
+    // waits (untimed) for a flush, so the pipeline never competes with it for a core.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
@@ -138,6 +142,57 @@ fn client_overhead(c: &mut Criterion) {
     });
     group.bench_function("client_decide_with_no_events", |b| {
         b.iter_custom(|iters| timed(&without_events, iters, &decide_with))
+    });
+    // The worst case for the hand-off: every decide is for another user than the previous one
+    // on this thread, so each impression carries its user (`Arc` clone, or a copy when
+    // borrowed). The baseline decides for the same rotation of users.
+    const ROTATION: usize = 1_000;
+    let users: Vec<UserContext> = (0..ROTATION)
+        .map(|i| UserContext::new(format!("user-{i}")).with_attribute("plan", "pro"))
+        .collect();
+    let bound_users: Vec<_> = users
+        .iter()
+        .map(|u| with_events.user_context(u.clone()))
+        .collect();
+    let next = std::cell::Cell::new(0usize);
+    let turn = || {
+        let i = next.get();
+        next.set((i + 1) % ROTATION);
+        i
+    };
+    group.bench_function("engine_alone_distinct_users", |b| {
+        b.iter(|| {
+            let decider = Decider::new(&config);
+            let d = decider.decide(
+                black_box(&users[turn()]),
+                black_box("checkout"),
+                DecideOptions::NONE,
+            );
+            black_box(d.enabled())
+        })
+    });
+    group.bench_function("user_context_decide_with_events_distinct_users", |b| {
+        b.iter_custom(|iters| {
+            timed(&with_events, iters, &|_: &Client| {
+                bound_users[turn()].decide_with(black_box("checkout"), DecideOptions::NONE, |d| {
+                    black_box(d.enabled());
+                })
+            })
+        })
+    });
+    group.bench_function("client_decide_with_events_distinct_users", |b| {
+        b.iter_custom(|iters| {
+            timed(&with_events, iters, &|client: &Client| {
+                client.decide_with(
+                    black_box(&users[turn()]),
+                    black_box("checkout"),
+                    DecideOptions::NONE,
+                    |d| {
+                        black_box(d.enabled());
+                    },
+                )
+            })
+        })
     });
     group.finish();
 

@@ -513,3 +513,23 @@ fn typed_audiences_win_over_legacy_ones() {
     let legacy_user = UserContext::new("u").with_attribute("x", "legacy");
     assert_eq!(config.evaluate_audience("a", &legacy_user), None);
 }
+
+#[test]
+fn a_decision_names_its_flag_by_index_in_the_config() {
+    let config = python_config();
+    let decider = Decider::new(&config);
+    let user = UserContext::new("user_1");
+    let keys: Vec<String> = (0..)
+        .map_while(|i| config.flag_key_at(i).map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), config.optimizely_config().features_map.len());
+    assert!(keys.len() >= 2);
+    for key in &keys {
+        let decision = decider.decide(&user, key, DecideOptions::NONE);
+        let index = decision.flag_index().expect("a known flag has an index");
+        assert_eq!(config.flag_key_at(index), Some(&key[..]));
+    }
+    let unknown = decider.decide(&user, "no_such_flag", DecideOptions::NONE);
+    assert_eq!(unknown.flag_index(), None);
+    assert_eq!(config.flag_key_at(u32::MAX), None);
+}

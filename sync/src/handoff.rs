@@ -6,7 +6,7 @@
 //! thread-local (`thread_local`): a push is a few plain stores and one release store, with no
 //! lock and no atomic read-modify-write. A collector task moves the rings' records into the
 //! owner's bounded channel in batches; it wakes when a thread has pushed a quarter of its ring
-//! and every [`COLLECT_INTERVAL`]. On flush and close the owner takes what is left itself
+//! (at most [`COLLECT_BATCH`] records) and every [`COLLECT_INTERVAL`]. On flush and close the owner takes what is left itself
 //! ([`Handoff::take_all`]).
 //!
 //! Memory on both sides: the producer keeps a small state per thread ([`Handed::Sent`]: what it
@@ -21,7 +21,7 @@
 //! owner that needs one stamps its records.
 //!
 //! Bounds: a ring holds `ring_capacity` records and the channel `channel_batches` batches of at
-//! most [`COLLECT_BATCH`] items. A full channel leaves records in the rings; a full ring refuses
+//! most `min(ring_capacity, COLLECT_BATCH)` items. A full channel leaves records in the rings; a full ring refuses
 //! the record (counted in [`Handoff::refused`]). Rings live as long as the `Handoff`; a thread
 //! that ends leaves its ring to the next thread that gets its thread-local slot.
 
@@ -41,7 +41,7 @@ pub(crate) const COLLECT_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) const COLLECT_BATCH: usize = 256;
 
 /// Largest ring per thread (records).
-pub(crate) const MAX_RING_CAPACITY: usize = 8_192;
+pub(crate) const MAX_RING_CAPACITY: usize = 2_048;
 
 /// What travels through a [`Handoff`], and how the owner reads it.
 pub(crate) trait Handed: 'static {
@@ -58,8 +58,10 @@ pub(crate) trait Handed: 'static {
 }
 
 /// Records that need no memory on either side.
+#[cfg(test)]
 pub(crate) struct Plain<T>(std::marker::PhantomData<T>);
 
+#[cfg(test)]
 impl<T: Send + 'static> Handed for Plain<T> {
     type Record = T;
     type Sent = ();
@@ -84,7 +86,8 @@ pub(crate) enum Pushed {
 /// One producing thread's side.
 struct Lane<H: Handed> {
     producer: rtrb::Producer<H::Record>,
-    pushes: u64,
+    /// Pushes left before the next wake-up of the collector.
+    until_wake: u64,
     /// Written by this thread only (load + store), read by [`Handoff::accepted`].
     accepted: Arc<AtomicU64>,
     sent: H::Sent,
@@ -102,6 +105,8 @@ pub(crate) struct Handoff<H: Handed> {
     lanes: ThreadLocal<RefCell<Lane<H>>>,
     rings: Mutex<Vec<Ring<H>>>,
     ring_capacity: usize,
+    /// Items per batch sent to the owner.
+    batch: usize,
     wake_every: u64,
     closed: AtomicBool,
     refused: AtomicU64,
@@ -116,7 +121,8 @@ impl<H: Handed> Handoff<H> {
             lanes: ThreadLocal::new(),
             rings: Mutex::new(Vec::new()),
             ring_capacity,
-            wake_every: (ring_capacity as u64 / 4).max(1),
+            batch: ring_capacity.min(COLLECT_BATCH),
+            wake_every: (ring_capacity / 4).clamp(1, COLLECT_BATCH) as u64,
             closed: AtomicBool::new(false),
             refused: AtomicU64::new(0),
             wake: Notify::new(),
@@ -137,7 +143,7 @@ impl<H: Handed> Handoff<H> {
         });
         RefCell::new(Lane {
             producer,
-            pushes: 0,
+            until_wake: self.wake_every,
             accepted,
             sent: H::Sent::default(),
         })
@@ -172,11 +178,17 @@ impl<H: Handed> Handoff<H> {
         }
         let accepted = lane.accepted.load(Ordering::Relaxed) + 1;
         lane.accepted.store(accepted, Ordering::Relaxed);
-        lane.pushes += 1;
-        if lane.pushes % self.wake_every == 0 {
+        lane.until_wake -= 1;
+        if lane.until_wake == 0 {
+            lane.until_wake = self.wake_every;
             self.wake.notify_one();
         }
         Pushed::Accepted
+    }
+
+    /// Most items per batch the collector sends.
+    pub(crate) fn batch(&self) -> usize {
+        self.batch
     }
 
     /// Records accepted so far, all threads.
@@ -199,6 +211,7 @@ impl<H: Handed> Handoff<H> {
     }
 
     /// Whether [`close`](Self::close) ran.
+    #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
@@ -218,7 +231,8 @@ impl<H: Handed> Handoff<H> {
     }
 
     /// Starts the collector on the current tokio runtime; returns the owner's end of a channel
-    /// of `channel_batches` batches. The collector ends when that end is dropped.
+    /// of `channel_batches` batches (see [`batch`](Self::batch)). The collector ends when that
+    /// end is dropped.
     pub(crate) fn spawn_collector(
         self: &Arc<Self>,
         channel_batches: usize,
@@ -247,7 +261,7 @@ impl<H: Handed> Handoff<H> {
                 return;
             };
             let mut batch = Vec::new();
-            Self::drain(&mut rings, COLLECT_BATCH, &mut batch);
+            Self::drain(&mut rings, self.batch, &mut batch);
             if batch.is_empty() {
                 return;
             }

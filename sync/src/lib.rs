@@ -28,8 +28,8 @@ pub mod datafile;
 mod engine_glue;
 pub mod error;
 pub mod events;
-#[allow(dead_code)] // until the event and Brevo pipelines move to it (next commits)
 mod handoff;
+#[allow(dead_code)] // only the Brevo sync still uses it, until it moves to `handoff`
 mod lanes;
 pub mod notify;
 #[cfg(feature = "openfeature")]

@@ -411,3 +411,94 @@ async fn deferred_impressions_equal_impressions_built_on_the_decide_path() {
     let legacy = &deferred[6]["snapshots"][0]["decisions"][0];
     assert_eq!(legacy["metadata"]["variation_key"], "treatment", "{legacy}");
 }
+
+/// The decide path sends a thread's config and user only when they change (compared by
+/// address and by `UserContext::version`); the owner loop fills in the rest. Every way they
+/// can change between two decides of one thread must still render the impression decided.
+#[tokio::test(start_paused = true)]
+async fn impressions_follow_user_changes_and_config_swaps_on_one_thread() {
+    async fn run(with_ups: bool) -> (Vec<String>, Vec<Value>) {
+        const SDK_KEY: &str = "swap-key";
+        let cdn = flagbridge_sync::testing::FakeCdn::start().await.unwrap();
+        cdn.set_datafile(SDK_KEY, datafile("7"));
+        let endpoint = FakeEventEndpoint::start().await.unwrap();
+        let mut b = Client::builder()
+            .sdk_key(SDK_KEY)
+            .datafile_base_url(cdn.base_url())
+            .event_endpoint(endpoint.url())
+            .event_queue_capacity(16);
+        if with_ups {
+            b = b.user_profile_service(Arc::new(NoProfiles));
+        }
+        let client = b.start().await.unwrap();
+        let variation = |d: flagbridge_sync::FlagDecision| d.variation_key;
+
+        // A bound user deciding again and again, then changed in place.
+        let mut bound = client.create_user_context("bound");
+        bound.set_attribute("plan", "pro");
+        let decide = |b: &flagbridge_sync::ClientUserContext| {
+            variation(b.decide("checkout", DecideOptions::NONE))
+        };
+        assert_eq!(decide(&bound).as_deref(), Some("treatment"));
+        assert_eq!(decide(&bound).as_deref(), Some("treatment"));
+        bound.set_attribute("plan", "basic");
+        let basic = decide(&bound);
+        // A clone keeps the version, then diverges.
+        let mut twin = bound.clone();
+        decide(&twin);
+        twin.set_attribute("plan", "pro");
+        decide(&twin);
+        decide(&bound);
+        // Borrowed users: the same one twice, changed, then another with the same content.
+        let mut user = pro("borrowed");
+        client.decide(&user, "checkout", DecideOptions::NONE);
+        client.decide(&user, "checkout", DecideOptions::NONE);
+        user.set_attribute("plan", "basic");
+        client.decide(&user, "checkout", DecideOptions::NONE);
+        client.decide(&pro("borrowed"), "checkout", DecideOptions::NONE);
+        client.flush().await;
+        // The config changes between two decides of the same user.
+        cdn.set_datafile(SDK_KEY, datafile("8"));
+        client.refresh_now().await.unwrap();
+        decide(&bound);
+        client.decide(&pro("borrowed"), "checkout", DecideOptions::NONE);
+        // More than the ring holds at once: some are refused (counted), the next ones carry
+        // their config and user again.
+        for i in 0..40 {
+            client.decide(&pro(&format!("burst{i}")), "checkout", DecideOptions::NONE);
+        }
+        let refused = client.event_stats().overflow;
+        assert!(refused > 0, "the burst overflows the ring");
+        client.flush().await;
+        decide(&bound);
+        client.decide(&pro("after"), "checkout", DecideOptions::NONE);
+        client.close().await;
+        assert_ne!(basic.as_deref(), Some("treatment"));
+        let revisions = endpoint
+            .batches()
+            .iter()
+            .flat_map(|b| {
+                let n = b["visitors"].as_array().unwrap().len();
+                std::iter::repeat_n(b["revision"].as_str().unwrap().to_owned(), n)
+            })
+            .collect();
+        let stats = client.event_stats();
+        assert_eq!(stats.overflow, refused);
+        assert_eq!(stats.queued, stats.sent);
+        (revisions, strip_ids(endpoint.visitors()))
+    }
+    let (immediate_revisions, immediate) = run(true).await;
+    let (revisions, deferred) = run(false).await;
+    assert_eq!(revisions, immediate_revisions);
+    assert_eq!(deferred.len(), immediate.len());
+    // Refusals depend on timing; compare what was sent by visitor and decision.
+    assert_eq!(deferred, immediate);
+    assert_eq!(
+        revisions.iter().filter(|r| *r == "7").count(),
+        10,
+        "{revisions:?}"
+    );
+    assert!(revisions.iter().skip(10).all(|r| r == "8"), "{revisions:?}");
+    let plans: Vec<&Value> = deferred[..4].iter().map(|v| &v["attributes"]).collect();
+    assert_ne!(plans[1], plans[2], "the change in place shows: {plans:?}");
+}

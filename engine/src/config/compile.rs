@@ -421,6 +421,7 @@ pub(super) fn compile(
         let rules = rollout.map_or(&[][..], |r| rollouts[r].rules.as_slice());
         flag_rules.extend(rules.iter().map(|e| *e as u32));
         flags.push(Flag {
+            index: flags.len() as u32,
             rules: (start, exp_indexes.len() as u32, rules.len() as u32),
             has_rollout_id: !rollout_id.is_empty(),
             has_rollout: rollout.is_some(),

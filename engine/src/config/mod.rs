@@ -116,6 +116,8 @@ pub(crate) struct FlagVariable {
 #[derive(Debug, Clone)]
 #[repr(C, align(64))]
 pub(crate) struct Flag {
+    /// Position in [`ProjectConfig::flags`] (datafile order).
+    pub index: u32,
     /// Where its experiments, then its rollout's rules, are in [`ProjectConfig::flag_rules`]:
     /// `(start, experiment count, rule count)`.
     pub rules: (u32, u32, u32),
@@ -356,6 +358,11 @@ impl ProjectConfig {
         let (start, experiments, rules) = flag.rules;
         let start = (start + experiments) as usize;
         &self.flag_rules[start..start + rules as usize]
+    }
+
+    /// The key of the flag at `index` (datafile order; see `Decision::flag_index`).
+    pub fn flag_key_at(&self, index: u32) -> Option<&str> {
+        self.flags.get(index as usize).map(|f| f.key.as_str())
     }
 
     #[inline]

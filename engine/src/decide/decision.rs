@@ -119,6 +119,12 @@ impl<'a> Decision<'a> {
         &self.flag_key
     }
 
+    /// Position of the flag in its config (datafile order), for [`ProjectConfig::flag_key_at`];
+    /// `None` when the key names no flag. Lets a caller keep a decision's flag as a number.
+    pub fn flag_index(&self) -> Option<u32> {
+        self.flag.map(|f| f.index)
+    }
+
     /// Whether the flag is on for the user (the variation's `featureEnabled`, false without one).
     pub fn enabled(&self) -> bool {
         self.outcome.variation.is_some_and(|v| v.feature_enabled)

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::batch::{LogxBatch, Pending};
 use super::sender::{send_with_retry, EventTransport, RetryPolicy, SendResult};
 use super::EventCounters;
-use crate::lanes::{Batch, Lanes, LANE_DRAIN_INTERVAL};
+use crate::handoff::{Handed, Handoff};
 
 /// Control messages (the events themselves travel on their own bounded queue).
 pub(crate) enum Control {
@@ -33,11 +33,11 @@ pub(crate) struct DispatchSettings {
     pub(crate) retry: RetryPolicy,
 }
 
-pub(crate) struct Dispatcher<B> {
-    /// Full batches handed off by the lanes.
-    pub(crate) events: mpsc::Receiver<Batch<B>>,
-    /// Partial batches, taken at each tick, flush and close.
-    pub(crate) lanes: Arc<Lanes<B>>,
+pub(crate) struct Dispatcher<H: Handed> {
+    /// Batches the collector moved out of the rings.
+    pub(crate) events: mpsc::Receiver<Vec<H::Item>>,
+    /// The rings, for what is still in them at flush and close.
+    pub(crate) handoff: Arc<Handoff<H>>,
     pub(crate) control: mpsc::Receiver<Control>,
     pub(crate) transport: Arc<dyn EventTransport>,
     pub(crate) settings: DispatchSettings,
@@ -48,14 +48,14 @@ pub(crate) struct Dispatcher<B> {
     pub(crate) dropped_streak: u64,
 }
 
-impl<B: LogxBatch> Dispatcher<B> {
+impl<H: Handed> Dispatcher<H>
+where
+    H::Item: LogxBatch,
+{
     pub(crate) async fn run(mut self) {
         let mut ticker = tokio::time::interval(self.settings.flush_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
-        let mut lane_ticker = tokio::time::interval(LANE_DRAIN_INTERVAL);
-        lane_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        lane_ticker.tick().await;
         loop {
             tokio::select! {
                 biased;
@@ -89,46 +89,30 @@ impl<B: LogxBatch> Dispatcher<B> {
                     self.drain().await;
                     self.flush().await;
                 }
-                _ = lane_ticker.tick() => self.drain().await,
             }
         }
     }
 
-    /// Takes everything already queued: the lanes first, then the handed-off batches (a batch
-    /// handed off before its lane was drained is in the channel by then).
+    /// Takes everything queued so far: the channel's batches, then what is left in the rings.
     async fn drain(&mut self) {
-        let mut taken = Vec::new();
-        self.lanes.drain(|batch| taken.push(batch));
-        self.take_queued(taken).await;
+        let taken = self.handoff.take_all(&mut self.events);
+        self.add_all(taken).await;
     }
 
-    /// Closes the lanes and the channel (later events count as dropped) and takes everything.
+    /// Closes the rings and the channel (later events count as dropped) and takes everything.
     async fn close_and_drain(&mut self) {
-        let mut taken = Vec::new();
-        self.lanes.close_and_drain(|batch| taken.push(batch));
+        self.handoff.close();
         self.events.close();
-        self.take_queued(taken).await;
+        self.drain().await;
     }
 
-    /// Adds the lanes' partial batches and every handed-off batch, each thread's in the order
-    /// it pushed them (a lane's partial batch is newer than its batches still in the channel).
-    async fn take_queued(&mut self, mut taken: Vec<Batch<B>>) {
-        while let Ok(batch) = self.events.try_recv() {
-            taken.push(batch);
-        }
-        Batch::sort(&mut taken);
-        for batch in taken {
-            self.add_all(batch).await;
-        }
-    }
-
-    async fn add_all(&mut self, batch: Batch<B>) {
-        for event in batch.records {
+    async fn add_all(&mut self, events: Vec<H::Item>) {
+        for event in events {
             self.add(event).await;
         }
     }
 
-    async fn add(&mut self, event: B) {
+    async fn add(&mut self, event: H::Item) {
         let rendered = match event.render(self.settings.endpoint_override.as_deref()) {
             Ok(Some(rendered)) => rendered,
             Ok(None) => return,

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::lanes::{self, Batch, LaneCounts, Lanes};
+#[cfg(test)]
+use crate::handoff::Plain;
+use crate::handoff::{Handed, Handoff, Pushed};
 use batch::LogxBatch;
 use dispatcher::{Control, DispatchSettings, Dispatcher, OnSent};
 use sender::{EventTransport, RetryPolicy};
@@ -45,9 +47,7 @@ pub const DEFAULT_EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Event counters, shared between the decide path and the owner loop.
 #[derive(Debug, Default)]
-pub struct EventCounters {
-    /// Queued and overflow counts, one per lane (see `crate::lanes`).
-    lanes: Box<[LaneCounts]>,
+pub(crate) struct EventCounters {
     sent: AtomicU64,
     dropped: AtomicU64,
     retries: AtomicU64,
@@ -74,13 +74,13 @@ pub struct EventStats {
 }
 
 impl EventCounters {
-    /// A snapshot of all counters.
-    pub fn snapshot(&self) -> EventStats {
+    /// A snapshot of all counters; queued and overflow come from the hand-off.
+    fn snapshot<H: Handed>(&self, handoff: &Handoff<H>) -> EventStats {
         EventStats {
-            queued: lanes::sum(&self.lanes, |c| &c.accepted),
+            queued: handoff.accepted(),
             sent: self.sent.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
-            overflow: lanes::sum(&self.lanes, |c| &c.refused),
+            overflow: handoff.refused(),
             retries: self.retries.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
         }
@@ -129,17 +129,16 @@ impl Default for EventSettings {
 
 /// Handle to the event pipeline: `push` never blocks; `flush` and `close` are awaitable.
 ///
-/// Each producing thread collects events in its own lane and hands them to the owner loop in
-/// batches (see `crate::lanes`); the owner loop also takes every lane's events every 50 ms, on
-/// `flush` and on `close`.
-pub struct EventProcessor<B> {
-    events: mpsc::Sender<Batch<B>>,
-    lanes: Arc<Lanes<B>>,
+/// Each producing thread pushes into its own ring; a collector task moves the rings' events
+/// into the owner loop's bounded channel (see `crate::handoff`). `flush` and `close` also take
+/// what is still in the rings.
+pub(crate) struct EventProcessor<H: Handed> {
+    handoff: Arc<Handoff<H>>,
     control: mpsc::Sender<Control>,
     counters: Arc<EventCounters>,
 }
 
-impl<B> std::fmt::Debug for EventProcessor<B> {
+impl<H: Handed> std::fmt::Debug for EventProcessor<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventProcessor")
             .field("counters", &self.counters)
@@ -147,24 +146,25 @@ impl<B> std::fmt::Debug for EventProcessor<B> {
     }
 }
 
-impl<B: LogxBatch> EventProcessor<B> {
-    /// Spawns the owner loop on the current tokio runtime.
+impl<H: Handed> EventProcessor<H>
+where
+    H::Item: LogxBatch,
+{
+    /// Spawns the collector and the owner loop on the current tokio runtime. `capacity`
+    /// events may wait in the owner's channel, and each producing thread's ring holds up to
+    /// `capacity` more (at most `handoff::MAX_RING_CAPACITY`).
     pub(crate) fn spawn(
         settings: EventSettings,
         transport: Arc<dyn EventTransport>,
         on_sent: OnSent,
     ) -> Self {
-        let (lanes, slots) = Lanes::new(settings.capacity);
-        let lanes = Arc::new(lanes);
-        let (events, events_rx) = mpsc::channel(slots);
+        let handoff = Arc::new(Handoff::new(settings.capacity));
+        let events = handoff.spawn_collector(settings.capacity / handoff.batch());
         let (control, control_rx) = mpsc::channel(16);
-        let counters = Arc::new(EventCounters {
-            lanes: (0..lanes.count()).map(|_| LaneCounts::default()).collect(),
-            ..EventCounters::default()
-        });
+        let counters = Arc::new(EventCounters::default());
         let dispatcher = Dispatcher {
-            events: events_rx,
-            lanes: Arc::clone(&lanes),
+            events,
+            handoff: Arc::clone(&handoff),
             control: control_rx,
             transport,
             settings: settings.dispatch,
@@ -175,64 +175,37 @@ impl<B: LogxBatch> EventProcessor<B> {
         };
         tokio::spawn(dispatcher.run());
         EventProcessor {
-            events,
-            lanes,
+            handoff,
             control,
             counters,
         }
     }
 
-    /// Offers one event; never waits. A full queue counts an overflow (logged once per streak);
-    /// a closed pipeline counts a drop.
-    pub fn push(&self, event: B) {
-        let mut lane = self.lanes.lock();
-        let counts = &self.counters.lanes[lane.index];
-        if self.lanes.is_closed() {
-            drop(lane);
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let batch = self.lanes.batch();
-        lane.push(event, batch);
-        if lane.len() < batch {
-            LaneCounts::bump(&counts.accepted);
-            return;
-        }
-        let full = lane.take();
-        match self.events.try_send(full) {
-            Ok(()) => {
-                LaneCounts::bump(&counts.accepted);
-                drop(lane);
+    /// Offers the event `make` builds from this thread's memory of what it sent (see
+    /// `crate::handoff`); never waits. A full ring counts an overflow (logged once per
+    /// streak); a closed pipeline counts a drop.
+    #[inline]
+    pub(crate) fn push_with(&self, make: impl FnOnce(&mut H::Sent) -> H::Record) {
+        match self.handoff.push(make) {
+            Pushed::Accepted => {
                 if self.counters.overflowing.load(Ordering::Relaxed) {
                     self.counters.overflowing.store(false, Ordering::Relaxed);
                     tracing::info!("event queue accepts events again");
                 }
             }
-            Err(mpsc::error::TrySendError::Full(full)) => {
-                // Keeps the older events; the new one is the overflow.
-                let refused = lane.put_back(full, batch);
-                for _ in 0..refused {
-                    LaneCounts::bump(&counts.refused);
-                }
-                drop(lane);
+            Pushed::Full => {
                 if !self.counters.overflowing.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        capacity = self.events.max_capacity() * batch,
-                        "event queue full; dropping events until it drains"
-                    );
+                    tracing::warn!("event queue full; dropping events until it drains");
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(full)) => {
-                drop(lane);
-                self.counters
-                    .dropped
-                    .fetch_add(full.records.len() as u64, Ordering::Relaxed);
+            Pushed::Closed => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
     /// Sends every event queued before this call; returns when they are delivered or dropped.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         let (reply, done) = oneshot::channel();
         if self.control.send(Control::Flush(reply)).await.is_ok() {
             let _ = done.await;
@@ -240,16 +213,24 @@ impl<B: LogxBatch> EventProcessor<B> {
     }
 
     /// Stops accepting events and sends everything queued; returns when the loop has ended.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let (reply, done) = oneshot::channel();
         if self.control.send(Control::Close(reply)).await.is_ok() {
             let _ = done.await;
         }
     }
 
-    /// The counters.
-    pub fn counters(&self) -> &Arc<EventCounters> {
-        &self.counters
+    /// A snapshot of the counters.
+    pub(crate) fn stats(&self) -> EventStats {
+        self.counters.snapshot(&self.handoff)
+    }
+}
+
+#[cfg(test)]
+impl<T: LogxBatch + Send + 'static> EventProcessor<Plain<T>> {
+    /// Offers one self-contained event (see [`push_with`](Self::push_with)).
+    pub(crate) fn push(&self, event: T) {
+        self.push_with(|_| event);
     }
 }
 

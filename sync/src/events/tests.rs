@@ -85,7 +85,7 @@ impl EventTransport for MemTransport {
 fn spawn(
     transport: &MemTransport,
     tweak: impl FnOnce(&mut EventSettings),
-) -> EventProcessor<TestBatch> {
+) -> EventProcessor<Plain<TestBatch>> {
     let mut settings = EventSettings::default();
     tweak(&mut settings);
     EventProcessor::spawn(settings, Arc::new(transport.clone()), Box::new(|_, _| {}))
@@ -102,7 +102,7 @@ async fn flushes_at_the_count_and_at_the_interval() {
     assert_eq!(t.sizes(), vec![500, 500], "count trigger");
     tokio::time::sleep(DEFAULT_EVENT_FLUSH_INTERVAL).await;
     assert_eq!(t.sizes(), vec![500, 500, 200], "interval trigger");
-    let stats = p.counters().snapshot();
+    let stats = p.stats();
     assert_eq!(
         (stats.queued, stats.sent, stats.dropped, stats.batches),
         (1200, 1200, 0, 3)
@@ -178,7 +178,7 @@ async fn retries_5xx_429_and_transport_errors_with_the_same_body() {
         posts.iter().all(|(_, b)| *b == posts[0].1),
         "same body, same uuids"
     );
-    let stats = p.counters().snapshot();
+    let stats = p.stats();
     assert_eq!((stats.sent, stats.dropped, stats.retries), (1, 0, 3));
     p.close().await;
 }
@@ -196,7 +196,7 @@ async fn drops_on_400_and_after_the_retry_budget() {
     p.push(event("1", "c", 0));
     p.flush().await;
     assert_eq!(t.posts().len(), 5);
-    let stats = p.counters().snapshot();
+    let stats = p.stats();
     assert_eq!((stats.sent, stats.dropped, stats.retries), (0, 3, 3));
     p.close().await;
 }
@@ -211,11 +211,12 @@ async fn a_full_queue_counts_overflow_and_never_blocks() {
         s.dispatch.batch_size = 1;
     });
     p.push(event("1", "first", 0));
-    tokio::time::sleep(Duration::from_millis(1)).await; // the loop is now stuck sending it
+    // The collector hands it over within its interval; the loop is then stuck sending it.
+    tokio::time::sleep(crate::handoff::COLLECT_INTERVAL * 2).await;
     for i in 0..100 {
         p.push(event("1", "u", i));
     }
-    let stats = p.counters().snapshot();
+    let stats = p.stats();
     assert_eq!((stats.queued, stats.overflow), (11, 90));
     gate.notify_one();
     for _ in 0..20 {
@@ -223,7 +224,7 @@ async fn a_full_queue_counts_overflow_and_never_blocks() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     p.flush().await;
-    assert_eq!(p.counters().snapshot().sent, 11);
+    assert_eq!(p.stats().sent, 11);
     p.close().await;
 }
 
@@ -252,7 +253,7 @@ async fn close_delivers_everything_queued_and_refuses_later_events() {
         .collect();
     assert_eq!(uuids.len(), 1234, "nothing lost at shutdown");
     p.push(event("1", "late", 0));
-    let stats = p.counters().snapshot();
+    let stats = p.stats();
     assert_eq!((stats.sent, stats.dropped), (1234, 1));
 }
 
@@ -309,35 +310,35 @@ mod properties {
 }
 
 #[tokio::test(start_paused = true)]
-async fn flush_and_close_take_events_waiting_in_other_threads_lanes() {
+async fn flush_and_close_take_events_waiting_in_other_threads_rings() {
     let t = MemTransport::default();
     let p = spawn(&t, |s| {
         s.dispatch.flush_interval = Duration::from_secs(3600)
     });
-    // Fewer than a lane batch per thread: every event is still in its thread's lane.
+    // Fewer than a quarter ring per thread: the collector is not woken, every event is still in its thread's ring.
     let push_from_threads = |tag: &str| {
         std::thread::scope(|scope| {
             for thread in 0..3 {
                 let p = &p;
                 scope.spawn(move || {
-                    for n in 0..(crate::lanes::LANE_BATCH / 2) {
+                    for n in 0..32 {
                         p.push(event("1", &format!("{tag}{thread}"), n));
                     }
                 });
             }
         });
     };
-    let per_round = 3 * (crate::lanes::LANE_BATCH / 2);
+    let per_round = 3 * 32;
     push_from_threads("f");
-    assert_eq!(p.counters().snapshot().queued, per_round as u64);
+    assert_eq!(p.stats().queued, per_round as u64);
     p.flush().await;
-    assert_eq!(p.counters().snapshot().sent, per_round as u64);
+    assert_eq!(p.stats().sent, per_round as u64);
     push_from_threads("c");
     p.close().await;
     let visitors: usize = t.sizes().iter().sum();
     assert_eq!(visitors, 2 * per_round, "nothing left in a lane at close");
     push_from_threads("late");
-    let stats = p.counters().snapshot();
+    let stats = p.stats();
     assert_eq!(
         (stats.sent, stats.dropped),
         (2 * per_round as u64, per_round as u64)
