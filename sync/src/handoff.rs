@@ -83,6 +83,23 @@ pub(crate) enum Pushed {
     Closed,
 }
 
+/// Pushes the records of one entry into a thread's ring (see [`Handoff::push_each`]).
+pub(crate) struct Pusher<'a, T> {
+    producer: &'a mut rtrb::Producer<T>,
+    full: bool,
+}
+
+impl<T> Pusher<'_, T> {
+    /// Appends one record; once the ring is full, this and later records are dropped and the
+    /// entry is refused.
+    #[inline]
+    pub(crate) fn push(&mut self, record: T) {
+        if self.full || self.producer.push(record).is_err() {
+            self.full = true;
+        }
+    }
+}
+
 /// One producing thread's side.
 struct Lane<H: Handed> {
     producer: rtrb::Producer<H::Record>,
@@ -152,7 +169,21 @@ impl<H: Handed> Handoff<H> {
     /// Pushes the record `make` builds from this thread's memory of what it sent. Never
     /// blocks; `make` is not called when the ring is full or the hand-off closed.
     #[inline]
+    #[allow(dead_code)] // the Brevo sync moves to it in a later commit
     pub(crate) fn push(&self, make: impl FnOnce(&mut H::Sent) -> H::Record) -> Pushed {
+        self.push_each(|sent, pusher| pusher.push(make(sent)))
+    }
+
+    /// Like [`push`](Self::push) for one entry made of several records: `make` pushes them
+    /// through the [`Pusher`], memory updates first (see [`Handed::resolve`]), the entry's own
+    /// record last. The entry counts once in [`accepted`](Self::accepted). When the ring fills
+    /// on the way the entry is refused; the records already pushed only update the owner's
+    /// memory, and this thread's memory is reset so the next entry carries everything again.
+    #[inline]
+    pub(crate) fn push_each(
+        &self,
+        make: impl FnOnce(&mut H::Sent, &mut Pusher<'_, H::Record>),
+    ) -> Pushed {
         if self.closed.load(Ordering::Relaxed) {
             return Pushed::Closed;
         }
@@ -163,17 +194,18 @@ impl<H: Handed> Handoff<H> {
             return Pushed::Full;
         };
         let lane = &mut *lane;
-        if lane.producer.is_full() {
+        let refused = lane.producer.is_full() || {
+            let mut pusher = Pusher {
+                producer: &mut lane.producer,
+                full: false,
+            };
+            make(&mut lane.sent, &mut pusher);
+            pusher.full
+        };
+        if refused {
             lane.sent = H::Sent::default();
             self.refused.fetch_add(1, Ordering::Relaxed);
             self.wake.notify_one();
-            return Pushed::Full;
-        }
-        let record = make(&mut lane.sent);
-        if lane.producer.push(record).is_err() {
-            // Not reached: this thread is the ring's only producer and it had room.
-            lane.sent = H::Sent::default();
-            self.refused.fetch_add(1, Ordering::Relaxed);
             return Pushed::Full;
         }
         let accepted = lane.accepted.load(Ordering::Relaxed) + 1;
@@ -191,7 +223,7 @@ impl<H: Handed> Handoff<H> {
         self.batch
     }
 
-    /// Records accepted so far, all threads.
+    /// Entries accepted so far, all threads.
     pub(crate) fn accepted(&self) -> u64 {
         self.rings()
             .iter()

@@ -45,7 +45,7 @@ use crate::notify::{
     NotificationType, TrackNotification,
 };
 use crate::sink::DecisionSink;
-use queued::{ClientEvents, ImpressionContext, ImpressionRecord, QueuedRecord, UserRef};
+use queued::{ClientEvents, ImpressionContext, QueuedRecord, UserRef};
 
 /// The flagbridge runtime client. Cheap to clone (one `Arc`); every clone serves the same config.
 #[derive(Clone)]
@@ -316,14 +316,13 @@ impl Inner {
             if let Some(batch) =
                 decision.impression_event(user.get(), &self.client_info, timestamp_ms, uuid)
             {
-                events.push_with(|_| QueuedRecord::Batch(Box::new(batch)));
+                events.push_each(|_, out| out.push(QueuedRecord::Batch(Box::new(batch))));
             }
             return;
         }
-        let record = ImpressionRecord::new(flag, options, forced, timestamp_ms);
-        events.push_with(|sent| {
-            QueuedRecord::Impression(record.with_changes(
-                sent,
+        events.push_each(|sent, out| {
+            sent.send_changes(
+                out,
                 config,
                 || ImpressionContext {
                     config: Arc::clone(config),
@@ -331,7 +330,13 @@ impl Inner {
                     client_info: Arc::clone(&self.client_info),
                 },
                 user,
-            ))
+                forced,
+            );
+            out.push(QueuedRecord::Impression {
+                flag,
+                options,
+                timestamp_ms,
+            });
         });
     }
 }
@@ -499,7 +504,7 @@ impl Client {
                     }));
             }
             if let Some(events) = &inner.events {
-                events.push_with(|_| QueuedRecord::Batch(Box::new(batch)));
+                events.push_each(|_, out| out.push(QueuedRecord::Batch(Box::new(batch))));
             }
         }
         true

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 #[cfg(test)]
 use crate::handoff::Plain;
-use crate::handoff::{Handed, Handoff, Pushed};
+use crate::handoff::{Handed, Handoff, Pushed, Pusher};
 use batch::LogxBatch;
 use dispatcher::{Control, DispatchSettings, Dispatcher, OnSent};
 use sender::{EventTransport, RetryPolicy};
@@ -181,12 +181,12 @@ where
         }
     }
 
-    /// Offers the event `make` builds from this thread's memory of what it sent (see
-    /// `crate::handoff`); never waits. A full ring counts an overflow (logged once per
-    /// streak); a closed pipeline counts a drop.
+    /// Offers one event: `make` pushes its records, built from this thread's memory of what
+    /// it sent (see `crate::handoff`, `Handoff::push_each`); never waits. A full ring counts an
+    /// overflow (logged once per streak); a closed pipeline counts a drop.
     #[inline]
-    pub(crate) fn push_with(&self, make: impl FnOnce(&mut H::Sent) -> H::Record) {
-        match self.handoff.push(make) {
+    pub(crate) fn push_each(&self, make: impl FnOnce(&mut H::Sent, &mut Pusher<'_, H::Record>)) {
+        match self.handoff.push_each(make) {
             Pushed::Accepted => {
                 if self.counters.overflowing.load(Ordering::Relaxed) {
                     self.counters.overflowing.store(false, Ordering::Relaxed);
@@ -228,9 +228,9 @@ where
 
 #[cfg(test)]
 impl<T: LogxBatch + Send + 'static> EventProcessor<Plain<T>> {
-    /// Offers one self-contained event (see [`push_with`](Self::push_with)).
+    /// Offers one self-contained event (see [`push_each`](Self::push_each)).
     pub(crate) fn push(&self, event: T) {
-        self.push_with(|_| event);
+        self.push_each(|_, out| out.push(event));
     }
 }
 
