@@ -6,8 +6,8 @@
 //! thread-local (`thread_local`): a push is a few plain stores and one release store, with no
 //! lock and no atomic read-modify-write. A collector task moves the rings' records into the
 //! owner's bounded channel in batches; it wakes when a thread has pushed a quarter of its ring
-//! (at most [`COLLECT_BATCH`] records) and every [`COLLECT_INTERVAL`]. On flush and close the owner takes what is left itself
-//! ([`Handoff::take_all`]).
+//! (rarely: a wake may cost the pushing thread a futex call) and every [`COLLECT_INTERVAL`].
+//! On flush and close the owner takes what is left itself ([`Handoff::take_all`]).
 //!
 //! Memory on both sides: the producer keeps a small state per thread ([`Handed::Sent`]: what it
 //! already told the owner, say the config and user of its last record) and the owner one per
@@ -41,7 +41,7 @@ pub(crate) const COLLECT_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) const COLLECT_BATCH: usize = 256;
 
 /// Largest ring per thread (records).
-pub(crate) const MAX_RING_CAPACITY: usize = 2_048;
+pub(crate) const MAX_RING_CAPACITY: usize = 4_096;
 
 /// What travels through a [`Handoff`], and how the owner reads it.
 pub(crate) trait Handed: 'static {
@@ -139,7 +139,7 @@ impl<H: Handed> Handoff<H> {
             rings: Mutex::new(Vec::new()),
             ring_capacity,
             batch: ring_capacity.min(COLLECT_BATCH),
-            wake_every: (ring_capacity / 4).clamp(1, COLLECT_BATCH) as u64,
+            wake_every: (ring_capacity / 4).max(1) as u64,
             closed: AtomicBool::new(false),
             refused: AtomicU64::new(0),
             wake: Notify::new(),

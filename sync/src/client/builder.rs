@@ -214,7 +214,7 @@ impl ClientBuilder {
 
     /// Events that may wait for the sender. Default
     /// [`DEFAULT_EVENT_QUEUE_CAPACITY`](crate::events::DEFAULT_EVENT_QUEUE_CAPACITY) (100,000).
-    /// Each thread that decides has a ring of `min(capacity, 2,048)` records (an impression is
+    /// Each thread that decides has a ring of `min(capacity, 4,096)` records (an impression is
     /// one record, plus one for each change of user, config or forced variations since the
     /// thread's previous impression), and the sender's queue holds about `capacity` events
     /// more. Beyond that events are dropped and counted as overflow.
