@@ -1,11 +1,11 @@
 //! The engine side: `DecisionSink` for [`BrevoSink`] and audience evaluation for `ProjectConfig`.
 //!
 //! On the decide path only a few keys are copied: the user snapshot (identity + attributes) is
-//! built once per user and reused through a thread-local while the same user keeps deciding
-//! (decide-all, or a user deciding several flags), so a decision usually costs an `Arc` clone
-//! of the snapshot and of the config, three short inline strings and one queue push.
+//! copied once per user version and config on each thread (see `super::handed`), so a user
+//! deciding again costs a version comparison, the contact lookup, the flag key (and for
+//! experiments the rule and variation keys, inline strings) and one push into the thread's
+//! ring.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -15,38 +15,12 @@ use flagbridge_engine::{
 };
 
 use super::config::IdentitySource;
+use super::handed::{HandedDecision, SentUser};
 use super::handle::BrevoSink;
 use super::record::{
     AttrValue, AudienceSource, ConversionRecord, DecisionRecord, RuleSource, UserSnapshot,
 };
 use crate::sink::DecisionSink;
-
-thread_local! {
-    /// The last snapshot made on this thread, with the identity source it was made for.
-    static LAST_USER: RefCell<Option<(IdentitySource, Arc<UserSnapshot>)>> =
-        const { RefCell::new(None) };
-}
-
-fn same_value(a: &AttrValue, b: &AttributeValue) -> bool {
-    match (a, b) {
-        (AttrValue::String(x), AttributeValue::String(y)) => **x == **y,
-        (AttrValue::Bool(x), AttributeValue::Bool(y)) => x == y,
-        (AttrValue::Int(x), AttributeValue::Int(y)) => x == y,
-        (AttrValue::Float(x), AttributeValue::Float(y)) => x.to_bits() == y.to_bits(),
-        (AttrValue::Null, AttributeValue::Null) => true,
-        _ => false,
-    }
-}
-
-fn copy_value(v: &AttributeValue) -> AttrValue {
-    match v {
-        AttributeValue::String(s) => AttrValue::String(s.as_str().into()),
-        AttributeValue::Bool(b) => AttrValue::Bool(*b),
-        AttributeValue::Int(i) => AttrValue::Int(*i),
-        AttributeValue::Float(f) => AttrValue::Float(*f),
-        AttributeValue::Null => AttrValue::Null,
-    }
-}
 
 fn engine_value(v: &AttrValue) -> AttributeValue {
     match v {
@@ -58,30 +32,6 @@ fn engine_value(v: &AttrValue) -> AttributeValue {
     }
 }
 
-fn matches(
-    snapshot: &UserSnapshot,
-    config: Option<&Arc<ProjectConfig>>,
-    user: &UserContext,
-) -> bool {
-    // The snapshot holds its config, so the address comparison cannot be fooled by reuse.
-    let same_config = match (&snapshot.audiences, config) {
-        (Some(a), Some(c)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(c)),
-        (None, None) => true,
-        _ => false,
-    };
-    if !same_config || *snapshot.user_id != *user.user_id() {
-        return false;
-    }
-    let mut theirs = user.attributes();
-    for (key, value) in snapshot.attributes.iter() {
-        match theirs.next() {
-            Some((k, v)) if **key == *k && same_value(value, v) => {}
-            _ => return false,
-        }
-    }
-    theirs.next().is_none()
-}
-
 /// The contact identity of a user, per the configured source.
 fn contact_of<'u>(source: &IdentitySource, user: &'u UserContext) -> Option<&'u str> {
     let contact = match source {
@@ -91,68 +41,78 @@ fn contact_of<'u>(source: &IdentitySource, user: &'u UserContext) -> Option<&'u 
     (!contact.is_empty()).then_some(contact)
 }
 
-/// The user's snapshot, reused while the same thread keeps deciding for an unchanged user;
-/// `None` when the user has no contact identity. The contact is a function of the user and
-/// the identity source, so a reused snapshot needs no identity lookup.
-fn snapshot(
-    config: Option<&Arc<ProjectConfig>>,
-    user: &UserContext,
-    source: &IdentitySource,
-) -> Option<Arc<UserSnapshot>> {
-    LAST_USER.with(|cell| {
-        let mut last = cell.borrow_mut();
-        if let Some((last_source, s)) = last.as_ref() {
-            if last_source == source && matches(s, config, user) {
-                return Some(Arc::clone(s));
-            }
-        }
-        let contact = contact_of(source, user)?;
-        let s = Arc::new(UserSnapshot {
-            user_id: user.user_id().into(),
-            contact: contact.into(),
-            attributes: user
-                .attributes()
-                .map(|(k, v)| (Box::from(k), copy_value(v)))
-                .collect(),
-            audiences: config.map(|c| Arc::clone(c) as Arc<dyn AudienceSource>),
-        });
-        *last = Some((source.clone(), Arc::clone(&s)));
-        Some(s)
-    })
+/// The record of one engine decision, with the user snapshot `user` (`None`: same as before).
+fn handed(seq: u64, user: Option<Arc<UserSnapshot>>, decision: &Decision<'_>) -> HandedDecision {
+    let source = match decision.source() {
+        DecisionSource::FeatureTest => RuleSource::Experiment,
+        DecisionSource::Rollout => RuleSource::Rollout,
+        DecisionSource::Holdout => RuleSource::Holdout,
+    };
+    // Only experiment decisions need their rule and variation (EXPERIMENT_* attributes).
+    let experiment = source == RuleSource::Experiment;
+    let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
+    HandedDecision {
+        seq,
+        user,
+        flag_key: CompactString::new(decision.flag_key()),
+        enabled: decision.enabled(),
+        source,
+        rule_key: key(decision.rule_key()),
+        variation_key: key(decision.variation_key()),
+    }
 }
 
 impl BrevoSink {
-    /// The queue record of one engine decision, built as cheaply as the `DecisionSink` impl
-    /// does it (the user snapshot is reused while the same user keeps deciding on this
-    /// thread). `audiences: None` leaves `OPT_SEGMENTS` untouched by this decision. `None`,
-    /// counted in `skipped_no_identity`, when the user has no contact identity. For sinks that
-    /// wrap this one (filtering by source, counting) and then call
-    /// [`record_decision`](Self::record_decision).
+    /// Queues one engine decision, as the `DecisionSink` impl does (with
+    /// `audiences: Some(config)`); `audiences: None` leaves `OPT_SEGMENTS` untouched by this
+    /// decision. `false` when dropped: no contact identity (`skipped_no_identity`), queue full
+    /// or sync stopped (all counted). The cheapest way in for sinks that wrap this one: the
+    /// user is copied only when it changed since this thread's previous record.
+    pub fn record_engine_decision(
+        &self,
+        audiences: Option<&Arc<ProjectConfig>>,
+        user: &UserContext,
+        decision: &Decision<'_>,
+    ) -> bool {
+        let Some(contact) = self.contact(user) else {
+            self.count_skipped();
+            return false;
+        };
+        self.shared.push_decision(|seq, sent: &mut SentUser| {
+            handed(seq, sent.engine_user(audiences, user, contact), decision)
+        })
+    }
+
+    /// The user's contact identity per this sync's identity source (`None`: the user's
+    /// decisions and conversions are skipped).
+    pub fn contact<'u>(&self, user: &'u UserContext) -> Option<&'u str> {
+        contact_of(&self.shared.identity_source, user)
+    }
+
+    /// The queue record of one engine decision, for sinks that need it before calling
+    /// [`record_decision`](Self::record_decision); it copies the user every time, so
+    /// prefer [`record_engine_decision`](Self::record_engine_decision) when the record itself
+    /// is not needed. `audiences: None` leaves `OPT_SEGMENTS` untouched by this decision.
+    /// `None`, counted in `skipped_no_identity`, when the user has no contact identity.
     pub fn decision_record(
         &self,
         audiences: Option<&Arc<ProjectConfig>>,
         user: &UserContext,
         decision: &Decision<'_>,
     ) -> Option<DecisionRecord> {
-        let Some(user) = snapshot(audiences, user, &self.shared.identity_source) else {
+        let Some(contact) = self.contact(user) else {
             self.count_skipped();
             return None;
         };
-        let source = match decision.source() {
-            DecisionSource::FeatureTest => RuleSource::Experiment,
-            DecisionSource::Rollout => RuleSource::Rollout,
-            DecisionSource::Holdout => RuleSource::Holdout,
-        };
-        // Only experiment decisions need their rule and variation (EXPERIMENT_* attributes).
-        let experiment = source == RuleSource::Experiment;
-        let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
+        let snapshot = SentUser::default().engine_user(audiences, user, contact)?;
+        let d = handed(0, Some(snapshot), decision);
         Some(DecisionRecord {
-            user,
-            flag_key: CompactString::new(decision.flag_key()),
-            enabled: decision.enabled(),
-            source,
-            rule_key: key(decision.rule_key()),
-            variation_key: key(decision.variation_key()),
+            user: d.user?,
+            flag_key: d.flag_key,
+            enabled: d.enabled,
+            source: d.source,
+            rule_key: d.rule_key,
+            variation_key: d.variation_key,
         })
     }
 
@@ -163,7 +123,7 @@ impl BrevoSink {
         conversion: &Conversion<'_>,
         tags: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Option<ConversionRecord> {
-        let Some(contact) = contact_of(&self.shared.identity_source, user) else {
+        let Some(contact) = self.contact(user) else {
             self.count_skipped();
             return None;
         };
@@ -183,9 +143,7 @@ impl DecisionSink for BrevoSink {
         user: &UserContext,
         decision: &Decision<'_>,
     ) {
-        if let Some(record) = self.decision_record(Some(config), user, decision) {
-            self.record_decision(record);
-        }
+        self.record_engine_decision(Some(config), user, decision);
     }
 
     fn on_conversion(
@@ -219,54 +177,6 @@ impl AudienceSource for ProjectConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const DATAFILE: &str = include_str!("../../tests/data/brevo_small_datafile.json");
-
-    #[test]
-    fn snapshot_is_reused_only_for_the_same_user() {
-        let u = UserContext::new("u1")
-            .with_attribute("email", "a@x.io")
-            .with_attribute("age", 30i64);
-        let config = Arc::new(ProjectConfig::parse(DATAFILE).unwrap());
-        let email = IdentitySource::Attribute("email".into());
-        let a = snapshot(Some(&config), &u, &email).unwrap();
-        let b = snapshot(Some(&config), &u, &email).unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
-        let changed = u.clone().with_attribute("age", 31i64);
-        let c = snapshot(Some(&config), &changed, &email).unwrap();
-        assert!(!Arc::ptr_eq(&a, &c));
-        assert_eq!(c.attributes[1].1, AttrValue::Int(31));
-        let more = changed.clone().with_attribute("plan", "vip");
-        assert_eq!(
-            snapshot(Some(&config), &more, &email)
-                .unwrap()
-                .attributes
-                .len(),
-            3
-        );
-        let other = UserContext::new("u2").with_attribute("email", "a@x.io");
-        assert_eq!(
-            &*snapshot(Some(&config), &other, &email).unwrap().user_id,
-            "u2"
-        );
-        let other_config = Arc::new(ProjectConfig::parse(DATAFILE).unwrap());
-        let x = snapshot(Some(&config), &u, &email).unwrap();
-        assert!(!Arc::ptr_eq(
-            &x,
-            &snapshot(Some(&other_config), &u, &email).unwrap()
-        ));
-        let without = snapshot(None, &u, &email).unwrap();
-        assert!(without.audiences.is_none());
-        assert!(Arc::ptr_eq(&without, &snapshot(None, &u, &email).unwrap()));
-        // Another identity source: another snapshot, with its own contact.
-        let by_id = snapshot(None, &u, &IdentitySource::UserId).unwrap();
-        assert!(!Arc::ptr_eq(&without, &by_id));
-        assert_eq!(&*by_id.contact, "u1");
-        assert_eq!(&*snapshot(None, &u, &email).unwrap().contact, "a@x.io");
-        // No identity: none, and the cached snapshot is not handed out for it.
-        let no_email = UserContext::new("u1").with_attribute("age", 30i64);
-        assert!(snapshot(None, &no_email, &email).is_none());
-    }
 
     #[test]
     fn identity_sources() {
