@@ -9,7 +9,8 @@ use tokio::task::JoinHandle;
 
 use super::config::IdentitySource;
 use super::error::BrevoError;
-use super::handed::{BrevoHanded, HandedDecision, HandedRecord, SentUser};
+use super::handed::{BrevoHanded, HandedDecision, HandedRecord, Keys, Sent};
+use super::hook::Identity;
 use super::record::{ConversionRecord, DecisionRecord};
 use super::worker::Command;
 use crate::handoff::{Handoff, Pushed, COLLECT_BATCH, MAX_RING_CAPACITY};
@@ -129,6 +130,8 @@ pub(crate) struct Shared {
     pub producer: ProducerCounters,
     pub counters: Counters,
     pub identity_source: IdentitySource,
+    /// `identity_source`, ready for lookups.
+    pub identity: Identity,
     set_aside: Mutex<VecDeque<SetAside>>,
 }
 
@@ -141,6 +144,7 @@ impl Shared {
             stamps: Stamps(AtomicU64::new(1)),
             producer: ProducerCounters::default(),
             counters: Counters::default(),
+            identity: Identity::new(&identity_source),
             identity_source,
             set_aside: Mutex::new(VecDeque::new()),
         }
@@ -165,7 +169,7 @@ impl Shared {
     #[inline]
     pub(crate) fn push_decision(
         &self,
-        make: impl FnOnce(u64, &mut SentUser) -> HandedDecision,
+        make: impl FnOnce(u64, &mut Sent) -> HandedDecision,
     ) -> bool {
         let pushed = self.handoff.push(|sent| {
             let seq = self.stamps.0.fetch_add(1, Ordering::Relaxed);
@@ -231,12 +235,15 @@ impl BrevoSink {
     pub fn record_decision(&self, record: DecisionRecord) -> bool {
         self.shared.push_decision(|seq, sent| HandedDecision {
             seq,
+            config: None,
             user: sent.ready_user(record.user),
-            flag_key: record.flag_key,
+            keys: Keys::Copied {
+                flag_key: record.flag_key,
+                rule_key: record.rule_key,
+                variation_key: record.variation_key,
+            },
             enabled: record.enabled,
             source: record.source,
-            rule_key: record.rule_key,
-            variation_key: record.variation_key,
         })
     }
 

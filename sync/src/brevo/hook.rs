@@ -1,21 +1,20 @@
 //! The engine side: `DecisionSink` for [`BrevoSink`] and audience evaluation for `ProjectConfig`.
 //!
-//! On the decide path only a few keys are copied: the user snapshot (identity + attributes) is
-//! copied once per user version and config on each thread (see `super::handed`), so a user
-//! deciding again costs a version comparison, the contact lookup, the flag key (and for
-//! experiments the rule and variation keys, inline strings) and one push into the thread's
-//! ring.
+//! On the decide path little is copied: the user snapshot (identity + attributes) once per
+//! user version and config on each thread, the keys as positions in the config (see
+//! `super::handed`); so a user deciding again costs the contact lookup, a version comparison,
+//! a stamp and one push into the thread's ring.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use compact_str::CompactString;
 use flagbridge_engine::{
-    AttributeValue, Conversion, Decision, DecisionSource, ProjectConfig, UserContext,
+    AttributeKey, AttributeValue, Conversion, Decision, DecisionSource, ProjectConfig, UserContext,
 };
 
 use super::config::IdentitySource;
-use super::handed::{HandedDecision, SentUser};
+use super::handed::{snapshot, HandedDecision, Keys, Sent};
 use super::handle::BrevoSink;
 use super::record::{
     AttrValue, AudienceSource, ConversionRecord, DecisionRecord, RuleSource, UserSnapshot,
@@ -32,45 +31,55 @@ fn engine_value(v: &AttrValue) -> AttributeValue {
     }
 }
 
-/// The contact identity of a user, per the configured source.
-fn contact_of<'u>(source: &IdentitySource, user: &'u UserContext) -> Option<&'u str> {
-    let contact = match source {
-        IdentitySource::Attribute(name) => user.attribute(name)?.as_str()?,
-        IdentitySource::UserId => user.user_id(),
-    };
-    (!contact.is_empty()).then_some(contact)
+/// Where contact identities come from, ready for lookups on the decide path.
+pub(crate) enum Identity {
+    /// A user attribute (its name hashed once).
+    Attribute(AttributeKey),
+    /// The user id.
+    UserId,
 }
 
-/// The record of one engine decision, with the user snapshot `user` (`None`: same as before).
-fn handed(seq: u64, user: Option<Arc<UserSnapshot>>, decision: &Decision<'_>) -> HandedDecision {
-    let source = match decision.source() {
+impl Identity {
+    pub(crate) fn new(source: &IdentitySource) -> Self {
+        match source {
+            IdentitySource::Attribute(name) => {
+                Identity::Attribute(AttributeKey::new(name.as_str()))
+            }
+            IdentitySource::UserId => Identity::UserId,
+        }
+    }
+
+    /// The contact identity of a user; `None` when missing, not a string, or empty.
+    #[inline]
+    pub(crate) fn contact_of<'u>(&self, user: &'u UserContext) -> Option<&'u str> {
+        let contact = match self {
+            Identity::Attribute(key) => user.attribute_by_key(key)?.as_str()?,
+            Identity::UserId => user.user_id(),
+        };
+        (!contact.is_empty()).then_some(contact)
+    }
+}
+
+/// The rule source of an engine decision.
+fn rule_source(decision: &Decision<'_>) -> RuleSource {
+    match decision.source() {
         DecisionSource::FeatureTest => RuleSource::Experiment,
         DecisionSource::Rollout => RuleSource::Rollout,
         DecisionSource::Holdout => RuleSource::Holdout,
-    };
-    // Only experiment decisions need their rule and variation (EXPERIMENT_* attributes).
-    let experiment = source == RuleSource::Experiment;
-    let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
-    HandedDecision {
-        seq,
-        user,
-        flag_key: CompactString::new(decision.flag_key()),
-        enabled: decision.enabled(),
-        source,
-        rule_key: key(decision.rule_key()),
-        variation_key: key(decision.variation_key()),
     }
 }
 
 impl BrevoSink {
-    /// Queues one engine decision, as the `DecisionSink` impl does (with
-    /// `audiences: Some(config)`); `audiences: None` leaves `OPT_SEGMENTS` untouched by this
-    /// decision. `false` when dropped: no contact identity (`skipped_no_identity`), queue full
-    /// or sync stopped (all counted). The cheapest way in for sinks that wrap this one: the
-    /// user is copied only when it changed since this thread's previous record.
+    /// Queues one engine decision made from `config`, as the `DecisionSink` impl does (with
+    /// `segments: true`); `segments: false` leaves `OPT_SEGMENTS` untouched by this decision.
+    /// `false` when dropped: no contact identity (`skipped_no_identity`), queue full or sync
+    /// stopped (all counted). The cheapest way in for sinks that wrap this one: the user is
+    /// copied only when it changed since this thread's previous record, and the keys travel
+    /// as positions in `config`.
     pub fn record_engine_decision(
         &self,
-        audiences: Option<&Arc<ProjectConfig>>,
+        config: &Arc<ProjectConfig>,
+        segments: bool,
         user: &UserContext,
         decision: &Decision<'_>,
     ) -> bool {
@@ -78,22 +87,34 @@ impl BrevoSink {
             self.count_skipped();
             return false;
         };
-        self.shared.push_decision(|seq, sent: &mut SentUser| {
-            handed(seq, sent.engine_user(audiences, user, contact), decision)
+        let source = rule_source(decision);
+        // Only experiment decisions need their rule and variation (EXPERIMENT_* attributes).
+        let experiment = source == RuleSource::Experiment;
+        self.shared.push_decision(|seq, sent: &mut Sent| {
+            let (config_change, user_change) = sent.engine(config, segments, user, contact);
+            HandedDecision {
+                seq,
+                config: config_change,
+                user: user_change,
+                keys: Keys::of(decision, config, experiment),
+                enabled: decision.enabled(),
+                source,
+            }
         })
     }
 
     /// The user's contact identity per this sync's identity source (`None`: the user's
     /// decisions and conversions are skipped).
     pub fn contact<'u>(&self, user: &'u UserContext) -> Option<&'u str> {
-        contact_of(&self.shared.identity_source, user)
+        self.shared.identity.contact_of(user)
     }
 
     /// The queue record of one engine decision, for sinks that need it before calling
-    /// [`record_decision`](Self::record_decision); it copies the user every time, so
-    /// prefer [`record_engine_decision`](Self::record_engine_decision) when the record itself
-    /// is not needed. `audiences: None` leaves `OPT_SEGMENTS` untouched by this decision.
-    /// `None`, counted in `skipped_no_identity`, when the user has no contact identity.
+    /// [`record_decision`](Self::record_decision); it copies the user and the keys every
+    /// time, so prefer [`record_engine_decision`](Self::record_engine_decision) when the
+    /// record itself is not needed. `audiences: None` leaves `OPT_SEGMENTS` untouched by this
+    /// decision. `None`, counted in `skipped_no_identity`, when the user has no contact
+    /// identity.
     pub fn decision_record(
         &self,
         audiences: Option<&Arc<ProjectConfig>>,
@@ -104,15 +125,16 @@ impl BrevoSink {
             self.count_skipped();
             return None;
         };
-        let snapshot = SentUser::default().engine_user(audiences, user, contact)?;
-        let d = handed(0, Some(snapshot), decision);
+        let source = rule_source(decision);
+        let (flag_key, rule_key, variation_key) =
+            Keys::copied(decision, source == RuleSource::Experiment).into_strings(None)?;
         Some(DecisionRecord {
-            user: d.user?,
-            flag_key: d.flag_key,
-            enabled: d.enabled,
-            source: d.source,
-            rule_key: d.rule_key,
-            variation_key: d.variation_key,
+            user: snapshot(audiences, user, contact),
+            flag_key,
+            enabled: decision.enabled(),
+            source,
+            rule_key,
+            variation_key,
         })
     }
 
@@ -143,7 +165,7 @@ impl DecisionSink for BrevoSink {
         user: &UserContext,
         decision: &Decision<'_>,
     ) {
-        self.record_engine_decision(Some(config), user, decision);
+        self.record_engine_decision(config, true, user, decision);
     }
 
     fn on_conversion(
@@ -181,11 +203,17 @@ mod tests {
     #[test]
     fn identity_sources() {
         let u = UserContext::new("u1").with_attribute("email", "a@x.io");
-        let by_attr = IdentitySource::Attribute("email".into());
-        assert_eq!(contact_of(&by_attr, &u), Some("a@x.io"));
-        assert_eq!(contact_of(&IdentitySource::UserId, &u), Some("u1"));
+        let by_attr = Identity::new(&IdentitySource::Attribute("email".into()));
+        let by_id = Identity::new(&IdentitySource::UserId);
+        assert_eq!(by_attr.contact_of(&u), Some("a@x.io"));
+        assert_eq!(by_id.contact_of(&u), Some("u1"));
         let none = UserContext::new("u2").with_attribute("email", 5i64);
-        assert_eq!(contact_of(&by_attr, &none), None);
-        assert_eq!(contact_of(&by_attr, &UserContext::new("u3")), None);
+        assert_eq!(by_attr.contact_of(&none), None);
+        assert_eq!(by_attr.contact_of(&UserContext::new("u3")), None);
+        assert_eq!(
+            by_attr.contact_of(&UserContext::new("u4").with_attribute("email", "")),
+            None
+        );
+        assert_eq!(by_id.contact_of(&UserContext::new("")), None);
     }
 }

@@ -87,7 +87,6 @@ impl DecisionSink for ProjectSink {
         // One path to Brevo: the Brevo sync's own record path (per-thread user memory,
         // identity per its config); which attributes are written is the Brevo sync's config.
         // Audiences are only handed over when `OPT_SEGMENTS` is written.
-        let audiences = Some(config).filter(|_| self.mapping.audience_segments);
         if self.mapping.experiment_variation && decision.source() == DecisionSource::FeatureTest {
             if let (Some(tx), Some(exp), Some(var)) = (
                 &self.assignments,
@@ -115,7 +114,7 @@ impl DecisionSink for ProjectSink {
             }
         }
         if let Some(brevo) = &self.brevo {
-            brevo.record_engine_decision(audiences, user, decision);
+            brevo.record_engine_decision(config, self.mapping.audience_segments, user, decision);
         }
     }
 
