@@ -323,8 +323,6 @@ impl Worker {
                 Item::Conversion(c) => self.accept_conversion(c),
             }
         }
-        // Dropped together: releasing the shared user snapshots in one burst.
-        drop(items);
         self.shared
             .counters
             .decisions_processed
