@@ -1,10 +1,14 @@
 //! Brevo sync benches.
 //!
 //! - `brevo_enqueue/decide_alone` vs `brevo_enqueue/decide_plus_enqueue`: the cost the Brevo
-//!   sink adds to a decide (target: at most 1.3x). The sync runs for real (dry-run transport,
-//!   in-memory store) on a tokio thread that drains the queue; each measured chunk is smaller
-//!   than the queue and starts with an empty queue, so every record is really enqueued.
-//!   `enqueue_only` is the sink's share of one decide, `push_prebuilt_clone` the queue's.
+//!   sink adds to a decide (target: at most 1.3x), the same user deciding again and again (the
+//!   sink copies the user once). `*_distinct_users`: the same, cycling through 1,000 distinct
+//!   users (every record carries a new user copy: the worst case). The sync runs for real
+//!   (dry-run transport, in-memory store) on a tokio thread; each measured chunk is at most a
+//!   ring's capacity and starts once the worker has processed everything before it, so no
+//!   record overflows (checked at the end) and every record is really handed over.
+//!   `enqueue_only` is the sink's share of one decide, `push_prebuilt_clone` the hand-off's
+//!   (a ready record, its user `Arc` already sent).
 //! - `brevo_coalescer/apply`: decisions folded per second by the worker's coalescer across
 //!   100,000 contacts x 5 flags, steady state (target: at least 1 million/s on one core).
 
@@ -20,7 +24,42 @@ use flagbridge_sync::brevo::{AttrValue, BrevoSync, DecisionRecord, RuleSource, U
 use flagbridge_sync::sink::DecisionSink;
 
 const DATAFILE: &str = include_str!("../../sync/tests/data/brevo_small_datafile.json");
+/// The sync's queue capacity: rings of 8,192 records per thread (the largest), an inbox of
+/// 64 batches of 256.
+const QUEUE_CAPACITY: usize = 16_384;
+/// Records per measured chunk: one ring's capacity, so an empty ring never overflows.
 const CHUNK: u64 = 8_192;
+/// Distinct users of the `*_distinct_users` benches.
+const USERS: usize = 1_000;
+
+/// Waits until the worker processed every decision handed over so far (rings empty).
+fn wait_processed(sync: &BrevoSync) {
+    loop {
+        let c = sync.counters();
+        if c.decisions_processed >= c.decisions_queued {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// Times `iters` runs of `one` (given the run's index), in chunks of at most [`CHUNK`] that
+/// each start with empty rings; the waits between chunks are not timed.
+fn chunked(sync: &BrevoSync, iters: u64, mut one: impl FnMut(u64)) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = (iters - done).min(CHUNK);
+        wait_processed(sync);
+        let start = Instant::now();
+        for i in done..done + n {
+            one(i);
+        }
+        total += start.elapsed();
+        done += n;
+    }
+    total
+}
 
 fn enqueue(c: &mut Criterion) {
     let config = Arc::new(ProjectConfig::parse(DATAFILE).expect("datafile"));
@@ -37,15 +76,21 @@ fn enqueue(c: &mut Criterion) {
                 .store_path(None)
                 .dry_run_path(dir.join("dry-run.jsonl"))
                 .flush_interval(Duration::from_secs(3600))
+                .queue_capacity(QUEUE_CAPACITY)
                 .start(),
         )
         .expect("sync");
     let sink = sync.sink();
     let decider = Decider::new(&config);
-    let user = UserContext::new("user-42")
-        .with_attribute("email", "user42@example.com")
-        .with_attribute("plan", "vip")
-        .with_attribute("country", "FR");
+    let make_user = |i: usize| {
+        UserContext::new(format!("user-{i}"))
+            .with_attribute("email", format!("user{i}@example.com"))
+            .with_attribute("plan", "vip")
+            .with_attribute("country", "FR")
+    };
+    let user = make_user(42);
+    let users: Vec<UserContext> = (0..USERS).map(make_user).collect();
+    let nth = |i: u64| &users[i as usize % USERS];
 
     let mut group = c.benchmark_group("brevo_enqueue");
     group.bench_function("decide_alone", |b| {
@@ -53,50 +98,41 @@ fn enqueue(c: &mut Criterion) {
     });
     group.bench_function("decide_plus_enqueue", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                left -= n;
-                // Start each chunk with an empty queue (the worker drains between chunks).
-                let target = sync.counters().decisions_queued;
-                while sync.counters().decisions_processed < target {
-                    std::thread::yield_now();
-                }
-                let start = Instant::now();
-                for _ in 0..n {
-                    let d = decider.decide(black_box(&user), "checkout", DecideOptions::NONE);
-                    sink.on_decision(&config, &user, &d);
-                    black_box(&d);
-                }
-                total += start.elapsed();
-            }
-            total
+            chunked(&sync, iters, |_| {
+                let d = decider.decide(black_box(&user), "checkout", DecideOptions::NONE);
+                sink.on_decision(&config, &user, &d);
+                black_box(&d);
+            })
+        })
+    });
+    group.bench_function("decide_alone_distinct_users", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            black_box(decider.decide(black_box(nth(i)), "checkout", DecideOptions::NONE))
+        })
+    });
+    group.bench_function("decide_plus_enqueue_distinct_users", |b| {
+        b.iter_custom(|iters| {
+            chunked(&sync, iters, |i| {
+                let user = nth(i);
+                let d = decider.decide(black_box(user), "checkout", DecideOptions::NONE);
+                sink.on_decision(&config, user, &d);
+                black_box(&d);
+            })
         })
     });
     // The sink's share alone: one decision made once, handed to the sink again and again.
     let decision = decider.decide(&user, "checkout", DecideOptions::NONE);
     group.bench_function("enqueue_only", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                left -= n;
-                let target = sync.counters().decisions_queued;
-                while sync.counters().decisions_processed < target {
-                    std::thread::yield_now();
-                }
-                let start = Instant::now();
-                for _ in 0..n {
-                    sink.on_decision(&config, black_box(&user), black_box(&decision));
-                }
-                total += start.elapsed();
-            }
-            total
+            chunked(&sync, iters, |_| {
+                sink.on_decision(&config, black_box(&user), black_box(&decision));
+            })
         })
     });
-    // The queue's share: a ready record (one Arc increment, three inline strings) pushed.
+    // The hand-off's share: a ready record (one Arc increment, three inline strings) pushed;
+    // its user is the one this thread sent last, so only the keys travel.
     let prebuilt = DecisionRecord {
         user: Arc::new(UserSnapshot {
             user_id: "u".into(),
@@ -112,25 +148,13 @@ fn enqueue(c: &mut Criterion) {
     };
     group.bench_function("push_prebuilt_clone", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                left -= n;
-                let target = sync.counters().decisions_queued;
-                while sync.counters().decisions_processed < target {
-                    std::thread::yield_now();
-                }
-                let start = Instant::now();
-                for _ in 0..n {
-                    sink.record_decision(black_box(&prebuilt).clone());
-                }
-                total += start.elapsed();
-            }
-            total
+            chunked(&sync, iters, |_| {
+                sink.record_decision(black_box(&prebuilt).clone());
+            })
         })
     });
     group.finish();
+    wait_processed(&sync);
     let counters = sync.counters();
     eprintln!(
         "brevo_enqueue: queued {} processed {} overflow {} written {}",
@@ -138,6 +162,10 @@ fn enqueue(c: &mut Criterion) {
         counters.decisions_processed,
         counters.queue_overflow,
         counters.contacts_written
+    );
+    assert_eq!(
+        counters.queue_overflow, 0,
+        "a ring overflowed: chunks too big"
     );
     runtime.block_on(sync.close()).expect("close");
     let _ = std::fs::remove_dir_all(&dir);

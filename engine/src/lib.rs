@@ -103,7 +103,7 @@ pub use optimizely_config::{
     OptimizelyExperiment, OptimizelyFeature, OptimizelyVariable, OptimizelyVariation, OrderedMap,
 };
 pub use user::{
-    AttributeValue, UnsupportedAttributeValue, UserContext, BUCKETING_ID_ATTRIBUTE,
+    AttributeKey, AttributeValue, UnsupportedAttributeValue, UserContext, BUCKETING_ID_ATTRIBUTE,
     EXPERIMENT_BUCKET_MAP_ATTRIBUTE,
 };
 pub use variables::cast as cast_variable;

@@ -167,6 +167,30 @@ pub(crate) const fn key_hash(key: &str) -> u64 {
     hash
 }
 
+/// An attribute name with its lookup hash computed once, for code that reads the same
+/// attribute of many users ([`UserContext::attribute_by_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeKey {
+    hash: u64,
+    name: String,
+}
+
+impl AttributeKey {
+    /// The key of the attribute `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        AttributeKey {
+            hash: key_hash(&name),
+            name,
+        }
+    }
+
+    /// The attribute name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// The key of a forced decision: a flag, and optionally one of its rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ForcedKey {
@@ -260,6 +284,13 @@ impl UserContext {
     #[inline]
     pub fn attribute(&self, key: &str) -> Option<&AttributeValue> {
         self.attribute_hashed(key_hash(key), key)
+    }
+
+    /// [`attribute`](Self::attribute) by a key made once ([`AttributeKey::new`]): no hashing
+    /// of the name on each call.
+    #[inline]
+    pub fn attribute_by_key(&self, key: &AttributeKey) -> Option<&AttributeValue> {
+        self.attribute_hashed(key.hash, &key.name)
     }
 
     /// [`attribute`](Self::attribute) with the key's [`key_hash`] computed ahead.
@@ -412,6 +443,11 @@ mod tests {
         assert_eq!(keys, ["a", "b"]);
         assert_eq!(u.attribute("a"), Some(&AttributeValue::Bool(true)));
         assert_eq!(u.attribute("zz"), None);
+        for name in ["a", "b", "zz", ""] {
+            let key = AttributeKey::new(name);
+            assert_eq!(key.name(), name);
+            assert_eq!(u.attribute_by_key(&key), u.attribute(name), "{name}");
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! `uuid`/`timestamp` from events and the reasons of random users `u5`.. (see the test below).
 
 use flagbridge_engine::{
-    AttributeValue, ClientInfo, DecideOption, DecideOptions, Decider, ProjectConfig, UserContext,
+    AttributeValue, ClientInfo, DecideOption, DecideOptions, Decider, DecisionSource,
+    ProjectConfig, UserContext,
 };
 use serde_json::{json, Value};
 
@@ -124,4 +125,45 @@ fn optimizely_config_matches_the_javascript_sdk() {
         config.optimizely_config().datafile(),
         include_str!("data/edge.json")
     );
+}
+
+/// `Decision::{flag,rule,variation}_index` name the decision's own keys in its config
+/// (`ProjectConfig::*_key_at`), for every decision of the edge users; holdouts and unknown
+/// flags have no index.
+#[test]
+fn decision_indexes_name_the_decision_keys() {
+    let config = ProjectConfig::parse(include_str!("data/edge.json")).unwrap();
+    let users: Vec<Value> = serde_json::from_str(include_str!("data/js/edge_users.json")).unwrap();
+    let decider = Decider::new(&config);
+    let (mut rules, mut variations, mut holdouts) = (0, 0, 0);
+    for u in &users {
+        let user = user_of(u);
+        let mut decisions = decider.decide_all(&user, DecideOptions::NONE);
+        decisions.extend(decider.decide_for_keys(&user, &["no_such_flag"], DecideOptions::NONE));
+        for d in &decisions {
+            assert!(std::ptr::eq(d.config(), &config));
+            let at = d.flag_index().and_then(|i| config.flag_key_at(i));
+            if d.is_error() {
+                assert_eq!(at, None);
+                continue;
+            }
+            assert_eq!(at, Some(d.flag_key()));
+            let variation = d.variation_index().and_then(|i| config.variation_key_at(i));
+            assert_eq!(variation, d.variation_key(), "{}", d.flag_key());
+            variations += usize::from(variation.is_some());
+            let rule = d.rule_index().and_then(|i| config.rule_key_at(i));
+            if d.source() == DecisionSource::Holdout {
+                assert_eq!(d.rule_index(), None);
+                holdouts += 1;
+            } else {
+                assert_eq!(rule, d.rule_key(), "{}", d.flag_key());
+                rules += usize::from(rule.is_some());
+            }
+        }
+    }
+    assert!(
+        rules > 10 && variations > 10 && holdouts > 0,
+        "{rules} {variations} {holdouts}"
+    );
+    assert_eq!(config.flag_key_at(u32::MAX), None);
 }

@@ -335,8 +335,8 @@ async fn a_full_queue_drops_and_counts_instead_of_blocking() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_and_close_take_decisions_waiting_in_other_threads_lanes() {
-    // Fewer decisions per thread than a lane batch: they sit in each thread's lane until the
-    // worker takes them; flush and close must not leave any behind.
+    // Fewer decisions per thread than wake the collector: they sit in each thread's ring until
+    // the worker takes them; flush and close must not leave any behind.
     let fake = FakeBrevo::start(1000).await;
     let all = emails(60);
     fake.add_contacts(all.iter().map(String::as_str));

@@ -137,6 +137,9 @@ async fn ten_thousand_contacts_end_with_exact_attributes() {
                 list.push(d.clone());
                 assert!(sink.record_decision(d));
             }
+            if i % 500 == 499 {
+                wait_processed(&sync).await;
+            }
         }
     }
     sync.flush().await.unwrap();
@@ -179,9 +182,12 @@ async fn ten_thousand_contacts_end_with_exact_attributes() {
 
     // The same decisions again: nothing new to write.
     let requests = fake.with(|s| s.requests.len());
-    for list in &all {
+    for (i, list) in all.iter().enumerate() {
         for d in list.iter().skip(5) {
-            sink.record_decision(d.clone());
+            assert!(sink.record_decision(d.clone()));
+        }
+        if i % 1000 == 999 {
+            wait_processed(&sync).await;
         }
     }
     sync.flush().await.unwrap();
@@ -645,4 +651,65 @@ async fn synced_contacts_join_the_configured_lists() {
         "{err}"
     );
     assert_eq!(fake.with(|s| s.requests.len()), 0);
+}
+
+/// Two threads decide for the same contact and flag in a known order: thread A decides, tells
+/// thread B, then B decides with another outcome (and another user attribute). B's decision is
+/// the latest: it must win every time (flag, latest experiment and segments), whatever ring
+/// each record went through and in whatever order the worker receives them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_decision_from_another_thread_wins_every_time() {
+    const N: usize = 2_000;
+    let fake = FakeBrevo::start(1000).await;
+    let all: Vec<String> = (0..N).map(|i| format!("order{i}@x.io")).collect();
+    fake.add_contacts(all.iter().map(String::as_str));
+    fake.add_contacts(["b-first@x.io"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sync = builder(&fake, &dir.path().join("s.db"), 1000)
+        .start()
+        .await
+        .unwrap();
+    let audiences: Arc<dyn AudienceSource> = Arc::new(TestAudiences);
+    let with_plan = |email: &str, plan: &str| {
+        let mut u = (*user(email, plan, "desktop")).clone();
+        u.audiences = Some(Arc::clone(&audiences));
+        Arc::new(u)
+    };
+    let (to_b, b_inbox) = std::sync::mpsc::channel::<usize>();
+    let (b_ready, wait_b) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let sink = sync.sink();
+        let all = &all;
+        let with_plan = &with_plan;
+        scope.spawn(move || {
+            // B's ring is made first: when both threads' records wait, B's are taken first.
+            assert!(sink.record_decision(rollout(&user("b-first@x.io", "free", "x"), "g", true)));
+            b_ready.send(()).unwrap();
+            for i in b_inbox {
+                let u = with_plan(&all[i], "vip");
+                assert!(sink.record_decision(experiment(&u, "f", "exp", "b", true)));
+            }
+        });
+        wait_b.recv().unwrap();
+        let sink = sync.sink();
+        for (i, email) in all.iter().enumerate() {
+            let u = with_plan(email, "free");
+            assert!(sink.record_decision(experiment(&u, "f", "exp", "a", false)));
+            to_b.send(i).unwrap();
+        }
+        drop(to_b);
+    });
+    sync.flush().await.unwrap();
+    for email in &all {
+        let got = fake.contact(email).unwrap().attributes;
+        assert_eq!(got["ENABLED_FEATURES"], "f", "{email}: {got:?}");
+        assert_eq!(got["EXPERIMENT_VARIATION"], "exp:b", "{email}: {got:?}");
+        assert_eq!(got["VARIATION_NAME"], "b", "{email}: {got:?}");
+        assert_eq!(got["FEATURE_ENABLED"], true, "{email}: {got:?}");
+        assert_eq!(got["OPT_SEGMENTS"], "VIP", "{email}: {got:?}");
+    }
+    let c = sync.counters();
+    assert_eq!(c.decisions_processed, 2 * N as u64 + 1);
+    assert_eq!(c.queue_overflow, 0);
+    sync.close().await.unwrap();
 }

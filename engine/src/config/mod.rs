@@ -302,6 +302,26 @@ impl ProjectConfig {
         self.events.iter().map(|e| e.key.as_str())
     }
 
+    /// The key of the flag at `index` ([`Decision::flag_index`](crate::Decision::flag_index)).
+    #[inline]
+    pub fn flag_key_at(&self, index: u32) -> Option<&str> {
+        self.flags.get(index as usize).map(|f| f.key.as_str())
+    }
+
+    /// The key of the experiment or delivery rule at `index`
+    /// ([`Decision::rule_index`](crate::Decision::rule_index)).
+    #[inline]
+    pub fn rule_key_at(&self, index: u32) -> Option<&str> {
+        self.experiments.get(index as usize).map(|e| e.key.as_str())
+    }
+
+    /// The key of the variation at `index`
+    /// ([`Decision::variation_index`](crate::Decision::variation_index)).
+    #[inline]
+    pub fn variation_key_at(&self, index: u32) -> Option<&str> {
+        self.variations.get(index as usize).map(|v| v.key.as_str())
+    }
+
     /// `(id, name)` of every audience (typed wins over legacy; `$opt_dummy_audience` excluded).
     pub fn audiences(&self) -> impl Iterator<Item = (&str, &str)> {
         self.audience_order.iter().map(|i| {

@@ -72,6 +72,18 @@ impl<const ON: bool> Reasons<ON> {
     }
 }
 
+/// Where `item` is in `items`, from its address (`None` when it is not one of them).
+#[inline]
+fn position<T>(items: &[T], item: &T) -> Option<u32> {
+    let offset = (item as *const T as usize).wrapping_sub(items.as_ptr() as usize);
+    let index = offset / std::mem::size_of::<T>().max(1);
+    let found = items.get(index)?;
+    if !std::ptr::eq(found, item) {
+        return None;
+    }
+    u32::try_from(index).ok()
+}
+
 /// What the flow found for one flag.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome<'a> {
@@ -148,6 +160,34 @@ impl<'a> Decision<'a> {
     /// The id of the deciding rule or holdout.
     pub fn experiment_id(&self) -> Option<&'a str> {
         self.outcome.rule.map(|e| e.id.as_str())
+    }
+
+    /// The config the decision was made from.
+    #[inline]
+    pub fn config(&self) -> &'a ProjectConfig {
+        self.config
+    }
+
+    /// Where the flag is in [`config`](Self::config) (its key is
+    /// [`ProjectConfig::flag_key_at`]): lets a consumer hand the key over as a number.
+    /// `None` for an unknown flag (an error decision).
+    #[inline]
+    pub fn flag_index(&self) -> Option<u32> {
+        position(&self.config.flags, self.flag?)
+    }
+
+    /// Where the deciding experiment or delivery rule is in [`config`](Self::config) (its key
+    /// is [`ProjectConfig::rule_key_at`]). `None` without a rule, and for a holdout.
+    #[inline]
+    pub fn rule_index(&self) -> Option<u32> {
+        position(&self.config.experiments, self.outcome.rule?)
+    }
+
+    /// Where the variation is in [`config`](Self::config) (its key is
+    /// [`ProjectConfig::variation_key_at`]). `None` without a variation.
+    #[inline]
+    pub fn variation_index(&self) -> Option<u32> {
+        position(&self.config.variations, self.outcome.variation?)
     }
 
     /// Where the decision came from.

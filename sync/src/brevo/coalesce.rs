@@ -112,8 +112,10 @@ impl Coalescer {
         }
     }
 
-    /// Applies one decision. `today` is the day number used for `EXPERIMENT_DATE`.
-    pub(crate) fn apply(&mut self, record: &DecisionRecord, today: i64) {
+    /// Applies one decision with its stamp `seq`: each part of the contact's state (the
+    /// flag, the latest experiment, the segments) takes it unless it holds a newer decision.
+    /// `today` is the day number used for `EXPERIMENT_DATE`.
+    pub(crate) fn apply(&mut self, record: &DecisionRecord, seq: u64, today: i64) {
         let slot = self.slot_of(&record.user.contact);
         let flag = self.interner.intern(&record.flag_key);
         let experiment = match (record.source, &record.rule_key, &record.variation_key) {
@@ -126,6 +128,7 @@ impl Coalescer {
             flag,
             enabled: record.enabled,
             experiment,
+            seq,
         });
         if let Some((rule, variation)) = experiment {
             changed |= self.slots[slot as usize]
@@ -136,10 +139,11 @@ impl Coalescer {
                     variation,
                     enabled: record.enabled,
                     day: today,
+                    seq,
                 });
         }
         if let Some(source) = &record.user.audiences {
-            changed |= self.update_segments(slot, source, &record.user);
+            changed |= self.update_segments(slot, source, &record.user, seq);
         }
         if changed {
             self.touch(slot);
@@ -151,7 +155,13 @@ impl Coalescer {
         slot: u32,
         source: &Arc<dyn AudienceSource>,
         user: &Arc<UserSnapshot>,
+        seq: u64,
     ) -> bool {
+        let state = &mut self.slots[slot as usize].state;
+        if seq < state.segments_seq {
+            return false;
+        }
+        state.segments_seq = seq;
         let same_source = self
             .audiences
             .as_ref()
@@ -292,7 +302,8 @@ fn hash_attributes(user: &UserSnapshot) -> u64 {
 mod tests {
     use super::*;
     use compact_str::CompactString;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use serde_json::Value;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
     struct Vip(AtomicUsize);
     impl AudienceSource for Vip {
@@ -304,6 +315,12 @@ mod tests {
                 .map(|_| "VIPs".to_string())
                 .collect()
         }
+    }
+
+    /// Stamps of decisions made one after another.
+    fn stamp() -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     fn user(contact: &str, plan: &str) -> Arc<UserSnapshot> {
@@ -332,18 +349,18 @@ mod tests {
         let names = AttributeNames::default();
         let u = user("a@x.io", "free");
         for _ in 0..1_000_000 {
-            c.apply(&decision(&u, "f", true), 1);
+            c.apply(&decision(&u, "f", true), stamp(), 1);
         }
         let (due, _) = c.take_due(10, &names, DateFormat::Date);
         assert_eq!(due.len(), 1);
         c.acknowledge(due[0].slot, due[0].derived.digest);
         for _ in 0..1000 {
-            c.apply(&decision(&u, "f", true), 1);
+            c.apply(&decision(&u, "f", true), stamp(), 1);
         }
         assert_eq!(c.take_due(10, &names, DateFormat::Date).0.len(), 0);
         // A flip and a flip back before the flush: nothing to send either.
-        c.apply(&decision(&u, "f", false), 1);
-        c.apply(&decision(&u, "f", true), 1);
+        c.apply(&decision(&u, "f", false), stamp(), 1);
+        c.apply(&decision(&u, "f", true), stamp(), 1);
         let (due, unchanged) = c.take_due(10, &names, DateFormat::Date);
         assert_eq!((due.len(), unchanged), (0, 1));
     }
@@ -361,12 +378,16 @@ mod tests {
         };
         let vip = with_source("a@x.io", "vip");
         for flag in ["f1", "f2", "f3"] {
-            c.apply(&decision(&vip, flag, true), 1);
+            c.apply(&decision(&vip, flag, true), stamp(), 1);
         }
         assert_eq!(src.0.load(Ordering::Relaxed), 1);
         let (due, _) = c.take_due(10, &names, DateFormat::Date);
         assert_eq!(due[0].derived.attributes["OPT_SEGMENTS"], "VIPs");
-        c.apply(&decision(&with_source("a@x.io", "free"), "f1", true), 1);
+        c.apply(
+            &decision(&with_source("a@x.io", "free"), "f1", true),
+            stamp(),
+            1,
+        );
         assert_eq!(src.0.load(Ordering::Relaxed), 2);
         let (due, _) = c.take_due(10, &names, DateFormat::Date);
         assert_eq!(due[0].derived.attributes["OPT_SEGMENTS"], "");
@@ -377,12 +398,111 @@ mod tests {
         let mut c = Coalescer::default();
         let names = AttributeNames::default();
         let u = user("bad", "free");
-        c.apply(&decision(&u, "f", true), 1);
+        c.apply(&decision(&u, "f", true), stamp(), 1);
         let (due, _) = c.take_due(10, &names, DateFormat::Date);
         c.reject(due[0].slot, due[0].derived.digest);
         c.retry_later(due[0].slot);
         assert!(c.take_due(10, &names, DateFormat::Date).0.is_empty());
-        c.apply(&decision(&u, "g", true), 1);
+        c.apply(&decision(&u, "g", true), stamp(), 1);
         assert_eq!(c.take_due(10, &names, DateFormat::Date).0.len(), 1);
+    }
+
+    fn experiment(user: &Arc<UserSnapshot>, flag: &str, variation: &str) -> DecisionRecord {
+        DecisionRecord {
+            source: RuleSource::Experiment,
+            rule_key: Some(CompactString::from("exp")),
+            variation_key: Some(CompactString::from(variation)),
+            ..decision(user, flag, true)
+        }
+    }
+
+    /// The attributes Brevo would get for the only contact.
+    fn attributes(c: &Coalescer) -> serde_json::Map<String, Value> {
+        let names = AttributeNames::default();
+        c.slot(0)
+            .state
+            .derive(&c.interner, &names, DateFormat::Date)
+            .attributes
+    }
+
+    #[test]
+    fn an_older_decision_does_not_overwrite_a_flag_and_a_newer_one_does() {
+        // (stamp, enabled) applied in this order, then the expected ENABLED_FEATURES.
+        let cases: [(&[(u64, bool)], &str); 6] = [
+            (&[(10, true), (5, false)], "f"),
+            (&[(5, false), (10, true)], "f"),
+            (&[(10, true), (20, false)], ""),
+            // A repeat with a newer stamp holds that stamp: an older change loses to it.
+            (&[(10, true), (30, true), (20, false)], "f"),
+            (&[(10, false), (30, false), (20, true)], ""),
+            // Stamp 0: a state read back from the store; any decision of this run wins.
+            (&[(0, true), (1, false)], ""),
+        ];
+        for (decisions, want) in cases {
+            let mut c = Coalescer::default();
+            let u = user("a@x.io", "free");
+            for &(seq, enabled) in decisions {
+                c.apply(&decision(&u, "f", enabled), seq, 1);
+            }
+            assert_eq!(attributes(&c)["ENABLED_FEATURES"], want, "{decisions:?}");
+        }
+    }
+
+    #[test]
+    fn an_older_experiment_decision_does_not_overwrite_the_last_experiment() {
+        let u = user("a@x.io", "free");
+        /// (stamp, flag, variation) applied in this order.
+        type Decisions<'a> = &'a [(u64, &'a str, &'a str)];
+        // Then the expected latest experiment (flag, variation).
+        let cases: [(Decisions, (&str, &str)); 4] = [
+            (&[(10, "f", "b"), (5, "g", "a")], ("f", "b")),
+            (&[(5, "g", "a"), (10, "f", "b")], ("f", "b")),
+            (&[(10, "f", "b"), (20, "g", "a")], ("g", "a")),
+            (
+                &[(10, "f", "b"), (30, "f", "b"), (20, "g", "a")],
+                ("f", "b"),
+            ),
+        ];
+        for (decisions, (flag, variation)) in cases {
+            let mut c = Coalescer::default();
+            for &(seq, f, v) in decisions {
+                c.apply(&experiment(&u, f, v), seq, 1);
+            }
+            let got = attributes(&c);
+            assert_eq!(got["FEATURE_FLAG"], flag, "{decisions:?}");
+            assert_eq!(got["VARIATION_NAME"], variation, "{decisions:?}");
+        }
+    }
+
+    #[test]
+    fn an_older_user_does_not_overwrite_the_segments() {
+        let src: Arc<dyn AudienceSource> = Arc::new(Vip(AtomicUsize::new(0)));
+        let with_plan = |plan: &str| {
+            let mut u = (*user("a@x.io", plan)).clone();
+            u.audiences = Some(Arc::clone(&src));
+            Arc::new(u)
+        };
+        // (stamp, plan) in this order (each decision for another flag), then OPT_SEGMENTS.
+        let cases: [(&[(u64, &str)], &str); 4] = [
+            (&[(10, "vip"), (5, "free")], "VIPs"),
+            (&[(5, "free"), (10, "vip")], "VIPs"),
+            (&[(10, "vip"), (20, "free")], ""),
+            (&[(10, "vip"), (30, "vip"), (20, "free")], "VIPs"),
+        ];
+        for (decisions, want) in cases {
+            let mut c = Coalescer::default();
+            for (i, &(seq, plan)) in decisions.iter().enumerate() {
+                c.apply(&decision(&with_plan(plan), &format!("f{i}"), true), seq, 1);
+            }
+            let got = attributes(&c);
+            assert_eq!(got["OPT_SEGMENTS"], want, "{decisions:?}");
+            // Every flag decision was applied: the stamps only order decisions of one part.
+            assert_eq!(
+                got["ENABLED_FEATURES"]
+                    .as_str()
+                    .map(|f| f.split(',').count()),
+                Some(decisions.len())
+            );
+        }
     }
 }

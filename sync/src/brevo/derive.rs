@@ -33,16 +33,31 @@ impl Interner {
 }
 
 /// The latest decision of one flag for one contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// `seq` is the stamp of the decision it came from (see `super::handed`): a decision with an
+/// older stamp does not overwrite it. Stamps are per process run (0 for a state read back from
+/// the store) and not part of equality, which compares what Brevo would see.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct FlagState {
     pub flag: u32,
     pub enabled: bool,
     /// `(rule, variation)` when the decision came from an experiment rule.
     pub experiment: Option<(u32, u32)>,
+    pub seq: u64,
 }
 
+impl PartialEq for FlagState {
+    fn eq(&self, other: &Self) -> bool {
+        self.flag == other.flag
+            && self.enabled == other.enabled
+            && self.experiment == other.experiment
+    }
+}
+
+impl Eq for FlagState {}
+
 /// The latest experiment decision of a contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct LastExperiment {
     pub flag: u32,
     pub rule: u32,
@@ -50,6 +65,8 @@ pub(crate) struct LastExperiment {
     pub enabled: bool,
     /// Day (since 1970-01-01) the decision took this value.
     pub day: i64,
+    /// Stamp of the decision (as [`FlagState::seq`]).
+    pub seq: u64,
 }
 
 /// What the sync knows about one contact. Small: ids, not strings, and digests, not copies.
@@ -60,16 +77,23 @@ pub(crate) struct ContactState {
     pub last_experiment: Option<LastExperiment>,
     /// Matching audience ids; `None` until evaluated once.
     pub segments: Option<Box<[u32]>>,
+    /// Stamp of the decision whose user `segments` was evaluated for (0: none this run).
+    pub segments_seq: u64,
 }
 
 impl ContactState {
-    /// Records a flag decision; returns whether anything changed.
+    /// Records a flag decision unless the state holds a newer one for the flag; returns
+    /// whether anything Brevo sees changed.
     pub(crate) fn set_flag(&mut self, new: FlagState) -> bool {
         match self.flags.binary_search_by_key(&new.flag, |f| f.flag) {
-            Ok(i) if self.flags[i] == new => false,
             Ok(i) => {
-                self.flags[i] = new;
-                true
+                let old = &mut self.flags[i];
+                if new.seq < old.seq {
+                    return false;
+                }
+                let changed = *old != new;
+                *old = new;
+                changed
             }
             Err(i) => {
                 self.flags.insert(i, new);
@@ -78,15 +102,18 @@ impl ContactState {
         }
     }
 
-    /// Records an experiment decision as the latest one; returns whether anything changed.
+    /// Records an experiment decision as the latest one unless the state holds a newer one;
+    /// returns whether anything changed. A repeat keeps the day it first took this value.
     pub(crate) fn set_experiment(&mut self, new: LastExperiment) -> bool {
-        match &self.last_experiment {
+        match &mut self.last_experiment {
+            Some(old) if new.seq < old.seq => false,
             Some(old)
                 if old.flag == new.flag
                     && old.rule == new.rule
                     && old.variation == new.variation
                     && old.enabled == new.enabled =>
             {
+                old.seq = new.seq;
                 false
             }
             _ => {
@@ -198,6 +225,7 @@ impl ContactState {
                 flag,
                 enabled: f.enabled,
                 experiment,
+                seq: 0,
             });
         }
         state.last_experiment = p.last_experiment.as_ref().map(|x| LastExperiment {
@@ -206,6 +234,7 @@ impl ContactState {
             variation: interner.intern(&x.variation),
             enabled: x.enabled,
             day: x.day,
+            seq: 0,
         });
         state.segments = p
             .segments
@@ -275,6 +304,7 @@ mod tests {
             flag: i.intern(key),
             enabled,
             experiment: exp.map(|(r, v)| (i.intern(r), i.intern(v))),
+            seq: 0,
         }
     }
 
@@ -292,6 +322,7 @@ mod tests {
             variation: i.intern("off"),
             enabled: false,
             day: 20_000,
+            seq: 0,
         };
         assert!(s.set_experiment(x));
         assert!(!s.set_experiment(LastExperiment { day: 20_001, ..x }));

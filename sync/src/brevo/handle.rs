@@ -1,49 +1,38 @@
 //! The handle the application keeps, the sink the decide path calls, and the counters.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crossbeam_queue::ArrayQueue;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::config::IdentitySource;
 use super::error::BrevoError;
-use super::record::{ConversionRecord, DecisionRecord, SyncRecord};
+use super::handed::{BrevoHanded, HandedDecision, HandedRecord, Keys, Sent};
+use super::hook::Identity;
+use super::record::{ConversionRecord, DecisionRecord};
 use super::worker::Command;
-use crate::lanes::{self, Batch, LaneCounts, Lanes};
+use crate::handoff::{Handoff, Pushed, COLLECT_BATCH, MAX_RING_CAPACITY};
 
 /// How many set-aside items [`BrevoSync::set_aside`] remembers.
 pub const SET_ASIDE_MEMORY: usize = 100;
 
-/// An idle worker is woken once per `max(capacity / WAKE_DIVISOR, 1)` queued records (it also
-/// drains every [`DRAIN_INTERVAL`]), so the decide path rarely pays for a wake-up and the
-/// worker drains in bursts instead of fighting the decide path for the queue's cache lines.
-/// Records reach the queue in per-thread batches (see `crate::lanes`); the worker takes the
-/// partial batches waiting in lanes at each drain, so a record waits at most
-/// [`DRAIN_INTERVAL`].
-pub(crate) const WAKE_DIVISOR: usize = 4;
-/// Longest time a queued record waits for the worker when few records arrive.
-pub(crate) const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Counters written on the decide path, on their own cache lines (no false sharing with the
-/// worker's counters). Records queued and refused are counted per lane (`Shared::lane_counts`:
-/// accepted = decisions + conversions queued, refused = queue overflow).
+/// Counters written on the decide path (rarely: conversions and skips), on their own cache
+/// lines (no false sharing with the worker's counters). Records queued and refused are counted
+/// by the hand-off (accepted = decisions + conversions queued, refused = queue overflow).
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct ProducerCounters {
     pub conversions_queued: AtomicU64,
     pub skipped_no_identity: AtomicU64,
     pub dropped_stopped: AtomicU64,
-    /// Batches handed to the queue (paces the worker's wake-ups).
-    pub handoffs: AtomicU64,
 }
 
-/// A flag on a cache line of its own.
+/// The stamp counter, on a cache line of its own (see [`Shared::push_decision`]).
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub(crate) struct PaddedFlag(pub AtomicBool);
+pub(crate) struct Stamps(AtomicU64);
 
 /// Counters written by the worker (for `/metrics`). All monotonic except the `*_pending`,
 /// `contacts_known` and `fatal` gauges.
@@ -77,7 +66,7 @@ pub struct BrevoCounters {
     pub decisions_queued: u64,
     /// Conversions put on the queue.
     pub conversions_queued: u64,
-    /// Records dropped because the queue was full.
+    /// Records dropped because their thread's ring was full (see `queue_capacity`).
     pub queue_overflow: u64,
     /// Decisions and conversions skipped: the user has no contact identity.
     pub skipped_no_identity: u64,
@@ -135,41 +124,28 @@ pub struct SetAside {
 
 /// State shared between the handle, the sinks and the worker.
 pub(crate) struct Shared {
-    /// Full batches handed off by the lanes.
-    pub queue: ArrayQueue<Batch<SyncRecord>>,
-    /// Per-thread partial batches.
-    pub lanes: Lanes<SyncRecord>,
-    /// Accepted / refused records, per lane.
-    pub lane_counts: Box<[LaneCounts]>,
-    /// The worker is (about to be) parked waiting for work.
-    pub idle: PaddedFlag,
-    pub wake: Notify,
+    /// Per-thread rings from the decide path to the worker (closed when the sync stops).
+    pub handoff: Arc<Handoff<BrevoHanded>>,
+    stamps: Stamps,
     pub producer: ProducerCounters,
     pub counters: Counters,
-    pub stopped: AtomicBool,
     pub identity_source: IdentitySource,
-    wake_every: u64,
+    /// `identity_source`, ready for lookups.
+    pub identity: Identity,
     set_aside: Mutex<VecDeque<SetAside>>,
 }
 
 impl Shared {
+    /// `capacity` is the builder's queue capacity: see [`handoff_sizes`].
     pub(crate) fn new(capacity: usize, identity_source: IdentitySource) -> Self {
-        // One record per hand-off: decisions for one contact may come from different threads,
-        // and the latest must win, so records of all threads stay in push order. (Per-thread
-        // batches reordered them across threads: an older decision could overwrite a newer one.)
-        let (lanes, slots) = Lanes::with_max_batch(capacity, 1);
-        let wake_every = ((capacity / WAKE_DIVISOR) / lanes.batch()).max(1) as u64;
+        let (ring_capacity, _) = handoff_sizes(capacity);
         Shared {
-            queue: ArrayQueue::new(slots),
-            lane_counts: (0..lanes.count()).map(|_| LaneCounts::default()).collect(),
-            lanes,
-            idle: PaddedFlag::default(),
-            wake: Notify::new(),
+            handoff: Arc::new(Handoff::new(ring_capacity)),
+            stamps: Stamps(AtomicU64::new(1)),
             producer: ProducerCounters::default(),
             counters: Counters::default(),
-            stopped: AtomicBool::new(false),
+            identity: Identity::new(&identity_source),
             identity_source,
-            wake_every,
             set_aside: Mutex::new(VecDeque::new()),
         }
     }
@@ -183,58 +159,62 @@ impl Shared {
         }
     }
 
-    fn wake_worker(&self) {
-        if self.idle.0.load(Ordering::Relaxed) && self.idle.0.swap(false, Ordering::AcqRel) {
-            self.wake.notify_one();
-        }
+    /// Puts one decision in this thread's ring, stamped: `make` builds it from the stamp and
+    /// what this thread last sent. Never blocks; a full ring or a stopped sync drops the record
+    /// (counted) without calling `make`.
+    ///
+    /// The stamp is one `fetch_add` on a counter of the sync: a decision pushed after another
+    /// one was pushed (same thread, or a thread that heard of it) gets a bigger stamp, so the
+    /// worker keeps the latest decision per contact whatever ring each came through.
+    #[inline]
+    pub(crate) fn push_decision(
+        &self,
+        make: impl FnOnce(u64, &mut Sent) -> HandedDecision,
+    ) -> bool {
+        let pushed = self.handoff.push(|sent| {
+            let seq = self.stamps.0.fetch_add(1, Ordering::Relaxed);
+            HandedRecord::Decision(make(seq, sent))
+        });
+        self.count(pushed)
     }
 
-    /// Puts one record in this thread's lane, handing the lane's batch to the worker when full:
-    /// never blocks, counts overflow. The stop flag is read under the lane's lock, so a record
-    /// accepted before the worker's final drain (which sets the flag first) is drained by it.
-    #[inline]
-    pub(crate) fn push(&self, record: SyncRecord) -> bool {
-        let conversion = matches!(record, SyncRecord::Conversion(_));
-        let mut lane = self.lanes.lock();
-        let counts = &self.lane_counts[lane.index];
-        if self.stopped.load(Ordering::Relaxed) {
-            drop(lane);
-            self.producer
-                .dropped_stopped
-                .fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        let batch = self.lanes.batch();
-        lane.push(record, batch);
-        if lane.len() >= batch {
-            let full = lane.take();
-            if let Err(full) = self.queue.push(full) {
-                // Keeps the older records; the new one is the overflow.
-                let refused = lane.put_back(full, batch);
-                for _ in 0..refused {
-                    LaneCounts::bump(&counts.refused);
-                }
-                drop(lane);
-                self.wake_worker();
-                return false;
-            }
-            LaneCounts::bump(&counts.accepted);
-            drop(lane);
-            let n = self.producer.handoffs.fetch_add(1, Ordering::Relaxed);
-            if n % self.wake_every == 0 {
-                self.wake_worker();
-            }
-        } else {
-            LaneCounts::bump(&counts.accepted);
-            drop(lane);
-        }
-        if conversion {
+    fn push_conversion(&self, record: ConversionRecord) -> bool {
+        let pushed = self
+            .handoff
+            .push(|_| HandedRecord::Conversion(Box::new(record)));
+        if pushed == Pushed::Accepted {
             self.producer
                 .conversions_queued
                 .fetch_add(1, Ordering::Relaxed);
         }
-        true
+        self.count(pushed)
     }
+
+    #[inline]
+    fn count(&self, pushed: Pushed) -> bool {
+        match pushed {
+            Pushed::Accepted => true,
+            // Counted by the hand-off (`queue_overflow`).
+            Pushed::Full => false,
+            Pushed::Closed => {
+                self.producer
+                    .dropped_stopped
+                    .fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}
+
+/// Sizes of the hand-off for the builder's queue capacity (records that can wait for the
+/// worker): each producing thread's ring holds `min(capacity, MAX_RING_CAPACITY)` records and
+/// the worker's channel `capacity / COLLECT_BATCH` batches (at least one) of up to
+/// `COLLECT_BATCH` records.
+pub(crate) fn handoff_sizes(capacity: usize) -> (usize, usize) {
+    (
+        capacity.clamp(1, MAX_RING_CAPACITY),
+        (capacity / COLLECT_BATCH).max(1),
+    )
 }
 
 /// The cheap, cloneable entry point for the decide path. Implements the `DecisionSink` hook.
@@ -251,13 +231,25 @@ impl std::fmt::Debug for BrevoSink {
 
 impl BrevoSink {
     /// Queues one decision; `false` when dropped (queue full or sync stopped, both counted).
+    /// Consecutive records of one thread that share their user `Arc` hand it over once.
     pub fn record_decision(&self, record: DecisionRecord) -> bool {
-        self.shared.push(SyncRecord::Decision(record))
+        self.shared.push_decision(|seq, sent| HandedDecision {
+            seq,
+            config: None,
+            user: sent.ready_user(record.user),
+            keys: Keys::Copied {
+                flag_key: record.flag_key,
+                rule_key: record.rule_key,
+                variation_key: record.variation_key,
+            },
+            enabled: record.enabled,
+            source: record.source,
+        })
     }
 
     /// Queues one conversion; `false` when dropped (counted).
     pub fn record_conversion(&self, record: ConversionRecord) -> bool {
-        self.shared.push(SyncRecord::Conversion(Box::new(record)))
+        self.shared.push_conversion(record)
     }
 
     /// Counts a decision or conversion skipped because the user has no contact identity.
@@ -311,11 +303,11 @@ impl BrevoSync {
         let p = &self.shared.producer;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let conversions_queued = g(&p.conversions_queued);
-        let accepted = lanes::sum(&self.shared.lane_counts, |c| &c.accepted);
+        let accepted = self.shared.handoff.accepted();
         BrevoCounters {
             decisions_queued: accepted.saturating_sub(conversions_queued),
             conversions_queued,
-            queue_overflow: lanes::sum(&self.shared.lane_counts, |c| &c.refused),
+            queue_overflow: self.shared.handoff.refused(),
             skipped_no_identity: g(&p.skipped_no_identity),
             dropped_stopped: g(&p.dropped_stopped),
             decisions_processed: g(&c.decisions_processed),

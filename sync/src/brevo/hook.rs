@@ -1,52 +1,25 @@
 //! The engine side: `DecisionSink` for [`BrevoSink`] and audience evaluation for `ProjectConfig`.
 //!
-//! On the decide path only a few keys are copied: the user snapshot (identity + attributes) is
-//! built once per user and reused through a thread-local while the same user keeps deciding
-//! (decide-all, or a user deciding several flags), so a decision usually costs an `Arc` clone
-//! of the snapshot and of the config, three short inline strings and one queue push.
+//! On the decide path little is copied: the user snapshot (identity + attributes) once per
+//! user version and config on each thread, the keys as positions in the config (see
+//! `super::handed`); so a user deciding again costs the contact lookup, a version comparison,
+//! a stamp and one push into the thread's ring.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use compact_str::CompactString;
 use flagbridge_engine::{
-    AttributeValue, Conversion, Decision, DecisionSource, ProjectConfig, UserContext,
+    AttributeKey, AttributeValue, Conversion, Decision, DecisionSource, ProjectConfig, UserContext,
 };
 
 use super::config::IdentitySource;
+use super::handed::{snapshot, HandedDecision, Keys, Sent};
 use super::handle::BrevoSink;
 use super::record::{
     AttrValue, AudienceSource, ConversionRecord, DecisionRecord, RuleSource, UserSnapshot,
 };
 use crate::sink::DecisionSink;
-
-thread_local! {
-    /// The last snapshot made on this thread, with the identity source it was made for.
-    static LAST_USER: RefCell<Option<(IdentitySource, Arc<UserSnapshot>)>> =
-        const { RefCell::new(None) };
-}
-
-fn same_value(a: &AttrValue, b: &AttributeValue) -> bool {
-    match (a, b) {
-        (AttrValue::String(x), AttributeValue::String(y)) => **x == **y,
-        (AttrValue::Bool(x), AttributeValue::Bool(y)) => x == y,
-        (AttrValue::Int(x), AttributeValue::Int(y)) => x == y,
-        (AttrValue::Float(x), AttributeValue::Float(y)) => x.to_bits() == y.to_bits(),
-        (AttrValue::Null, AttributeValue::Null) => true,
-        _ => false,
-    }
-}
-
-fn copy_value(v: &AttributeValue) -> AttrValue {
-    match v {
-        AttributeValue::String(s) => AttrValue::String(s.as_str().into()),
-        AttributeValue::Bool(b) => AttrValue::Bool(*b),
-        AttributeValue::Int(i) => AttrValue::Int(*i),
-        AttributeValue::Float(f) => AttrValue::Float(*f),
-        AttributeValue::Null => AttrValue::Null,
-    }
-}
 
 fn engine_value(v: &AttrValue) -> AttributeValue {
     match v {
@@ -58,101 +31,110 @@ fn engine_value(v: &AttrValue) -> AttributeValue {
     }
 }
 
-fn matches(
-    snapshot: &UserSnapshot,
-    config: Option<&Arc<ProjectConfig>>,
-    user: &UserContext,
-) -> bool {
-    // The snapshot holds its config, so the address comparison cannot be fooled by reuse.
-    let same_config = match (&snapshot.audiences, config) {
-        (Some(a), Some(c)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(c)),
-        (None, None) => true,
-        _ => false,
-    };
-    if !same_config || *snapshot.user_id != *user.user_id() {
-        return false;
-    }
-    let mut theirs = user.attributes();
-    for (key, value) in snapshot.attributes.iter() {
-        match theirs.next() {
-            Some((k, v)) if **key == *k && same_value(value, v) => {}
-            _ => return false,
-        }
-    }
-    theirs.next().is_none()
+/// Where contact identities come from, ready for lookups on the decide path.
+pub(crate) enum Identity {
+    /// A user attribute (its name hashed once).
+    Attribute(AttributeKey),
+    /// The user id.
+    UserId,
 }
 
-/// The contact identity of a user, per the configured source.
-fn contact_of<'u>(source: &IdentitySource, user: &'u UserContext) -> Option<&'u str> {
-    let contact = match source {
-        IdentitySource::Attribute(name) => user.attribute(name)?.as_str()?,
-        IdentitySource::UserId => user.user_id(),
-    };
-    (!contact.is_empty()).then_some(contact)
-}
-
-/// The user's snapshot, reused while the same thread keeps deciding for an unchanged user;
-/// `None` when the user has no contact identity. The contact is a function of the user and
-/// the identity source, so a reused snapshot needs no identity lookup.
-fn snapshot(
-    config: Option<&Arc<ProjectConfig>>,
-    user: &UserContext,
-    source: &IdentitySource,
-) -> Option<Arc<UserSnapshot>> {
-    LAST_USER.with(|cell| {
-        let mut last = cell.borrow_mut();
-        if let Some((last_source, s)) = last.as_ref() {
-            if last_source == source && matches(s, config, user) {
-                return Some(Arc::clone(s));
+impl Identity {
+    pub(crate) fn new(source: &IdentitySource) -> Self {
+        match source {
+            IdentitySource::Attribute(name) => {
+                Identity::Attribute(AttributeKey::new(name.as_str()))
             }
+            IdentitySource::UserId => Identity::UserId,
         }
-        let contact = contact_of(source, user)?;
-        let s = Arc::new(UserSnapshot {
-            user_id: user.user_id().into(),
-            contact: contact.into(),
-            attributes: user
-                .attributes()
-                .map(|(k, v)| (Box::from(k), copy_value(v)))
-                .collect(),
-            audiences: config.map(|c| Arc::clone(c) as Arc<dyn AudienceSource>),
-        });
-        *last = Some((source.clone(), Arc::clone(&s)));
-        Some(s)
-    })
+    }
+
+    /// The contact identity of a user; `None` when missing, not a string, or empty.
+    #[inline]
+    pub(crate) fn contact_of<'u>(&self, user: &'u UserContext) -> Option<&'u str> {
+        let contact = match self {
+            Identity::Attribute(key) => user.attribute_by_key(key)?.as_str()?,
+            Identity::UserId => user.user_id(),
+        };
+        (!contact.is_empty()).then_some(contact)
+    }
+}
+
+/// The rule source of an engine decision.
+fn rule_source(decision: &Decision<'_>) -> RuleSource {
+    match decision.source() {
+        DecisionSource::FeatureTest => RuleSource::Experiment,
+        DecisionSource::Rollout => RuleSource::Rollout,
+        DecisionSource::Holdout => RuleSource::Holdout,
+    }
 }
 
 impl BrevoSink {
-    /// The queue record of one engine decision, built as cheaply as the `DecisionSink` impl
-    /// does it (the user snapshot is reused while the same user keeps deciding on this
-    /// thread). `audiences: None` leaves `OPT_SEGMENTS` untouched by this decision. `None`,
-    /// counted in `skipped_no_identity`, when the user has no contact identity. For sinks that
-    /// wrap this one (filtering by source, counting) and then call
-    /// [`record_decision`](Self::record_decision).
+    /// Queues one engine decision made from `config`, as the `DecisionSink` impl does (with
+    /// `segments: true`); `segments: false` leaves `OPT_SEGMENTS` untouched by this decision.
+    /// `false` when dropped: no contact identity (`skipped_no_identity`), queue full or sync
+    /// stopped (all counted). The cheapest way in for sinks that wrap this one: the user is
+    /// copied only when it changed since this thread's previous record, and the keys travel
+    /// as positions in `config`.
+    pub fn record_engine_decision(
+        &self,
+        config: &Arc<ProjectConfig>,
+        segments: bool,
+        user: &UserContext,
+        decision: &Decision<'_>,
+    ) -> bool {
+        let Some(contact) = self.contact(user) else {
+            self.count_skipped();
+            return false;
+        };
+        let source = rule_source(decision);
+        // Only experiment decisions need their rule and variation (EXPERIMENT_* attributes).
+        let experiment = source == RuleSource::Experiment;
+        self.shared.push_decision(|seq, sent: &mut Sent| {
+            let (config_change, user_change) = sent.engine(config, segments, user, contact);
+            HandedDecision {
+                seq,
+                config: config_change,
+                user: user_change,
+                keys: Keys::of(decision, config, experiment),
+                enabled: decision.enabled(),
+                source,
+            }
+        })
+    }
+
+    /// The user's contact identity per this sync's identity source (`None`: the user's
+    /// decisions and conversions are skipped).
+    pub fn contact<'u>(&self, user: &'u UserContext) -> Option<&'u str> {
+        self.shared.identity.contact_of(user)
+    }
+
+    /// The queue record of one engine decision, for sinks that need it before calling
+    /// [`record_decision`](Self::record_decision); it copies the user and the keys every
+    /// time, so prefer [`record_engine_decision`](Self::record_engine_decision) when the
+    /// record itself is not needed. `audiences: None` leaves `OPT_SEGMENTS` untouched by this
+    /// decision. `None`, counted in `skipped_no_identity`, when the user has no contact
+    /// identity.
     pub fn decision_record(
         &self,
         audiences: Option<&Arc<ProjectConfig>>,
         user: &UserContext,
         decision: &Decision<'_>,
     ) -> Option<DecisionRecord> {
-        let Some(user) = snapshot(audiences, user, &self.shared.identity_source) else {
+        let Some(contact) = self.contact(user) else {
             self.count_skipped();
             return None;
         };
-        let source = match decision.source() {
-            DecisionSource::FeatureTest => RuleSource::Experiment,
-            DecisionSource::Rollout => RuleSource::Rollout,
-            DecisionSource::Holdout => RuleSource::Holdout,
-        };
-        // Only experiment decisions need their rule and variation (EXPERIMENT_* attributes).
-        let experiment = source == RuleSource::Experiment;
-        let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
+        let source = rule_source(decision);
+        let (flag_key, rule_key, variation_key) =
+            Keys::copied(decision, source == RuleSource::Experiment).into_strings(None)?;
         Some(DecisionRecord {
-            user,
-            flag_key: CompactString::new(decision.flag_key()),
+            user: snapshot(audiences, user, contact),
+            flag_key,
             enabled: decision.enabled(),
             source,
-            rule_key: key(decision.rule_key()),
-            variation_key: key(decision.variation_key()),
+            rule_key,
+            variation_key,
         })
     }
 
@@ -163,7 +145,7 @@ impl BrevoSink {
         conversion: &Conversion<'_>,
         tags: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Option<ConversionRecord> {
-        let Some(contact) = contact_of(&self.shared.identity_source, user) else {
+        let Some(contact) = self.contact(user) else {
             self.count_skipped();
             return None;
         };
@@ -183,9 +165,7 @@ impl DecisionSink for BrevoSink {
         user: &UserContext,
         decision: &Decision<'_>,
     ) {
-        if let Some(record) = self.decision_record(Some(config), user, decision) {
-            self.record_decision(record);
-        }
+        self.record_engine_decision(config, true, user, decision);
     }
 
     fn on_conversion(
@@ -220,62 +200,20 @@ impl AudienceSource for ProjectConfig {
 mod tests {
     use super::*;
 
-    const DATAFILE: &str = include_str!("../../tests/data/brevo_small_datafile.json");
-
-    #[test]
-    fn snapshot_is_reused_only_for_the_same_user() {
-        let u = UserContext::new("u1")
-            .with_attribute("email", "a@x.io")
-            .with_attribute("age", 30i64);
-        let config = Arc::new(ProjectConfig::parse(DATAFILE).unwrap());
-        let email = IdentitySource::Attribute("email".into());
-        let a = snapshot(Some(&config), &u, &email).unwrap();
-        let b = snapshot(Some(&config), &u, &email).unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
-        let changed = u.clone().with_attribute("age", 31i64);
-        let c = snapshot(Some(&config), &changed, &email).unwrap();
-        assert!(!Arc::ptr_eq(&a, &c));
-        assert_eq!(c.attributes[1].1, AttrValue::Int(31));
-        let more = changed.clone().with_attribute("plan", "vip");
-        assert_eq!(
-            snapshot(Some(&config), &more, &email)
-                .unwrap()
-                .attributes
-                .len(),
-            3
-        );
-        let other = UserContext::new("u2").with_attribute("email", "a@x.io");
-        assert_eq!(
-            &*snapshot(Some(&config), &other, &email).unwrap().user_id,
-            "u2"
-        );
-        let other_config = Arc::new(ProjectConfig::parse(DATAFILE).unwrap());
-        let x = snapshot(Some(&config), &u, &email).unwrap();
-        assert!(!Arc::ptr_eq(
-            &x,
-            &snapshot(Some(&other_config), &u, &email).unwrap()
-        ));
-        let without = snapshot(None, &u, &email).unwrap();
-        assert!(without.audiences.is_none());
-        assert!(Arc::ptr_eq(&without, &snapshot(None, &u, &email).unwrap()));
-        // Another identity source: another snapshot, with its own contact.
-        let by_id = snapshot(None, &u, &IdentitySource::UserId).unwrap();
-        assert!(!Arc::ptr_eq(&without, &by_id));
-        assert_eq!(&*by_id.contact, "u1");
-        assert_eq!(&*snapshot(None, &u, &email).unwrap().contact, "a@x.io");
-        // No identity: none, and the cached snapshot is not handed out for it.
-        let no_email = UserContext::new("u1").with_attribute("age", 30i64);
-        assert!(snapshot(None, &no_email, &email).is_none());
-    }
-
     #[test]
     fn identity_sources() {
         let u = UserContext::new("u1").with_attribute("email", "a@x.io");
-        let by_attr = IdentitySource::Attribute("email".into());
-        assert_eq!(contact_of(&by_attr, &u), Some("a@x.io"));
-        assert_eq!(contact_of(&IdentitySource::UserId, &u), Some("u1"));
+        let by_attr = Identity::new(&IdentitySource::Attribute("email".into()));
+        let by_id = Identity::new(&IdentitySource::UserId);
+        assert_eq!(by_attr.contact_of(&u), Some("a@x.io"));
+        assert_eq!(by_id.contact_of(&u), Some("u1"));
         let none = UserContext::new("u2").with_attribute("email", 5i64);
-        assert_eq!(contact_of(&by_attr, &none), None);
-        assert_eq!(contact_of(&by_attr, &UserContext::new("u3")), None);
+        assert_eq!(by_attr.contact_of(&none), None);
+        assert_eq!(by_attr.contact_of(&UserContext::new("u3")), None);
+        assert_eq!(
+            by_attr.contact_of(&UserContext::new("u4").with_attribute("email", "")),
+            None
+        );
+        assert_eq!(by_id.contact_of(&UserContext::new("")), None);
     }
 }

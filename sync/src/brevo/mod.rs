@@ -4,8 +4,8 @@
 //! # Overview
 //! - [`BrevoSyncBuilder`] validates the configuration, opens the store, lists Brevo's
 //!   attributes and creates the missing ones, then starts the worker: [`BrevoSync`].
-//! - [`BrevoSink`] is what the decide path calls: it copies a few keys into a bounded queue
-//!   and returns (overflow is counted, never blocks).
+//! - [`BrevoSink`] is what the decide path calls: it copies a few keys into its thread's
+//!   bounded ring and returns (overflow is counted, never blocks).
 //! - The worker keeps the latest state per contact (coalescing: a write only when the derived
 //!   attributes differ from what Brevo last acknowledged), commits it to an SQLite store, and
 //!   sends `POST /contacts/batch` on size or interval within the rate budget.
@@ -41,6 +41,7 @@ mod config;
 mod derive;
 mod dry_run;
 mod error;
+mod handed;
 mod handle;
 mod hook;
 mod ratelimit;
@@ -72,8 +73,7 @@ pub use dry_run::DryRunTransport;
 pub use error::BrevoError;
 pub use handle::{BrevoCounters, BrevoSink, BrevoSync, SetAside, SET_ASIDE_MEMORY};
 pub use record::{
-    AttrValue, AudienceSource, ConversionRecord, DecisionRecord, RuleSource, SyncRecord,
-    UserSnapshot,
+    AttrValue, AudienceSource, ConversionRecord, DecisionRecord, RuleSource, UserSnapshot,
 };
 pub use transport::{
     BoxFuture, BrevoRequest, BrevoResponse, BrevoTransport, Method, ReqwestTransport,
@@ -81,7 +81,7 @@ pub use transport::{
 };
 
 use config::Config;
-use handle::Shared;
+use handle::{handoff_sizes, Shared};
 use worker::Worker;
 
 /// Default path of the on-disk store.
@@ -237,8 +237,10 @@ impl BrevoSyncBuilder {
         self
     }
 
-    /// Capacity of the queue between the decide path and the worker.
-    /// Default [`DEFAULT_QUEUE_CAPACITY`].
+    /// Records that can wait between the decide path and the worker: each thread that decides
+    /// gets a ring of `min(capacity, 8,192)` records, and the worker's inbox holds
+    /// `capacity / 256` batches (at least one) of up to 256 records. A full ring drops the
+    /// record and counts it (`queue_overflow`). Default [`DEFAULT_QUEUE_CAPACITY`].
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.cfg.queue_capacity = capacity;
         self
@@ -395,7 +397,9 @@ impl BrevoSyncBuilder {
         };
         let cfg = Arc::new(self.cfg);
         let shared = Arc::new(Shared::new(cfg.queue_capacity, cfg.identity_source.clone()));
-        let mut worker = Worker::new(Arc::clone(&cfg), Arc::clone(&shared), transport)?;
+        let (_, channel_batches) = handoff_sizes(cfg.queue_capacity);
+        let inbox = shared.handoff.spawn_collector(channel_batches);
+        let mut worker = Worker::new(Arc::clone(&cfg), Arc::clone(&shared), transport, inbox)?;
         worker.ensure_attributes().await?;
         let (tx, rx) = mpsc::channel(16);
         let join = tokio::spawn(worker.run(rx));
@@ -417,7 +421,11 @@ pub mod bench_support {
 
     /// The coalescer alone (no queue, no store, no I/O).
     #[derive(Default)]
-    pub struct CoalescerBench(Coalescer);
+    pub struct CoalescerBench {
+        coalescer: Coalescer,
+        /// The stamp of the last decision applied (each `apply` is a newer decision).
+        seq: u64,
+    }
 
     impl CoalescerBench {
         /// An empty coalescer.
@@ -426,23 +434,24 @@ pub mod bench_support {
         }
         /// Folds one decision into the contact's state.
         pub fn apply(&mut self, record: &DecisionRecord) {
-            self.0.apply(record, 20_000);
+            self.seq += 1;
+            self.coalescer.apply(record, self.seq, 20_000);
         }
         /// Contacts known.
         pub fn contacts(&self) -> usize {
-            self.0.len()
+            self.coalescer.len()
         }
         /// Takes and counts the contacts due for a write.
         pub fn take_all_due(&mut self) -> usize {
             let names = AttributeNames::default();
             let mut n = 0;
             loop {
-                let (due, _) = self.0.take_due(10_000, &names, DateFormat::Date);
+                let (due, _) = self.coalescer.take_due(10_000, &names, DateFormat::Date);
                 if due.is_empty() {
                     return n;
                 }
                 for d in &due {
-                    self.0.acknowledge(d.slot, d.derived.digest);
+                    self.coalescer.acknowledge(d.slot, d.derived.digest);
                 }
                 n += due.len();
             }

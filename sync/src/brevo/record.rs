@@ -109,12 +109,3 @@ pub struct ConversionRecord {
     /// When it happened.
     pub at: SystemTime,
 }
-
-/// One item of the bounded queue between the decide path and the worker.
-#[derive(Debug)]
-pub enum SyncRecord {
-    /// A decision.
-    Decision(DecisionRecord),
-    /// A conversion (boxed: conversions are rare and larger, decisions stay small).
-    Conversion(Box<ConversionRecord>),
-}

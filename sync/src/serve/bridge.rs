@@ -84,23 +84,19 @@ impl DecisionSink for ProjectSink {
                 "decision"
             );
         }
-        // One path to Brevo: the Brevo sync's own record builder (per-thread user snapshot,
+        // One path to Brevo: the Brevo sync's own record path (per-thread user memory,
         // identity per its config); which attributes are written is the Brevo sync's config.
         // Audiences are only handed over when `OPT_SEGMENTS` is written.
-        let audiences = Some(config).filter(|_| self.mapping.audience_segments);
-        let record = self
-            .brevo
-            .as_ref()
-            .and_then(|b| b.decision_record(audiences, user, decision));
         if self.mapping.experiment_variation && decision.source() == DecisionSource::FeatureTest {
             if let (Some(tx), Some(exp), Some(var)) = (
                 &self.assignments,
                 decision.experiment_id(),
                 decision.variation_id(),
             ) {
-                let contact = record
+                let contact = self
+                    .brevo
                     .as_ref()
-                    .map(|r| &*r.user.contact)
+                    .and_then(|b| b.contact(user))
                     .filter(|c| *c != user.user_id())
                     .map(str::to_string);
                 let a = Assignment {
@@ -117,8 +113,8 @@ impl DecisionSink for ProjectSink {
                 }
             }
         }
-        if let (Some(brevo), Some(record)) = (&self.brevo, record) {
-            brevo.record_decision(record);
+        if let Some(brevo) = &self.brevo {
+            brevo.record_engine_decision(config, self.mapping.audience_segments, user, decision);
         }
     }
 

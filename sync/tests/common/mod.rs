@@ -43,6 +43,19 @@ pub fn builder(fake: &FakeBrevo, store: &std::path::Path, per_second: u32) -> Br
         .flush_interval(Duration::from_secs(3600))
 }
 
+/// Waits until the worker has folded in every decision queued so far. A thread's ring holds
+/// at most 8,192 records: a test that pushes more than that from one thread in one go waits
+/// here between chunks, so no record overflows whatever the machine's load.
+pub async fn wait_processed(sync: &flagbridge_sync::brevo::BrevoSync) {
+    loop {
+        let c = sync.counters();
+        if c.decisions_processed >= c.decisions_queued {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Audiences: "VIP" for plan=vip, "Mobile" for device=mobile.
 pub struct TestAudiences;
 

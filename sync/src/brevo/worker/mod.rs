@@ -1,4 +1,5 @@
-//! The owner loop: drains the queue into the coalescer, commits to the store, sends to Brevo.
+//! The owner loop: folds the decide path's records into the coalescer, commits to the store,
+//! sends to Brevo.
 //!
 //! `contacts.rs` sends contact changes, `events.rs` sends conversions; this file holds the
 //! loop, the store commits and the request policy (budget, 429, retries) they share.
@@ -19,14 +20,15 @@ use super::coalesce::Coalescer;
 use super::config::{brevo_event_name, Config};
 use super::derive::PersistedState;
 use super::error::BrevoError;
-use super::handle::{Shared, DRAIN_INTERVAL};
+use super::handed::Item;
+use super::handle::Shared;
 use super::ratelimit::RateLimiter;
-use super::record::{ConversionRecord, SyncRecord};
+use super::record::ConversionRecord;
 use super::retry::{self, Class};
 use super::store::Store;
 use super::time::{day_of, format_timestamp};
 use super::transport::{BrevoRequest, BrevoResponse, BrevoTransport, Method};
-use crate::lanes::Batch;
+
 /// A request from the handle to the worker.
 pub(crate) enum Command {
     /// Send everything pending now; reply when done.
@@ -56,10 +58,12 @@ struct PendingEvent {
     attempts: u32,
 }
 
-/// The worker. One per sync; owns everything but the shared counters and queue.
+/// The worker. One per sync; owns everything but the shared counters and hand-off.
 pub(crate) struct Worker {
     cfg: Arc<Config>,
     shared: Arc<Shared>,
+    /// Batches of records the hand-off's collector moved out of the threads' rings.
+    inbox: mpsc::Receiver<Vec<Item>>,
     transport: Box<dyn BrevoTransport>,
     store: Store,
     coalescer: Coalescer,
@@ -83,6 +87,7 @@ impl Worker {
         cfg: Arc<Config>,
         shared: Arc<Shared>,
         transport: Box<dyn BrevoTransport>,
+        inbox: mpsc::Receiver<Vec<Item>>,
     ) -> Result<Worker, BrevoError> {
         let store = Store::open(cfg.store_path.as_deref())?;
         let mut coalescer = Coalescer::default();
@@ -116,6 +121,7 @@ impl Worker {
             events_budget: RateLimiter::new(cfg.events_budget),
             cfg,
             shared,
+            inbox,
             transport,
             store,
             coalescer,
@@ -246,52 +252,41 @@ impl Worker {
             self.cfg.commit_interval,
         );
         commit_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut drain_tick = tokio::time::interval(DRAIN_INTERVAL);
-        drain_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            self.drain();
             if self.fatal.is_none() && self.coalescer.dirty_len() >= self.cfg.batch_size {
                 if let Err(e) = self.flush_all().await {
                     tracing::warn!(error = %e, "brevo flush on size failed");
                 }
                 continue;
             }
-            self.shared.idle.0.store(true, Ordering::SeqCst);
-            if !self.shared.queue.is_empty() {
-                self.shared.idle.0.store(false, Ordering::SeqCst);
-                continue;
-            }
             tokio::select! {
                 biased;
                 command = commands.recv() => {
-                    self.shared.idle.0.store(false, Ordering::SeqCst);
-                    self.drain();
                     match command {
                         Some(Command::Flush(reply)) => {
                             let result = self.flush_all().await;
                             let _ = reply.send(result);
                         }
                         Some(Command::Close(reply)) => {
-                            // Stop first: a record accepted before this is in a lane or the
-                            // queue, drained by the flush; later ones count as dropped.
-                            self.shared.stopped.store(true, Ordering::SeqCst);
+                            // Close first: a record accepted before this is in a ring or the
+                            // inbox, taken by the flush; later ones count as dropped.
+                            self.shared.handoff.close();
                             let result = self.flush_all().await;
                             let result = result.and(self.commit());
-                            self.shared.stopped.store(true, Ordering::SeqCst);
                             let _ = reply.send(result);
                             return;
                         }
                         None => {
                             // Handle dropped without close: keep what was accepted.
+                            self.shared.handoff.close();
+                            self.drain();
                             let _ = self.commit();
                             return;
                         }
                     }
                 }
-                _ = self.shared.wake.notified() => {}
-                _ = drain_tick.tick() => {}
+                Some(items) = self.inbox.recv() => self.apply(items),
                 _ = commit_tick.tick() => {
-                    self.drain();
                     let _ = self.commit();
                 }
                 _ = flush_tick.tick() => {
@@ -302,42 +297,32 @@ impl Worker {
                     }
                 }
             }
-            self.shared.idle.0.store(false, Ordering::SeqCst);
         }
     }
 
-    /// Moves every queued record into the coalescer / event list: the lanes' partial batches
-    /// first, then the queue (a batch handed off before its lane was drained is in the queue
-    /// by then), applied in each thread's push order (the latest decision wins).
+    /// Takes every record handed over so far (the inbox, then what is left in the threads'
+    /// rings) and folds it in.
     fn drain(&mut self) {
-        let mut batches = Vec::new();
-        self.shared.lanes.drain(|batch| batches.push(batch));
-        if batches.is_empty() && self.shared.queue.is_empty() {
-            return;
+        let items = self.shared.handoff.take_all(&mut self.inbox);
+        if !items.is_empty() {
+            self.apply(items);
         }
-        while let Some(batch) = self.shared.queue.pop() {
-            batches.push(batch);
-        }
-        if self.shared.lanes.batch() > 1 {
-            // Only per-thread batches need putting back in push order; single records come
-            // out of the queue in the order they were pushed, across threads.
-            Batch::sort(&mut batches);
-        }
-        let now = SystemTime::now();
-        let today = day_of(now);
+    }
+
+    /// Folds records into the coalescer / event list. Each thread's records come in push
+    /// order; across threads the decisions' stamps decide which one is the latest.
+    fn apply(&mut self, items: Vec<Item>) {
+        let today = day_of(SystemTime::now());
         let mut decisions = 0u64;
-        for record in batches.iter().flat_map(|b| &b.records) {
-            match record {
-                SyncRecord::Decision(d) => {
+        for item in &items {
+            match item {
+                Item::Decision { seq, record } => {
                     decisions += 1;
-                    self.coalescer.apply(d, today);
+                    self.coalescer.apply(record, *seq, today);
                 }
-                SyncRecord::Conversion(c) => self.accept_conversion(c),
+                Item::Conversion(c) => self.accept_conversion(c),
             }
         }
-        // Dropped together: the decide path keeps incrementing the same user snapshot's
-        // reference count, so releasing in one burst moves its cache line fewer times.
-        drop(batches);
         self.shared
             .counters
             .decisions_processed
@@ -427,23 +412,17 @@ impl Worker {
         }
     }
 
-    /// Waits until `until`, draining the queue and committing meanwhile.
+    /// Waits until `until`, folding in the records that arrive and committing meanwhile.
     async fn pause_until(&mut self, until: Instant) {
         loop {
-            self.drain();
             self.maybe_commit();
             if Instant::now() >= until {
                 return;
             }
-            self.shared.idle.0.store(true, Ordering::SeqCst);
-            if self.shared.queue.is_empty() {
-                let next = until.min(Instant::now() + DRAIN_INTERVAL);
-                tokio::select! {
-                    _ = sleep_until(next) => {}
-                    _ = self.shared.wake.notified() => {}
-                }
+            tokio::select! {
+                _ = sleep_until(until) => {}
+                Some(items) = self.inbox.recv() => self.apply(items),
             }
-            self.shared.idle.0.store(false, Ordering::SeqCst);
         }
     }
 
@@ -556,7 +535,7 @@ impl Worker {
                     };
                     tracing::error!(error = %error, "brevo sync stopped");
                     self.fatal = Some(error);
-                    self.shared.stopped.store(true, Ordering::SeqCst);
+                    self.shared.handoff.close();
                     self.shared.counters.fatal.store(1, Ordering::Relaxed);
                     return Err(CallError::Fatal);
                 }
