@@ -28,7 +28,7 @@ const DATAFILE: &str = include_str!("../../sync/tests/data/brevo_small_datafile.
 /// 64 batches of 256.
 const QUEUE_CAPACITY: usize = 16_384;
 /// Records per measured chunk: one ring's capacity, so an empty ring never overflows.
-const CHUNK: u64 = 8_192;
+const CHUNK: u64 = 4_096;
 /// Distinct users of the `*_distinct_users` benches.
 const USERS: usize = 1_000;
 

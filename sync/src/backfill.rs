@@ -18,6 +18,29 @@ use crate::serve::{Runtime, RuntimeOptions, ServeError};
 /// Default number of users between checkpoints (each checkpoint flushes the Brevo outbox first).
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
 
+/// Decisions the backfill lets wait for the Brevo worker before it pauses: well under one
+/// thread's hand-off ring (`handoff::MAX_RING_CAPACITY`), so a fast backfill never overflows it.
+const MAX_BACKLOG: u64 = 1_024;
+
+/// Longest pause for the worker to catch up, per user (a stuck worker slows the backfill down;
+/// it does not stop it).
+const MAX_BACKLOG_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until the Brevo worker has folded in all but [`MAX_BACKLOG`] of the decisions queued.
+async fn wait_for_brevo(runtime: &Runtime) {
+    let Some(brevo) = &runtime.brevo else {
+        return;
+    };
+    let backlog = || {
+        let c = brevo.counters();
+        c.decisions_queued.saturating_sub(c.decisions_processed)
+    };
+    let started = std::time::Instant::now();
+    while backlog() > MAX_BACKLOG && started.elapsed() < MAX_BACKLOG_WAIT {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 /// Why a backfill stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -264,6 +287,7 @@ pub async fn run(
             report.decisions += p.client.decide_all(&user, options_decide).len() as u64;
             report.users += 1;
             since_checkpoint += 1;
+            wait_for_brevo(&runtime).await;
         }
         cp.offset += n;
         cp.lines += 1;

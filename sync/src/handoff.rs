@@ -169,7 +169,6 @@ impl<H: Handed> Handoff<H> {
     /// Pushes the record `make` builds from this thread's memory of what it sent. Never
     /// blocks; `make` is not called when the ring is full or the hand-off closed.
     #[inline]
-    #[allow(dead_code)] // the Brevo sync moves to it in a later commit
     pub(crate) fn push(&self, make: impl FnOnce(&mut H::Sent) -> H::Record) -> Pushed {
         self.push_each(|sent, pusher| pusher.push(make(sent)))
     }

@@ -29,8 +29,6 @@ mod engine_glue;
 pub mod error;
 pub mod events;
 mod handoff;
-#[allow(dead_code)] // only the Brevo sync still uses it, until it moves to `handoff`
-mod lanes;
 pub mod notify;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;

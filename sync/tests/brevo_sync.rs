@@ -186,7 +186,7 @@ async fn ten_thousand_contacts_end_with_exact_attributes() {
         for d in list.iter().skip(5) {
             assert!(sink.record_decision(d.clone()));
         }
-        if i % 1000 == 999 {
+        if i % 500 == 499 {
             wait_processed(&sync).await;
         }
     }

@@ -302,12 +302,6 @@ impl ProjectConfig {
         self.events.iter().map(|e| e.key.as_str())
     }
 
-    /// The key of the flag at `index` ([`Decision::flag_index`](crate::Decision::flag_index)).
-    #[inline]
-    pub fn flag_key_at(&self, index: u32) -> Option<&str> {
-        self.flags.get(index as usize).map(|f| f.key.as_str())
-    }
-
     /// The key of the experiment or delivery rule at `index`
     /// ([`Decision::rule_index`](crate::Decision::rule_index)).
     #[inline]
@@ -380,7 +374,9 @@ impl ProjectConfig {
         &self.flag_rules[start..start + rules as usize]
     }
 
-    /// The key of the flag at `index` (datafile order; see `Decision::flag_index`).
+    /// The key of the flag at `index` (datafile order;
+    /// [`Decision::flag_index`](crate::Decision::flag_index)).
+    #[inline]
     pub fn flag_key_at(&self, index: u32) -> Option<&str> {
         self.flags.get(index as usize).map(|f| f.key.as_str())
     }

@@ -133,6 +133,7 @@ impl<'a> Decision<'a> {
 
     /// Position of the flag in its config (datafile order), for [`ProjectConfig::flag_key_at`];
     /// `None` when the key names no flag. Lets a caller keep a decision's flag as a number.
+    #[inline]
     pub fn flag_index(&self) -> Option<u32> {
         self.flag.map(|f| f.index)
     }
@@ -166,14 +167,6 @@ impl<'a> Decision<'a> {
     #[inline]
     pub fn config(&self) -> &'a ProjectConfig {
         self.config
-    }
-
-    /// Where the flag is in [`config`](Self::config) (its key is
-    /// [`ProjectConfig::flag_key_at`]): lets a consumer hand the key over as a number.
-    /// `None` for an unknown flag (an error decision).
-    #[inline]
-    pub fn flag_index(&self) -> Option<u32> {
-        position(&self.config.flags, self.flag?)
     }
 
     /// Where the deciding experiment or delivery rule is in [`config`](Self::config) (its key
