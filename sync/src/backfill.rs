@@ -120,6 +120,9 @@ pub struct BackfillReport {
     pub blank: u64,
     /// True when the whole file is done.
     pub finished: bool,
+    /// Decisions the Brevo sync could not queue (its queue was full); 0 unless the Brevo
+    /// worker stayed stuck for longer than the backfill waits for it.
+    pub brevo_overflow: u64,
 }
 
 #[derive(Deserialize)]
@@ -299,6 +302,9 @@ pub async fn run(
             let rate = report.users as f64 / started.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!("{} users, {rate:.0} users/s", report.users));
         }
+    }
+    if let Some(brevo) = &runtime.brevo {
+        report.brevo_overflow = brevo.counters().queue_overflow;
     }
     runtime.close().await;
     write_checkpoint(&checkpoint_path, cp)?;

@@ -42,6 +42,24 @@ fn user(i: usize) -> String {
     )
 }
 
+/// One thread decides all the users: the backfill must wait for the Brevo worker instead of
+/// overflowing the thread's hand-off ring (4,096 records; here 10,000 decisions, and the test
+/// runtime has one thread, so the worker only runs while the backfill waits).
+#[tokio::test]
+async fn a_large_backfill_waits_for_the_brevo_worker_and_loses_nothing() {
+    let lines: Vec<String> = (0..5_000).map(user).collect();
+    let (dir, config, users) = setup("large", &lines);
+    let opts = BackfillOptions {
+        checkpoint_every: 100_000,
+        progress: false,
+        ..Default::default()
+    };
+    let report = backfill::run(config, &users, opts).await.unwrap();
+    assert_eq!((report.users, report.decisions), (5_000, 10_000));
+    assert_eq!(report.brevo_overflow, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn interrupted_run_resumes_from_checkpoint() {
     let mut lines: Vec<String> = (0..100).map(user).collect();
