@@ -63,7 +63,26 @@ fn client_overhead(c: &mut Criterion) {
     };
     let with_events = start(true).expect("client");
     let without_events = start(false).expect("client");
-    let timed = |client: &Client, iters: u64, decide: &dyn Fn(&Client)| -> Duration {
+    // The same client with its pipeline on this thread (a current-thread runtime that only
+    // runs inside `block_on`): the ring's cache lines never leave this core, which isolates
+    // the decide path's own work from the cost of moving records to another core.
+    let same_core_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let same_core = same_core_runtime
+        .block_on(
+            Client::builder()
+                .datafile(text.clone())
+                .event_transport(Arc::new(NullTransport))
+                .start(),
+        )
+        .expect("client");
+    let timed_on = |runtime: &tokio::runtime::Runtime,
+                    client: &Client,
+                    iters: u64,
+                    decide: &dyn Fn(&Client)|
+     -> Duration {
         let mut total = Duration::ZERO;
         let mut done = 0;
         while done < iters {
@@ -77,6 +96,9 @@ fn client_overhead(c: &mut Criterion) {
             done += n;
         }
         total
+    };
+    let timed = |client: &Client, iters: u64, decide: &dyn Fn(&Client)| -> Duration {
+        timed_on(&runtime, client, iters, decide)
     };
 
     let mut group = c.benchmark_group("client_overhead");
@@ -101,6 +123,16 @@ fn client_overhead(c: &mut Criterion) {
         b.iter_custom(|iters| timed(&with_events, iters, &decide_with))
     });
     let bound = with_events.user_context(user.clone());
+    let bound_same_core = same_core.user_context(user.clone());
+    group.bench_function("user_context_decide_with_events_same_core", |b| {
+        b.iter_custom(|iters| {
+            timed_on(&same_core_runtime, &same_core, iters, &|_: &Client| {
+                bound_same_core.decide_with(black_box("checkout"), DecideOptions::NONE, |d| {
+                    black_box(d.enabled());
+                })
+            })
+        })
+    });
     group.bench_function("user_context_decide_with_events", |b| {
         b.iter_custom(|iters| {
             timed(&with_events, iters, &|_: &Client| {
@@ -196,6 +228,7 @@ fn client_overhead(c: &mut Criterion) {
     });
     group.finish();
 
+    same_core_runtime.block_on(same_core.close());
     runtime.block_on(with_events.close());
     let stats = with_events.event_stats();
     println!(
