@@ -95,12 +95,9 @@ pub(crate) enum Keys {
         rule: Option<u32>,
         variation: Option<u32>,
     },
-    /// The keys themselves: ready-made records, unknown flags.
-    Copied {
-        flag_key: CompactString,
-        rule_key: Option<CompactString>,
-        variation_key: Option<CompactString>,
-    },
+    /// The keys themselves: ready-made records, unknown flags. Boxed so that the common
+    /// record stays small (every byte of a ring record travels to the worker's core).
+    Copied(Box<KeyStrings>),
 }
 
 impl Keys {
@@ -131,22 +128,18 @@ impl Keys {
     /// The keys of an engine decision, copied.
     pub(crate) fn copied(decision: &Decision<'_>, experiment: bool) -> Keys {
         let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
-        Keys::Copied {
-            flag_key: CompactString::new(decision.flag_key()),
-            rule_key: key(decision.rule_key()),
-            variation_key: key(decision.variation_key()),
-        }
+        Keys::Copied(Box::new((
+            CompactString::new(decision.flag_key()),
+            key(decision.rule_key()),
+            key(decision.variation_key()),
+        )))
     }
 
     /// The keys, positions read in `config`; `None` when a position is not in it (not
     /// reached: positions come with their config).
     pub(crate) fn into_strings(self, config: Option<&ProjectConfig>) -> Option<KeyStrings> {
         match self {
-            Keys::Copied {
-                flag_key,
-                rule_key,
-                variation_key,
-            } => Some((flag_key, rule_key, variation_key)),
+            Keys::Copied(keys) => Some(*keys),
             Keys::At {
                 flag,
                 rule,
@@ -276,6 +269,13 @@ fn copy_value(v: &AttributeValue) -> AttrValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ring_record_fits_in_a_cache_line() {
+        // Written into a ring on every decision and read on the worker's core.
+        let size = std::mem::size_of::<HandedRecord>();
+        assert!(size <= 64, "{size}");
+    }
     use flagbridge_engine::{DecideOptions, Decider, DecisionSource};
 
     const DATAFILE: &str = include_str!("../../tests/data/brevo_small_datafile.json");
@@ -392,12 +392,12 @@ mod tests {
         assert_eq!(strings(keys, &config), (want.0.clone(), None, None));
         // A decision from another config than the one named: copied.
         let keys = Keys::of(&experiment, &other_config, true);
-        assert!(matches!(keys, Keys::Copied { .. }));
+        assert!(matches!(keys, Keys::Copied(_)));
         assert_eq!(strings(keys, &other_config), want);
         // An unknown flag: copied.
         let unknown = decider.decide(&vip, "no_such_flag", DecideOptions::NONE);
         let keys = Keys::of(&unknown, &config, false);
-        assert!(matches!(keys, Keys::Copied { .. }));
+        assert!(matches!(keys, Keys::Copied(_)));
         assert_eq!(strings(keys, &config).0, "no_such_flag");
         // Positions without their config, or outside it: nothing.
         assert!(Keys::of(&experiment, &config, true)

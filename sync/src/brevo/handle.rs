@@ -237,11 +237,11 @@ impl BrevoSink {
             seq,
             config: None,
             user: sent.ready_user(record.user),
-            keys: Keys::Copied {
-                flag_key: record.flag_key,
-                rule_key: record.rule_key,
-                variation_key: record.variation_key,
-            },
+            keys: Keys::Copied(Box::new((
+                record.flag_key,
+                record.rule_key,
+                record.variation_key,
+            ))),
             enabled: record.enabled,
             source: record.source,
         })
