@@ -250,7 +250,7 @@ pub(crate) fn snapshot(
         contact: contact.into(),
         attributes: user
             .attributes()
-            .map(|(k, v)| (Box::from(k), copy_value(v)))
+            .map(|(k, v)| (CompactString::new(k), copy_value(v)))
             .collect(),
         audiences: audiences.map(|c| Arc::clone(c) as _),
     })
@@ -258,7 +258,7 @@ pub(crate) fn snapshot(
 
 fn copy_value(v: &AttributeValue) -> AttrValue {
     match v {
-        AttributeValue::String(s) => AttrValue::String(s.as_str().into()),
+        AttributeValue::String(s) => AttrValue::String(CompactString::new(s)),
         AttributeValue::Bool(b) => AttrValue::Bool(*b),
         AttributeValue::Int(i) => AttrValue::Int(*i),
         AttributeValue::Float(f) => AttrValue::Float(*f),

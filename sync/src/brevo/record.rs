@@ -8,8 +8,8 @@ use compact_str::CompactString;
 /// A user attribute value, as copied from the user context.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
-    /// A string.
-    String(Box<str>),
+    /// A string (inline up to 24 bytes: no allocation for usual values).
+    String(CompactString),
     /// A boolean.
     Bool(bool),
     /// An integer.
@@ -28,11 +28,12 @@ pub enum AttrValue {
 #[derive(Clone)]
 pub struct UserSnapshot {
     /// The Optimizely user id.
-    pub user_id: Box<str>,
+    pub user_id: CompactString,
     /// The Brevo contact identity (email or ext_id value).
-    pub contact: Box<str>,
-    /// The user's attributes in insertion order.
-    pub attributes: Box<[(Box<str>, AttrValue)]>,
+    pub contact: CompactString,
+    /// The user's attributes in insertion order. Strings up to 24 bytes are inline, so a
+    /// usual snapshot costs two allocations (the `Arc` and this list).
+    pub attributes: Box<[(CompactString, AttrValue)]>,
     /// The config the decisions were made from; `None` leaves the contact's segments as they are.
     pub audiences: Option<Arc<dyn AudienceSource>>,
 }
