@@ -506,3 +506,64 @@ async fn impressions_follow_user_changes_and_config_swaps_on_one_thread() {
     let plans: Vec<&Value> = deferred[..4].iter().map(|v| &v["attributes"]).collect();
     assert_ne!(plans[1], plans[2], "the change in place shows: {plans:?}");
 }
+
+/// A sink that decides again from inside `on_decision` (once per outer decision).
+#[derive(Default)]
+struct DecidingSink {
+    client: std::sync::OnceLock<Client>,
+}
+
+impl DecisionSink for DecidingSink {
+    fn on_decision(&self, _: &Arc<ProjectConfig>, user: &UserContext, decision: &Decision<'_>) {
+        if user.user_id().starts_with("inner") {
+            return;
+        }
+        if let Some(client) = self.client.get() {
+            let inner = pro(&format!("inner-{}", user.user_id()));
+            client.decide(&inner, decision.flag_key(), DecideOptions::NONE);
+        }
+    }
+
+    fn on_conversion(
+        &self,
+        _: &Arc<ProjectConfig>,
+        _: &UserContext,
+        _: &Conversion<'_>,
+        _: Option<&serde_json::Map<String, Value>>,
+    ) {
+    }
+}
+
+/// A decide inside a decide (from a sink) finds this thread's state in use: it reads the
+/// config afresh and pushes through the hand-off's own ring; both impressions arrive.
+#[tokio::test(start_paused = true)]
+async fn a_sink_that_decides_inside_a_decide_gets_its_impressions_sent() {
+    let endpoint = FakeEventEndpoint::start().await.unwrap();
+    let sink = Arc::new(DecidingSink::default());
+    let client = builder(&endpoint)
+        .decision_sink(sink.clone())
+        .start()
+        .await
+        .unwrap();
+    assert!(sink.client.set(client.clone()).is_ok());
+    for i in 0..3 {
+        client.decide(&pro(&format!("outer-{i}")), "checkout", DecideOptions::NONE);
+    }
+    client.decide_all(&pro("outer-all"), DecideOptions::NONE);
+    client.close().await;
+    let ids: Vec<String> = endpoint
+        .visitors()
+        .iter()
+        .map(|v| v["visitor_id"].as_str().unwrap().to_owned())
+        .collect();
+    for i in 0..3 {
+        assert!(ids.contains(&format!("outer-{i}")), "{ids:?}");
+        assert!(ids.contains(&format!("inner-outer-{i}")), "{ids:?}");
+    }
+    assert!(ids.contains(&"inner-outer-all".to_owned()), "{ids:?}");
+    let stats = client.event_stats();
+    assert_eq!(
+        (stats.queued, stats.sent, stats.overflow),
+        (ids.len() as u64, ids.len() as u64, 0)
+    );
+}
