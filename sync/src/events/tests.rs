@@ -336,7 +336,7 @@ async fn flush_and_close_take_events_waiting_in_other_threads_rings() {
     push_from_threads("c");
     p.close().await;
     let visitors: usize = t.sizes().iter().sum();
-    assert_eq!(visitors, 2 * per_round, "nothing left in a lane at close");
+    assert_eq!(visitors, 2 * per_round, "nothing left in a ring at close");
     push_from_threads("late");
     let stats = p.stats();
     assert_eq!(
