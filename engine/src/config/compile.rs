@@ -7,7 +7,7 @@ use super::audiences::{self, Audiences};
 use super::key_order::js_key_order;
 use super::{
     AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
-    Variation,
+    Variation, NOT_A_RULE,
 };
 use crate::audience::condition::Condition;
 use crate::audience::flat::ConditionTrees;
@@ -67,6 +67,7 @@ impl Builder<'_> {
         let index = self.variations.len();
         self.variation_id_map.insert(v.id.clone(), index);
         self.variations.push(Variation {
+            index: index as u32,
             id: v.id,
             key: v.key,
             feature_enabled: matches!(v.feature_enabled, Some(Value::Bool(true))),
@@ -139,6 +140,8 @@ impl Builder<'_> {
             _ => Vec::new(),
         };
         Experiment {
+            // Set for the experiments and rules once they are all in place; holdouts keep it.
+            index: NOT_A_RULE,
             id: e.id,
             key: e.key,
             layer_id: e.layer_id.unwrap_or_default(),
@@ -282,6 +285,10 @@ pub(super) fn compile(
         }
         rollout_id_map.insert(r.id.clone(), rollouts.len());
         rollouts.push(Rollout { rules });
+    }
+
+    for (i, e) in experiments.iter_mut().enumerate() {
+        e.index = i as u32;
     }
 
     // Holdouts: global, then local ones that name at least one rule.

@@ -28,6 +28,8 @@ pub(crate) enum Entity {
 /// A variation with its variable values cast once.
 #[derive(Debug, Clone)]
 pub(crate) struct Variation {
+    /// Position in [`ProjectConfig::variations`].
+    pub index: u32,
     pub id: String,
     pub key: String,
     pub feature_enabled: bool,
@@ -52,6 +54,9 @@ pub(crate) enum AudienceRule {
     /// `Tree` would hold), `index` the audience, whose result a multi-flag call keeps.
     Audience { index: u32, root: u32 },
 }
+
+/// [`Experiment::index`] of a holdout (holdouts are not in [`ProjectConfig::experiments`]).
+pub(crate) const NOT_A_RULE: u32 = u32::MAX;
 
 /// An experiment, a rollout rule or a holdout.
 ///
@@ -91,6 +96,8 @@ pub(crate) struct Experiment {
     pub audience_conditions: Option<Value>,
     /// Experiment `type` is "fr" (feature rollout).
     pub is_fr: bool,
+    /// Position in [`ProjectConfig::experiments`]; [`NOT_A_RULE`] for a holdout.
+    pub index: u32,
 }
 
 /// A mutual-exclusion group.

@@ -72,18 +72,6 @@ impl<const ON: bool> Reasons<ON> {
     }
 }
 
-/// Where `item` is in `items`, from its address (`None` when it is not one of them).
-#[inline]
-fn position<T>(items: &[T], item: &T) -> Option<u32> {
-    let offset = (item as *const T as usize).wrapping_sub(items.as_ptr() as usize);
-    let index = offset / std::mem::size_of::<T>().max(1);
-    let found = items.get(index)?;
-    if !std::ptr::eq(found, item) {
-        return None;
-    }
-    u32::try_from(index).ok()
-}
-
 /// What the flow found for one flag.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome<'a> {
@@ -173,14 +161,15 @@ impl<'a> Decision<'a> {
     /// is [`ProjectConfig::rule_key_at`]). `None` without a rule, and for a holdout.
     #[inline]
     pub fn rule_index(&self) -> Option<u32> {
-        position(&self.config.experiments, self.outcome.rule?)
+        let index = self.outcome.rule?.index;
+        (index != crate::config::NOT_A_RULE).then_some(index)
     }
 
     /// Where the variation is in [`config`](Self::config) (its key is
     /// [`ProjectConfig::variation_key_at`]). `None` without a variation.
     #[inline]
     pub fn variation_index(&self) -> Option<u32> {
-        position(&self.config.variations, self.outcome.variation?)
+        self.outcome.variation.map(|v| v.index)
     }
 
     /// Where the decision came from.
