@@ -124,6 +124,8 @@ pub(crate) struct Handoff<H: Handed> {
     ring_capacity: usize,
     /// Items per batch sent to the owner.
     batch: usize,
+    /// Batches the owner's channel holds.
+    channel_batches: usize,
     wake_every: u64,
     closed: AtomicBool,
     refused: AtomicU64,
@@ -131,14 +133,18 @@ pub(crate) struct Handoff<H: Handed> {
 }
 
 impl<H: Handed> Handoff<H> {
-    /// Rings of `ring_capacity` records (at least 1, at most [`MAX_RING_CAPACITY`]).
-    pub(crate) fn new(ring_capacity: usize) -> Self {
-        let ring_capacity = ring_capacity.clamp(1, MAX_RING_CAPACITY);
+    /// A hand-off for `capacity` waiting records: each thread's ring holds
+    /// `min(capacity, MAX_RING_CAPACITY)` of them (at least 1), and the owner's channel about
+    /// `capacity` more (see [`spawn_collector`](Self::spawn_collector)).
+    pub(crate) fn new(capacity: usize) -> Self {
+        let ring_capacity = capacity.clamp(1, MAX_RING_CAPACITY);
+        let batch = ring_capacity.min(COLLECT_BATCH);
         Handoff {
             lanes: ThreadLocal::new(),
             rings: Mutex::new(Vec::new()),
             ring_capacity,
-            batch: ring_capacity.min(COLLECT_BATCH),
+            batch,
+            channel_batches: (capacity / batch).max(1),
             wake_every: (ring_capacity / 4).max(1) as u64,
             closed: AtomicBool::new(false),
             refused: AtomicU64::new(0),
@@ -217,11 +223,6 @@ impl<H: Handed> Handoff<H> {
         Pushed::Accepted
     }
 
-    /// Most items per batch the collector sends.
-    pub(crate) fn batch(&self) -> usize {
-        self.batch
-    }
-
     /// Entries accepted so far, all threads.
     pub(crate) fn accepted(&self) -> u64 {
         self.rings()
@@ -262,13 +263,10 @@ impl<H: Handed> Handoff<H> {
     }
 
     /// Starts the collector on the current tokio runtime; returns the owner's end of a channel
-    /// of `channel_batches` batches (see [`batch`](Self::batch)). The collector ends when that
-    /// end is dropped.
-    pub(crate) fn spawn_collector(
-        self: &Arc<Self>,
-        channel_batches: usize,
-    ) -> mpsc::Receiver<Vec<H::Item>> {
-        let (tx, rx) = mpsc::channel(channel_batches.max(1));
+    /// of `capacity / batch` batches (at least one; `capacity` as given to [`new`](Self::new),
+    /// `batch` the most items per batch). The collector ends when that end is dropped.
+    pub(crate) fn spawn_collector(self: &Arc<Self>) -> mpsc::Receiver<Vec<H::Item>> {
+        let (tx, rx) = mpsc::channel(self.channel_batches);
         let handoff = Arc::clone(self);
         tokio::spawn(async move {
             loop {
@@ -347,7 +345,7 @@ mod tests {
     #[tokio::test]
     async fn every_thread_s_records_arrive_in_order() {
         let handoff = Arc::new(Handoff::<Plain<(u32, u32)>>::new(4096));
-        let mut rx = handoff.spawn_collector(4);
+        let mut rx = handoff.spawn_collector();
         let threads: Vec<_> = (0..4u32)
             .map(|t| {
                 let handoff = Arc::clone(&handoff);

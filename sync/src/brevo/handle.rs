@@ -13,7 +13,7 @@ use super::handed::{BrevoHanded, HandedDecision, HandedRecord, Keys, Sent};
 use super::hook::Identity;
 use super::record::{ConversionRecord, DecisionRecord};
 use super::worker::Command;
-use crate::handoff::{Handoff, Pushed, COLLECT_BATCH, MAX_RING_CAPACITY};
+use crate::handoff::{Handoff, Pushed};
 
 /// How many set-aside items [`BrevoSync::set_aside`] remembers.
 pub const SET_ASIDE_MEMORY: usize = 100;
@@ -136,11 +136,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// `capacity` is the builder's queue capacity: see [`handoff_sizes`].
+    /// `capacity` is the builder's queue capacity (records that can wait for the worker; see
+    /// `Handoff::new`).
     pub(crate) fn new(capacity: usize, identity_source: IdentitySource) -> Self {
-        let (ring_capacity, _) = handoff_sizes(capacity);
         Shared {
-            handoff: Arc::new(Handoff::new(ring_capacity)),
+            handoff: Arc::new(Handoff::new(capacity)),
             stamps: Stamps(AtomicU64::new(1)),
             producer: ProducerCounters::default(),
             counters: Counters::default(),
@@ -204,17 +204,6 @@ impl Shared {
             }
         }
     }
-}
-
-/// Sizes of the hand-off for the builder's queue capacity (records that can wait for the
-/// worker): each producing thread's ring holds `min(capacity, MAX_RING_CAPACITY)` records and
-/// the worker's channel `capacity / COLLECT_BATCH` batches (at least one) of up to
-/// `COLLECT_BATCH` records.
-pub(crate) fn handoff_sizes(capacity: usize) -> (usize, usize) {
-    (
-        capacity.clamp(1, MAX_RING_CAPACITY),
-        (capacity / COLLECT_BATCH).max(1),
-    )
 }
 
 /// The cheap, cloneable entry point for the decide path. Implements the `DecisionSink` hook.

@@ -81,7 +81,7 @@ pub use transport::{
 };
 
 use config::Config;
-use handle::{handoff_sizes, Shared};
+use handle::Shared;
 use worker::Worker;
 
 /// Default path of the on-disk store.
@@ -397,8 +397,7 @@ impl BrevoSyncBuilder {
         };
         let cfg = Arc::new(self.cfg);
         let shared = Arc::new(Shared::new(cfg.queue_capacity, cfg.identity_source.clone()));
-        let (_, channel_batches) = handoff_sizes(cfg.queue_capacity);
-        let inbox = shared.handoff.spawn_collector(channel_batches);
+        let inbox = shared.handoff.spawn_collector();
         let mut worker = Worker::new(Arc::clone(&cfg), Arc::clone(&shared), transport, inbox)?;
         worker.ensure_attributes().await?;
         let (tx, rx) = mpsc::channel(16);

@@ -159,7 +159,7 @@ where
         on_sent: OnSent,
     ) -> Self {
         let handoff = Arc::new(Handoff::new(settings.capacity));
-        let events = handoff.spawn_collector(settings.capacity / handoff.batch());
+        let events = handoff.spawn_collector();
         let (control, control_rx) = mpsc::channel(16);
         let counters = Arc::new(EventCounters::default());
         let dispatcher = Dispatcher {
