@@ -1,11 +1,13 @@
-//! Decide through the runtime `Client` (events on: impression built, uuid made, queue push)
-//! against the engine alone, on the same config and user. Target: Client <= 1.3x engine.
+//! Decide through the runtime `Client` (events on: the impression's record pushed into this
+//! thread's ring) against the engine alone, on the same config and user. Target: Client <=
+//! 1.3x engine.
 //!
 //! The event transport is a null one (answers 204 at once). The Client's pipeline runs on a
-//! one-worker tokio runtime (the other core), woken by the decide path as in a server; the
-//! queue is drained between timed chunks, so what is timed is the decide path (including the
-//! ring push and the collector wake-ups) and never an overflow (printed at the end; it must
-//! be 0). `*_distinct_users` rotate through 1,000 users, so every impression carries its user.
+//! one-worker tokio runtime (the other core), as in a server; the queue is drained between
+//! timed chunks, so what is timed is the decide path (including the ring push, and a wake of
+//! the collector if a ring passed half full) and never an overflow (printed at the end; it
+//! must be 0). `*_distinct_users` rotate through 1,000 users, so every impression carries its
+//! user.
 
 use std::hint::black_box;
 use std::sync::Arc;

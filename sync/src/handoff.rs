@@ -5,9 +5,13 @@
 //! thread that pushes gets its own single-producer ring (`rtrb`), found through a per-object
 //! thread-local (`thread_local`): a push is a few plain stores and one release store, with no
 //! lock and no atomic read-modify-write. A collector task moves the rings' records into the
-//! owner's bounded channel in batches; it wakes when a thread has pushed a quarter of its ring
-//! (rarely: a wake may cost the pushing thread a futex call) and every [`COLLECT_INTERVAL`].
-//! On flush and close the owner takes what is left itself ([`Handoff::take_all`]).
+//! owner's bounded channel in batches. It runs every [`BUSY_COLLECT_INTERVAL`] while records
+//! keep coming and every [`COLLECT_INTERVAL`] when they do not. Waking it from the decide path
+//! would cost the pushing thread a futex call (and, in a virtual machine, an interrupt to the
+//! other core), so a thread wakes it only when its ring is more than half full (looked at every
+//! quarter ring of pushes) or refuses a record: at most once per half ring, and only when a
+//! thread pushes faster than the collector's interval drains. On flush and close the owner
+//! takes what is left itself ([`Handoff::take_all`]).
 //!
 //! Memory on both sides: the producer keeps a small state per thread ([`Handed::Sent`]: what it
 //! already told the owner, say the config and user of its last record) and the owner one per
@@ -33,9 +37,14 @@ use std::time::Duration;
 use thread_local::ThreadLocal;
 use tokio::sync::{mpsc, Notify};
 
-/// How often the collector looks at the rings when nobody wakes it (a record's longest wait
-/// before the owner sees it, when few records arrive).
+/// How often the collector looks at the rings when its last look found nothing (a record's
+/// longest wait before the owner sees it, when few records arrive).
 pub(crate) const COLLECT_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How often the collector looks at the rings while its last look found records. A thread
+/// that pushes fewer than half a ring per interval (2 million records/s with the largest
+/// ring) never wakes it.
+pub(crate) const BUSY_COLLECT_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Most items per batch the collector sends to the owner.
 pub(crate) const COLLECT_BATCH: usize = 256;
@@ -103,8 +112,8 @@ impl<T> Pusher<'_, T> {
 /// One producing thread's side.
 struct Lane<H: Handed> {
     producer: rtrb::Producer<H::Record>,
-    /// Pushes left before the next wake-up of the collector.
-    until_wake: u64,
+    /// Pushes left before this thread next looks at how full its ring is.
+    until_check: u64,
     /// Written by this thread only (load + store), read by [`Handoff::accepted`].
     accepted: Arc<AtomicU64>,
     sent: H::Sent,
@@ -126,7 +135,8 @@ pub(crate) struct Handoff<H: Handed> {
     batch: usize,
     /// Batches the owner's channel holds.
     channel_batches: usize,
-    wake_every: u64,
+    /// Pushes between two looks at how full a ring is.
+    check_every: u64,
     closed: AtomicBool,
     refused: AtomicU64,
     wake: Notify,
@@ -145,7 +155,7 @@ impl<H: Handed> Handoff<H> {
             ring_capacity,
             batch,
             channel_batches: (capacity / batch).max(1),
-            wake_every: (ring_capacity / 4).max(1) as u64,
+            check_every: (ring_capacity / 4).max(1) as u64,
             closed: AtomicBool::new(false),
             refused: AtomicU64::new(0),
             wake: Notify::new(),
@@ -166,7 +176,7 @@ impl<H: Handed> Handoff<H> {
         });
         RefCell::new(Lane {
             producer,
-            until_wake: self.wake_every,
+            until_check: self.check_every,
             accepted,
             sent: H::Sent::default(),
         })
@@ -215,10 +225,13 @@ impl<H: Handed> Handoff<H> {
         }
         let accepted = lane.accepted.load(Ordering::Relaxed) + 1;
         lane.accepted.store(accepted, Ordering::Relaxed);
-        lane.until_wake -= 1;
-        if lane.until_wake == 0 {
-            lane.until_wake = self.wake_every;
-            self.wake.notify_one();
+        lane.until_check -= 1;
+        if lane.until_check == 0 {
+            lane.until_check = self.check_every;
+            // Reads the owner's position: one cache line from its core, once per quarter ring.
+            if lane.producer.slots() < self.ring_capacity / 2 {
+                self.wake.notify_one();
+            }
         }
         Pushed::Accepted
     }
@@ -269,32 +282,40 @@ impl<H: Handed> Handoff<H> {
         let (tx, rx) = mpsc::channel(self.channel_batches);
         let handoff = Arc::clone(self);
         tokio::spawn(async move {
+            let mut interval = COLLECT_INTERVAL;
             loop {
                 tokio::select! {
                     _ = tx.closed() => return,
                     _ = handoff.wake.notified() => {}
-                    _ = tokio::time::sleep(COLLECT_INTERVAL) => {}
+                    _ = tokio::time::sleep(interval) => {}
                 }
-                handoff.collect_once(&tx);
+                interval = if handoff.collect_once(&tx) {
+                    BUSY_COLLECT_INTERVAL
+                } else {
+                    COLLECT_INTERVAL
+                };
             }
         });
         rx
     }
 
-    /// Fills the channel from the rings while both have something. Holds the rings' lock
-    /// while sending, so [`take_all`](Self::take_all) never misses a batch in flight.
-    fn collect_once(&self, tx: &mpsc::Sender<Vec<H::Item>>) {
+    /// Fills the channel from the rings while both have something; true when it sent a
+    /// batch or the channel was full (records are coming). Holds the rings' lock while
+    /// sending, so [`take_all`](Self::take_all) never misses a batch in flight.
+    fn collect_once(&self, tx: &mpsc::Sender<Vec<H::Item>>) -> bool {
         let mut rings = self.rings();
+        let mut busy = false;
         loop {
             let Ok(permit) = tx.try_reserve() else {
-                return;
+                return true;
             };
             let mut batch = Vec::new();
             Self::drain(&mut rings, self.batch, &mut batch);
             if batch.is_empty() {
-                return;
+                return busy;
             }
             permit.send(batch);
+            busy = true;
         }
     }
 
@@ -378,6 +399,29 @@ mod tests {
             assert_eq!(mine, (0..3000).collect::<Vec<_>>(), "thread {t}");
         }
         assert_eq!(handoff.accepted(), 12_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_thread_wakes_the_collector_only_past_half_its_ring() {
+        let handoff = Arc::new(Handoff::<Plain<u32>>::new(64));
+        let mut rx = handoff.spawn_collector();
+        let soon = Duration::from_millis(5);
+        assert!(soon < COLLECT_INTERVAL);
+        // A quarter ring is looked at, not handed over before the interval.
+        for i in 0..16 {
+            handoff.push(|_| i);
+        }
+        assert!(tokio::time::timeout(soon, rx.recv()).await.is_err());
+        // Past half the ring (at the look after 48 pushes) the collector is woken at once.
+        for i in 16..48 {
+            handoff.push(|_| i);
+        }
+        let batch = tokio::time::timeout(soon, rx.recv()).await;
+        assert_eq!(batch.ok().flatten(), Some((0..48).collect::<Vec<_>>()));
+        // The interval hands over the rest.
+        handoff.push(|_| 48);
+        let batch = tokio::time::timeout(COLLECT_INTERVAL * 2, rx.recv()).await;
+        assert_eq!(batch.ok().flatten(), Some(vec![48]));
     }
 
     #[tokio::test]
