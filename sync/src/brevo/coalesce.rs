@@ -428,8 +428,11 @@ mod tests {
     #[test]
     fn an_older_decision_does_not_overwrite_a_flag_and_a_newer_one_does() {
         // (stamp, enabled) applied in this order, then the expected ENABLED_FEATURES.
-        let cases: [(&[(u64, bool)], &str); 6] = [
+        let cases: [(&[(u64, bool)], &str); 8] = [
             (&[(10, true), (5, false)], "f"),
+            // Equal stamps come from one thread, in push order: the later one wins.
+            (&[(10, true), (10, false)], ""),
+            (&[(10, false), (10, true)], "f"),
             (&[(5, false), (10, true)], "f"),
             (&[(10, true), (20, false)], ""),
             // A repeat with a newer stamp holds that stamp: an older change loses to it.
@@ -454,8 +457,9 @@ mod tests {
         /// (stamp, flag, variation) applied in this order.
         type Decisions<'a> = &'a [(u64, &'a str, &'a str)];
         // Then the expected latest experiment (flag, variation).
-        let cases: [(Decisions, (&str, &str)); 4] = [
+        let cases: [(Decisions, (&str, &str)); 5] = [
             (&[(10, "f", "b"), (5, "g", "a")], ("f", "b")),
+            (&[(10, "f", "b"), (10, "g", "a")], ("g", "a")),
             (&[(5, "g", "a"), (10, "f", "b")], ("f", "b")),
             (&[(10, "f", "b"), (20, "g", "a")], ("g", "a")),
             (
@@ -483,8 +487,9 @@ mod tests {
             Arc::new(u)
         };
         // (stamp, plan) in this order (each decision for another flag), then OPT_SEGMENTS.
-        let cases: [(&[(u64, &str)], &str); 4] = [
+        let cases: [(&[(u64, &str)], &str); 5] = [
             (&[(10, "vip"), (5, "free")], "VIPs"),
+            (&[(10, "vip"), (10, "free")], ""),
             (&[(5, "free"), (10, "vip")], "VIPs"),
             (&[(10, "vip"), (20, "free")], ""),
             (&[(10, "vip"), (30, "vip"), (20, "free")], "VIPs"),

@@ -8,10 +8,12 @@
 //! and the flag, rule and variation keys travel as their positions in the config (the worker
 //! copies the strings).
 //!
-//! Every decision carries a stamp from one counter of the sync, taken on the decide path: a
-//! decision made after another one (on the same thread, or on a thread that heard of the other
-//! one) has a bigger stamp. Records of different threads reach the worker in no particular
-//! order; the coalescer compares stamps so an older decision never overwrites a newer one.
+//! Every decision carries a stamp taken on the decide path (`super::stamp`): a decision made
+//! after another one (on the same thread, or on a thread that heard of the other one) has a
+//! stamp at least as big, bigger when the threads differ. Records of different threads reach
+//! the worker in no particular order; the coalescer compares stamps so an older decision never
+//! overwrites a newer one, and lets the later of two equal stamps (one thread's, in push order)
+//! win.
 
 use std::sync::Arc;
 
@@ -180,6 +182,8 @@ pub(crate) struct Sent {
     /// The engine user's version the snapshot was copied from, under `config`, and whether it
     /// carries `config` for segments; `None` when it was handed over ready-made.
     copied_from: Option<(u64, bool)>,
+    /// The stamp value this thread owns (`super::stamp`; 0: none).
+    pub stamp: u64,
 }
 
 /// What the worker remembers of one ring's records.

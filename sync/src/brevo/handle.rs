@@ -12,6 +12,7 @@ use super::error::BrevoError;
 use super::handed::{BrevoHanded, HandedDecision, HandedRecord, Keys, Sent};
 use super::hook::Identity;
 use super::record::{ConversionRecord, DecisionRecord};
+use super::stamp::Stamps;
 use super::worker::Command;
 use crate::handoff::{Handoff, Pushed};
 
@@ -28,11 +29,6 @@ pub(crate) struct ProducerCounters {
     pub skipped_no_identity: AtomicU64,
     pub dropped_stopped: AtomicU64,
 }
-
-/// The stamp counter, on a cache line of its own (see [`Shared::push_decision`]).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct Stamps(AtomicU64);
 
 /// Counters written by the worker (for `/metrics`). All monotonic except the `*_pending`,
 /// `contacts_known` and `fatal` gauges.
@@ -141,7 +137,7 @@ impl Shared {
     pub(crate) fn new(capacity: usize, identity_source: IdentitySource) -> Self {
         Shared {
             handoff: Arc::new(Handoff::new(capacity)),
-            stamps: Stamps(AtomicU64::new(1)),
+            stamps: Stamps::default(),
             producer: ProducerCounters::default(),
             counters: Counters::default(),
             identity: Identity::new(&identity_source),
@@ -163,16 +159,17 @@ impl Shared {
     /// what this thread last sent. Never blocks; a full ring or a stopped sync drops the record
     /// (counted) without calling `make`.
     ///
-    /// The stamp is one `fetch_add` on a counter of the sync: a decision pushed after another
-    /// one was pushed (same thread, or a thread that heard of it) gets a bigger stamp, so the
-    /// worker keeps the latest decision per contact whatever ring each came through.
+    /// The stamp (`super::stamp`): a decision pushed after another one was pushed (same
+    /// thread, or a thread that heard of it) gets a stamp at least as big, bigger when the
+    /// threads differ, so the worker keeps the latest decision per contact whatever ring each
+    /// came through.
     #[inline]
     pub(crate) fn push_decision(
         &self,
         make: impl FnOnce(u64, &mut Sent) -> HandedDecision,
     ) -> bool {
         let pushed = self.handoff.push(|sent| {
-            let seq = self.stamps.0.fetch_add(1, Ordering::Relaxed);
+            let seq = self.stamps.take(&mut sent.stamp);
             HandedRecord::Decision(make(seq, sent))
         });
         self.count(pushed)

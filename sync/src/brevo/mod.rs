@@ -47,6 +47,7 @@ mod hook;
 mod ratelimit;
 mod record;
 mod retry;
+mod stamp;
 mod store;
 mod time;
 mod transport;
