@@ -90,12 +90,15 @@ pub(crate) enum Pushed {
     Full,
     /// [`Handoff::close`] ran (not counted here).
     Closed,
+    /// The entry pushed no record (not counted).
+    Empty,
 }
 
 /// Pushes the records of one entry into a thread's ring (see [`Handoff::push_each`]).
 pub(crate) struct Pusher<'a, T> {
     producer: &'a mut rtrb::Producer<T>,
     full: bool,
+    pushed: bool,
 }
 
 impl<T> Pusher<'_, T> {
@@ -106,6 +109,7 @@ impl<T> Pusher<'_, T> {
         if self.full || self.producer.push(record).is_err() {
             self.full = true;
         }
+        self.pushed = true;
     }
 }
 
@@ -191,7 +195,9 @@ impl<H: Handed> Handoff<H> {
 
     /// Like [`push`](Self::push) for one entry made of several records: `make` pushes them
     /// through the [`Pusher`], memory updates first (see [`Handed::resolve`]), the entry's own
-    /// record last. The entry counts once in [`accepted`](Self::accepted). When the ring fills
+    /// record last. The entry counts once in [`accepted`](Self::accepted); one that pushes
+    /// nothing is [`Pushed::Empty`] and not counted (`make` may leave the memory as it was
+    /// then, not halfway). When the ring fills
     /// on the way the entry is refused; the records already pushed only update the owner's
     /// memory, and this thread's memory is reset so the next entry carries everything again.
     #[inline]
@@ -209,12 +215,16 @@ impl<H: Handed> Handoff<H> {
             return Pushed::Full;
         };
         let lane = &mut *lane;
-        let refused = lane.producer.is_full() || {
-            let mut pusher = Pusher {
-                producer: &mut lane.producer,
-                full: false,
-            };
+        let mut pusher = Pusher {
+            producer: &mut lane.producer,
+            full: false,
+            pushed: false,
+        };
+        let refused = pusher.producer.is_full() || {
             make(&mut lane.sent, &mut pusher);
+            if !pusher.pushed {
+                return Pushed::Empty;
+            }
             pusher.full
         };
         if refused {

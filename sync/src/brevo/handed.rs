@@ -33,30 +33,33 @@ impl Handed for BrevoHanded {
     type Item = Item;
 
     fn resolve(received: &mut Received, record: HandedRecord) -> Option<Item> {
-        let d = match record {
-            HandedRecord::Decision(d) => d,
-            HandedRecord::Conversion(c) => return Some(Item::Conversion(c)),
-        };
-        if let Some(config) = d.config {
-            received.config = Some(config);
-        }
-        let user = match d.user {
-            Some(user) => {
-                received.user = Some(Arc::clone(&user));
-                user
+        let (seq, keys, enabled, source) = match record {
+            HandedRecord::Config(config) => {
+                received.config = Some(config);
+                return None;
             }
-            // A thread only says "same user" after a record of it carried the user.
-            None => Arc::clone(received.user.as_ref()?),
+            HandedRecord::User(user) => {
+                received.user = Some(user);
+                return None;
+            }
+            HandedRecord::Conversion(c) => return Some(Item::Conversion(c)),
+            HandedRecord::Decision(p) => {
+                // Positions come after their config (a thread sends it first).
+                let keys = p.keys(received.config.as_deref()?)?;
+                (p.seq, keys, p.enabled, p.source)
+            }
+            HandedRecord::Copied(c) => (c.seq, c.keys, c.enabled, c.source),
         };
-        let (flag_key, rule_key, variation_key) =
-            d.keys.into_strings(received.config.as_deref())?;
+        // A thread sends a decision's user before it (or with an earlier decision).
+        let user = Arc::clone(received.user.as_ref()?);
+        let (flag_key, rule_key, variation_key) = keys;
         Some(Item::Decision {
-            seq: d.seq,
+            seq,
             record: DecisionRecord {
                 user,
                 flag_key,
-                enabled: d.enabled,
-                source: d.source,
+                enabled,
+                source,
                 rule_key,
                 variation_key,
             },
@@ -64,24 +67,41 @@ impl Handed for BrevoHanded {
     }
 }
 
-/// One record in a ring.
+/// One record in a ring. A decision's config and user travel as records of their own, only
+/// when they changed on the thread, so the common record is small: every byte of it travels
+/// to the worker's core.
 pub(crate) enum HandedRecord {
-    /// A decision.
-    Decision(HandedDecision),
+    /// A decision of the ring's current config and user.
+    Decision(Positions),
+    /// A decision with its keys copied (ready-made records, unknown flags, decisions of
+    /// another config), for the ring's current user.
+    Copied(Box<CopiedDecision>),
+    /// The config of the next [`HandedRecord::Decision`]s.
+    Config(Arc<ProjectConfig>),
+    /// The user of the next decisions.
+    User(Arc<UserSnapshot>),
     /// A conversion (boxed: rare and larger).
     Conversion(Box<ConversionRecord>),
 }
 
-/// A [`DecisionRecord`] with its stamp; its config and user only when they changed on this
-/// thread.
-pub(crate) struct HandedDecision {
+/// No rule or variation in [`Positions`].
+const NO_POSITION: u32 = u32::MAX;
+
+/// A decision with its stamp and its keys as positions in the ring's config
+/// (`ProjectConfig::flag_key_at` ...); rule and variation only for experiment decisions.
+pub(crate) struct Positions {
     pub seq: u64,
-    /// `Some` when the thread's config changed: the config of this record's and the next
-    /// records' [`Keys::At`].
-    pub config: Option<Arc<ProjectConfig>>,
-    /// `None`: the user of this thread's previous record that carried one.
-    pub user: Option<Arc<UserSnapshot>>,
-    pub keys: Keys,
+    flag: u32,
+    rule: u32,
+    variation: u32,
+    pub enabled: bool,
+    pub source: RuleSource,
+}
+
+/// A decision with its stamp and its keys copied.
+pub(crate) struct CopiedDecision {
+    pub seq: u64,
+    pub keys: KeyStrings,
     pub enabled: bool,
     pub source: RuleSource,
 }
@@ -89,77 +109,69 @@ pub(crate) struct HandedDecision {
 /// `(flag, rule, variation)` keys.
 pub(crate) type KeyStrings = (CompactString, Option<CompactString>, Option<CompactString>);
 
-/// The flag key, and the rule and variation keys of experiment decisions.
-pub(crate) enum Keys {
-    /// Positions in the thread's config (`ProjectConfig::flag_key_at` ...).
-    At {
-        flag: u32,
-        rule: Option<u32>,
-        variation: Option<u32>,
-    },
-    /// The keys themselves: ready-made records, unknown flags. Boxed so that the common
-    /// record stays small (every byte of a ring record travels to the worker's core).
-    Copied(Box<KeyStrings>),
+/// The record of an engine decision made from `config`: positions when every key it needs
+/// has one in `config`, else copied keys. Only experiment decisions need their rule and
+/// variation.
+#[inline]
+pub(crate) fn decision_record(
+    seq: u64,
+    decision: &Decision<'_>,
+    config: &ProjectConfig,
+    source: RuleSource,
+) -> HandedRecord {
+    let experiment = source == RuleSource::Experiment;
+    let enabled = decision.enabled();
+    let flag = decision
+        .flag_index()
+        .filter(|_| std::ptr::eq(decision.config(), config));
+    let (rule, variation) = if experiment {
+        (decision.rule_index(), decision.variation_index())
+    } else {
+        (None, None)
+    };
+    let complete = rule.is_some() == (experiment && decision.rule_key().is_some())
+        && variation.is_some() == (experiment && decision.variation_key().is_some());
+    match flag {
+        Some(flag) if complete => HandedRecord::Decision(Positions {
+            seq,
+            flag,
+            rule: rule.unwrap_or(NO_POSITION),
+            variation: variation.unwrap_or(NO_POSITION),
+            enabled,
+            source,
+        }),
+        _ => HandedRecord::Copied(Box::new(CopiedDecision {
+            seq,
+            keys: copied_keys(decision, experiment),
+            enabled,
+            source,
+        })),
+    }
 }
 
-impl Keys {
-    /// The keys of an engine decision: positions when it was made from `config` and every key
-    /// has one, else copies. Only experiment decisions need the rule and variation.
-    #[inline]
-    pub(crate) fn of(decision: &Decision<'_>, config: &ProjectConfig, experiment: bool) -> Keys {
-        let flag = decision
-            .flag_index()
-            .filter(|_| std::ptr::eq(decision.config(), config));
-        let (rule, variation) = if experiment {
-            (decision.rule_index(), decision.variation_index())
-        } else {
-            (None, None)
+/// The keys of an engine decision, copied.
+pub(crate) fn copied_keys(decision: &Decision<'_>, experiment: bool) -> KeyStrings {
+    let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
+    (
+        CompactString::new(decision.flag_key()),
+        key(decision.rule_key()),
+        key(decision.variation_key()),
+    )
+}
+
+impl Positions {
+    /// The keys, read in `config`; `None` when a position is not in it (not reached:
+    /// positions come with their config).
+    fn keys(&self, config: &ProjectConfig) -> Option<KeyStrings> {
+        let at = |i: u32, key_at: fn(&ProjectConfig, u32) -> Option<&str>| match i {
+            NO_POSITION => Some(None),
+            i => key_at(config, i).map(|k| Some(CompactString::new(k))),
         };
-        let complete = rule.is_some() == (experiment && decision.rule_key().is_some())
-            && variation.is_some() == (experiment && decision.variation_key().is_some());
-        match flag {
-            Some(flag) if complete => Keys::At {
-                flag,
-                rule,
-                variation,
-            },
-            _ => Keys::copied(decision, experiment),
-        }
-    }
-
-    /// The keys of an engine decision, copied.
-    pub(crate) fn copied(decision: &Decision<'_>, experiment: bool) -> Keys {
-        let key = |k: Option<&str>| k.filter(|_| experiment).map(CompactString::new);
-        Keys::Copied(Box::new((
-            CompactString::new(decision.flag_key()),
-            key(decision.rule_key()),
-            key(decision.variation_key()),
-        )))
-    }
-
-    /// The keys, positions read in `config`; `None` when a position is not in it (not
-    /// reached: positions come with their config).
-    pub(crate) fn into_strings(self, config: Option<&ProjectConfig>) -> Option<KeyStrings> {
-        match self {
-            Keys::Copied(keys) => Some(*keys),
-            Keys::At {
-                flag,
-                rule,
-                variation,
-            } => {
-                let config = config?;
-                let flag_key = CompactString::new(config.flag_key_at(flag)?);
-                let rule_key = match rule {
-                    Some(i) => Some(CompactString::new(config.rule_key_at(i)?)),
-                    None => None,
-                };
-                let variation_key = match variation {
-                    Some(i) => Some(CompactString::new(config.variation_key_at(i)?)),
-                    None => None,
-                };
-                Some((flag_key, rule_key, variation_key))
-            }
-        }
+        Some((
+            CompactString::new(config.flag_key_at(self.flag)?),
+            at(self.rule, ProjectConfig::rule_key_at)?,
+            at(self.variation, ProjectConfig::variation_key_at)?,
+        ))
     }
 }
 
@@ -170,6 +182,9 @@ pub(crate) enum Item {
     /// A conversion.
     Conversion(Box<ConversionRecord>),
 }
+
+/// The config and user snapshot a record must carry (`None`: the worker has it).
+pub(crate) type Changes = (Option<Arc<ProjectConfig>>, Option<Arc<UserSnapshot>>);
 
 /// What a thread remembers of what it sent on its ring (reset by the hand-off after a
 /// refusal, so the next record carries everything again).
@@ -196,35 +211,34 @@ pub(crate) struct Received {
 impl Sent {
     /// The config and user snapshot a record of this engine decision must carry: each `None`
     /// when the worker already has it for this ring (same config `Arc`; same user version,
-    /// config and `segments`), else the new one, remembered. `contact` is the user's contact
-    /// identity (a function of the user and of the sync's identity source, which never changes
-    /// for one sync's hand-off). With `segments`, the snapshot carries the config, so the
-    /// worker updates `OPT_SEGMENTS`.
+    /// config and `segments`), else the new one, remembered. `contact` gives the user's
+    /// contact identity (a function of the user and of the sync's identity source, which never
+    /// changes for one sync's hand-off); it is only called when the user must be copied, and
+    /// when it gives `None` nothing is remembered and `None` is returned. With `segments`, the
+    /// snapshot carries the config, so the worker updates `OPT_SEGMENTS`.
     #[inline]
-    pub(crate) fn engine(
+    pub(crate) fn engine<'u>(
         &mut self,
         config: &Arc<ProjectConfig>,
         segments: bool,
-        user: &UserContext,
-        contact: &str,
-    ) -> (Option<Arc<ProjectConfig>>, Option<Arc<UserSnapshot>>) {
-        let new_config = match &self.config {
-            // Compared by address: this memory holds the config, so no other gets its address.
-            Some(c) if Arc::ptr_eq(c, config) => None,
-            _ => {
-                self.config = Some(Arc::clone(config));
-                self.copied_from = None;
-                Some(Arc::clone(config))
-            }
-        };
+        user: &'u UserContext,
+        contact: impl FnOnce(&'u UserContext) -> Option<&'u str>,
+    ) -> Option<Changes> {
+        // Compared by address: this memory holds the config, so no other gets its address.
+        let same_config = self.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, config));
         let copied_from = Some((user.version(), segments));
-        if self.snapshot.is_some() && self.copied_from == copied_from {
-            return (new_config, None);
+        if same_config && self.snapshot.is_some() && self.copied_from == copied_from {
+            return Some((None, None));
         }
+        let contact = contact(user)?;
+        let new_config = (!same_config).then(|| {
+            self.config = Some(Arc::clone(config));
+            Arc::clone(config)
+        });
         let snapshot = snapshot(Some(config).filter(|_| segments), user, contact);
         self.snapshot = Some(Arc::clone(&snapshot));
         self.copied_from = copied_from;
-        (new_config, Some(snapshot))
+        Some((new_config, Some(snapshot)))
     }
 
     /// The snapshot a record with this ready-made user must carry: `None` when it is the one
@@ -275,10 +289,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_ring_record_fits_in_a_cache_line() {
+    fn a_decision_record_is_small() {
         // Written into a ring on every decision and read on the worker's core.
         let size = std::mem::size_of::<HandedRecord>();
-        assert!(size <= 64, "{size}");
+        assert!(size <= 24, "{size}");
     }
     use flagbridge_engine::{DecideOptions, Decider, DecisionSource};
 
@@ -295,7 +309,7 @@ mod tests {
         segments: bool,
         u: &UserContext,
     ) -> (bool, bool) {
-        let (config, user) = sent.engine(c, segments, u, "a@x.io");
+        let (config, user) = sent.engine(c, segments, u, |_| Some("a@x.io")).unwrap();
         (config.is_some(), user.is_some())
     }
 
@@ -311,7 +325,9 @@ mod tests {
         // A clone is the same user (same version).
         assert_eq!(sends(&mut sent, &config, true, &u.clone()), (false, false));
         let changed = u.clone().with_attribute("age", 31i64);
-        let (_, s) = sent.engine(&config, true, &changed, "a@x.io");
+        let (_, s) = sent
+            .engine(&config, true, &changed, |_| Some("a@x.io"))
+            .unwrap();
         let s = s.unwrap();
         assert_eq!(s.attributes[1].1, AttrValue::Int(31));
         assert_eq!(&*s.contact, "a@x.io");
@@ -346,6 +362,38 @@ mod tests {
     }
 
     #[test]
+    fn the_contact_is_looked_up_only_when_the_user_is_copied() {
+        let config = config();
+        let u = UserContext::new("u1").with_attribute("email", "a@x.io");
+        let mut sent = Sent::default();
+        let lookups = std::cell::Cell::new(0);
+        fn counting(
+            lookups: &std::cell::Cell<u32>,
+        ) -> impl for<'u> Fn(&'u UserContext) -> Option<&'u str> + '_ {
+            move |u| {
+                lookups.set(lookups.get() + 1);
+                u.attribute("email").and_then(|v| v.as_str())
+            }
+        }
+        let contact = &counting(&lookups);
+        assert!(sent.engine(&config, true, &u, contact).is_some());
+        assert!(sent.engine(&config, true, &u, contact).is_some());
+        assert_eq!(lookups.get(), 1);
+        // No identity: nothing remembered, nothing to send; the user before stays current.
+        let anonymous = UserContext::new("u2");
+        assert!(sent.engine(&config, true, &anonymous, contact).is_none());
+        assert_eq!(
+            sent.engine(&config, true, &u, contact)
+                .map(|(c, u)| (c.is_some(), u.is_some())),
+            Some((false, false))
+        );
+        // A new config with no identity: the config is not remembered either.
+        let other = super::tests::config();
+        assert!(sent.engine(&other, true, &anonymous, contact).is_none());
+        assert_eq!(sends(&mut sent, &other, true, &u), (true, true));
+    }
+
+    #[test]
     fn ready_made_users_are_sent_again_only_when_another_arc() {
         let u = snapshot(None, &UserContext::new("u"), "a@x.io");
         let mut sent = Sent::default();
@@ -360,6 +408,15 @@ mod tests {
         assert_eq!(sends(&mut sent, &config, false, &e), (false, true));
     }
 
+    /// The keys of a record as the worker reads them, in `config`.
+    fn keys_of(record: HandedRecord, config: &ProjectConfig) -> Option<KeyStrings> {
+        match record {
+            HandedRecord::Decision(p) => p.keys(config),
+            HandedRecord::Copied(c) => Some(c.keys),
+            _ => None,
+        }
+    }
+
     #[test]
     fn keys_travel_as_positions_in_the_config_they_came_from() {
         let (config, other_config) = (config(), config());
@@ -367,52 +424,37 @@ mod tests {
         let vip = UserContext::new("u1").with_attribute("plan", "vip");
         let experiment = decider.decide(&vip, "checkout", DecideOptions::NONE);
         assert_eq!(experiment.source(), DecisionSource::FeatureTest);
-        let strings = |keys: Keys, c: &ProjectConfig| keys.into_strings(Some(c)).unwrap();
         let want = (
             CompactString::new("checkout"),
             Some(CompactString::new("exp_checkout")),
             Some(CompactString::new("treatment")),
         );
-        let keys = Keys::of(&experiment, &config, true);
-        assert!(matches!(
-            keys,
-            Keys::At {
-                rule: Some(_),
-                variation: Some(_),
-                ..
-            }
-        ));
-        assert_eq!(strings(keys, &config), want);
+        let record = decision_record(1, &experiment, &config, RuleSource::Experiment);
+        assert!(matches!(&record, HandedRecord::Decision(p) if p.rule != NO_POSITION));
+        assert_eq!(keys_of(record, &config), Some(want.clone()));
         // Rule and variation only for experiment decisions.
-        let keys = Keys::of(&experiment, &config, false);
-        assert!(matches!(
-            keys,
-            Keys::At {
-                rule: None,
-                variation: None,
-                ..
-            }
-        ));
-        assert_eq!(strings(keys, &config), (want.0.clone(), None, None));
+        let record = decision_record(1, &experiment, &config, RuleSource::Rollout);
+        assert!(matches!(&record, HandedRecord::Decision(p) if p.rule == NO_POSITION));
+        assert_eq!(keys_of(record, &config), Some((want.0.clone(), None, None)));
         // A decision from another config than the one named: copied.
-        let keys = Keys::of(&experiment, &other_config, true);
-        assert!(matches!(keys, Keys::Copied(_)));
-        assert_eq!(strings(keys, &other_config), want);
+        let record = decision_record(1, &experiment, &other_config, RuleSource::Experiment);
+        assert!(matches!(record, HandedRecord::Copied(_)));
+        assert_eq!(keys_of(record, &other_config), Some(want));
         // An unknown flag: copied.
         let unknown = decider.decide(&vip, "no_such_flag", DecideOptions::NONE);
-        let keys = Keys::of(&unknown, &config, false);
-        assert!(matches!(keys, Keys::Copied(_)));
-        assert_eq!(strings(keys, &config).0, "no_such_flag");
-        // Positions without their config, or outside it: nothing.
-        assert!(Keys::of(&experiment, &config, true)
-            .into_strings(None)
-            .is_none());
-        let far = Keys::At {
+        let record = decision_record(1, &unknown, &config, RuleSource::Rollout);
+        assert!(matches!(record, HandedRecord::Copied(_)));
+        assert_eq!(keys_of(record, &config).unwrap().0, "no_such_flag");
+        // Positions outside the config: nothing.
+        let far = Positions {
+            seq: 1,
             flag: 1_000,
-            rule: None,
-            variation: None,
+            rule: NO_POSITION,
+            variation: NO_POSITION,
+            enabled: true,
+            source: RuleSource::Rollout,
         };
-        assert!(far.into_strings(Some(&config)).is_none());
+        assert!(far.keys(&config).is_none());
     }
 
     #[test]
@@ -422,28 +464,27 @@ mod tests {
         let vip = UserContext::new("u1").with_attribute("plan", "vip");
         let decision = decider.decide(&vip, "checkout", DecideOptions::NONE);
         let u = snapshot(None, &vip, "a@x.io");
-        let record = |seq, with_config: bool, user: Option<&Arc<UserSnapshot>>| {
-            HandedRecord::Decision(HandedDecision {
-                seq,
-                config: with_config.then(|| Arc::clone(&config)),
-                user: user.cloned(),
-                keys: Keys::of(&decision, &config, true),
-                enabled: true,
-                source: RuleSource::Experiment,
-            })
-        };
+        let record = |seq| decision_record(seq, &decision, &config, RuleSource::Experiment);
         let mut received = Received::default();
-        // No user yet on this ring: nothing (not reached: threads send the user first).
-        assert!(BrevoHanded::resolve(&mut received, record(1, true, None)).is_none());
-        let first = BrevoHanded::resolve(&mut received, record(2, false, Some(&u)));
-        let second = BrevoHanded::resolve(&mut received, record(3, false, None));
-        for (item, want) in [(first, 2), (second, 3)] {
+        // Positions before their config, or a decision before any user: nothing (not reached:
+        // threads send them first).
+        assert!(BrevoHanded::resolve(&mut received, record(1)).is_none());
+        assert!(
+            BrevoHanded::resolve(&mut received, HandedRecord::Config(Arc::clone(&config)))
+                .is_none()
+        );
+        assert!(BrevoHanded::resolve(&mut received, record(2)).is_none());
+        assert!(BrevoHanded::resolve(&mut received, HandedRecord::User(Arc::clone(&u))).is_none());
+        let first = BrevoHanded::resolve(&mut received, record(3));
+        let second = BrevoHanded::resolve(&mut received, record(4));
+        for (item, want) in [(first, 3), (second, 4)] {
             let Some(Item::Decision { seq, record }) = item else {
                 panic!("expected a decision");
             };
             assert_eq!(seq, want);
             assert!(Arc::ptr_eq(&record.user, &u));
             assert_eq!(record.flag_key, "checkout");
+            assert_eq!(record.rule_key.as_deref(), Some("exp_checkout"));
             assert_eq!(record.variation_key.as_deref(), Some("treatment"));
         }
     }

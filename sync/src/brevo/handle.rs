@@ -9,12 +9,12 @@ use tokio::task::JoinHandle;
 
 use super::config::IdentitySource;
 use super::error::BrevoError;
-use super::handed::{BrevoHanded, HandedDecision, HandedRecord, Keys, Sent};
+use super::handed::{BrevoHanded, CopiedDecision, HandedRecord, Sent};
 use super::hook::Identity;
 use super::record::{ConversionRecord, DecisionRecord};
 use super::stamp::Stamps;
 use super::worker::Command;
-use crate::handoff::{Handoff, Pushed};
+use crate::handoff::{Handoff, Pushed, Pusher};
 
 /// How many set-aside items [`BrevoSync::set_aside`] remembers.
 pub const SET_ASIDE_MEMORY: usize = 100;
@@ -155,9 +155,10 @@ impl Shared {
         }
     }
 
-    /// Puts one decision in this thread's ring, stamped: `make` builds it from the stamp and
-    /// what this thread last sent. Never blocks; a full ring or a stopped sync drops the record
-    /// (counted) without calling `make`.
+    /// Puts one decision in this thread's ring: `make` pushes its records (its config and
+    /// user first when they changed, then the decision, stamped with `Stamps::take` on this
+    /// thread's memory), or nothing to skip it. Never blocks; a full ring or a stopped sync
+    /// drops the record (counted) without calling `make`.
     ///
     /// The stamp (`super::stamp`): a decision pushed after another one was pushed (same
     /// thread, or a thread that heard of it) gets a stamp at least as big, bigger when the
@@ -166,12 +167,11 @@ impl Shared {
     #[inline]
     pub(crate) fn push_decision(
         &self,
-        make: impl FnOnce(u64, &mut Sent) -> HandedDecision,
+        make: impl FnOnce(&Stamps, &mut Sent, &mut Pusher<'_, HandedRecord>),
     ) -> bool {
-        let pushed = self.handoff.push(|sent| {
-            let seq = self.stamps.take(&mut sent.stamp);
-            HandedRecord::Decision(make(seq, sent))
-        });
+        let pushed = self
+            .handoff
+            .push_each(|sent, out| make(&self.stamps, sent, out));
         self.count(pushed)
     }
 
@@ -191,8 +191,8 @@ impl Shared {
     fn count(&self, pushed: Pushed) -> bool {
         match pushed {
             Pushed::Accepted => true,
-            // Counted by the hand-off (`queue_overflow`).
-            Pushed::Full => false,
+            // Counted by the hand-off (`queue_overflow`), or by the caller (skipped).
+            Pushed::Full | Pushed::Empty => false,
             Pushed::Closed => {
                 self.producer
                     .dropped_stopped
@@ -219,17 +219,16 @@ impl BrevoSink {
     /// Queues one decision; `false` when dropped (queue full or sync stopped, both counted).
     /// Consecutive records of one thread that share their user `Arc` hand it over once.
     pub fn record_decision(&self, record: DecisionRecord) -> bool {
-        self.shared.push_decision(|seq, sent| HandedDecision {
-            seq,
-            config: None,
-            user: sent.ready_user(record.user),
-            keys: Keys::Copied(Box::new((
-                record.flag_key,
-                record.rule_key,
-                record.variation_key,
-            ))),
-            enabled: record.enabled,
-            source: record.source,
+        self.shared.push_decision(|stamps, sent, out| {
+            if let Some(user) = sent.ready_user(record.user) {
+                out.push(HandedRecord::User(user));
+            }
+            out.push(HandedRecord::Copied(Box::new(CopiedDecision {
+                seq: stamps.take(&mut sent.stamp),
+                keys: (record.flag_key, record.rule_key, record.variation_key),
+                enabled: record.enabled,
+                source: record.source,
+            })));
         })
     }
 

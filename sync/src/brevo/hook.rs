@@ -2,8 +2,9 @@
 //!
 //! On the decide path little is copied: the user snapshot (identity + attributes) once per
 //! user version and config on each thread, the keys as positions in the config (see
-//! `super::handed`); so a user deciding again costs the contact lookup, a version comparison,
-//! a stamp and one push into the thread's ring.
+//! `super::handed`); so a user deciding again costs a version comparison, a stamp (one load
+//! while the thread decides alone) and one small push into the thread's ring; the contact is
+//! looked up only when the user is copied.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -14,7 +15,7 @@ use flagbridge_engine::{
 };
 
 use super::config::IdentitySource;
-use super::handed::{snapshot, HandedDecision, Keys, Sent};
+use super::handed::{copied_keys, decision_record, snapshot, HandedRecord};
 use super::handle::BrevoSink;
 use super::record::{
     AttrValue, AudienceSource, ConversionRecord, DecisionRecord, RuleSource, UserSnapshot,
@@ -73,7 +74,8 @@ impl BrevoSink {
     /// Queues one engine decision made from `config`, as the `DecisionSink` impl does (with
     /// `segments: true`); `segments: false` leaves `OPT_SEGMENTS` untouched by this decision.
     /// `false` when dropped: no contact identity (`skipped_no_identity`), queue full or sync
-    /// stopped (all counted). The cheapest way in for sinks that wrap this one: the user is
+    /// stopped (all counted; with a full ring or a stopped sync the identity is not looked at,
+    /// so the drop counts there). The cheapest way in for sinks that wrap this one: the user is
     /// copied only when it changed since this thread's previous record, and the keys travel
     /// as positions in `config`.
     pub fn record_engine_decision(
@@ -83,24 +85,30 @@ impl BrevoSink {
         user: &UserContext,
         decision: &Decision<'_>,
     ) -> bool {
-        let Some(contact) = self.contact(user) else {
-            self.count_skipped();
-            return false;
-        };
         let source = rule_source(decision);
-        // Only experiment decisions need their rule and variation (EXPERIMENT_* attributes).
-        let experiment = source == RuleSource::Experiment;
-        self.shared.push_decision(|seq, sent: &mut Sent| {
-            let (config_change, user_change) = sent.engine(config, segments, user, contact);
-            HandedDecision {
-                seq,
-                config: config_change,
-                user: user_change,
-                keys: Keys::of(decision, config, experiment),
-                enabled: decision.enabled(),
-                source,
+        let identity = &self.shared.identity;
+        let mut skipped = false;
+        let queued = self.shared.push_decision(|stamps, sent, out| {
+            // The contact is looked up only when the user is copied (a new user version).
+            let Some((config_change, user_change)) =
+                sent.engine(config, segments, user, |u| identity.contact_of(u))
+            else {
+                skipped = true;
+                return;
+            };
+            if let Some(config) = config_change {
+                out.push(HandedRecord::Config(config));
             }
-        })
+            if let Some(user) = user_change {
+                out.push(HandedRecord::User(user));
+            }
+            let seq = stamps.take(&mut sent.stamp);
+            out.push(decision_record(seq, decision, config, source));
+        });
+        if skipped {
+            self.count_skipped();
+        }
+        queued
     }
 
     /// The user's contact identity per this sync's identity source (`None`: the user's
@@ -127,7 +135,7 @@ impl BrevoSink {
         };
         let source = rule_source(decision);
         let (flag_key, rule_key, variation_key) =
-            Keys::copied(decision, source == RuleSource::Experiment).into_strings(None)?;
+            copied_keys(decision, source == RuleSource::Experiment);
         Some(DecisionRecord {
             user: snapshot(audiences, user, contact),
             flag_key,

@@ -240,8 +240,10 @@ impl BrevoSyncBuilder {
 
     /// Records that can wait between the decide path and the worker: each thread that decides
     /// gets a ring of `min(capacity, 4,096)` records, and the worker's inbox holds
-    /// `capacity / 256` batches (at least one) of up to 256 records. A full ring drops the
-    /// record and counts it (`queue_overflow`). Default [`DEFAULT_QUEUE_CAPACITY`].
+    /// `capacity / 256` batches (at least one) of up to 256 records. A decision takes one
+    /// record, plus one when its thread's user changed and one when its config did. A full
+    /// ring drops the decision and counts it (`queue_overflow`). Default
+    /// [`DEFAULT_QUEUE_CAPACITY`].
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.cfg.queue_capacity = capacity;
         self

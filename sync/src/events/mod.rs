@@ -201,6 +201,7 @@ where
             Pushed::Closed => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
+            Pushed::Empty => {}
         }
     }
 
