@@ -4,9 +4,10 @@
 //!   sink adds to a decide (target: at most 1.3x), the same user deciding again and again (the
 //!   sink copies the user once). `*_distinct_users`: the same, cycling through 1,000 distinct
 //!   users (every record carries a new user copy: the worst case). The sync runs for real
-//!   (dry-run transport, in-memory store) on a tokio thread; each measured chunk is at most a
-//!   ring's capacity and starts once the worker has processed everything before it, so no
-//!   record overflows (checked at the end) and every record is really handed over.
+//!   (dry-run transport, in-memory store) on a tokio thread; each measured chunk is at most
+//!   half a ring's capacity (a decision for a new user takes two records) and starts once the
+//!   worker has processed everything before it, so no record overflows (checked at the end)
+//!   and every record is really handed over.
 //!   `enqueue_only` is the sink's share of one decide, `push_prebuilt_clone` the hand-off's
 //!   (a ready record, its user `Arc` already sent).
 //! - `brevo_coalescer/apply`: decisions folded per second by the worker's coalescer across
@@ -24,11 +25,12 @@ use flagbridge_sync::brevo::{AttrValue, BrevoSync, DecisionRecord, RuleSource, U
 use flagbridge_sync::sink::DecisionSink;
 
 const DATAFILE: &str = include_str!("../../sync/tests/data/brevo_small_datafile.json");
-/// The sync's queue capacity: rings of 8,192 records per thread (the largest), an inbox of
+/// The sync's queue capacity: rings of 4,096 records per thread (the largest), an inbox of
 /// 64 batches of 256.
 const QUEUE_CAPACITY: usize = 16_384;
-/// Records per measured chunk: one ring's capacity, so an empty ring never overflows.
-const CHUNK: u64 = 4_096;
+/// Decisions per measured chunk: half a ring's capacity (a decision for a new user takes two
+/// records), so an empty ring never overflows.
+const CHUNK: u64 = 2_048;
 /// Distinct users of the `*_distinct_users` benches.
 const USERS: usize = 1_000;
 
