@@ -195,6 +195,7 @@ impl NotificationCenter {
     }
 
     /// Whether a listener of `kind` exists (checked before building a payload).
+    #[inline]
     pub fn wants(&self, kind: NotificationType) -> bool {
         self.listeners.mask.load(Ordering::Relaxed) & kind.bit() != 0
     }

@@ -231,6 +231,7 @@ impl ClientBuilder {
 
 impl Forced {
     /// The current forced variations, or None (without touching the arc-swap) when empty.
+    #[inline]
     fn snapshot(&self) -> Option<arc_swap::Guard<Arc<ForcedVariations>>> {
         self.active
             .load(Ordering::Acquire)
