@@ -8,6 +8,7 @@
 //! exists.
 
 mod builder;
+mod config_cache;
 mod decision;
 mod queued;
 mod user;
@@ -20,19 +21,16 @@ pub use builder::{
 pub use decision::FlagDecision;
 pub use user::ClientUserContext;
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::cache::Cache;
 use arc_swap::ArcSwap;
 use flagbridge_engine::{
     ClientInfo, DecideOptions, Decider, Decision, ForcedVariations, OptimizelyConfig,
     ProjectConfig, UserContext, UserProfileService,
 };
 use serde_json::{Map, Value};
-use thread_local::ThreadLocal;
 
 use crate::datafile::poller::{compile_blocking, PollerSettings, RefreshOutcome};
 use crate::datafile::source::{DatafileSource, DatafileTransport, FileTransport, HttpTransport};
@@ -45,6 +43,7 @@ use crate::notify::{
     NotificationType, TrackNotification,
 };
 use crate::sink::DecisionSink;
+use config_cache::ConfigCaches;
 use queued::{ClientEvents, ImpressionContext, QueuedRecord, UserRef};
 
 /// The flagbridge runtime client. Cheap to clone (one `Arc`); every clone serves the same config.
@@ -72,15 +71,10 @@ struct Forced {
     entries: Mutex<BTreeMap<(String, String), String>>,
 }
 
-/// One thread's cached view of the served config.
-type ConfigCache = Cache<Arc<ArcSwap<ProjectConfig>>, Arc<ProjectConfig>>;
-
 struct Inner {
     config: Arc<ArcSwap<ProjectConfig>>,
-    /// Per thread: the config `Arc` it last used, revalidated by one pointer comparison (an
-    /// arc-swap `load` costs ~11 ns here). An old config stays alive until every thread that
-    /// used it has decided again or the client is dropped.
-    config_cache: ThreadLocal<RefCell<ConfigCache>>,
+    /// Per thread: the config `Arc` it last used (see `config_cache.rs`).
+    config_cache: ConfigCaches,
     origin: ConfigOrigin,
     poller: Option<PollerHandle>,
     events: Option<EventProcessor<ClientEvents>>,
@@ -189,8 +183,8 @@ impl ClientBuilder {
         tracing::info!(%revision, ?origin, "flagbridge client started");
         Ok(Client {
             inner: Arc::new(Inner {
+                config_cache: ConfigCaches::new(Arc::clone(&store)),
                 config: store,
-                config_cache: ThreadLocal::new(),
                 origin,
                 poller,
                 events,
@@ -255,18 +249,10 @@ impl Inner {
         decider
     }
 
-    /// Runs `f` with the config being served: this thread's cached `Arc`, or a fresh load when
-    /// the cache is in use further up this thread's stack (a user profile service or sink that
-    /// decides inside a decide).
+    /// Runs `f` with the config being served (see `config_cache.rs`).
     #[inline]
     fn with_config<R>(&self, f: impl FnOnce(&Arc<ProjectConfig>) -> R) -> R {
-        let cell = self
-            .config_cache
-            .get_or(|| RefCell::new(Cache::new(Arc::clone(&self.config))));
-        match cell.try_borrow_mut() {
-            Ok(mut cache) => f(cache.load()),
-            Err(_) => f(&self.config.load_full()),
-        }
+        self.config_cache.with_config(f)
     }
 
     /// The non-blocking hand-offs after one decision.
