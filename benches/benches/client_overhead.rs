@@ -5,8 +5,8 @@
 //! The event transport is a null one (answers 204 at once). The Client's pipeline runs on a
 //! one-worker tokio runtime (the other core), as in a server; the queue is drained between
 //! timed chunks, so what is timed is the decide path (including the ring push, and a wake of
-//! the collector if a ring passed half full) and never an overflow (printed at the end; it
-//! must be 0). `*_distinct_users` rotate through 1,000 users, so every impression carries its
+//! the collector if a ring passed half full) and never an overflow (printed per client and
+//! checked). `*_distinct_users` rotate through 1,000 users, so every impression carries its
 //! user.
 
 use std::hint::black_box;
@@ -54,32 +54,27 @@ fn client_overhead(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let start = |events: bool| {
-        runtime.block_on(
-            Client::builder()
-                .datafile(text.clone())
-                .events_enabled(events)
-                .event_transport(Arc::new(NullTransport))
-                .start(),
-        )
-    };
-    let with_events = start(true).expect("client");
-    let without_events = start(false).expect("client");
-    // The same client with its pipeline on this thread (a current-thread runtime that only
-    // runs inside `block_on`): the ring's cache lines never leave this core, which isolates
-    // the decide path's own work from the cost of moving records to another core.
+    // The same kind of client with its pipeline on this thread (a current-thread runtime that
+    // only runs inside `block_on`): the ring's cache lines never leave this core, which
+    // isolates the decide path's own work from the cost of moving records to another core.
     let same_core_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let same_core = same_core_runtime
-        .block_on(
-            Client::builder()
-                .datafile(text.clone())
-                .event_transport(Arc::new(NullTransport))
-                .start(),
-        )
-        .expect("client");
+    // One client at a time, closed and dropped after its cases, as in a server with one
+    // client: a thread keeps the config cache of its first live client in a std thread-local
+    // (see sync/src/client/config_cache.rs); a second live client uses the slower lookup.
+    let start_on = |runtime: &tokio::runtime::Runtime, events: bool| {
+        runtime
+            .block_on(
+                Client::builder()
+                    .datafile(text.clone())
+                    .events_enabled(events)
+                    .event_transport(Arc::new(NullTransport))
+                    .start(),
+            )
+            .expect("client")
+    };
     let timed_on = |runtime: &tokio::runtime::Runtime,
                     client: &Client,
                     iters: u64,
@@ -99,18 +94,6 @@ fn client_overhead(c: &mut Criterion) {
         }
         total
     };
-    let timed = |client: &Client, iters: u64, decide: &dyn Fn(&Client)| -> Duration {
-        timed_on(&runtime, client, iters, decide)
-    };
-
-    let mut group = c.benchmark_group("client_overhead");
-    group.bench_function("engine_alone", |b| {
-        b.iter(|| {
-            let decider = Decider::new(&config);
-            let d = decider.decide(black_box(&user), black_box("checkout"), DecideOptions::NONE);
-            black_box(d.enabled())
-        })
-    });
     let decide_with = |client: &Client| {
         client.decide_with(
             black_box(&user),
@@ -121,23 +104,63 @@ fn client_overhead(c: &mut Criterion) {
             },
         )
     };
-    group.bench_function("client_decide_with_events", |b| {
-        b.iter_custom(|iters| timed(&with_events, iters, &decide_with))
-    });
-    let bound = with_events.user_context(user.clone());
-    let bound_same_core = same_core.user_context(user.clone());
-    group.bench_function("user_context_decide_with_events_same_core", |b| {
-        b.iter_custom(|iters| {
-            timed_on(&same_core_runtime, &same_core, iters, &|_: &Client| {
-                bound_same_core.decide_with(black_box("checkout"), DecideOptions::NONE, |d| {
-                    black_box(d.enabled());
-                })
-            })
+    let close = |runtime: &tokio::runtime::Runtime, client: Client| {
+        runtime.block_on(client.close());
+        let stats = client.event_stats();
+        println!(
+            "client_overhead events: queued {} sent {} overflow {} dropped {}",
+            stats.queued, stats.sent, stats.overflow, stats.dropped
+        );
+        assert_eq!(
+            stats.overflow, 0,
+            "a ring overflowed: the timed path included refusals"
+        );
+    };
+
+    let mut group = c.benchmark_group("client_overhead");
+    group.bench_function("engine_alone", |b| {
+        b.iter(|| {
+            let decider = Decider::new(&config);
+            let d = decider.decide(black_box(&user), black_box("checkout"), DecideOptions::NONE);
+            black_box(d.enabled())
         })
     });
+
+    {
+        let same_core = start_on(&same_core_runtime, true);
+        let bound = same_core.user_context(user.clone());
+        group.bench_function("user_context_decide_with_events_same_core", |b| {
+            b.iter_custom(|iters| {
+                timed_on(&same_core_runtime, &same_core, iters, &|_: &Client| {
+                    bound.decide_with(black_box("checkout"), DecideOptions::NONE, |d| {
+                        black_box(d.enabled());
+                    })
+                })
+            })
+        });
+        drop(bound);
+        close(&same_core_runtime, same_core);
+    }
+
+    {
+        let without_events = start_on(&runtime, false);
+        group.bench_function("client_decide_with_no_events", |b| {
+            b.iter_custom(|iters| timed_on(&runtime, &without_events, iters, &decide_with))
+        });
+        close(&runtime, without_events);
+    }
+
+    let with_events = start_on(&runtime, true);
+    let timed = |iters: u64, decide: &dyn Fn(&Client)| -> Duration {
+        timed_on(&runtime, &with_events, iters, decide)
+    };
+    group.bench_function("client_decide_with_events", |b| {
+        b.iter_custom(|iters| timed(iters, &decide_with))
+    });
+    let bound = with_events.user_context(user.clone());
     group.bench_function("user_context_decide_with_events", |b| {
         b.iter_custom(|iters| {
-            timed(&with_events, iters, &|_: &Client| {
+            timed(iters, &|_: &Client| {
                 bound.decide_with(black_box("checkout"), DecideOptions::NONE, |d| {
                     black_box(d.enabled());
                 })
@@ -165,7 +188,7 @@ fn client_overhead(c: &mut Criterion) {
     });
     group.bench_function("client_decide_owned_events", |b| {
         b.iter_custom(|iters| {
-            timed(&with_events, iters, &|client: &Client| {
+            timed(iters, &|client: &Client| {
                 black_box(client.decide(
                     black_box(&user),
                     black_box("checkout"),
@@ -173,9 +196,6 @@ fn client_overhead(c: &mut Criterion) {
                 ));
             })
         })
-    });
-    group.bench_function("client_decide_with_no_events", |b| {
-        b.iter_custom(|iters| timed(&without_events, iters, &decide_with))
     });
     // The worst case for the hand-off: every decide is for another user than the previous one
     // on this thread, so each impression carries its user (`Arc` clone, or a copy when
@@ -207,7 +227,7 @@ fn client_overhead(c: &mut Criterion) {
     });
     group.bench_function("user_context_decide_with_events_distinct_users", |b| {
         b.iter_custom(|iters| {
-            timed(&with_events, iters, &|_: &Client| {
+            timed(iters, &|_: &Client| {
                 bound_users[turn()].decide_with(black_box("checkout"), DecideOptions::NONE, |d| {
                     black_box(d.enabled());
                 })
@@ -216,7 +236,7 @@ fn client_overhead(c: &mut Criterion) {
     });
     group.bench_function("client_decide_with_events_distinct_users", |b| {
         b.iter_custom(|iters| {
-            timed(&with_events, iters, &|client: &Client| {
+            timed(iters, &|client: &Client| {
                 client.decide_with(
                     black_box(&users[turn()]),
                     black_box("checkout"),
@@ -229,14 +249,8 @@ fn client_overhead(c: &mut Criterion) {
         })
     });
     group.finish();
-
-    same_core_runtime.block_on(same_core.close());
-    runtime.block_on(with_events.close());
-    let stats = with_events.event_stats();
-    println!(
-        "client_overhead events: queued {} sent {} overflow {} dropped {}",
-        stats.queued, stats.sent, stats.overflow, stats.dropped
-    );
+    drop((bound, bound_users));
+    close(&runtime, with_events);
 }
 
 criterion_group!(benches, client_overhead);
