@@ -129,8 +129,10 @@ pub(crate) fn decision_record(
     } else {
         (None, None)
     };
-    let complete = rule.is_some() == (experiment && decision.rule_key().is_some())
-        && variation.is_some() == (experiment && decision.variation_key().is_some());
+    // A key without a position (not reached: every rule and variation of a config has one)
+    // is copied; the keys are only read then.
+    let complete = (rule.is_some() || !experiment || decision.rule_key().is_none())
+        && (variation.is_some() || !experiment || decision.variation_key().is_none());
     match flag {
         Some(flag) if complete => HandedRecord::Decision(Positions {
             seq,
