@@ -32,6 +32,8 @@ impl Handed for BrevoHanded {
     type Received = Received;
     type Item = Item;
 
+    crate::handoff::primary_slot!(BrevoHanded);
+
     fn resolve(received: &mut Received, record: HandedRecord) -> Option<Item> {
         let (seq, keys, enabled, source) = match record {
             HandedRecord::Config(config) => {

@@ -32,6 +32,8 @@ impl Handed for ClientEvents {
     type Received = Received;
     type Item = QueuedEvent;
 
+    crate::handoff::primary_slot!(ClientEvents);
+
     fn resolve(received: &mut Received, record: QueuedRecord) -> Option<QueuedEvent> {
         match record {
             QueuedRecord::Batch(batch) => Some(QueuedEvent::Batch(batch)),

@@ -2,9 +2,17 @@
 //!
 //! Handing each record to another core through one shared queue costs about as much as a small
 //! decide (atomic read-modify-writes, a lock, cache lines moving between cores). Here every
-//! thread that pushes gets its own single-producer ring (`rtrb`), found through a per-object
-//! thread-local (`thread_local`): a push is a few plain stores and one release store, with no
-//! lock and no atomic read-modify-write. A collector task moves the rings' records into the
+//! thread that pushes gets its own single-producer ring (`rtrb`): a push is a few plain stores
+//! and one release store, with no lock and no atomic read-modify-write.
+//!
+//! Finding the thread's ring: a `std` thread-local slot per [`Handed`] type holds the lane of
+//! the first live hand-off of that type that a thread pushed to (most processes have one
+//! client and one Brevo sync); other hand-offs find their lane through a per-object
+//! `thread_local::ThreadLocal`, a few dependent loads more. A push from inside a push (a sink
+//! that decides) also uses the `ThreadLocal` lane. The slot goes to another hand-off once its
+//! own is dropped.
+//!
+//! A collector task moves the rings' records into the
 //! owner's bounded channel in batches. It runs every [`BUSY_COLLECT_INTERVAL`] while records
 //! keep coming and every [`COLLECT_INTERVAL`] when they do not. Waking it from the decide path
 //! would cost the pushing thread a futex call (and, in a virtual machine, an interrupt to the
@@ -25,13 +33,16 @@
 //! owner that needs one stamps its records.
 //!
 //! Bounds: a ring holds `ring_capacity` records and the channel `channel_batches` batches of at
-//! most `min(ring_capacity, COLLECT_BATCH)` items. A full channel leaves records in the rings; a full ring refuses
-//! the record (counted in [`Handoff::refused`]). Rings live as long as the `Handoff`; a thread
-//! that ends leaves its ring to the next thread that gets its thread-local slot.
+//! most `min(ring_capacity, COLLECT_BATCH)` items. A full channel leaves records in the rings;
+//! a full ring refuses the record (counted in [`Handoff::refused`]). A slot's lane ends with
+//! its thread; the owner drains its ring and then drops it (its entries stay counted in
+//! [`Handoff::accepted`]). A `ThreadLocal` lane lives as long as the `Handoff`: a thread that
+//! ends leaves it to the next thread that gets its `ThreadLocal` entry.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::LocalKey;
 use std::time::Duration;
 
 use thread_local::ThreadLocal;
@@ -64,6 +75,47 @@ pub(crate) trait Handed: 'static {
     type Item: Send + 'static;
     /// One record, read with its ring's memory; `None` when it only updated that memory.
     fn resolve(received: &mut Self::Received, record: Self::Record) -> Option<Self::Item>;
+    /// This thread's slot for the lane of its first live hand-off of this type (see the
+    /// module docs), declared with `primary_slot!`; `None` (the default, and the only choice
+    /// for a generic type): every lane is found through the hand-off's `ThreadLocal`.
+    fn primary_slot() -> Option<&'static LocalKey<PrimarySlot<Self>>>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+/// Implements [`Handed::primary_slot`] with a `std` thread-local of its own (inside an
+/// `impl Handed for $handed` of a non-generic type).
+macro_rules! primary_slot {
+    ($handed:ty) => {
+        fn primary_slot(
+        ) -> Option<&'static ::std::thread::LocalKey<crate::handoff::PrimarySlot<Self>>> {
+            ::std::thread_local! {
+                static SLOT: crate::handoff::PrimarySlot<$handed> =
+                    const { crate::handoff::PrimarySlot::new() };
+            }
+            Some(&SLOT)
+        }
+    };
+}
+pub(crate) use primary_slot;
+
+/// A thread's lane of its primary hand-off of one [`Handed`] type (see the module docs).
+pub(crate) struct PrimarySlot<H: Handed>(RefCell<Option<PrimaryLane<H>>>);
+
+impl<H: Handed> PrimarySlot<H> {
+    /// An empty slot.
+    pub(crate) const fn new() -> Self {
+        PrimarySlot(RefCell::new(None))
+    }
+}
+
+struct PrimaryLane<H: Handed> {
+    /// [`Handoff::id`] of the lane's hand-off.
+    handoff: u64,
+    lane: Lane<H>,
 }
 
 /// Records that need no memory on either side.
@@ -132,8 +184,13 @@ struct Ring<H: Handed> {
 
 /// Per-thread rings and their owner side. See the module docs.
 pub(crate) struct Handoff<H: Handed> {
+    /// Unique per hand-off (a thread's primary slot names its hand-off by it).
+    id: u64,
+    /// Lanes of the threads whose primary slot holds another hand-off's lane.
     lanes: ThreadLocal<RefCell<Lane<H>>>,
     rings: Mutex<Vec<Ring<H>>>,
+    /// Entries accepted by rings removed after their thread ended.
+    retired: AtomicU64,
     ring_capacity: usize,
     /// Items per batch sent to the owner.
     batch: usize,
@@ -153,9 +210,12 @@ impl<H: Handed> Handoff<H> {
     pub(crate) fn new(capacity: usize) -> Self {
         let ring_capacity = capacity.clamp(1, MAX_RING_CAPACITY);
         let batch = ring_capacity.min(COLLECT_BATCH);
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Handoff {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lanes: ThreadLocal::new(),
             rings: Mutex::new(Vec::new()),
+            retired: AtomicU64::new(0),
             ring_capacity,
             batch,
             channel_batches: (capacity / batch).max(1),
@@ -170,7 +230,7 @@ impl<H: Handed> Handoff<H> {
         self.rings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn new_lane(&self) -> RefCell<Lane<H>> {
+    fn new_lane(&self) -> Lane<H> {
         let (producer, consumer) = rtrb::RingBuffer::new(self.ring_capacity);
         let accepted = Arc::new(AtomicU64::new(0));
         self.rings().push(Ring {
@@ -178,12 +238,12 @@ impl<H: Handed> Handoff<H> {
             accepted: Arc::clone(&accepted),
             received: H::Received::default(),
         });
-        RefCell::new(Lane {
+        Lane {
             producer,
             until_check: self.check_every,
             accepted,
             sent: H::Sent::default(),
-        })
+        }
     }
 
     /// Pushes the record `make` builds from this thread's memory of what it sent. Never
@@ -208,13 +268,55 @@ impl<H: Handed> Handoff<H> {
         if self.closed.load(Ordering::Relaxed) {
             return Pushed::Closed;
         }
-        let cell = self.lanes.get_or(|| self.new_lane());
+        let Some(slot) = H::primary_slot() else {
+            return self.push_on_other_lane(make);
+        };
+        let mut make = Some(make);
+        let pushed = slot.try_with(|slot| {
+            let mut slot = slot.0.try_borrow_mut().ok()?;
+            let primary = match &mut *slot {
+                Some(primary) if primary.handoff == self.id => primary,
+                // Its hand-off still holds the other end of the ring.
+                Some(primary) if Arc::strong_count(&primary.lane.accepted) > 1 => return None,
+                vacant => vacant.insert(PrimaryLane {
+                    handoff: self.id,
+                    lane: self.new_lane(),
+                }),
+            };
+            make.take()
+                .map(|make| self.push_on(&mut primary.lane, make))
+        });
+        match (pushed, make) {
+            (Ok(Some(pushed)), _) => pushed,
+            // Another hand-off's lane in the slot, a push from inside `make`, or the slot
+            // torn down (a push from a thread-local destructor).
+            (_, Some(make)) => self.push_on_other_lane(make),
+            // `make` is taken only to be called, and then `pushed` holds the outcome.
+            (_, None) => unreachable!("a push ran without an outcome"),
+        }
+    }
+
+    /// [`push_each`](Self::push_each) on this thread's lane in the `ThreadLocal`.
+    fn push_on_other_lane(
+        &self,
+        make: impl FnOnce(&mut H::Sent, &mut Pusher<'_, H::Record>),
+    ) -> Pushed {
+        let cell = self.lanes.get_or(|| RefCell::new(self.new_lane()));
         // Only a push from inside `make` on the same thread could find it borrowed.
         let Ok(mut lane) = cell.try_borrow_mut() else {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Pushed::Full;
         };
-        let lane = &mut *lane;
+        self.push_on(&mut lane, make)
+    }
+
+    /// [`push_each`](Self::push_each) on `lane`.
+    #[inline]
+    fn push_on(
+        &self,
+        lane: &mut Lane<H>,
+        make: impl FnOnce(&mut H::Sent, &mut Pusher<'_, H::Record>),
+    ) -> Pushed {
         let mut pusher = Pusher {
             producer: &mut lane.producer,
             full: false,
@@ -248,10 +350,25 @@ impl<H: Handed> Handoff<H> {
 
     /// Entries accepted so far, all threads.
     pub(crate) fn accepted(&self) -> u64 {
-        self.rings()
+        let rings = self.rings();
+        let live: u64 = rings
             .iter()
             .map(|r| r.accepted.load(Ordering::Relaxed))
-            .sum()
+            .sum();
+        live + self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Removes the rings whose thread ended (its lane dropped with its primary slot) once
+    /// they are empty. Call with the rings drained.
+    fn retire_ended(&self, rings: &mut Vec<Ring<H>>) {
+        rings.retain(|ring| {
+            let ended = ring.consumer.is_abandoned() && ring.consumer.is_empty();
+            if ended {
+                self.retired
+                    .fetch_add(ring.accepted.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            !ended
+        });
     }
 
     /// Records refused because a ring was full.
@@ -322,6 +439,7 @@ impl<H: Handed> Handoff<H> {
             let mut batch = Vec::new();
             Self::drain(&mut rings, self.batch, &mut batch);
             if batch.is_empty() {
+                self.retire_ended(&mut rings);
                 return busy;
             }
             permit.send(batch);
@@ -338,139 +456,10 @@ impl<H: Handed> Handoff<H> {
             out.append(&mut batch);
         }
         Self::drain(&mut rings, usize::MAX, &mut out);
+        self.retire_ended(&mut rings);
         out
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Records that carry a "tag" only when it changed, like a config or user marker.
-    struct Tagged;
-
-    impl Handed for Tagged {
-        type Record = (Option<u32>, u32);
-        type Sent = Option<u32>;
-        type Received = Option<u32>;
-        type Item = (u32, u32);
-        fn resolve(
-            received: &mut Option<u32>,
-            (tag, value): (Option<u32>, u32),
-        ) -> Option<(u32, u32)> {
-            if let Some(tag) = tag {
-                *received = Some(tag);
-            }
-            received.map(|tag| (tag, value))
-        }
-    }
-
-    fn push_tagged(handoff: &Handoff<Tagged>, tag: u32, value: u32) -> Pushed {
-        handoff.push(|sent| {
-            let marker = (*sent != Some(tag)).then_some(tag);
-            *sent = Some(tag);
-            (marker, value)
-        })
-    }
-
-    #[tokio::test]
-    async fn every_thread_s_records_arrive_in_order() {
-        let handoff = Arc::new(Handoff::<Plain<(u32, u32)>>::new(4096));
-        let mut rx = handoff.spawn_collector();
-        let threads: Vec<_> = (0..4u32)
-            .map(|t| {
-                let handoff = Arc::clone(&handoff);
-                std::thread::spawn(move || {
-                    for i in 0..3000 {
-                        while handoff.push(|_| (t, i)) != Pushed::Accepted {
-                            std::thread::yield_now();
-                        }
-                    }
-                })
-            })
-            .collect();
-        let mut got = Vec::new();
-        while got.len() < 12_000 {
-            tokio::select! {
-                batch = rx.recv() => got.extend(batch.unwrap_or_default()),
-                _ = tokio::time::sleep(Duration::from_millis(5)) => {
-                    if threads.iter().all(|t| t.is_finished()) {
-                        got.extend(handoff.take_all(&mut rx));
-                    }
-                }
-            }
-        }
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(got.len(), 12_000);
-        for t in 0..4 {
-            let mine: Vec<u32> = got.iter().filter(|r| r.0 == t).map(|r| r.1).collect();
-            assert_eq!(mine, (0..3000).collect::<Vec<_>>(), "thread {t}");
-        }
-        assert_eq!(handoff.accepted(), 12_000);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_thread_wakes_the_collector_only_past_half_its_ring() {
-        let handoff = Arc::new(Handoff::<Plain<u32>>::new(64));
-        let mut rx = handoff.spawn_collector();
-        let soon = Duration::from_millis(5);
-        assert!(soon < COLLECT_INTERVAL);
-        // A quarter ring is looked at, not handed over before the interval.
-        for i in 0..16 {
-            handoff.push(|_| i);
-        }
-        assert!(tokio::time::timeout(soon, rx.recv()).await.is_err());
-        // Past half the ring (at the look after 48 pushes) the collector is woken at once.
-        for i in 16..48 {
-            handoff.push(|_| i);
-        }
-        let batch = tokio::time::timeout(soon, rx.recv()).await;
-        assert_eq!(batch.ok().flatten(), Some((0..48).collect::<Vec<_>>()));
-        // The interval hands over the rest.
-        handoff.push(|_| 48);
-        let batch = tokio::time::timeout(COLLECT_INTERVAL * 2, rx.recv()).await;
-        assert_eq!(batch.ok().flatten(), Some(vec![48]));
-    }
-
-    #[tokio::test]
-    async fn a_full_ring_refuses_and_the_next_record_carries_everything() {
-        let handoff = Handoff::<Tagged>::new(2);
-        let (_tx, mut rx) = mpsc::channel(1);
-        assert_eq!(push_tagged(&handoff, 7, 1), Pushed::Accepted);
-        assert_eq!(push_tagged(&handoff, 7, 2), Pushed::Accepted);
-        assert_eq!(push_tagged(&handoff, 7, 3), Pushed::Full);
-        assert_eq!(handoff.refused(), 1);
-        // The owner takes both, then the owner's memory is replaced by a later tag...
-        assert_eq!(handoff.take_all(&mut rx), vec![(7, 1), (7, 2)]);
-        assert_eq!(push_tagged(&handoff, 7, 4), Pushed::Accepted);
-        assert_eq!(handoff.take_all(&mut rx), vec![(7, 4)]);
-        assert_eq!(push_tagged(&handoff, 8, 5), Pushed::Accepted);
-        assert_eq!(push_tagged(&handoff, 8, 6), Pushed::Accepted);
-        assert_eq!(handoff.take_all(&mut rx), vec![(8, 5), (8, 6)]);
-        assert_eq!(handoff.accepted(), 5);
-    }
-
-    #[test]
-    fn closed_refuses_without_building() {
-        let handoff = Handoff::<Plain<u32>>::new(8);
-        handoff.close();
-        assert!(handoff.is_closed());
-        assert_eq!(handoff.push(|_| unreachable!()), Pushed::Closed);
-    }
-
-    #[tokio::test]
-    async fn take_all_keeps_channel_batches_before_ring_records() {
-        let handoff = Arc::new(Handoff::<Plain<u32>>::new(64));
-        let (tx, mut rx) = mpsc::channel(8);
-        for i in 0..10 {
-            handoff.push(|_| i);
-        }
-        handoff.collect_once(&tx);
-        for i in 10..20 {
-            handoff.push(|_| i);
-        }
-        assert_eq!(handoff.take_all(&mut rx), (0..20).collect::<Vec<_>>());
-    }
-}
+mod tests;
