@@ -50,10 +50,11 @@ impl ConfigCaches {
         }
     }
 
-    /// Runs `f` with the config being served: this thread's cached `Arc`, or a fresh load when
-    /// the cache is in use further up this thread's stack (a user profile service or sink that
-    /// decides inside a decide). One `try_with` serves the common case; its shape matters
-    /// (measured: a `try_with` check followed by `with` made a decide ~4 ns slower).
+    /// Runs `f` with the config being served: this thread's cached `Arc` (in the slot, or in
+    /// this client's `ThreadLocal` when the slot holds another client or is in use further up
+    /// this thread's stack: a user profile service or sink that decides inside a decide), or a
+    /// fresh load when both are in use. One `try_with` serves the common case; its shape
+    /// matters (measured: a `try_with` check followed by `with` made a decide ~4 ns slower).
     #[inline]
     pub(crate) fn with_config<R>(&self, f: impl FnOnce(&Arc<ProjectConfig>) -> R) -> R {
         let mut f = Some(f);
