@@ -491,6 +491,9 @@ async fn synced_contacts_join_the_configured_lists() {
     // ext_id identity: PUT for a known contact, create for an unknown one.
     let fake = FakeBrevo::start(1000).await;
     fake.add_contacts(["ext-1"]);
+    // `PUT /contacts/{id}` refuses lists the server does not hold.
+    fake.add_list(3, "three");
+    fake.add_list(8, "eight");
     let dir = tempfile::tempdir().unwrap();
     let sync = builder(&fake, &dir.path().join("s.db"), 1000)
         .identity(flagbridge_sync::brevo::ContactIdentity::ExtId)

@@ -15,7 +15,6 @@ use flagbridge_sync::scheduled::{run_once, BrevoLists, RunOptions};
 use flagbridge_sync::serve::{self, webhook, RuntimeOptions, ServeHandle};
 use flagbridge_sync::testing::{datafile_json, FakeCdn, FakeEventEndpoint};
 use serde_json::{json, Value};
-use support::brevo_lists::FakeBrevoLists;
 use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
 
 const KEY_A: &str = "KeyWeb";
@@ -299,17 +298,12 @@ async fn two_projects_thousand_users_webhook_and_brevo() {
             .into(),
         );
     }
-    let lists = FakeBrevoLists::start(API_KEY).await;
+    let lists = FakeBrevo::start(100_000).await;
     let pro: Vec<String> = (0..1000)
         .step_by(2)
         .map(|i| format!("user{i}@example.com"))
         .collect();
-    lists
-        .state
-        .lock()
-        .unwrap()
-        .contacts
-        .extend(pro.iter().cloned());
+    lists.add_contacts(pro.iter().map(String::as_str));
     let mut config = config(&w, "");
     config.projects[0].access_token = Some(Secret::new("pat"));
     config.urls.rest = rest.rest_base().parse().unwrap();

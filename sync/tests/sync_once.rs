@@ -1,13 +1,14 @@
 //! `flagbridge sync --once` against fake Optimizely REST and Brevo servers.
 
+mod common;
 mod support;
 
 use std::time::Duration;
 
+use common::fake_brevo::FakeBrevo;
 use flagbridge_sync::config::Config;
 use flagbridge_sync::rest::ratelimit::Window;
 use flagbridge_sync::scheduled::{run_once, Assignment, BrevoLists, MembershipWriter, RunOptions};
-use support::brevo_lists::FakeBrevoLists;
 use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
 
 fn assignment(project: &str, exp: u64, var: u64, user: &str) -> Assignment {
@@ -23,7 +24,7 @@ fn assignment(project: &str, exp: u64, var: u64, user: &str) -> Assignment {
 #[tokio::test]
 async fn sync_once_creates_winner_lists() {
     let rest = FakeRest::start("pat").await;
-    let brevo = FakeBrevoLists::start("bkey").await;
+    let brevo = FakeBrevo::start_with_key(100_000, "bkey").await;
     {
         let mut s = rest.state.lock().unwrap();
         s.experiments.insert(
@@ -83,12 +84,8 @@ async fn sync_once_creates_winner_lists() {
         );
         s.throttle_next = 1;
     }
-    {
-        let mut b = brevo.state.lock().unwrap();
-        b.contacts
-            .extend(["u1", "u2", "u3", "m1"].map(String::from));
-        b.throttle_next = 1;
-    }
+    brevo.add_contacts(["u1", "u2", "u3", "m1"]);
+    brevo.with(|b| b.throttle_next = 1);
     let dir = std::env::temp_dir().join(format!("fb-sync-once-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let yaml = format!(
@@ -159,12 +156,7 @@ async fn sync_once_creates_winner_lists() {
     assert!(!rest.log().iter().any(|l| l.contains("/13/results")));
 
     // A second run finds the lists, adds nobody twice, and retries the unknown contact.
-    brevo
-        .state
-        .lock()
-        .unwrap()
-        .contacts
-        .insert("m2-not-in-brevo".into());
+    brevo.add_contacts(["m2-not-in-brevo"]);
     let reports = run_once(&config, &lists, &options).await.unwrap();
     assert_eq!(reports[0].winners[0].added, 0);
     assert_eq!(reports[1].winners[0].added, 2);
@@ -206,7 +198,7 @@ async fn list_failures_are_reported_per_project() {
             .into(),
         );
     }
-    let brevo = FakeBrevoLists::start("bkey").await;
+    let brevo = FakeBrevo::start_with_key(100_000, "bkey").await;
     let dir = std::env::temp_dir().join(format!("fb-sync-nofolder-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let yaml = format!(

@@ -4,10 +4,15 @@
 //! (as Brevo does), fails a whole `/contacts/batch` with 404 naming the indexes of unknown
 //! contacts, answers 207 partials for contacts marked to fail, enforces a per-second request
 //! limit per endpoint family with 429 and `x-sib-ratelimit-*` headers, accepts events, and can
-//! inject 5xx bursts, slow answers, hangs, 400s and 401s.
+//! inject 5xx bursts, slow answers, hangs, 400s and 401s. Also holds contact lists (see
+//! `lists`: 50-per-page listing, `folderId` required on create), which `PUT /contacts/{id}`
+//! adds contacts to, and can answer the next requests with 429 on demand (`throttle_next`).
 #![allow(dead_code)]
 
-use std::collections::{HashMap, HashSet};
+#[path = "fake_brevo_lists.rs"]
+mod lists;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +24,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
+
+use lists::{bad_list_ids, join_lists};
 
 pub const API_KEY: &str = "xkeysib-test-secret-key";
 
@@ -33,14 +40,22 @@ pub struct Contact {
 
 #[derive(Default)]
 pub struct Inner {
+    /// The `api-key` every request must carry.
+    pub api_key: String,
     pub attributes: HashMap<String, String>,
     pub contacts: HashMap<String, Contact>,
     pub events: Vec<Value>,
+    /// Lists created with `POST /contacts/lists` (or `add_list`): id -> name. Members are the
+    /// contacts whose `lists` hold the id.
+    pub lists: BTreeMap<i64, String>,
     /// (method, path) of every request.
     pub requests: Vec<(String, String)>,
     pub rate_limit: u32,
     windows: HashMap<&'static str, (Instant, u32)>,
+    /// 429 answers given (rate limit and `throttle_next`).
     pub throttled: u32,
+    /// Answer the next N requests with 429 and `x-sib-ratelimit-reset: 0`.
+    pub throttle_next: u32,
     /// Answer the next N requests with 503.
     pub fail_next: u32,
     /// Delay the answers of the next N requests by `slow_for`.
@@ -65,9 +80,15 @@ pub struct FakeBrevo {
 }
 
 impl FakeBrevo {
-    /// Starts the server with a per-second limit per endpoint family.
+    /// Starts the server with a per-second limit per endpoint family, expecting `API_KEY`.
     pub async fn start(rate_limit: u32) -> FakeBrevo {
+        FakeBrevo::start_with_key(rate_limit, API_KEY).await
+    }
+
+    /// Starts the server with a per-second limit per endpoint family, expecting `api_key`.
+    pub async fn start_with_key(rate_limit: u32, api_key: &str) -> FakeBrevo {
         let inner = Arc::new(Mutex::new(Inner {
+            api_key: api_key.to_string(),
             rate_limit,
             next_id: 1,
             ..Inner::default()
@@ -80,6 +101,10 @@ impl FakeBrevo {
             )
             .route("/v3/contacts/batch", post(batch_update))
             .route("/v3/contacts/import", post(import))
+            .route(
+                "/v3/contacts/lists",
+                get(lists::list_lists).post(lists::create_list),
+            )
             .route("/v3/contacts", post(create_contact))
             .route("/v3/contacts/{id}", get(get_contact).put(update_contact))
             .route("/v3/events", post(event))
@@ -141,13 +166,26 @@ async fn gate(
     let (slow, fail, limited) = {
         let mut s = state.lock().unwrap();
         s.requests.push((method.to_string(), path.to_string()));
-        let key_ok = headers.get("api-key").and_then(|v| v.to_str().ok()) == Some(API_KEY);
+        let key_ok =
+            headers.get("api-key").and_then(|v| v.to_str().ok()) == Some(s.api_key.as_str());
         if !key_ok || s.unauthorized {
             return Some(error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "Key not found",
             ));
+        }
+        if s.throttle_next > 0 {
+            s.throttle_next -= 1;
+            s.throttled += 1;
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "slow down",
+            );
+            r.headers_mut()
+                .insert("x-sib-ratelimit-reset", HeaderValue::from(0));
+            return Some(r);
         }
         let slow = if s.slow_next > 0 {
             s.slow_next -= 1;
@@ -269,28 +307,6 @@ fn type_matches(kind: Option<&String>, value: &Value) -> bool {
         }
         _ => false,
     }
-}
-
-/// Adds the contact to the lists of a write's `listIds` (Brevo adds; a member stays one).
-fn join_lists(s: &mut Inner, id: &str, list_ids: Option<&Value>) {
-    let Some(contact) = s.contacts.get_mut(id) else {
-        return;
-    };
-    for l in list_ids.and_then(Value::as_array).into_iter().flatten() {
-        if let Some(l) = l.as_i64() {
-            if let Err(at) = contact.lists.binary_search(&l) {
-                contact.lists.insert(at, l);
-            }
-        }
-    }
-}
-
-/// A `listIds` that is present but not an array of positive integers (Brevo answers 400).
-fn bad_list_ids(body: &Value) -> bool {
-    body.get("listIds").is_some_and(|l| {
-        !l.as_array()
-            .is_some_and(|a| a.iter().all(|x| x.as_i64().is_some_and(|x| x > 0)))
-    })
 }
 
 /// Applies attributes, silently dropping unknown names and mismatched types.
@@ -425,11 +441,21 @@ async fn update_contact(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(_q): Query<HashMap<String, String>>,
+    Query(q): Query<HashMap<String, String>>,
     Json(body): Json<Value>,
 ) -> Response {
     if let Some(r) = gate(&state, &headers, "PUT", "/contacts/{id}", "contacts").await {
         return r;
+    }
+    if !matches!(
+        q.get("identifierType").map(String::as_str),
+        Some("ext_id" | "email_id")
+    ) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "identifierType",
+        );
     }
     let mut s = state.lock().unwrap();
     if !s.contacts.contains_key(&id) {
@@ -441,6 +467,13 @@ async fn update_contact(
     }
     if bad_list_ids(&body) {
         return error(StatusCode::BAD_REQUEST, "invalid_parameter", "listIds");
+    }
+    if lists::unknown_list(&s, body.get("listIds")) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "List not found",
+        );
     }
     apply(&mut s, &id, body.get("attributes"));
     join_lists(&mut s, &id, body.get("listIds"));
