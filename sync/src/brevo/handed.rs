@@ -1,12 +1,12 @@
 //! What the decide path hands to the Brevo worker through the per-thread rings of
 //! `crate::handoff`, and how the worker reads it.
 //!
-//! A decision record says "same as before" where it can: each thread remembers the config and
-//! the user snapshot it last sent ([`Sent`]), the worker the ones it last received on that
-//! ring ([`Received`]). So a user deciding again (decide-all, several flags, a session) costs
-//! no snapshot copy, no comparison of attributes and no reference count on the decide path,
-//! and the flag, rule and variation keys travel as their positions in the config (the worker
-//! copies the strings).
+//! A decision is a 24-byte record: its stamp, the flag, rule and variation keys as positions in
+//! the config (the worker copies the strings), enabled and source. Its config and user snapshot
+//! travel as records of their own, only when they changed on the thread: each thread remembers
+//! the ones it last sent ([`Sent`]), the worker the ones it last received on that ring
+//! ([`Received`]). So a user deciding again (decide-all, several flags, a session) costs no
+//! snapshot copy, no comparison of attributes and no reference count on the decide path.
 //!
 //! Every decision carries a stamp taken on the decide path (`super::stamp`): a decision made
 //! after another one (on the same thread, or on a thread that heard of the other one) has a
