@@ -55,7 +55,7 @@ pub(crate) struct EventCounters {
     overflowing: AtomicBool,
 }
 
-/// A snapshot of [`EventCounters`].
+/// A snapshot of the pipeline's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EventStats {
