@@ -247,7 +247,8 @@ impl<H: Handed> Handoff<H> {
     }
 
     /// Pushes the record `make` builds from this thread's memory of what it sent. Never
-    /// blocks; `make` is not called when the ring is full or the hand-off closed.
+    /// blocks; `make` is not called when the hand-off is closed, and its record is dropped
+    /// when the ring is full.
     #[inline]
     pub(crate) fn push(&self, make: impl FnOnce(&mut H::Sent) -> H::Record) -> Pushed {
         self.push_each(|sent, pusher| pusher.push(make(sent)))
@@ -322,14 +323,11 @@ impl<H: Handed> Handoff<H> {
             full: false,
             pushed: false,
         };
-        let refused = pusher.producer.is_full() || {
-            make(&mut lane.sent, &mut pusher);
-            if !pusher.pushed {
-                return Pushed::Empty;
-            }
-            pusher.full
-        };
-        if refused {
+        make(&mut lane.sent, &mut pusher);
+        if !pusher.pushed {
+            return Pushed::Empty;
+        }
+        if pusher.full {
             lane.sent = H::Sent::default();
             self.refused.fetch_add(1, Ordering::Relaxed);
             self.wake.notify_one();
