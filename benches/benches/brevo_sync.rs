@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use flagbridge_benches::pipelines::dry_run_brevo_sync;
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
 use flagbridge_sync::brevo::bench_support::CoalescerBench;
 use flagbridge_sync::brevo::{AttrValue, BrevoSync, DecisionRecord, RuleSource, UserSnapshot};
@@ -72,16 +73,7 @@ fn enqueue(c: &mut Criterion) {
         .expect("runtime");
     let dir = std::env::temp_dir().join(format!("flagbridge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let sync = runtime
-        .block_on(
-            BrevoSync::builder()
-                .store_path(None)
-                .dry_run_path(dir.join("dry-run.jsonl"))
-                .flush_interval(Duration::from_secs(3600))
-                .queue_capacity(QUEUE_CAPACITY)
-                .start(),
-        )
-        .expect("sync");
+    let sync = dry_run_brevo_sync(&runtime, &dir, QUEUE_CAPACITY);
     let sink = sync.sink();
     let decider = Decider::new(&config);
     let make_user = |i: usize| {

@@ -14,28 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use flagbridge_benches::pipelines::NullTransport;
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
-use flagbridge_sync::datafile::source::BoxFuture;
-use flagbridge_sync::events::sender::{EventTransport, HttpReply, TransportError};
 use flagbridge_sync::testing::datafile;
 use flagbridge_sync::Client;
-
-struct NullTransport;
-
-impl EventTransport for NullTransport {
-    fn post<'a>(
-        &'a self,
-        _url: &'a str,
-        _body: &'a [u8],
-    ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
-        Box::pin(async {
-            Ok(HttpReply {
-                status: 204,
-                body: String::new(),
-            })
-        })
-    }
-}
 
 /// Decides per timed chunk; the queue is drained (untimed) between chunks so that it never
 /// overflows, stays as small as a promptly drained queue in a server, and the owner loop never

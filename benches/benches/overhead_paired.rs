@@ -21,11 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flagbridge_benches::args::{flag_value, selected};
+use flagbridge_benches::pipelines::{dry_run_brevo_sync, NullTransport};
 use flagbridge_benches::stats::{write_result, Summary};
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
 use flagbridge_sync::brevo::BrevoSync;
-use flagbridge_sync::datafile::source::BoxFuture;
-use flagbridge_sync::events::sender::{EventTransport, HttpReply, TransportError};
 use flagbridge_sync::sink::DecisionSink;
 use flagbridge_sync::testing::datafile;
 use flagbridge_sync::Client;
@@ -36,24 +35,6 @@ const BATCH: usize = 250;
 /// sync's rings hold 4,096 records; a new user's first decision takes two).
 const DRAIN_EVERY: usize = 1_000;
 const BREVO_DATAFILE: &str = include_str!("../../sync/tests/data/brevo_small_datafile.json");
-
-/// An event endpoint that accepts everything at once, without I/O.
-struct NullTransport;
-
-impl EventTransport for NullTransport {
-    fn post<'a>(
-        &'a self,
-        _url: &'a str,
-        _body: &'a [u8],
-    ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
-        Box::pin(async {
-            Ok(HttpReply {
-                status: 204,
-                body: String::new(),
-            })
-        })
-    }
-}
 
 /// Waits until the Brevo worker processed every decision handed over so far.
 fn wait_processed(sync: &BrevoSync) {
@@ -96,16 +77,7 @@ fn main() {
     let brevo_config = Arc::new(ProjectConfig::parse(BREVO_DATAFILE).expect("datafile"));
     let dir = std::env::temp_dir().join(format!("flagbridge-paired-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let sync = runtime
-        .block_on(
-            BrevoSync::builder()
-                .store_path(None)
-                .dry_run_path(dir.join("dry-run.jsonl"))
-                .flush_interval(Duration::from_secs(3600))
-                .queue_capacity(16_384)
-                .start(),
-        )
-        .expect("sync");
+    let sync = dry_run_brevo_sync(&runtime, &dir, 16_384);
     let sink = sync.sink();
     let brevo_user = UserContext::new("user-42")
         .with_attribute("email", "user42@example.com")

@@ -1,0 +1,46 @@
+//! The runtime pipelines as the overhead benches run them: an event endpoint that costs
+//! nothing, and a Brevo sync in dry-run mode that only flushes when told.
+
+use std::path::Path;
+use std::time::Duration;
+
+use flagbridge_sync::brevo::BrevoSync;
+use flagbridge_sync::datafile::source::BoxFuture;
+use flagbridge_sync::events::sender::{EventTransport, HttpReply, TransportError};
+
+/// An event endpoint that accepts everything at once (204), without I/O.
+pub struct NullTransport;
+
+impl EventTransport for NullTransport {
+    fn post<'a>(
+        &'a self,
+        _url: &'a str,
+        _body: &'a [u8],
+    ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
+        Box::pin(async {
+            Ok(HttpReply {
+                status: 204,
+                body: String::new(),
+            })
+        })
+    }
+}
+
+/// A Brevo sync with no store and no account (its requests go to `dir/dry-run.jsonl`), a
+/// flush interval of an hour and `queue_capacity`, started on `runtime`.
+pub fn dry_run_brevo_sync(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    queue_capacity: usize,
+) -> BrevoSync {
+    runtime
+        .block_on(
+            BrevoSync::builder()
+                .store_path(None)
+                .dry_run_path(dir.join("dry-run.jsonl"))
+                .flush_interval(Duration::from_secs(3600))
+                .queue_capacity(queue_capacity)
+                .start(),
+        )
+        .expect("Brevo sync")
+}
