@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use flagbridge_benches::pipelines::dry_run_brevo_sync;
+use flagbridge_benches::pipelines::{dry_run_brevo_sync, wait_processed};
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
 use flagbridge_sync::brevo::bench_support::CoalescerBench;
 use flagbridge_sync::brevo::{AttrValue, BrevoSync, DecisionRecord, RuleSource, UserSnapshot};
@@ -34,17 +34,6 @@ const QUEUE_CAPACITY: usize = 16_384;
 const CHUNK: u64 = 2_048;
 /// Distinct users of the `*_distinct_users` benches.
 const USERS: usize = 1_000;
-
-/// Waits until the worker processed every decision handed over so far (rings empty).
-fn wait_processed(sync: &BrevoSync) {
-    loop {
-        let c = sync.counters();
-        if c.decisions_processed >= c.decisions_queued {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
-}
 
 /// Times `iters` runs of `one` (given the run's index), in chunks of at most [`CHUNK`] that
 /// each start with empty rings; the waits between chunks are not timed.

@@ -21,10 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flagbridge_benches::args::{flag_value, selected};
-use flagbridge_benches::pipelines::{dry_run_brevo_sync, NullTransport};
+use flagbridge_benches::pipelines::{dry_run_brevo_sync, wait_processed, NullTransport};
 use flagbridge_benches::stats::{write_result, Summary};
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
-use flagbridge_sync::brevo::BrevoSync;
 use flagbridge_sync::sink::DecisionSink;
 use flagbridge_sync::testing::datafile;
 use flagbridge_sync::Client;
@@ -35,17 +34,6 @@ const BATCH: usize = 250;
 /// sync's rings hold 4,096 records; a new user's first decision takes two).
 const DRAIN_EVERY: usize = 1_000;
 const BREVO_DATAFILE: &str = include_str!("../../sync/tests/data/brevo_small_datafile.json");
-
-/// Waits until the Brevo worker processed every decision handed over so far.
-fn wait_processed(sync: &BrevoSync) {
-    loop {
-        let c = sync.counters();
-        if c.decisions_processed >= c.decisions_queued {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

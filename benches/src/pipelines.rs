@@ -1,5 +1,6 @@
 //! The runtime pipelines as the overhead benches run them: an event endpoint that costs
-//! nothing, and a Brevo sync in dry-run mode that only flushes when told.
+//! nothing, and a Brevo sync in dry-run mode that only flushes when told (and a wait for
+//! its worker).
 
 use std::path::Path;
 use std::time::Duration;
@@ -43,4 +44,15 @@ pub fn dry_run_brevo_sync(
                 .start(),
         )
         .expect("Brevo sync")
+}
+
+/// Waits until the Brevo worker processed every decision handed over so far (rings empty).
+pub fn wait_processed(sync: &BrevoSync) {
+    loop {
+        let c = sync.counters();
+        if c.decisions_processed >= c.decisions_queued {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
 }
