@@ -3,7 +3,9 @@
 //!
 //! - runtime `Client` (events on) against the engine alone, on the `client_overhead` datafile
 //!   and user: `client/user_context` (a `ClientUserContext`) and `client/borrowed` (a
-//!   `&UserContext`), each over `client/engine_alone`;
+//!   `&UserContext`), each over `client/engine_alone`; `client/events_off` (a `&UserContext`
+//!   through a client that sends no events) splits the overhead into the client's own part
+//!   and the event hand-off's;
 //! - engine plus the Brevo sink against the engine alone, on the `brevo_sync` datafile and
 //!   user: `brevo/decide_plus_enqueue` over `brevo/decide_alone`.
 //!
@@ -15,6 +17,14 @@
 //! drained, untimed, every [`DRAIN_EVERY`] decides, so no timed decide meets a full ring
 //! (overflow is checked at the end). Accepts criterion's flags; `--measurement-time S` sets
 //! the run length (default 5 s). Writes `target/flagbridge-bench/overhead_paired.json`.
+//!
+//! Stack placement: how fast a ~30 ns decide runs depends on where the stack sits within a
+//! 4 KiB page (the engine alone varies 29-33 ns with it here), and Linux starts the main
+//! thread's stack at a random offset within the page, so two runs of the same binary differed
+//! by up to 0.2x (1.16x-1.43x for the same code; with ASLR off, `setarch -R`, runs agree to
+//! 0.01x). So the rounds rotate through [`STACK_OFFSETS`] stack offsets [`STACK_STEP`] bytes
+//! apart, every case taking its turn at each; the headline ratios are of the medians over all
+//! of them, and the per-offset ratios show the spread that placement alone makes.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -33,6 +43,10 @@ const BATCH: usize = 250;
 /// Decides a pipeline takes between two untimed drains: a quarter of its ring (the Brevo
 /// sync's rings hold 4,096 records; a new user's first decision takes two).
 const DRAIN_EVERY: usize = 1_000;
+/// Stack offsets the rounds rotate through (see the module docs).
+const STACK_OFFSETS: usize = 8;
+/// Bytes between two stack offsets: `STACK_OFFSETS` of them cover one 4 KiB page.
+const STACK_STEP: usize = 4096 / STACK_OFFSETS;
 const BREVO_DATAFILE: &str = include_str!("../../sync/tests/data/brevo_small_datafile.json");
 
 fn main() {
@@ -60,6 +74,14 @@ fn main() {
         )
         .expect("client");
     let bound = client.user_context(user.clone());
+    let quiet = runtime
+        .block_on(
+            Client::builder()
+                .datafile(text.clone())
+                .events_enabled(false)
+                .start(),
+        )
+        .expect("client without events");
 
     // The Brevo sync, as in `brevo_sync`.
     let brevo_config = Arc::new(ProjectConfig::parse(BREVO_DATAFILE).expect("datafile"));
@@ -78,6 +100,7 @@ fn main() {
         "client/borrowed",
         "brevo/decide_alone",
         "brevo/decide_plus_enqueue",
+        "client/events_off",
     ];
     let run_batch = |variant: usize| -> f64 {
         let t0 = Instant::now();
@@ -119,12 +142,24 @@ fn main() {
                     black_box(&d);
                 }
             }
-            _ => {
+            4 => {
                 for _ in 0..BATCH {
                     let decider = Decider::new(&brevo_config);
                     let d = decider.decide(black_box(&brevo_user), "checkout", DecideOptions::NONE);
                     sink.on_decision(&brevo_config, &brevo_user, &d);
                     black_box(&d);
+                }
+            }
+            _ => {
+                for _ in 0..BATCH {
+                    quiet.decide_with(
+                        black_box(&user),
+                        black_box("checkout"),
+                        DecideOptions::NONE,
+                        |d| {
+                            black_box(d.enabled());
+                        },
+                    );
                 }
             }
         }
@@ -151,43 +186,82 @@ fn main() {
         _ => {}
     };
 
-    let mut samples: [Vec<f64>; 5] = Default::default();
+    // samples[case][stack offset]: ns per decide of each batch.
+    let mut samples = vec![vec![Vec::<f64>::new(); STACK_OFFSETS]; names.len()];
     let warm_end = Instant::now() + Duration::from_millis(500);
     let mut round = 0usize;
     while Instant::now() < warm_end {
-        for v in 0..names.len() {
-            run_batch(v);
-            drain(v);
-        }
+        at_stack_offset(round % STACK_OFFSETS, &mut || {
+            for v in 0..names.len() {
+                run_batch(v);
+                drain(v);
+            }
+        });
         round += 1;
     }
     let end = Instant::now() + Duration::from_secs_f64(seconds);
     while Instant::now() < end {
-        // Rotate the order each round so no case always runs right after another.
-        for k in 0..names.len() {
-            let v = (round + k) % names.len();
-            samples[v].push(run_batch(v));
-            drain(v);
-        }
+        let offset = round % STACK_OFFSETS;
+        at_stack_offset(offset, &mut || {
+            // Rotate the order each round so no case always runs right after another.
+            for k in 0..names.len() {
+                let v = (round / STACK_OFFSETS + k) % names.len();
+                samples[v][offset].push(run_batch(v));
+                drain(v);
+            }
+        });
         round += 1;
     }
 
-    let summaries: Vec<Summary> = samples.iter_mut().map(|s| Summary::of(s)).collect();
-    println!("overhead, interleaved batches of {BATCH}, {seconds} s: median ns per decide");
+    let summaries: Vec<Summary> = samples
+        .iter()
+        .map(|per_offset| Summary::of(&mut per_offset.concat()))
+        .collect();
+    let offset_medians: Vec<Vec<f64>> = samples
+        .iter_mut()
+        .map(|per_offset| {
+            per_offset
+                .iter_mut()
+                .map(|s| Summary::of(s).median)
+                .collect()
+        })
+        .collect();
+    println!(
+        "overhead, interleaved batches of {BATCH}, {seconds} s, {STACK_OFFSETS} stack offsets: \
+         median ns per decide"
+    );
     for (name, s) in names.iter().zip(&summaries) {
         println!("{name:<28} {:>8.1} ns  ({} batches)", s.median, s.samples);
     }
-    let ratio = |a: usize, b: usize| summaries[a].median / summaries[b].median;
+    let ratio = |a: usize, b: usize| Ratio {
+        pooled: summaries[a].median / summaries[b].median,
+        per_offset: (0..STACK_OFFSETS)
+            .map(|o| offset_medians[a][o] / offset_medians[b][o])
+            .collect(),
+    };
     let ratios = [
-        ("client_user_context_over_engine", ratio(1, 0)),
-        ("client_borrowed_over_engine", ratio(2, 0)),
-        ("brevo_enqueue_over_decide", ratio(4, 3)),
+        ("client_user_context_over_engine", ratio(1, 0), true),
+        ("client_borrowed_over_engine", ratio(2, 0), true),
+        ("brevo_enqueue_over_decide", ratio(4, 3), true),
+        // No target: the client's own part, without the event hand-off.
+        ("client_events_off_over_engine", ratio(5, 0), false),
     ];
-    for (name, r) in ratios {
-        println!("{name:<34} {r:.2}x (target <= 1.30x)");
+    for (name, r, target) in &ratios {
+        let target = if *target {
+            "target <= 1.30x"
+        } else {
+            "no target"
+        };
+        println!(
+            "{name:<34} {:.2}x ({target}); per stack offset {:.2}-{:.2}x",
+            r.pooled,
+            r.min(),
+            r.max()
+        );
     }
 
     drop(bound);
+    runtime.block_on(quiet.close());
     runtime.block_on(client.close());
     let events = client.event_stats();
     wait_processed(&sync);
@@ -205,13 +279,59 @@ fn main() {
     for (name, s) in names.iter().zip(&summaries) {
         json.insert((*name).into(), s.to_json());
     }
-    for (name, r) in ratios {
-        json.insert(name.into(), r.into());
+    for (name, r, _) in &ratios {
+        json.insert((*name).into(), r.pooled.into());
+        json.insert(
+            format!("{name}_per_stack_offset"),
+            r.per_offset.clone().into(),
+        );
     }
+    json.insert("stack_offsets".into(), STACK_OFFSETS.into());
     json.insert("batch".into(), BATCH.into());
     json.insert("seconds".into(), seconds.into());
     match write_result("overhead_paired.json", &serde_json::Value::Object(json)) {
         Ok(path) => println!("wrote {}", path.display()),
         Err(e) => eprintln!("could not write overhead_paired.json: {e}"),
     }
+}
+
+/// One ratio of medians: over all stack offsets pooled, and at each offset.
+struct Ratio {
+    pooled: f64,
+    per_offset: Vec<f64>,
+}
+
+impl Ratio {
+    fn min(&self) -> f64 {
+        self.per_offset
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+    }
+    fn max(&self) -> f64 {
+        self.per_offset.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// Runs `f` with the stack moved down by `index * STACK_STEP` bytes (`index` below
+/// `STACK_OFFSETS`).
+fn at_stack_offset(index: usize, f: &mut dyn FnMut()) {
+    match index {
+        0 => padded::<0>(f),
+        1 => padded::<STACK_STEP>(f),
+        2 => padded::<{ 2 * STACK_STEP }>(f),
+        3 => padded::<{ 3 * STACK_STEP }>(f),
+        4 => padded::<{ 4 * STACK_STEP }>(f),
+        5 => padded::<{ 5 * STACK_STEP }>(f),
+        6 => padded::<{ 6 * STACK_STEP }>(f),
+        _ => padded::<{ 7 * STACK_STEP }>(f),
+    }
+}
+
+/// Calls `f` below `N` bytes of this frame's own.
+#[inline(never)]
+fn padded<const N: usize>(f: &mut dyn FnMut()) {
+    let pad = black_box([0u8; N]);
+    f();
+    black_box(&pad);
 }
