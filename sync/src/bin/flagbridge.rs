@@ -53,7 +53,8 @@ enum Command {
         /// Project name (needed when the config has several).
         #[arg(long)]
         project: Option<String>,
-        /// Checkpoint file [default: <state_dir>/backfill-<users file>.checkpoint.json].
+        /// Checkpoint file [default: STATE_DIR/backfill-USERS.checkpoint.json, where USERS is the
+        /// users file's name].
         #[arg(long)]
         checkpoint: Option<PathBuf>,
         /// Users between checkpoints (each flushes the Brevo outbox first).
