@@ -1,7 +1,7 @@
 //! Collects one sitting's results into the Markdown tables of `benches/README.md`:
 //! criterion medians (`target/criterion/**/new/estimates.json`), the JS peer
 //! (`target/flagbridge-bench/js.json`), the swap measurement (`swap.json`), the memory binary
-//! (`memory-*.json`), and allocations per decide (measured here, with a counting allocator).
+//! (`memory-*.json`), the decide-path overhead (`overhead_paired.json`), and allocations per decide (measured here, with a counting allocator).
 //! Every target of the issue is shown next to its measured value; nothing is asserted.
 //!
 //! `cargo run --release -p flagbridge-benches --bin report` (after `benches/run.sh` or the
@@ -32,6 +32,7 @@ fn main() {
     let js = load("js.json");
     let swap = load("swap.json");
     let paired = load("paired.json");
+    let overhead = load("overhead_paired.json");
 
     println!("{}", machine());
     println!();
@@ -260,6 +261,44 @@ fn main() {
                     verdict(r <= 1.5, "<= 1.5x")
                 );
             }
+        }
+    }
+
+    if let Some(overhead) = &overhead {
+        println!();
+        println!(
+            "Decide-path overhead, interleaved (`overhead_paired`: batches of {}, {} s, {} stack offsets):",
+            overhead["batch"], overhead["seconds"], overhead["stack_offsets"]
+        );
+        println!();
+        println!("| ratio | pooled | across stack offsets | target |");
+        println!("|---|---|---|---|");
+        for (name, target) in [
+            ("client_user_context_over_engine", true),
+            ("client_borrowed_over_engine", true),
+            ("brevo_enqueue_over_decide", true),
+            ("client_events_off_over_engine", false),
+        ] {
+            let Some(pooled) = overhead[name].as_f64() else {
+                continue;
+            };
+            let offsets: Vec<f64> = overhead[format!("{name}_per_stack_offset")]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default();
+            let range = match (
+                offsets.iter().copied().reduce(f64::min),
+                offsets.iter().copied().reduce(f64::max),
+            ) {
+                (Some(lo), Some(hi)) => format!("{lo:.2}-{hi:.2}x"),
+                _ => "-".into(),
+            };
+            let target = if target {
+                verdict(pooled <= 1.3, "<= 1.30x")
+            } else {
+                String::new()
+            };
+            println!("| {name} | {pooled:.2}x | {range} | {target} |");
         }
     }
 
