@@ -1,7 +1,8 @@
 //! Collects one sitting's results into the Markdown tables of `benches/README.md`:
 //! criterion medians (`target/criterion/**/new/estimates.json`), the JS peer
 //! (`target/flagbridge-bench/js.json`), the swap measurement (`swap.json`), the memory binary
-//! (`memory-*.json`), the decide-path overhead (`overhead_paired.json`), and allocations per decide (measured here, with a counting allocator).
+//! (`memory-*.json`), the decide-path overhead (`overhead_paired.json`), and allocations per
+//! decide (measured here, with a counting allocator).
 //! Every target of the issue is shown next to its measured value; nothing is asserted.
 //!
 //! `cargo run --release -p flagbridge-benches --bin report` (after `benches/run.sh` or the
