@@ -32,7 +32,7 @@ impl Handed for BrevoHanded {
     type Received = Received;
     type Item = Item;
 
-    crate::handoff::primary_slot!(BrevoHanded);
+    crate::handoff::thread_slots!(BrevoHanded);
 
     fn resolve(received: &mut Received, record: HandedRecord) -> Option<Item> {
         let (seq, keys, enabled, source) = match record {

@@ -2,15 +2,16 @@
 //!
 //! A decide starts by finding the config, and every load on that path delays the whole decide.
 //! An `arc_swap` load costs ~11 ns here, so each thread keeps an `arc_swap::Cache` (revalidated
-//! by one pointer comparison). Finding that cache through the per-client `ThreadLocal` takes a
-//! few dependent loads more than a `std` thread-local (measured ~3 ns a decide), so the cache
-//! of the first client that decides on a thread (the only one in most processes) lives in a
-//! `std` thread-local slot; other clients use their `ThreadLocal`. The slot goes to another
-//! client once its client is dropped.
+//! by one pointer comparison). Finding that cache through a per-client `ThreadLocal` costs
+//! several dependent loads more than a `std` thread-local (measured: a second client on a thread
+//! paid ~9 ns more per decide with events), so the caches of the first [`THREAD_SLOTS`] (8) clients
+//! that decide on a thread (a process usually has one; `flagbridge serve` one per project) live
+//! in a `std` thread-local array, the first entry checked first; further clients use their
+//! `ThreadLocal`. An entry goes to another client once its client is dropped.
 //!
 //! Memory: an old config stays alive until every thread that used it has decided again; after
-//! the client is dropped, a thread's slot keeps its last config until that thread decides with
-//! another client or exits.
+//! the client is dropped, a thread's entry keeps its last config until another client takes
+//! the entry or the thread exits.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
@@ -20,18 +21,22 @@ use arc_swap::ArcSwap;
 use flagbridge_engine::ProjectConfig;
 use thread_local::ThreadLocal;
 
+use crate::handoff::THREAD_SLOTS;
+
 /// One thread's cached view of the served config.
 type ConfigCache = Cache<Arc<ArcSwap<ProjectConfig>>, Arc<ProjectConfig>>;
 
-/// The slot of this thread's first live client.
-struct Primary {
+/// One entry of a thread's array: the cache of one live client.
+struct Slot {
     /// Dead once that client is dropped.
     alive: Weak<()>,
     cache: ConfigCache,
 }
 
+type Slots = [Option<Slot>; THREAD_SLOTS];
+
 thread_local! {
-    static PRIMARY: RefCell<Option<Primary>> = const { RefCell::new(None) };
+    static SLOTS: RefCell<Slots> = const { RefCell::new([const { None }; THREAD_SLOTS]) };
 }
 
 /// The served config of one client, and the threads' caches of it.
@@ -50,25 +55,22 @@ impl ConfigCaches {
         }
     }
 
-    /// Runs `f` with the config being served: this thread's cached `Arc` (in the slot, or in
-    /// this client's `ThreadLocal` when the slot holds another client or is in use further up
-    /// this thread's stack: a user profile service or sink that decides inside a decide), or a
-    /// fresh load when both are in use. One `try_with` serves the common case; its shape
-    /// matters (measured: a `try_with` check followed by `with` made a decide ~4 ns slower).
+    /// Runs `f` with the config being served: this thread's cached `Arc` (in the thread's
+    /// array, or in this client's `ThreadLocal` when the array is full of live clients or is in
+    /// use further up this thread's stack: a user profile service or sink that decides inside
+    /// a decide), or a fresh load when both are in use. One `try_with` serves the common case;
+    /// its shape matters (measured: a `try_with` check followed by `with` made a decide ~4 ns
+    /// slower).
     #[inline]
     pub(crate) fn with_config<R>(&self, f: impl FnOnce(&Arc<ProjectConfig>) -> R) -> R {
         let mut f = Some(f);
-        let served = PRIMARY.try_with(|slot| {
-            let mut slot = slot.try_borrow_mut().ok()?;
-            let primary = match &mut *slot {
-                Some(primary) if std::ptr::eq(primary.cache.arc_swap(), &*self.config) => primary,
-                Some(primary) if primary.alive.strong_count() > 0 => return None,
-                vacant => vacant.insert(Primary {
-                    alive: Arc::downgrade(&self.alive),
-                    cache: Cache::new(Arc::clone(&self.config)),
-                }),
+        let served = SLOTS.try_with(|slots| {
+            let mut slots = slots.try_borrow_mut().ok()?;
+            let slot = match &mut slots[0] {
+                Some(first) if std::ptr::eq(first.cache.arc_swap(), &*self.config) => first,
+                _ => self.find_or_claim(&mut slots)?,
             };
-            f.take().map(|f| f(primary.cache.load()))
+            f.take().map(|f| f(slot.cache.load()))
         });
         match (served, f) {
             (Ok(Some(r)), _) => r,
@@ -76,6 +78,31 @@ impl ConfigCaches {
             // `f` is taken only to be called, and then `served` holds its result.
             (_, None) => unreachable!("the config callback ran without a result"),
         }
+    }
+
+    /// This client's entry in a thread's array past the first: found, or claimed when an entry
+    /// is empty or its client was dropped; `None` when all hold live clients.
+    #[cold]
+    #[inline(never)]
+    fn find_or_claim<'s>(&self, slots: &'s mut Slots) -> Option<&'s mut Slot> {
+        let mine = |slot: &Option<Slot>| {
+            slot.as_ref()
+                .is_some_and(|s| std::ptr::eq(s.cache.arc_swap(), &*self.config))
+        };
+        let index = match slots.iter().position(mine) {
+            Some(index) => index,
+            None => {
+                let free = slots
+                    .iter()
+                    .position(|slot| slot.as_ref().is_none_or(|s| s.alive.strong_count() == 0))?;
+                slots[free] = Some(Slot {
+                    alive: Arc::downgrade(&self.alive),
+                    cache: Cache::new(Arc::clone(&self.config)),
+                });
+                free
+            }
+        };
+        slots[index].as_mut()
     }
 
     /// [`with_config`](Self::with_config) through this client's `ThreadLocal`.
@@ -111,6 +138,16 @@ mod tests {
         caches.with_config(|c| c.revision().to_string())
     }
 
+    /// Which of the thread's entries holds `caches`' config cache.
+    fn entry_of(caches: &ConfigCaches) -> Option<usize> {
+        SLOTS.with(|slots| {
+            slots.borrow().iter().position(|slot| {
+                slot.as_ref()
+                    .is_some_and(|s| std::ptr::eq(s.cache.arc_swap(), &*caches.config))
+            })
+        })
+    }
+
     #[test]
     fn every_client_on_a_thread_sees_its_own_config_and_its_swaps() {
         std::thread::spawn(|| {
@@ -120,20 +157,41 @@ mod tests {
                 assert_eq!(revision(&a), "a1");
                 assert_eq!(revision(&b), "b1");
             }
+            assert_eq!((entry_of(&a), entry_of(&b)), (Some(0), Some(1)));
             swap_a.store(config("a2"));
             swap_b.store(config("b2"));
             assert_eq!(revision(&a), "a2");
             assert_eq!(revision(&b), "b2");
-            // A dropped client leaves the slot to the next one.
+            // A dropped client leaves its entry to the next one.
             drop(a);
             let (_, c) = caches("c1");
             assert_eq!(revision(&c), "c1");
             assert_eq!(revision(&b), "b2");
-            PRIMARY.with(|slot| {
-                let slot = slot.borrow();
-                let primary = slot.as_ref().unwrap();
-                assert!(std::ptr::eq(primary.cache.arc_swap(), &*c.config));
-            });
+            assert_eq!((entry_of(&c), entry_of(&b)), (Some(0), Some(1)));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn clients_past_the_array_use_their_thread_local() {
+        std::thread::spawn(|| {
+            let clients: Vec<_> = (0..THREAD_SLOTS + 2)
+                .map(|i| caches(&format!("r{i}")))
+                .collect();
+            for _ in 0..2 {
+                for (i, (_, c)) in clients.iter().enumerate() {
+                    assert_eq!(revision(c), format!("r{i}"));
+                }
+            }
+            for (i, (_, c)) in clients.iter().enumerate() {
+                let expected = (i < THREAD_SLOTS).then_some(i);
+                assert_eq!(entry_of(c), expected, "client {i}");
+            }
+            // The ones past the array still see their swaps.
+            let (swap, last) = &clients[THREAD_SLOTS + 1];
+            swap.store(config("moved"));
+            assert_eq!(revision(last), "moved");
         })
         .join()
         .unwrap();

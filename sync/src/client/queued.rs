@@ -32,7 +32,7 @@ impl Handed for ClientEvents {
     type Received = Received;
     type Item = QueuedEvent;
 
-    crate::handoff::primary_slot!(ClientEvents);
+    crate::handoff::thread_slots!(ClientEvents);
 
     fn resolve(received: &mut Received, record: QueuedRecord) -> Option<QueuedEvent> {
         match record {

@@ -5,11 +5,12 @@
 //! thread that pushes gets its own single-producer ring (`rtrb`): a push is a few plain stores
 //! and one release store, with no lock and no atomic read-modify-write.
 //!
-//! Finding the thread's ring: a `std` thread-local slot per [`Handed`] type holds the lane of
-//! the first live hand-off of that type that a thread pushed to (most processes have one
-//! client and one Brevo sync); other hand-offs find their lane through a per-object
-//! `thread_local::ThreadLocal`, a few dependent loads more. A push from inside a push (a sink
-//! that decides) also uses the `ThreadLocal` lane. The slot goes to another hand-off once its
+//! Finding the thread's ring: a `std` thread-local array per [`Handed`] type holds the lanes
+//! of the first [`THREAD_SLOTS`] (8) live hand-offs of that type that a thread pushed to (a process
+//! usually has one client and one Brevo sync; `flagbridge serve` one of each per project), the
+//! first entry checked first; further hand-offs find their lane through a per-object
+//! `thread_local::ThreadLocal`, several dependent loads more. A push from inside a push (a sink
+//! that decides) also uses the `ThreadLocal` lane. An entry goes to another hand-off once its
 //! own is dropped.
 //!
 //! A collector task moves the rings' records into the
@@ -34,7 +35,7 @@
 //!
 //! Bounds: a ring holds `ring_capacity` records and the channel `channel_batches` batches of at
 //! most `min(ring_capacity, COLLECT_BATCH)` items. A full channel leaves records in the rings;
-//! a full ring refuses the record (counted in [`Handoff::refused`]). A slot's lane ends with
+//! a full ring refuses the record (counted in [`Handoff::refused`]). An array's lane ends with
 //! its thread; the owner drains its ring and then drops it (its entries stay counted in
 //! [`Handoff::accepted`]). A `ThreadLocal` lane lives as long as the `Handoff`: a thread that
 //! ends leaves it to the next thread that gets its `ThreadLocal` entry.
@@ -63,6 +64,10 @@ pub(crate) const COLLECT_BATCH: usize = 256;
 /// Largest ring per thread (records).
 pub(crate) const MAX_RING_CAPACITY: usize = 4_096;
 
+/// Hand-offs of one [`Handed`] type (and clients, for their config caches) per thread that
+/// find their lane in a `std` thread-local array; further ones use their `ThreadLocal`.
+pub(crate) const THREAD_SLOTS: usize = 8;
+
 /// What travels through a [`Handoff`], and how the owner reads it.
 pub(crate) trait Handed: 'static {
     /// What the decide path pushes.
@@ -75,10 +80,10 @@ pub(crate) trait Handed: 'static {
     type Item: Send + 'static;
     /// One record, read with its ring's memory; `None` when it only updated that memory.
     fn resolve(received: &mut Self::Received, record: Self::Record) -> Option<Self::Item>;
-    /// This thread's slot for the lane of its first live hand-off of this type (see the
-    /// module docs), declared with `primary_slot!`; `None` (the default, and the only choice
-    /// for a generic type): every lane is found through the hand-off's `ThreadLocal`.
-    fn primary_slot() -> Option<&'static LocalKey<PrimarySlot<Self>>>
+    /// This thread's array of lanes of its first live hand-offs of this type (see the module
+    /// docs), declared with `thread_slots!`; `None` (the default, and the only choice for a
+    /// generic type): every lane is found through the hand-off's `ThreadLocal`.
+    fn thread_slots() -> Option<&'static LocalKey<ThreadSlots<Self>>>
     where
         Self: Sized,
     {
@@ -86,33 +91,33 @@ pub(crate) trait Handed: 'static {
     }
 }
 
-/// Implements [`Handed::primary_slot`] with a `std` thread-local of its own (inside an
+/// Implements [`Handed::thread_slots`] with a `std` thread-local of its own (inside an
 /// `impl Handed for $handed` of a non-generic type).
-macro_rules! primary_slot {
+macro_rules! thread_slots {
     ($handed:ty) => {
-        fn primary_slot(
-        ) -> Option<&'static ::std::thread::LocalKey<crate::handoff::PrimarySlot<Self>>> {
+        fn thread_slots(
+        ) -> Option<&'static ::std::thread::LocalKey<crate::handoff::ThreadSlots<Self>>> {
             ::std::thread_local! {
-                static SLOT: crate::handoff::PrimarySlot<$handed> =
-                    const { crate::handoff::PrimarySlot::new() };
+                static SLOTS: crate::handoff::ThreadSlots<$handed> =
+                    const { crate::handoff::ThreadSlots::new() };
             }
-            Some(&SLOT)
+            Some(&SLOTS)
         }
     };
 }
-pub(crate) use primary_slot;
+pub(crate) use thread_slots;
 
-/// A thread's lane of its primary hand-off of one [`Handed`] type (see the module docs).
-pub(crate) struct PrimarySlot<H: Handed>(RefCell<Option<PrimaryLane<H>>>);
+/// A thread's lanes of its first live hand-offs of one [`Handed`] type (see the module docs).
+pub(crate) struct ThreadSlots<H: Handed>(RefCell<[Option<SlotLane<H>>; THREAD_SLOTS]>);
 
-impl<H: Handed> PrimarySlot<H> {
-    /// An empty slot.
+impl<H: Handed> ThreadSlots<H> {
+    /// No lanes.
     pub(crate) const fn new() -> Self {
-        PrimarySlot(RefCell::new(None))
+        ThreadSlots(RefCell::new([const { None }; THREAD_SLOTS]))
     }
 }
 
-struct PrimaryLane<H: Handed> {
+struct SlotLane<H: Handed> {
     /// [`Handoff::id`] of the lane's hand-off.
     handoff: u64,
     lane: Lane<H>,
@@ -184,9 +189,9 @@ struct Ring<H: Handed> {
 
 /// Per-thread rings and their owner side. See the module docs.
 pub(crate) struct Handoff<H: Handed> {
-    /// Unique per hand-off (a thread's primary slot names its hand-off by it).
+    /// Unique per hand-off (a thread's array names each lane's hand-off by it).
     id: u64,
-    /// Lanes of the threads whose primary slot holds another hand-off's lane.
+    /// Lanes of the threads whose array is full of other hand-offs' lanes.
     lanes: ThreadLocal<RefCell<Lane<H>>>,
     rings: Mutex<Vec<Ring<H>>>,
     /// Entries accepted by rings removed after their thread ended.
@@ -269,32 +274,53 @@ impl<H: Handed> Handoff<H> {
         if self.closed.load(Ordering::Relaxed) {
             return Pushed::Closed;
         }
-        let Some(slot) = H::primary_slot() else {
+        let Some(slots) = H::thread_slots() else {
             return self.push_on_other_lane(make);
         };
         let mut make = Some(make);
-        let pushed = slot.try_with(|slot| {
-            let mut slot = slot.0.try_borrow_mut().ok()?;
-            let primary = match &mut *slot {
-                Some(primary) if primary.handoff == self.id => primary,
-                // Its hand-off still holds the other end of the ring.
-                Some(primary) if Arc::strong_count(&primary.lane.accepted) > 1 => return None,
-                vacant => vacant.insert(PrimaryLane {
-                    handoff: self.id,
-                    lane: self.new_lane(),
-                }),
+        let pushed = slots.try_with(|slots| {
+            let mut slots = slots.0.try_borrow_mut().ok()?;
+            let slot = match &mut slots[0] {
+                Some(first) if first.handoff == self.id => first,
+                _ => self.find_or_claim(&mut slots)?,
             };
-            make.take()
-                .map(|make| self.push_on(&mut primary.lane, make))
+            make.take().map(|make| self.push_on(&mut slot.lane, make))
         });
         match (pushed, make) {
             (Ok(Some(pushed)), _) => pushed,
-            // Another hand-off's lane in the slot, a push from inside `make`, or the slot
-            // torn down (a push from a thread-local destructor).
+            // A full array, a push from inside `make`, or the array torn down (a push from a
+            // thread-local destructor).
             (_, Some(make)) => self.push_on_other_lane(make),
             // `make` is taken only to be called, and then `pushed` holds the outcome.
             (_, None) => unreachable!("a push ran without an outcome"),
         }
+    }
+
+    /// This hand-off's entry in a thread's array past the first: found, or claimed when an
+    /// entry is empty or its hand-off was dropped (nothing holds the other end of its ring);
+    /// `None` when all hold live hand-offs.
+    #[cold]
+    #[inline(never)]
+    fn find_or_claim<'s>(
+        &self,
+        slots: &'s mut [Option<SlotLane<H>>; THREAD_SLOTS],
+    ) -> Option<&'s mut SlotLane<H>> {
+        let mine = |slot: &Option<SlotLane<H>>| slot.as_ref().is_some_and(|s| s.handoff == self.id);
+        let index = match slots.iter().position(mine) {
+            Some(index) => index,
+            None => {
+                let free = slots.iter().position(|slot| {
+                    slot.as_ref()
+                        .is_none_or(|s| Arc::strong_count(&s.lane.accepted) == 1)
+                })?;
+                slots[free] = Some(SlotLane {
+                    handoff: self.id,
+                    lane: self.new_lane(),
+                });
+                free
+            }
+        };
+        slots[index].as_mut()
     }
 
     /// [`push_each`](Self::push_each) on this thread's lane in the `ThreadLocal`.
@@ -356,7 +382,7 @@ impl<H: Handed> Handoff<H> {
         live + self.retired.load(Ordering::Relaxed)
     }
 
-    /// Removes the rings whose thread ended (its lane dropped with its primary slot) once
+    /// Removes the rings whose thread ended (its lane dropped with its thread's array) once
     /// they are empty. Call with the rings drained.
     fn retire_ended(&self, rings: &mut Vec<Ring<H>>) {
         rings.retain(|ring| {

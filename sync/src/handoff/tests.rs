@@ -1,4 +1,4 @@
-//! Tests of the hand-off: order, refusals, memory, the primary slot, the collector's wake.
+//! Tests of the hand-off: order, refusals, memory, the thread's array of lanes, the collector's wake.
 
 use super::*;
 
@@ -16,7 +16,7 @@ impl Handed for Tagged {
         }
         received.map(|tag| (tag, value))
     }
-    primary_slot!(Tagged);
+    thread_slots!(Tagged);
 }
 
 fn push_tagged(handoff: &Handoff<Tagged>, tag: u32, value: u32) -> Pushed {
@@ -106,8 +106,19 @@ async fn a_full_ring_refuses_and_the_next_record_carries_everything() {
     assert_eq!(handoff.accepted(), 5);
 }
 
+/// Which entry of the thread's array holds `handoff`'s lane.
+fn entry_of(handoff: &Handoff<Tagged>) -> Option<usize> {
+    Tagged::thread_slots().unwrap().with(|slots| {
+        slots
+            .0
+            .borrow()
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.handoff == handoff.id))
+    })
+}
+
 #[test]
-fn a_second_hand_off_on_a_thread_uses_its_thread_local_and_later_the_slot() {
+fn hand_offs_on_a_thread_take_entries_and_leave_them_when_dropped() {
     std::thread::spawn(|| {
         let (_tx, mut rx) = mpsc::channel(1);
         let first = Handoff::<Tagged>::new(8);
@@ -118,21 +129,38 @@ fn a_second_hand_off_on_a_thread_uses_its_thread_local_and_later_the_slot() {
         assert_eq!(push_tagged(&second, 2, 21), Pushed::Accepted);
         assert_eq!(first.take_all(&mut rx), vec![(1, 10), (1, 11)]);
         assert_eq!(second.take_all(&mut rx), vec![(2, 20), (2, 21)]);
-        let in_slot = |h: &Handoff<Tagged>| {
-            Tagged::primary_slot()
-                .unwrap()
-                .with(|slot| slot.0.borrow().as_ref().map(|p| p.handoff) == Some(h.id))
-        };
-        assert!(in_slot(&first));
-        // Once the first is gone, the slot goes to the next hand-off that pushes.
+        assert_eq!((entry_of(&first), entry_of(&second)), (Some(0), Some(1)));
+        // Once the first is gone, its entry goes to the next hand-off that pushes.
         drop(first);
         let third = Handoff::<Tagged>::new(8);
         assert_eq!(push_tagged(&third, 3, 30), Pushed::Accepted);
-        assert!(in_slot(&third));
+        assert_eq!(entry_of(&third), Some(0));
         assert_eq!(third.take_all(&mut rx), vec![(3, 30)]);
         // The second keeps its lane (and its memory: no tag resent).
         assert_eq!(push_tagged(&second, 2, 22), Pushed::Accepted);
         assert_eq!(second.take_all(&mut rx), vec![(2, 22)]);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn hand_offs_past_the_array_use_their_thread_local() {
+    std::thread::spawn(|| {
+        let (_tx, mut rx) = mpsc::channel(1);
+        let handoffs: Vec<_> = (0..THREAD_SLOTS + 2)
+            .map(|_| Handoff::<Tagged>::new(8))
+            .collect();
+        for round in 0..2 {
+            for (i, h) in handoffs.iter().enumerate() {
+                assert_eq!(push_tagged(h, i as u32, round), Pushed::Accepted);
+            }
+        }
+        for (i, h) in handoffs.iter().enumerate() {
+            assert_eq!(entry_of(h), (i < THREAD_SLOTS).then_some(i), "hand-off {i}");
+            // Each lane kept its memory: the tag went once, both records arrived in order.
+            assert_eq!(h.take_all(&mut rx), vec![(i as u32, 0), (i as u32, 1)]);
+        }
     })
     .join()
     .unwrap();
