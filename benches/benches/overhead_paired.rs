@@ -5,9 +5,18 @@
 //!   and user: `client/user_context` (a `ClientUserContext`) and `client/borrowed` (a
 //!   `&UserContext`), each over `client/engine_alone`; `client/events_off` (a `&UserContext`
 //!   through a client that sends no events) splits the overhead into the client's own part
-//!   and the event hand-off's;
+//!   and the event hand-off's (no target);
 //! - engine plus the Brevo sink against the engine alone, on the `brevo_sync` datafile and
-//!   user: `brevo/decide_plus_enqueue` over `brevo/decide_alone`.
+//!   user: `brevo/decide_plus_enqueue` over `brevo/decide_alone`;
+//! - for context (no target): the same `Client` overhead on a costlier decide, the benchmark
+//!   plan's case (a) (`benches/cases.json`: an A/B experiment behind a two-condition audience,
+//!   plus a rollout, in `small.json`) for the first plan user that gets an impression:
+//!   `plan_a/client_borrowed` over `plan_a/engine_alone`.
+//!
+//! The client measured against the targets decides first, so it holds the first entry of the
+//! thread's config-cache and event-lane arrays, as the only client of a process does; the
+//! events-off and case (a) clients hold later entries (a call more per decide, as the second
+//! and third project of `flagbridge serve` do).
 //!
 //! Criterion measures each case in its own time window; on a shared, noisy VM the load changes
 //! between the two halves of a ratio by more than the margin to 1.3x. Here the cases take
@@ -31,8 +40,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flagbridge_benches::args::{flag_value, selected};
+use flagbridge_benches::fixtures::Plan;
 use flagbridge_benches::pipelines::{dry_run_brevo_sync, wait_processed, NullTransport};
 use flagbridge_benches::stats::{write_result, Summary};
+use flagbridge_benches::users;
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
 use flagbridge_sync::sink::DecisionSink;
 use flagbridge_sync::testing::datafile;
@@ -83,6 +94,29 @@ fn main() {
         )
         .expect("client without events");
 
+    // Context: the plan's case (a), a decide with an audience and two rules to go through.
+    let plan = Plan::load();
+    let plan_config = ProjectConfig::parse(&plan.small.text).expect("plan datafile");
+    let plan_flag = plan.small.flags.experiment.as_str();
+    let plan_user = plan
+        .users
+        .iter()
+        .map(users::context)
+        .find(|u| {
+            Decider::new(&plan_config)
+                .decide(u, plan_flag, DecideOptions::NONE)
+                .has_impression()
+        })
+        .expect("a plan user with an impression for case (a)");
+    let plan_client = runtime
+        .block_on(
+            Client::builder()
+                .datafile(plan.small.text.clone())
+                .event_transport(Arc::new(NullTransport))
+                .start(),
+        )
+        .expect("plan client");
+
     // The Brevo sync, as in `brevo_sync`.
     let brevo_config = Arc::new(ProjectConfig::parse(BREVO_DATAFILE).expect("datafile"));
     let dir = std::env::temp_dir().join(format!("flagbridge-paired-{}", std::process::id()));
@@ -101,6 +135,8 @@ fn main() {
         "brevo/decide_alone",
         "brevo/decide_plus_enqueue",
         "client/events_off",
+        "plan_a/engine_alone",
+        "plan_a/client_borrowed",
     ];
     let run_batch = |variant: usize| -> f64 {
         let t0 = Instant::now();
@@ -150,6 +186,28 @@ fn main() {
                     black_box(&d);
                 }
             }
+            6 => {
+                for _ in 0..BATCH {
+                    let d = Decider::new(&plan_config).decide(
+                        black_box(&plan_user),
+                        black_box(plan_flag),
+                        DecideOptions::NONE,
+                    );
+                    black_box(d.enabled());
+                }
+            }
+            7 => {
+                for _ in 0..BATCH {
+                    plan_client.decide_with(
+                        black_box(&plan_user),
+                        black_box(plan_flag),
+                        DecideOptions::NONE,
+                        |d| {
+                            black_box(d.enabled());
+                        },
+                    );
+                }
+            }
             _ => {
                 for _ in 0..BATCH {
                     quiet.decide_with(
@@ -168,12 +226,20 @@ fn main() {
     // Untimed: empties the pipelines' rings once they took `DRAIN_EVERY` decides.
     let mut client_pending = 0;
     let mut brevo_pending = 0;
+    let mut plan_pending = 0;
     let mut drain = |variant: usize| match variant {
         1 | 2 => {
             client_pending += BATCH;
             if client_pending >= DRAIN_EVERY {
                 runtime.block_on(client.flush());
                 client_pending = 0;
+            }
+        }
+        7 => {
+            plan_pending += BATCH;
+            if plan_pending >= DRAIN_EVERY {
+                runtime.block_on(plan_client.flush());
+                plan_pending = 0;
             }
         }
         4 => {
@@ -188,6 +254,8 @@ fn main() {
 
     // samples[case][stack offset]: ns per decide of each batch.
     let mut samples = vec![vec![Vec::<f64>::new(); STACK_OFFSETS]; names.len()];
+    // The client under test takes the first entries of this thread's arrays (see the docs).
+    client.decide_with(&user, "checkout", DecideOptions::NONE, |_| ());
     let warm_end = Instant::now() + Duration::from_millis(500);
     let mut round = 0usize;
     while Instant::now() < warm_end {
@@ -245,6 +313,8 @@ fn main() {
         ("brevo_enqueue_over_decide", ratio(4, 3), true),
         // No target: the client's own part, without the event hand-off.
         ("client_events_off_over_engine", ratio(5, 0), false),
+        // No target: the same overhead next to a costlier decide.
+        ("plan_a_client_over_engine", ratio(7, 6), false),
     ];
     for (name, r, target) in &ratios {
         let target = if *target {
@@ -262,6 +332,8 @@ fn main() {
 
     drop(bound);
     runtime.block_on(quiet.close());
+    runtime.block_on(plan_client.close());
+    let plan_events = plan_client.event_stats();
     runtime.block_on(client.close());
     let events = client.event_stats();
     wait_processed(&sync);
@@ -269,10 +341,21 @@ fn main() {
     runtime.block_on(sync.close()).expect("close");
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "events: queued {} overflow {}; brevo: queued {} overflow {}",
-        events.queued, events.overflow, counters.decisions_queued, counters.queue_overflow
+        "events: queued {} overflow {}; case (a): queued {} overflow {}; brevo: queued {} \
+         overflow {}",
+        events.queued,
+        events.overflow,
+        plan_events.queued,
+        plan_events.overflow,
+        counters.decisions_queued,
+        counters.queue_overflow
     );
-    assert_eq!(events.overflow, 0, "an event ring overflowed");
+    assert_eq!(
+        events.overflow + plan_events.overflow,
+        0,
+        "an event ring overflowed"
+    );
+    assert!(plan_events.queued > 0, "case (a) queued no impression");
     assert_eq!(counters.queue_overflow, 0, "a Brevo ring overflowed");
 
     let mut json = serde_json::Map::new();

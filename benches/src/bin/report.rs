@@ -279,6 +279,7 @@ fn main() {
             ("client_borrowed_over_engine", true),
             ("brevo_enqueue_over_decide", true),
             ("client_events_off_over_engine", false),
+            ("plan_a_client_over_engine", false),
         ] {
             let Some(pooled) = overhead[name].as_f64() else {
                 continue;
