@@ -3,10 +3,11 @@
 //! A decide starts by finding the config, and every load on that path delays the whole decide.
 //! An `arc_swap` load costs ~11 ns here, so each thread keeps an `arc_swap::Cache` (revalidated
 //! by one pointer comparison). Finding that cache through a per-client `ThreadLocal` costs
-//! several dependent loads more than a `std` thread-local (measured: a second client on a thread
-//! paid ~9 ns more per decide with events), so the caches of the first [`THREAD_SLOTS`] (8) clients
-//! that decide on a thread (a process usually has one; `flagbridge serve` one per project) live
-//! in a `std` thread-local array, the first entry checked first; further clients use their
+//! several dependent loads more than a `std` thread-local (measured: a second client on a
+//! thread paid ~9 ns more per decide with events), so the caches of the first
+//! [`THREAD_SLOTS`] (8) clients that decide on a thread (a process usually has one;
+//! `flagbridge serve` one per project) live in a `std` thread-local array, the first entry
+//! checked inline and the others in a cold function (a call more); further clients use their
 //! `ThreadLocal`. An entry goes to another client once its client is dropped.
 //!
 //! Memory: an old config stays alive until every thread that used it has decided again; after

@@ -6,9 +6,10 @@
 //! and one release store, with no lock and no atomic read-modify-write.
 //!
 //! Finding the thread's ring: a `std` thread-local array per [`Handed`] type holds the lanes
-//! of the first [`THREAD_SLOTS`] (8) live hand-offs of that type that a thread pushed to (a process
-//! usually has one client and one Brevo sync; `flagbridge serve` one of each per project), the
-//! first entry checked first; further hand-offs find their lane through a per-object
+//! of the first [`THREAD_SLOTS`] (8) live hand-offs of that type that a thread pushed to (a
+//! process usually has one client and one Brevo sync; `flagbridge serve` one of each per
+//! project), the first entry checked inline and the others in a cold function (a call more);
+//! further hand-offs find their lane through a per-object
 //! `thread_local::ThreadLocal`, several dependent loads more. A push from inside a push (a sink
 //! that decides) also uses the `ThreadLocal` lane. An entry goes to another hand-off once its
 //! own is dropped.
