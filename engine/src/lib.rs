@@ -70,6 +70,7 @@
 //! let client = ClientInfo { client_name: "flagbridge".into(), client_version: "0.1.0".into() };
 //! assert!(decision.impression_event(&user, &client, 1_700_000_000_000, "uuid-1").is_none());
 //! ```
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -14,6 +14,7 @@
 //!   listing, results, winners' Brevo lists) and [`backfill`].
 //!
 //! A decide never waits for I/O, for a lock held by a writer, or for the event queue.
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
