@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use flagbridge_engine::ProjectConfig;
 use thread_local::ThreadLocal;
 
-use crate::handoff::THREAD_SLOTS;
+use crate::handoff::{claim_slot, THREAD_SLOTS};
 
 /// One thread's cached view of the served config.
 type ConfigCache = Cache<Arc<ArcSwap<ProjectConfig>>, Arc<ProjectConfig>>;
@@ -86,24 +86,15 @@ impl ConfigCaches {
     #[cold]
     #[inline(never)]
     fn find_or_claim<'s>(&self, slots: &'s mut Slots) -> Option<&'s mut Slot> {
-        let mine = |slot: &Option<Slot>| {
-            slot.as_ref()
-                .is_some_and(|s| std::ptr::eq(s.cache.arc_swap(), &*self.config))
-        };
-        let index = match slots.iter().position(mine) {
-            Some(index) => index,
-            None => {
-                let free = slots
-                    .iter()
-                    .position(|slot| slot.as_ref().is_none_or(|s| s.alive.strong_count() == 0))?;
-                slots[free] = Some(Slot {
-                    alive: Arc::downgrade(&self.alive),
-                    cache: Cache::new(Arc::clone(&self.config)),
-                });
-                free
-            }
-        };
-        slots[index].as_mut()
+        claim_slot(
+            slots,
+            |s| std::ptr::eq(s.cache.arc_swap(), &*self.config),
+            |s| s.alive.strong_count() == 0,
+            || Slot {
+                alive: Arc::downgrade(&self.alive),
+                cache: Cache::new(Arc::clone(&self.config)),
+            },
+        )
     }
 
     /// [`with_config`](Self::with_config) through this client's `ThreadLocal`.

@@ -108,6 +108,27 @@ macro_rules! thread_slots {
 }
 pub(crate) use thread_slots;
 
+/// The entry of a thread's array that `mine` picks, or else the first one that is empty or
+/// `reusable` (its owner was dropped), filled by `make`; `None` when every entry is taken.
+pub(crate) fn claim_slot<T>(
+    slots: &mut [Option<T>; THREAD_SLOTS],
+    mine: impl Fn(&T) -> bool,
+    reusable: impl Fn(&T) -> bool,
+    make: impl FnOnce() -> T,
+) -> Option<&mut T> {
+    let index = match slots.iter().position(|s| s.as_ref().is_some_and(&mine)) {
+        Some(index) => index,
+        None => {
+            let free = slots
+                .iter()
+                .position(|s| s.as_ref().is_none_or(&reusable))?;
+            slots[free] = Some(make());
+            free
+        }
+    };
+    slots[index].as_mut()
+}
+
 /// A thread's lanes of its first live hand-offs of one [`Handed`] type (see the module docs).
 pub(crate) struct ThreadSlots<H: Handed>(RefCell<[Option<SlotLane<H>>; THREAD_SLOTS]>);
 
@@ -306,22 +327,15 @@ impl<H: Handed> Handoff<H> {
         &self,
         slots: &'s mut [Option<SlotLane<H>>; THREAD_SLOTS],
     ) -> Option<&'s mut SlotLane<H>> {
-        let mine = |slot: &Option<SlotLane<H>>| slot.as_ref().is_some_and(|s| s.handoff == self.id);
-        let index = match slots.iter().position(mine) {
-            Some(index) => index,
-            None => {
-                let free = slots.iter().position(|slot| {
-                    slot.as_ref()
-                        .is_none_or(|s| Arc::strong_count(&s.lane.accepted) == 1)
-                })?;
-                slots[free] = Some(SlotLane {
-                    handoff: self.id,
-                    lane: self.new_lane(),
-                });
-                free
-            }
-        };
-        slots[index].as_mut()
+        claim_slot(
+            slots,
+            |s| s.handoff == self.id,
+            |s| Arc::strong_count(&s.lane.accepted) == 1,
+            || SlotLane {
+                handoff: self.id,
+                lane: self.new_lane(),
+            },
+        )
     }
 
     /// [`push_each`](Self::push_each) on this thread's lane in the `ThreadLocal`.
