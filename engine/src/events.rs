@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::config::{Event, Experiment, ProjectConfig, Variation};
 use crate::decide::decision::DecisionSource;
 use crate::jsnum;
-use crate::user::UserContext;
+use crate::user::{AttributeValue, UserContext};
 
 /// US event endpoint.
 pub const US_ENDPOINT: &str = "https://logx.optimizely.com/v1/events";
@@ -14,7 +14,7 @@ pub const US_ENDPOINT: &str = "https://logx.optimizely.com/v1/events";
 pub const EU_ENDPOINT: &str = "https://eu.logx.optimizely.com/v1/events";
 
 /// Attribute key of the bot filtering flag added to every visitor when the datafile sets it.
-const BOT_FILTERING: &str = "$opt_bot_filtering";
+pub(crate) const BOT_FILTERING: &str = "$opt_bot_filtering";
 const RESERVED_PREFIX: &str = "$opt_";
 
 /// Who sends the events (`client_name`, `client_version` of the batch).
@@ -198,31 +198,43 @@ fn array_index(key: &str) -> Option<u64> {
         .filter(|n| *n < u64::from(u32::MAX))
 }
 
+/// The user's attributes that events carry, in the SDK's order (§5.2): `(entity id, key,
+/// value)` for each attribute known to the datafile (or `$opt_`) whose value events accept.
+pub(crate) fn ordered_event_attributes<'a>(
+    config: &'a ProjectConfig,
+    user: &'a UserContext,
+) -> impl Iterator<Item = (&'a str, &'a str, &'a AttributeValue)> {
+    let mut entries: Vec<_> = user.attributes().collect();
+    // Object.keys order: array-index keys first, ascending.
+    if entries.iter().any(|(k, _)| array_index(k).is_some()) {
+        entries.sort_by_key(|(k, _)| array_index(k).map_or((1, 0), |n| (0, n)));
+    }
+    entries.into_iter().filter_map(move |(key, value)| {
+        if !value.is_event_value() {
+            return None;
+        }
+        let entity_id = match config.attribute_id(key) {
+            Some(id) => id,
+            None if key.starts_with(RESERVED_PREFIX) => key,
+            None => return None,
+        };
+        Some((entity_id, key, value))
+    })
+}
+
 /// Visitor attributes as the SDK builds them (§5.2).
 pub(crate) fn visitor_attributes(
     config: &ProjectConfig,
     user: &UserContext,
 ) -> Vec<VisitorAttribute> {
-    let mut entries: Vec<_> = user.attributes().collect();
-    // Object.keys order: array-index keys first, ascending.
-    entries.sort_by_key(|(k, _)| array_index(k).map_or((1, 0), |n| (0, n)));
-    let mut out = Vec::with_capacity(entries.len() + 1);
-    for (key, value) in entries {
-        if !value.is_event_value() {
-            continue;
-        }
-        let entity_id = match config.attribute_id(key) {
-            Some(id) => id.to_string(),
-            None if key.starts_with(RESERVED_PREFIX) => key.to_string(),
-            None => continue,
-        };
-        out.push(VisitorAttribute {
-            entity_id,
+    let mut out: Vec<VisitorAttribute> = ordered_event_attributes(config, user)
+        .map(|(entity_id, key, value)| VisitorAttribute {
+            entity_id: entity_id.to_string(),
             key: key.to_string(),
             kind: "custom".to_string(),
             value: value.to_json(),
-        });
-    }
+        })
+        .collect();
     if let Some(bot) = config.bot_filtering {
         out.push(VisitorAttribute {
             entity_id: BOT_FILTERING.to_string(),

@@ -79,6 +79,7 @@ pub mod bucketing;
 mod config;
 mod datafile;
 mod decide;
+mod event_json;
 mod events;
 mod jsnum;
 mod notification;
@@ -94,6 +95,7 @@ pub use decide::forced::ForcedVariations;
 pub use decide::options::{DecideOption, DecideOptions, UnknownDecideOption};
 pub use decide::profile::{UserProfile, UserProfileService};
 pub use decide::Decider;
+pub use event_json::write_visitor_attributes;
 pub use events::{
     endpoint_for_region, BatchContextKey, ClientInfo, Conversion, DecisionMetadata, EventBatch,
     Snapshot, SnapshotDecision, SnapshotEvent, Visitor, VisitorAttribute, EU_ENDPOINT, US_ENDPOINT,

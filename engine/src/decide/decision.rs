@@ -232,7 +232,7 @@ impl<'a> Decision<'a> {
         self.error
     }
 
-    fn main_impression(&self) -> bool {
+    pub(crate) fn main_impression(&self) -> bool {
         !self.error
             && !self.options.contains(DecideOption::DisableDecisionEvent)
             && match self.outcome.source {
@@ -241,7 +241,7 @@ impl<'a> Decision<'a> {
             }
     }
 
-    fn extra_impression(&self) -> bool {
+    pub(crate) fn extra_impression(&self) -> bool {
         !self.error
             && !self.options.contains(DecideOption::DisableDecisionEvent)
             && self.outcome.extra_holdout.is_some()

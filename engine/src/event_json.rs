@@ -1,0 +1,280 @@
+//! Impressions written straight to logx v1 JSON bytes, without building an [`EventBatch`].
+//!
+//! The bytes are exactly what serializing the `Visitor`s of [`Decision::impression_event`]
+//! with serde_json gives (a test compares the two), so a sender can keep one envelope per
+//! revision and append visitors to a request body. The user's attribute list is the same for
+//! every impression of a decide call: [`write_visitor_attributes`] renders it once and
+//! [`Decision::write_impression_visitors`] takes the rendered bytes.
+//!
+//! [`EventBatch`]: crate::EventBatch
+
+use std::io::Write;
+
+use crate::config::{Experiment, ProjectConfig, Variation};
+use crate::decide::decision::{Decision, DecisionSource};
+use crate::events::{derived_uuid, ordered_event_attributes, BOT_FILTERING};
+use crate::jsnum;
+use crate::user::{AttributeValue, UserContext};
+
+/// Appends the JSON array of the user's visitor attributes (known to the datafile or `$opt_`,
+/// then `$opt_bot_filtering`), as every impression and conversion of this user carries it.
+pub fn write_visitor_attributes(config: &ProjectConfig, user: &UserContext, out: &mut Vec<u8>) {
+    out.push(b'[');
+    let mut first = true;
+    for (entity_id, key, value) in ordered_event_attributes(config, user) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(br#"{"entity_id":"#);
+        write_str(out, entity_id);
+        out.extend_from_slice(br#","key":"#);
+        write_str(out, key);
+        out.extend_from_slice(br#","type":"custom","value":"#);
+        write_value(out, value);
+        out.push(b'}');
+    }
+    if let Some(bot) = config.bot_filtering {
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"entity_id":"$opt_bot_filtering","key":"$opt_bot_filtering","type":"custom","value":"#);
+        out.extend_from_slice(if bot { b"true" } else { b"false" });
+        out.push(b'}');
+        debug_assert_eq!(BOT_FILTERING, "$opt_bot_filtering");
+    }
+    out.push(b']');
+}
+
+impl Decision<'_> {
+    /// Appends this decision's impression visitors (none, one or two) to `out`, each preceded
+    /// by a comma when `out` is not empty; returns how many it wrote.
+    ///
+    /// `attributes_json` is [`write_visitor_attributes`] of the same config and user. The
+    /// second visitor of a decision that implies two takes an event uuid derived from `uuid`,
+    /// as [`impression_event`](Decision::impression_event) does.
+    pub fn write_impression_visitors(
+        &self,
+        user_id: &str,
+        attributes_json: &[u8],
+        timestamp_ms: u64,
+        uuid: &str,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut written = 0;
+        let visitor = VisitorJson {
+            user_id,
+            attributes_json,
+            flag_key: &self.flag_key,
+            timestamp_ms,
+        };
+        if self.main_impression() {
+            visitor.write(
+                out,
+                self.config,
+                self.outcome.rule,
+                self.outcome.source,
+                self.outcome.variation,
+                self.enabled(),
+                uuid,
+            );
+            written += 1;
+        }
+        if self.extra_impression() {
+            if let Some((holdout, variation)) = self.outcome.extra_holdout {
+                let derived;
+                let id = if written == 0 {
+                    uuid
+                } else {
+                    derived = derived_uuid(uuid);
+                    &derived
+                };
+                visitor.write(
+                    out,
+                    self.config,
+                    Some(holdout),
+                    DecisionSource::Holdout,
+                    Some(variation),
+                    variation.feature_enabled,
+                    id,
+                );
+                written += 1;
+            }
+        }
+        written
+    }
+}
+
+/// What every visitor of one decision shares.
+struct VisitorJson<'a> {
+    user_id: &'a str,
+    attributes_json: &'a [u8],
+    flag_key: &'a str,
+    timestamp_ms: u64,
+}
+
+impl VisitorJson<'_> {
+    /// One visitor, as `events::impression_visitor` builds it and serde writes it.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        config: &ProjectConfig,
+        rule: Option<&Experiment>,
+        source: DecisionSource,
+        variation: Option<&Variation>,
+        enabled: bool,
+        uuid: &str,
+    ) {
+        let experiment_id = rule.map_or("", |e| e.id.as_str());
+        let layer_id = match (rule, source) {
+            (Some(_), DecisionSource::Holdout) | (None, _) => "",
+            (Some(e), _) => config.layer_id(&e.id).unwrap_or(""),
+        };
+        let campaign_id = if !layer_id.is_empty() {
+            Some(layer_id)
+        } else if !experiment_id.is_empty() {
+            Some(experiment_id)
+        } else {
+            None
+        };
+        let variation_id = variation
+            .map(|v| v.id.as_str())
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"visitor_id":"#);
+        write_str(out, self.user_id);
+        out.extend_from_slice(br#","attributes":"#);
+        out.extend_from_slice(self.attributes_json);
+        out.extend_from_slice(br#","snapshots":[{"decisions":[{"campaign_id":"#);
+        write_opt_str(out, campaign_id);
+        out.extend_from_slice(br#","experiment_id":"#);
+        write_str(out, experiment_id);
+        out.extend_from_slice(br#","variation_id":"#);
+        write_opt_str(out, variation_id);
+        out.extend_from_slice(br#","metadata":{"flag_key":"#);
+        write_str(out, self.flag_key);
+        out.extend_from_slice(br#","rule_key":"#);
+        write_str(out, rule.map_or("", |e| e.key.as_str()));
+        out.extend_from_slice(br#","rule_type":"#);
+        write_str(out, source.as_str());
+        out.extend_from_slice(br#","variation_key":"#);
+        write_str(out, variation.map_or("", |v| v.key.as_str()));
+        out.extend_from_slice(br#","enabled":"#);
+        out.extend_from_slice(if enabled { b"true" } else { b"false" });
+        out.extend_from_slice(br#"}}],"events":[{"entity_id":"#);
+        write_opt_str(out, campaign_id);
+        out.extend_from_slice(br#","key":"campaign_activated","timestamp":"#);
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{}", self.timestamp_ms);
+        out.extend_from_slice(br#","uuid":"#);
+        write_str(out, uuid);
+        out.extend_from_slice(b"}]}]}");
+    }
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Serializing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// An attribute value as `AttributeValue::to_json` gives it, without building a `Value`.
+fn write_value(out: &mut Vec<u8>, value: &AttributeValue) {
+    match value {
+        AttributeValue::String(s) => write_str(out, s),
+        AttributeValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        AttributeValue::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        AttributeValue::Float(f) => {
+            let _ = serde_json::to_writer(&mut *out, &jsnum::number_to_json(*f));
+        }
+        AttributeValue::Null => out.extend_from_slice(b"null"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ClientInfo, DecideOptions, Decider};
+
+    const DATAFILE: &str = r#"{"version":"4","accountId":"1","projectId":"2","revision":"7","anonymizeIP":true,
+        "botFiltering":false,
+        "attributes":[{"id":"100","key":"plan"},{"id":"101","key":"n"},{"id":"102","key":"q\"uote"},{"id":"103","key":"7"}],
+        "featureFlags":[{"id":"f1","key":"flag","experimentIds":[],"rolloutId":"r1","variables":[]},
+                        {"id":"f2","key":"none","experimentIds":[],"rolloutId":"","variables":[]}],
+        "rollouts":[{"id":"r1","experiments":[{"id":"rule1","key":"everyone","layerId":"l1","status":"Running",
+          "audienceIds":[],"trafficAllocation":[{"entityId":"55","endOfRange":10000}],
+          "variations":[{"id":"55","key":"on","featureEnabled":true,"variables":[]}]}]}],
+        "sendFlagDecisions":true}"#;
+
+    /// The bytes equal serde's rendering of the visitors of `impression_event`.
+    #[test]
+    fn written_visitors_equal_the_serialized_batch() {
+        let config = ProjectConfig::parse(DATAFILE).unwrap();
+        let client = ClientInfo {
+            client_name: "c".into(),
+            client_version: "1".into(),
+        };
+        let users = [
+            UserContext::new("u1"),
+            UserContext::new("u\"2\u{1}é")
+                .with_attribute("plan", "gold \"x\"\n")
+                .with_attribute("n", 2.5)
+                .with_attribute("q\"uote", true)
+                .with_attribute("7", 3)
+                .with_attribute("unknown", "skipped")
+                .with_attribute("$opt_x", 4.0)
+                .with_attribute("plan2", AttributeValue::Null),
+        ];
+        for user in &users {
+            for flag in ["flag", "none", "missing"] {
+                let decision = Decider::new(&config).decide(user, flag, DecideOptions::NONE);
+                let expected = decision
+                    .impression_event(user, &client, 1_700_000_000_123, "uuid-1")
+                    .map(|b| {
+                        b.visitors
+                            .iter()
+                            .map(|v| serde_json::to_string(v).unwrap())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                let mut attributes = Vec::new();
+                write_visitor_attributes(&config, user, &mut attributes);
+                let mut out = Vec::new();
+                let n = decision.write_impression_visitors(
+                    user.user_id(),
+                    &attributes,
+                    1_700_000_000_123,
+                    "uuid-1",
+                    &mut out,
+                );
+                assert_eq!(String::from_utf8(out).unwrap(), expected, "{flag}");
+                assert_eq!(n, usize::from(!expected.is_empty()), "{flag}");
+            }
+        }
+    }
+
+    #[test]
+    fn attributes_equal_the_serialized_list() {
+        let config = ProjectConfig::parse(DATAFILE).unwrap();
+        let user = UserContext::new("u").with_attribute("n", 1e21).with_attribute("plan", "x");
+        let mut out = Vec::new();
+        write_visitor_attributes(&config, &user, &mut out);
+        let expected =
+            serde_json::to_string(&crate::events::visitor_attributes(&config, &user)).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+}
