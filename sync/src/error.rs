@@ -62,6 +62,9 @@ pub enum StartError {
     /// The runtime is not a tokio runtime.
     #[error("flagbridge Client must be started inside a tokio runtime")]
     NoRuntime,
+    /// The durable event store could not be opened.
+    #[error(transparent)]
+    EventStore(#[from] crate::events::EventStoreError),
 }
 
 /// One datafile fetch failed.

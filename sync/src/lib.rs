@@ -45,6 +45,6 @@ pub use datafile::poller::RefreshOutcome;
 pub use datafile::source::DatafileSource;
 pub use datafile::ConfigOrigin;
 pub use error::{BuildError, CacheError, FetchError, RefreshError, StartError};
-pub use events::EventStats;
+pub use events::{EventStats, EventStorage};
 pub use notify::{Notification, NotificationCenter, NotificationType};
 pub use sink::DecisionSink;

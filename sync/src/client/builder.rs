@@ -8,7 +8,7 @@ use flagbridge_engine::{DecideOptions, UserProfileService};
 
 use crate::datafile::source::DatafileSource;
 use crate::events::sender::EventTransport;
-use crate::events::{self, EventSettings, MAX_PAYLOAD_BYTES};
+use crate::events::{self, EventSettings, EventStorage, MAX_PAYLOAD_BYTES};
 use crate::notify::DEFAULT_NOTIFICATION_CAPACITY;
 use crate::sink::DecisionSink;
 use crate::BuildError;
@@ -208,55 +208,109 @@ impl ClientBuilder {
     /// Send every event batch to this URL. Default: by datafile region,
     /// [`US_ENDPOINT`](crate::events::US_ENDPOINT) or [`EU_ENDPOINT`](crate::events::EU_ENDPOINT).
     pub fn event_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.events.dispatch.endpoint_override = Some(url.into());
+        self.events.endpoint_override = Some(url.into());
         self
     }
 
-    /// Events that may wait for the sender. Default
-    /// [`DEFAULT_EVENT_QUEUE_CAPACITY`](crate::events::DEFAULT_EVENT_QUEUE_CAPACITY) (100,000).
-    /// Each thread that decides has a ring of `min(capacity, 4,096)` records (an impression is
-    /// one record, plus one for each change of user, config or forced variations since the
-    /// thread's previous impression), and the sender's queue holds about `capacity` events
-    /// more. Beyond that events are dropped and counted as overflow.
+    /// Where accepted events wait for the endpoint. Default: the SQLite file
+    /// [`DEFAULT_EVENT_STORE_PATH`](crate::events::DEFAULT_EVENT_STORE_PATH)
+    /// (`flagbridge-events.sqlite` in the working directory); one client at a time per file.
+    /// [`EventStorage::Memory`] keeps them in memory only (lost on a crash).
+    pub fn event_storage(mut self, storage: EventStorage) -> Self {
+        self.events.storage = storage;
+        self
+    }
+
+    /// Cap on the bytes of events in the store; past it new events are dropped, counted and
+    /// logged once per streak. Default
+    /// [`DEFAULT_EVENT_MAX_STORE_BYTES`](crate::events::DEFAULT_EVENT_MAX_STORE_BYTES) (1 GiB).
+    pub fn event_max_store_bytes(mut self, bytes: u64) -> Self {
+        self.events.max_store_bytes = bytes;
+        self
+    }
+
+    /// Budget of event bodies also held in memory (past it they are read back from the store
+    /// to be sent; without a store, past it events are dropped). Default
+    /// [`DEFAULT_EVENT_MAX_MEMORY_BYTES`](crate::events::DEFAULT_EVENT_MAX_MEMORY_BYTES) (64 MiB).
+    pub fn event_max_memory_bytes(mut self, bytes: usize) -> Self {
+        self.events.max_memory_bytes = bytes;
+        self
+    }
+
+    /// Interval of group commits to the store: what a `kill -9` can lose. Default
+    /// [`DEFAULT_EVENT_COMMIT_INTERVAL`](crate::events::DEFAULT_EVENT_COMMIT_INTERVAL) (100 ms).
+    pub fn event_commit_interval(mut self, interval: Duration) -> Self {
+        self.events.commit_interval = interval;
+        self
+    }
+
+    /// Records each deciding thread's ring holds (one record per decide call); a full ring
+    /// spills into a shared overflow list. Default
+    /// [`DEFAULT_EVENT_QUEUE_CAPACITY`](crate::events::DEFAULT_EVENT_QUEUE_CAPACITY) (4,096).
     pub fn event_queue_capacity(mut self, capacity: usize) -> Self {
-        self.events.capacity = capacity;
+        self.events.ring_capacity = capacity;
         self
     }
 
-    /// Events per batch that trigger a send. Default
-    /// [`DEFAULT_EVENT_BATCH_SIZE`](crate::events::DEFAULT_EVENT_BATCH_SIZE) (500).
+    /// Records the overflow list takes when rings are full; past it records are dropped and
+    /// counted (`overflow`). Default
+    /// [`DEFAULT_EVENT_SPILL_CAPACITY`](crate::events::DEFAULT_EVENT_SPILL_CAPACITY) (1,000,000).
+    pub fn event_spill_capacity(mut self, capacity: usize) -> Self {
+        self.events.spill_capacity = capacity;
+        self
+    }
+
+    /// Most events per request. Default
+    /// [`DEFAULT_EVENT_BATCH_SIZE`](crate::events::DEFAULT_EVENT_BATCH_SIZE) (2,000).
     pub fn event_batch_size(mut self, size: usize) -> Self {
-        self.events.dispatch.batch_size = size;
+        self.events.batch_size = size;
         self
     }
 
-    /// Body size that triggers a send; a batch never exceeds it (a single larger event is sent
-    /// alone up to 3.5 MB). Default
+    /// Most bytes per request. Default
     /// [`DEFAULT_EVENT_BATCH_BYTES`](crate::events::DEFAULT_EVENT_BATCH_BYTES) (1 MB); at most
     /// [`MAX_PAYLOAD_BYTES`](crate::events::MAX_PAYLOAD_BYTES) (3.5 MB).
     pub fn event_batch_bytes(mut self, bytes: usize) -> Self {
-        self.events.dispatch.batch_bytes = bytes;
+        self.events.batch_bytes = bytes;
         self
     }
 
-    /// A non-empty batch is sent at least this often. Default
+    /// A request that is not full is sent once its oldest events waited this long. Default
     /// [`DEFAULT_EVENT_FLUSH_INTERVAL`](crate::events::DEFAULT_EVENT_FLUSH_INTERVAL) (1 s).
     pub fn event_flush_interval(mut self, interval: Duration) -> Self {
-        self.events.dispatch.flush_interval = interval;
+        self.events.flush_interval = interval;
         self
     }
 
-    /// Retries of a batch after 5xx, 429, timeouts and connection errors. Default
-    /// [`DEFAULT_EVENT_MAX_RETRIES`](crate::events::DEFAULT_EVENT_MAX_RETRIES) (3).
-    pub fn event_max_retries(mut self, retries: u32) -> Self {
-        self.events.dispatch.retry.max_retries = retries;
+    /// Requests in flight to the event endpoint. Default
+    /// [`DEFAULT_EVENT_CONCURRENCY`](crate::events::DEFAULT_EVENT_CONCURRENCY) (4).
+    pub fn event_concurrency(mut self, requests: usize) -> Self {
+        self.events.concurrency = requests;
         self
     }
 
-    /// Backoff of event retries: first step and cap. Default 1 s and 30 s.
+    /// Backoff of event retries: first step and cap. Default 1 s and 60 s
+    /// ([`DEFAULT_EVENT_RETRY_BASE`](crate::events::DEFAULT_EVENT_RETRY_BASE),
+    /// [`DEFAULT_EVENT_RETRY_MAX`](crate::events::DEFAULT_EVENT_RETRY_MAX)).
     pub fn event_retry_backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.events.dispatch.retry.base = base;
-        self.events.dispatch.retry.max = max;
+        self.events.retry_base = base;
+        self.events.retry_max = max;
+        self
+    }
+
+    /// Events still not accepted this long after they were stored become dead letters
+    /// (retries have no count limit). Default
+    /// [`DEFAULT_EVENT_MAX_AGE`](crate::events::DEFAULT_EVENT_MAX_AGE) (24 h).
+    pub fn event_max_age(mut self, age: Duration) -> Self {
+        self.events.max_age = age;
+        self
+    }
+
+    /// How long `close` keeps sending; the rest stays in the store for the next start.
+    /// Default [`DEFAULT_EVENT_SHUTDOWN_TIMEOUT`](crate::events::DEFAULT_EVENT_SHUTDOWN_TIMEOUT)
+    /// (10 s).
+    pub fn event_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.events.shutdown_timeout = timeout;
         self
     }
 
@@ -331,8 +385,8 @@ impl ClientBuilder {
                 "Polling intervals below 30 seconds are not recommended."
             );
         }
-        let d = &self.events.dispatch;
-        let checks: [(&'static str, u64, bool, &'static str); 4] = [
+        let d = &self.events;
+        let checks: [(&'static str, u64, bool, &'static str); 6] = [
             (
                 "event_batch_size",
                 d.batch_size as u64,
@@ -347,9 +401,21 @@ impl ClientBuilder {
             ),
             (
                 "event_queue_capacity",
-                self.events.capacity as u64,
-                self.events.capacity >= 1,
+                d.ring_capacity as u64,
+                d.ring_capacity >= 1,
                 ">= 1",
+            ),
+            (
+                "event_concurrency",
+                d.concurrency as u64,
+                (1..=64).contains(&d.concurrency),
+                "1..=64",
+            ),
+            (
+                "event_commit_interval_ms",
+                d.commit_interval.as_millis() as u64,
+                !d.commit_interval.is_zero(),
+                "> 0",
             ),
             (
                 "event_flush_interval_ms",

@@ -10,7 +10,6 @@
 mod builder;
 mod config_cache;
 mod decision;
-mod queued;
 mod user;
 
 pub use builder::{
@@ -36,15 +35,16 @@ use crate::datafile::poller::{compile_blocking, PollerSettings, RefreshOutcome};
 use crate::datafile::source::{DatafileSource, DatafileTransport, FileTransport, HttpTransport};
 use crate::datafile::{first_config, ConfigOrigin, PollerHandle, StartSettings};
 use crate::error::{BuildError, RefreshError, StartError};
+use crate::events::record::{EventRecord, Flags, Impressions};
 use crate::events::sender::{EventTransport, ReqwestEventTransport};
-use crate::events::{EventProcessor, EventStats};
+use crate::events::{EventProcessor, EventStats, PipelineParts};
 use crate::notify::{
     ConfigUpdateNotification, LogEventNotification, Notification, NotificationCenter,
     NotificationType, TrackNotification,
 };
 use crate::sink::DecisionSink;
 use config_cache::ConfigCaches;
-use queued::{ClientEvents, ImpressionContext, QueuedRecord, UserRef};
+use user::UserRef;
 
 /// The flagbridge runtime client. Cheap to clone (one `Arc`); every clone serves the same config.
 #[derive(Clone)]
@@ -77,7 +77,7 @@ struct Inner {
     config_cache: ConfigCaches,
     origin: ConfigOrigin,
     poller: Option<PollerHandle>,
-    events: Option<EventProcessor<ClientEvents>>,
+    events: Option<EventProcessor>,
     notifications: Arc<NotificationCenter>,
     sinks: Vec<Arc<dyn DecisionSink>>,
     default_options: DecideOptions,
@@ -170,11 +170,16 @@ impl ClientBuilder {
                     }));
                 }
             });
-            Some(EventProcessor::spawn(
-                self.events.clone(),
+            Some(EventProcessor::spawn(PipelineParts {
+                settings: self.events.clone(),
                 transport,
                 on_sent,
-            ))
+                client: Arc::new(ClientInfo {
+                    client_name: self.client_name.clone(),
+                    client_version: self.client_version.clone(),
+                }),
+                default_options: self.default_options,
+            })?)
         } else {
             None
         };
@@ -255,22 +260,9 @@ impl Inner {
         self.config_cache.with_config(f)
     }
 
-    /// The non-blocking hand-offs after one decision.
+    /// The sinks' and listeners' non-blocking hand-offs after one decision.
     #[inline]
-    fn after_decision(
-        &self,
-        config: &Arc<ProjectConfig>,
-        forced: Option<&Arc<ForcedVariations>>,
-        user_ref: UserRef<'_>,
-        decision: &Decision<'_>,
-        options: DecideOptions,
-    ) {
-        let user = user_ref.get();
-        if let Some(events) = &self.events {
-            if decision.has_impression() {
-                self.push_impression(events, config, forced, user_ref, decision, options);
-            }
-        }
+    fn after_decision(&self, config: &Arc<ProjectConfig>, user: &UserContext, decision: &Decision<'_>) {
         for sink in &self.sinks {
             sink.on_decision(config, user, decision);
         }
@@ -282,49 +274,54 @@ impl Inner {
         }
     }
 
-    /// Queues one impression: deferred (see `queued.rs`) unless a user profile service is set.
+    /// Hands one decide call's impressions to the event pipeline: one record with the
+    /// config, the user and the forced variations shared and the flags to render (decided
+    /// again in the pipeline), or, with a user profile service, batches built here.
     #[inline]
-    fn push_impression(
+    fn push_impressions<'d>(
         &self,
-        events: &EventProcessor<ClientEvents>,
         config: &Arc<ProjectConfig>,
         forced: Option<&Arc<ForcedVariations>>,
         user: UserRef<'_>,
-        decision: &Decision<'_>,
         options: DecideOptions,
+        decisions: impl Iterator<Item = &'d Decision<'d>>,
     ) {
-        let timestamp_ms = crate::clock::coarse_ms();
-        let Some(flag) = decision.flag_index() else {
-            return; // No flag, no impression.
+        let Some(events) = &self.events else {
+            return;
         };
+        let timestamp_ms = crate::clock::coarse_ms();
+        let mut decisions = decisions.filter(|d| d.has_impression() && d.flag_index().is_some());
         if self.ups.is_some() {
-            let mut buffer = uuid::Uuid::encode_buffer();
-            let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-            if let Some(batch) =
-                decision.impression_event(user.get(), &self.client_info, timestamp_ms, uuid)
-            {
-                events.push_each(|_, out| out.push(QueuedRecord::Batch(Box::new(batch))));
+            for decision in decisions {
+                let mut buffer = uuid::Uuid::encode_buffer();
+                let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+                if let Some(batch) =
+                    decision.impression_event(user.get(), &self.client_info, timestamp_ms, uuid)
+                {
+                    events.push(EventRecord::Built(Box::new(batch)));
+                }
             }
             return;
         }
-        events.push_each(|sent, out| {
-            sent.send_changes(
-                out,
-                config,
-                || ImpressionContext {
-                    config: Arc::clone(config),
-                    default_options: self.default_options,
-                    client_info: Arc::clone(&self.client_info),
-                },
-                user,
-                forced,
-            );
-            out.push(QueuedRecord::Impression {
-                flag,
-                options,
-                timestamp_ms,
-            });
-        });
+        let Some(first) = decisions.next().and_then(|d| d.flag_index()) else {
+            return;
+        };
+        let flags = match decisions.next().and_then(|d| d.flag_index()) {
+            None => Flags::One(first),
+            Some(second) => {
+                let mut all = vec![first, second];
+                all.extend(decisions.filter_map(|d| d.flag_index()));
+                Flags::Many(all.into_boxed_slice())
+            }
+        };
+        events.push(EventRecord::Impressions(Impressions {
+            config: Arc::clone(config),
+            user: user.hold(),
+            forced: forced.cloned(),
+            options,
+            timestamp_ms,
+            flags,
+        }));
     }
 }
 
@@ -400,7 +397,14 @@ impl Client {
                 inner
                     .decider(config, forced.as_deref())
                     .decide(user.get(), flag_key, options);
-            inner.after_decision(config, forced.as_deref(), user, &decision, options);
+            inner.after_decision(config, user.get(), &decision);
+            inner.push_impressions(
+                config,
+                forced.as_deref(),
+                user,
+                options,
+                std::iter::once(&decision),
+            );
             f(&decision)
         })
     }
@@ -436,9 +440,10 @@ impl Client {
                 Some(keys) => decider.decide_for_keys(user.get(), keys, options),
                 None => decider.decide_all(user.get(), options),
             };
+            inner.push_impressions(config, forced.as_deref(), user, options, decisions.iter());
             let mut out = Vec::with_capacity(decisions.len());
             for decision in &decisions {
-                inner.after_decision(config, forced.as_deref(), user, decision, options);
+                inner.after_decision(config, user.get(), decision);
                 if !decision.omitted_from_result() {
                     out.push(FlagDecision::from_engine(decision));
                 }
@@ -491,7 +496,7 @@ impl Client {
                     }));
             }
             if let Some(events) = &inner.events {
-                events.push_each(|_, out| out.push(QueuedRecord::Batch(Box::new(batch))));
+                events.push(EventRecord::Built(Box::new(batch)));
             }
         }
         true
@@ -570,21 +575,25 @@ impl Client {
         }
     }
 
-    /// Sends every event queued so far; returns when each is delivered or dropped.
+    /// Sends every event handed over so far; returns when each is delivered or set aside as a
+    /// dead letter. While the endpoint fails this waits (up to the age limit): bound it with
+    /// `tokio::time::timeout` where needed.
     pub async fn flush(&self) {
         if let Some(events) = &self.inner.events {
             events.flush().await;
         }
     }
 
-    /// Stops the poller, then sends every queued event and stops the event pipeline. Decisions
-    /// keep working from the last config; their events are dropped (counted).
-    pub async fn close(&self) {
+    /// Stops the poller, then stores every accepted event and sends for at most the shutdown
+    /// timeout; returns the events left in the store (sent at the next start with the same
+    /// store). Decisions keep working from the last config; their events are dropped (counted).
+    pub async fn close(&self) -> u64 {
         if let Some(poller) = &self.inner.poller {
             poller.stop().await;
         }
-        if let Some(events) = &self.inner.events {
-            events.close().await;
+        match &self.inner.events {
+            Some(events) => events.close().await,
+            None => 0,
         }
     }
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use flagbridge_engine::{AttributeValue, DecideOptions, Decision, UserContext};
 use serde_json::{Map, Value};
 
-use super::queued::UserRef;
 use super::{Client, FlagDecision};
 
 /// A user context bound to a [`Client`]: attributes, forced decisions, decide and track.
@@ -97,5 +96,29 @@ impl ClientUserContext {
     /// Records a conversion; false for an unknown event key (nothing is sent).
     pub fn track_event(&self, event_key: &str, tags: Option<&Map<String, Value>>) -> bool {
         self.client.track(&self.user, event_key, tags)
+    }
+}
+
+/// A user on the decide path: borrowed from the caller, or shared by a `ClientUserContext`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum UserRef<'a> {
+    Borrowed(&'a UserContext),
+    Shared(&'a Arc<UserContext>),
+}
+
+impl<'a> UserRef<'a> {
+    pub(crate) fn get(self) -> &'a UserContext {
+        match self {
+            UserRef::Borrowed(user) => user,
+            UserRef::Shared(user) => user,
+        }
+    }
+
+    /// What a queued record keeps: an `Arc` clone when shared, else a copy.
+    pub(crate) fn hold(self) -> Arc<UserContext> {
+        match self {
+            UserRef::Borrowed(user) => Arc::new(user.clone()),
+            UserRef::Shared(user) => Arc::clone(user),
+        }
     }
 }

@@ -190,6 +190,23 @@ impl<T> Pusher<'_, T> {
         }
         self.pushed = true;
     }
+
+    /// Appends one record, or gives it back when the ring is full (the entry is then
+    /// refused, as with [`push`](Self::push)).
+    #[inline]
+    pub(crate) fn try_push(&mut self, record: T) -> Result<(), T> {
+        self.pushed = true;
+        if self.full {
+            return Err(record);
+        }
+        match self.producer.push(record) {
+            Ok(()) => Ok(()),
+            Err(rtrb::PushError::Full(record)) => {
+                self.full = true;
+                Err(record)
+            }
+        }
+    }
 }
 
 /// One producing thread's side.

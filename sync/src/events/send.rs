@@ -1,0 +1,210 @@
+//! One request to logx, from its first attempt to its end: retried with backoff and jitter
+//! (the same body, hence the same event uuids, every time) until the endpoint answers 2xx
+//! (the segments are deleted from the store) or 4xx (dead letters), or until the oldest event
+//! passes the age limit (dead letters).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::pipeline::Segment;
+use super::render::BatchContext;
+use super::retry::{classify_status, Disposition};
+use super::sender::EventTransport;
+use super::store::EventStore;
+use super::{Counters, OnSent};
+use crate::backoff::backoff_delay;
+
+/// What every request shares.
+pub(crate) struct SendSettings {
+    pub(crate) transport: Arc<dyn EventTransport>,
+    pub(crate) retry_base: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) max_age: Duration,
+    /// Whether a request is retrying now (for logging once per outage).
+    pub(crate) failing: AtomicBool,
+}
+
+/// Segments of one context sent together.
+pub(crate) struct Request {
+    pub(crate) context: Arc<BatchContext>,
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) store: Option<Arc<Mutex<EventStore>>>,
+}
+
+/// How a request ended.
+#[derive(Debug)]
+pub(crate) enum SendEnd {
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Set aside: 4xx, or too old. Kept in the store's dead letters when there is a store.
+    DeadLettered,
+}
+
+/// The store rows of a request's segments.
+fn rows(request: &Request) -> Vec<i64> {
+    request.segments.iter().filter_map(|s| s.row).collect()
+}
+
+/// Runs `f` on the store off the async threads; errors are logged and counted.
+async fn on_store(
+    store: &Option<Arc<Mutex<EventStore>>>,
+    counters: &Counters,
+    what: &'static str,
+    f: impl FnOnce(&mut EventStore) -> Result<(), super::EventStoreError> + Send + 'static,
+) {
+    let Some(store) = store else {
+        return;
+    };
+    let store = Arc::clone(store);
+    let done = tokio::task::spawn_blocking(move || {
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut store)
+    })
+    .await;
+    let error = match done {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    counters.add_store_error();
+    tracing::error!(%error, what, "event store update failed");
+}
+
+/// The request body: the envelope around every segment's visitors (read back from the store
+/// for segments whose body is not held in memory).
+async fn body(request: &Request, counters: &Counters) -> Bytes {
+    let mut bodies: Vec<Arc<Vec<u8>>> = Vec::with_capacity(request.segments.len());
+    for segment in &request.segments {
+        if let Some(body) = &segment.body {
+            bodies.push(Arc::clone(body));
+            continue;
+        }
+        let (Some(store), Some(row)) = (&request.store, segment.row) else {
+            continue;
+        };
+        let store = Arc::clone(store);
+        let read = tokio::task::spawn_blocking(move || {
+            store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .segment_body(row)
+        })
+        .await;
+        match read {
+            Ok(Ok(Some(body))) => bodies.push(Arc::new(body)),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                counters.add_store_error();
+                tracing::error!(%error, "cannot read stored events; they stay in the store");
+            }
+            Err(error) => {
+                counters.add_store_error();
+                tracing::error!(%error, "cannot read stored events; they stay in the store");
+            }
+        }
+    }
+    Bytes::from(
+        request
+            .context
+            .request_body(bodies.iter().map(|b| b.as_slice())),
+    )
+}
+
+/// Sends one request until it ends (see the module docs).
+pub(crate) async fn send_request(
+    request: &Request,
+    settings: &SendSettings,
+    counters: &Counters,
+    on_sent: &OnSent,
+) -> SendEnd {
+    let body = body(request, counters).await;
+    let endpoint = request.context.endpoint.as_str();
+    let oldest_ms = request
+        .segments
+        .iter()
+        .map(|s| s.created_ms)
+        .min()
+        .unwrap_or(0);
+    let events: u32 = request.segments.iter().map(|s| s.count).sum();
+    let mut attempt = 0u32;
+    loop {
+        let (disposition, status, reason) =
+            match settings.transport.post(endpoint, body.clone()).await {
+                Ok(reply) => (
+                    classify_status(reply.status),
+                    reply.status,
+                    format!("HTTP {}: {}", reply.status, truncate(&reply.body, 300)),
+                ),
+                Err(error) => (Disposition::Retry, 0, error.to_string()),
+            };
+        match disposition {
+            Disposition::Delivered => {
+                let rows = rows(request);
+                on_store(&request.store, counters, "delete delivered", move |s| {
+                    s.delete_segments(&rows)
+                })
+                .await;
+                if settings.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("event endpoint accepts events again");
+                }
+                counters.add_batch();
+                on_sent(endpoint, &body);
+                return SendEnd::Delivered;
+            }
+            Disposition::Drop => {
+                tracing::error!(%endpoint, events, bytes = body.len(), %reason, "event endpoint refused a batch; kept as dead letters (`flagbridge events dead-letters`)");
+                return dead_letter(request, counters, status, reason).await;
+            }
+            Disposition::Retry => {
+                attempt += 1;
+                let age_ms = crate::clock::precise_ms().saturating_sub(oldest_ms);
+                if u128::from(age_ms) > settings.max_age.as_millis() {
+                    let reason = format!("older than the age limit after {attempt} attempts; last: {reason}");
+                    tracing::error!(%endpoint, events, %reason, "event batch expired; kept as dead letters");
+                    return dead_letter(request, counters, status, reason).await;
+                }
+                counters.add_retries(1);
+                if !settings.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%endpoint, %reason, "event endpoint failing; retrying with backoff (events stay stored)");
+                } else {
+                    tracing::debug!(%endpoint, %reason, attempt, "event batch retry");
+                }
+                let delay = backoff_delay(
+                    settings.retry_base,
+                    settings.retry_max,
+                    attempt,
+                    fastrand::f64(),
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+async fn dead_letter(
+    request: &Request,
+    counters: &Counters,
+    status: u16,
+    reason: String,
+) -> SendEnd {
+    if request.store.is_none() {
+        tracing::error!("no event store: the refused events are not kept");
+    }
+    let rows = rows(request);
+    let now = crate::clock::precise_ms();
+    on_store(&request.store, counters, "dead letter", move |s| {
+        s.dead_letter(&rows, now, status, &reason)
+    })
+    .await;
+    SendEnd::DeadLettered
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
