@@ -16,7 +16,7 @@ impl EventTransport for NullTransport {
     fn post<'a>(
         &'a self,
         _url: &'a str,
-        _body: &'a [u8],
+        _body: bytes::Bytes,
     ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
         Box::pin(async {
             Ok(HttpReply {

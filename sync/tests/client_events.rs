@@ -9,13 +9,16 @@ use flagbridge_engine::{
 };
 use flagbridge_sync::events::sender::{EventTransport, ReqwestEventTransport};
 use flagbridge_sync::testing::{datafile, EventFault, FakeEventEndpoint};
-use flagbridge_sync::{Client, ClientBuilder, DecisionSink, Notification, NotificationType};
+use flagbridge_sync::{
+    Client, ClientBuilder, DecisionSink, EventStorage, Notification, NotificationType,
+};
 use serde_json::{json, Value};
 
 fn builder(endpoint: &FakeEventEndpoint) -> ClientBuilder {
     Client::builder()
         .datafile(datafile("7"))
         .event_endpoint(endpoint.url())
+        .event_storage(EventStorage::Memory)
 }
 
 fn pro(id: &str) -> UserContext {
@@ -101,7 +104,7 @@ async fn batches_flush_at_the_count_and_at_the_interval() {
     for i in 0..120 {
         client.decide(&pro(&format!("u{i}")), "checkout", DecideOptions::NONE);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let sizes = |e: &FakeEventEndpoint| -> Vec<usize> {
         e.batches()
             .iter()
@@ -154,20 +157,25 @@ async fn a_500_burst_is_retried_with_the_same_uuids_and_close_loses_nothing() {
     assert_eq!(client.event_stats().dropped, 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn persistent_500_drops_after_the_retry_budget_and_counts() {
+/// Real time: the age limit is measured on the wall clock.
+#[tokio::test]
+async fn persistent_503_retries_until_the_age_limit_then_dead_letters() {
     let endpoint = FakeEventEndpoint::start().await.unwrap();
     endpoint.set_fault(Some(EventFault::Always(503)));
     let client = builder(&endpoint)
-        .event_max_retries(2)
+        .event_retry_backoff(Duration::from_millis(10), Duration::from_millis(40))
+        .event_max_age(Duration::from_millis(400))
         .start()
         .await
         .unwrap();
     client.decide(&pro("u1"), "checkout", DecideOptions::NONE);
-    client.flush().await;
+    tokio::time::timeout(Duration::from_secs(20), client.flush())
+        .await
+        .unwrap();
     let stats = client.event_stats();
-    assert_eq!((stats.sent, stats.dropped, stats.retries), (0, 1, 2));
-    assert_eq!(endpoint.requests(), 3);
+    assert_eq!((stats.sent, stats.dead_lettered, stats.dropped), (0, 1, 0));
+    assert!(stats.retries >= 3, "no attempt cap before the age limit: {stats:?}");
+    assert_eq!(endpoint.requests(), stats.retries + 1);
     // The fault ends: later events flow again.
     endpoint.set_fault(None);
     client.decide(&pro("u2"), "checkout", DecideOptions::NONE);
@@ -205,7 +213,7 @@ async fn bodies_stay_under_the_size_limit_and_the_endpoint_rejects_larger_ones()
         ReqwestEventTransport::new(Duration::from_secs(5), Duration::from_secs(10)).unwrap();
     let huge = format!(r#"{{"visitors":[],"pad":"{}"}}"#, "y".repeat(3_600_000));
     let reply = transport
-        .post(&endpoint.url(), huge.as_bytes())
+        .post(&endpoint.url(), bytes::Bytes::from(huge))
         .await
         .unwrap();
     assert_eq!(reply.status, 400);
@@ -214,23 +222,23 @@ async fn bodies_stay_under_the_size_limit_and_the_endpoint_rejects_larger_ones()
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_full_queue_counts_overflow_without_blocking_decide() {
+async fn a_full_ring_spills_without_blocking_decide_or_losing_events() {
     let endpoint = FakeEventEndpoint::start().await.unwrap();
     let client = builder(&endpoint)
         .event_queue_capacity(10)
         .start()
         .await
         .unwrap();
-    // No await between decides: the owner loop cannot drain, so the thread's ring of 10
-    // records overflows. The first impression takes 3 records (config, user, impression), the
-    // next ones 2 (another user each): 3 + 3 x 2 = 9, the fifth does not fit.
+    // No await between decides: nothing drains the thread's ring of 10 records (one per
+    // decide call), so 40 go to the overflow list.
     for i in 0..50 {
         client.decide(&pro(&format!("u{i}")), "checkout", DecideOptions::NONE);
     }
-    let stats = client.event_stats();
-    assert_eq!((stats.queued, stats.overflow), (4, 46));
+    assert_eq!(client.event_stats().spilled, 40);
     client.close().await;
-    assert_eq!(client.event_stats().sent, 4);
+    let stats = client.event_stats();
+    assert_eq!((stats.queued, stats.sent, stats.overflow), (50, 50, 0));
+    assert_eq!(endpoint.distinct_uuids().len(), 50);
 }
 
 #[derive(Default)]
@@ -414,9 +422,8 @@ async fn deferred_impressions_equal_impressions_built_on_the_decide_path() {
     assert_eq!(legacy["metadata"]["variation_key"], "treatment", "{legacy}");
 }
 
-/// The decide path sends a thread's config and user only when they change (compared by
-/// address and by `UserContext::version`); the owner loop fills in the rest. Every way they
-/// can change between two decides of one thread must still render the impression decided.
+/// Each decide call's record carries its config and user; every way they can change between
+/// two decides of one thread must still render the impression decided.
 #[tokio::test(start_paused = true)]
 async fn impressions_follow_user_changes_and_config_swaps_on_one_thread() {
     async fn run(with_ups: bool) -> (Vec<String>, Vec<Value>) {
@@ -428,6 +435,7 @@ async fn impressions_follow_user_changes_and_config_swaps_on_one_thread() {
             .sdk_key(SDK_KEY)
             .datafile_base_url(cdn.base_url())
             .event_endpoint(endpoint.url())
+            .event_storage(EventStorage::Memory)
             .event_queue_capacity(64);
         if with_ups {
             b = b.user_profile_service(Arc::new(NoProfiles));
@@ -464,23 +472,21 @@ async fn impressions_follow_user_changes_and_config_swaps_on_one_thread() {
         client.refresh_now().await.unwrap();
         decide(&bound);
         client.decide(&pro("borrowed"), "checkout", DecideOptions::NONE);
-        // More than the ring holds at once: some are refused (counted), the next ones carry
-        // their config and user again.
+        // More than the ring holds at once: the rest spills into the overflow list.
         for i in 0..200 {
             client.decide(&pro(&format!("burst{i}")), "checkout", DecideOptions::NONE);
         }
-        let refused = client.event_stats().overflow;
-        assert!(refused > 0, "the burst overflows the ring");
+        assert!(client.event_stats().spilled > 0, "the burst overflows the ring");
         client.flush().await;
         decide(&bound);
         client.decide(&pro("after"), "checkout", DecideOptions::NONE);
         client.close().await;
         assert_ne!(basic.as_deref(), Some("treatment"));
         let stats = client.event_stats();
-        assert_eq!(stats.overflow, refused);
+        assert_eq!(stats.overflow, 0);
         assert_eq!(stats.queued, stats.sent);
-        // The burst's refusals differ between the two ways (an impression built on the decide
-        // path is one record, a deferred one two with its user): compare the rest.
+        // The burst's spill differs between the two ways (an impression built on the decide
+        // path is one record per decision): compare the rest.
         let mut revisions = Vec::new();
         let mut visitors = Vec::new();
         for batch in endpoint.batches() {

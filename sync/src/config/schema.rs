@@ -22,12 +22,20 @@ pub const DEFAULT_MAX_BATCH_OPERATIONS: usize = 500;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// Default datafile polling interval (seconds).
 pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 60;
-/// Default number of events per batch sent to Optimizely.
-pub const DEFAULT_EVENT_BATCH_SIZE: usize = 10;
-/// Default longest time an event waits before its batch is sent (seconds).
-pub const DEFAULT_EVENT_FLUSH_INTERVAL_SECS: u64 = 30;
-/// Default capacity of the event queue.
-pub const DEFAULT_EVENT_QUEUE_SIZE: usize = 10_000;
+/// Default most events per request to Optimizely.
+pub const DEFAULT_EVENT_BATCH_SIZE: usize = crate::events::DEFAULT_EVENT_BATCH_SIZE;
+/// Default longest time an event waits before its request is sent (seconds).
+pub const DEFAULT_EVENT_FLUSH_INTERVAL_SECS: u64 = 1;
+/// Default records each deciding thread's ring holds (one per decide call) before spilling.
+pub const DEFAULT_EVENT_QUEUE_SIZE: usize = crate::events::DEFAULT_EVENT_QUEUE_CAPACITY;
+/// Default requests in flight to the event endpoint.
+pub const DEFAULT_EVENT_CONCURRENCY: usize = crate::events::DEFAULT_EVENT_CONCURRENCY;
+/// Default interval of group commits to the event store (milliseconds).
+pub const DEFAULT_EVENT_COMMIT_INTERVAL_MS: u64 = 100;
+/// Default cap of the event store (MiB).
+pub const DEFAULT_EVENT_MAX_STORE_MB: u64 = 1024;
+/// Default age after which undelivered events become dead letters (hours).
+pub const DEFAULT_EVENT_MAX_AGE_HOURS: u64 = 24;
 /// Default Brevo requests per second (Brevo's general plan limit for `/contacts`).
 pub const DEFAULT_BREVO_PER_SECOND: u32 = 10;
 /// Default Brevo requests per hour (Brevo's general plan limit for `/contacts`).
@@ -386,9 +394,28 @@ pub struct EventsSection {
     /// Seconds before a partial batch is sent; default [`DEFAULT_EVENT_FLUSH_INTERVAL_SECS`].
     #[serde(default = "default_event_flush")]
     pub flush_interval_secs: u64,
-    /// Queue capacity; default [`DEFAULT_EVENT_QUEUE_SIZE`].
+    /// Records per deciding thread's ring; default [`DEFAULT_EVENT_QUEUE_SIZE`].
     #[serde(default = "default_event_queue")]
     pub queue_size: usize,
+    /// Requests in flight; default [`DEFAULT_EVENT_CONCURRENCY`].
+    #[serde(default = "default_event_concurrency")]
+    pub concurrency: usize,
+    /// Keep accepted events in `state_dir/events-<project>.sqlite` until logx accepts them;
+    /// default true (false: memory only, lost on a crash).
+    #[serde(default = "default_true")]
+    pub durable: bool,
+    /// Group-commit interval (the `kill -9` window), ms; default
+    /// [`DEFAULT_EVENT_COMMIT_INTERVAL_MS`].
+    #[serde(default = "default_event_commit")]
+    pub commit_interval_ms: u64,
+    /// Store cap in MiB (past it new events are dropped and counted); default
+    /// [`DEFAULT_EVENT_MAX_STORE_MB`].
+    #[serde(default = "default_event_store_mb")]
+    pub max_store_mb: u64,
+    /// Hours after which events still refused by 5xx/timeouts become dead letters; default
+    /// [`DEFAULT_EVENT_MAX_AGE_HOURS`].
+    #[serde(default = "default_event_age")]
+    pub max_age_hours: u64,
     /// Send no events at all (decisions still reach Brevo); default false.
     #[serde(default)]
     pub disabled: bool,
@@ -400,6 +427,11 @@ impl Default for EventsSection {
             batch_size: DEFAULT_EVENT_BATCH_SIZE,
             flush_interval_secs: DEFAULT_EVENT_FLUSH_INTERVAL_SECS,
             queue_size: DEFAULT_EVENT_QUEUE_SIZE,
+            concurrency: DEFAULT_EVENT_CONCURRENCY,
+            durable: true,
+            commit_interval_ms: DEFAULT_EVENT_COMMIT_INTERVAL_MS,
+            max_store_mb: DEFAULT_EVENT_MAX_STORE_MB,
+            max_age_hours: DEFAULT_EVENT_MAX_AGE_HOURS,
             disabled: false,
         }
     }
@@ -413,6 +445,18 @@ fn default_event_flush() -> u64 {
 }
 fn default_event_queue() -> usize {
     DEFAULT_EVENT_QUEUE_SIZE
+}
+fn default_event_concurrency() -> usize {
+    DEFAULT_EVENT_CONCURRENCY
+}
+fn default_event_commit() -> u64 {
+    DEFAULT_EVENT_COMMIT_INTERVAL_MS
+}
+fn default_event_store_mb() -> u64 {
+    DEFAULT_EVENT_MAX_STORE_MB
+}
+fn default_event_age() -> u64 {
+    DEFAULT_EVENT_MAX_AGE_HOURS
 }
 
 /// `urls:` under `connectors.optimizely` (checked to be http(s) URLs when resolved).
@@ -595,4 +639,8 @@ fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         }
     }
     d.deserialize_any(IdVisitor)
+}
+
+fn default_true() -> bool {
+    true
 }

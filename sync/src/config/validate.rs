@@ -50,6 +50,15 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
     };
     check_positive(opt.events.batch_size, &format!("{OPT}.events.batch_size"))?;
     check_positive(opt.events.queue_size, &format!("{OPT}.events.queue_size"))?;
+    check_positive(opt.events.concurrency, &format!("{OPT}.events.concurrency"))?;
+    check_positive(
+        opt.events.commit_interval_ms as usize,
+        &format!("{OPT}.events.commit_interval_ms"),
+    )?;
+    check_positive(
+        opt.events.max_age_hours as usize,
+        &format!("{OPT}.events.max_age_hours"),
+    )?;
     if opt.datafile.poll_interval_secs == 0 {
         return Err(invalid(
             format!("{OPT}.datafile.poll_interval_secs"),

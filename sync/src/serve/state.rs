@@ -253,6 +253,18 @@ impl Runtime {
                 .event_batch_size(ev.batch_size)
                 .event_flush_interval(Duration::from_secs(ev.flush_interval_secs))
                 .event_queue_capacity(ev.queue_size)
+                .event_concurrency(ev.concurrency)
+                .event_commit_interval(Duration::from_millis(ev.commit_interval_ms))
+                .event_max_store_bytes(ev.max_store_mb.saturating_mul(1 << 20))
+                .event_max_age(Duration::from_secs(ev.max_age_hours.saturating_mul(3600)))
+                .event_shutdown_timeout(Duration::from_secs(config.server.shutdown_timeout_secs))
+                .event_storage(if ev.durable {
+                    crate::EventStorage::File(
+                        config.state_dir.join(format!("events-{}.sqlite", p.name)),
+                    )
+                } else {
+                    crate::EventStorage::Memory
+                })
                 .client_info("flagbridge", env!("CARGO_PKG_VERSION"))
                 .decision_sink(Arc::new(sink));
             if config.urls.events.as_str() != crate::config::schema::DEFAULT_EVENTS_URL {
