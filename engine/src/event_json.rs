@@ -270,7 +270,9 @@ mod tests {
     #[test]
     fn attributes_equal_the_serialized_list() {
         let config = ProjectConfig::parse(DATAFILE).unwrap();
-        let user = UserContext::new("u").with_attribute("n", 1e21).with_attribute("plan", "x");
+        let user = UserContext::new("u")
+            .with_attribute("n", 1e21)
+            .with_attribute("plan", "x");
         let mut out = Vec::new();
         write_visitor_attributes(&config, &user, &mut out);
         let expected =

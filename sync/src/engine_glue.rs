@@ -14,4 +14,3 @@ impl Compiled for ProjectConfig {
         ProjectConfig::revision(self)
     }
 }
-

@@ -174,7 +174,10 @@ async fn persistent_503_retries_until_the_age_limit_then_dead_letters() {
         .unwrap();
     let stats = client.event_stats();
     assert_eq!((stats.sent, stats.dead_lettered, stats.dropped), (0, 1, 0));
-    assert!(stats.retries >= 3, "no attempt cap before the age limit: {stats:?}");
+    assert!(
+        stats.retries >= 3,
+        "no attempt cap before the age limit: {stats:?}"
+    );
     assert_eq!(endpoint.requests(), stats.retries + 1);
     // The fault ends: later events flow again.
     endpoint.set_fault(None);
@@ -476,7 +479,10 @@ async fn impressions_follow_user_changes_and_config_swaps_on_one_thread() {
         for i in 0..200 {
             client.decide(&pro(&format!("burst{i}")), "checkout", DecideOptions::NONE);
         }
-        assert!(client.event_stats().spilled > 0, "the burst overflows the ring");
+        assert!(
+            client.event_stats().spilled > 0,
+            "the burst overflows the ring"
+        );
         client.flush().await;
         decide(&bound);
         client.decide(&pro("after"), "checkout", DecideOptions::NONE);

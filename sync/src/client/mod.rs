@@ -262,7 +262,12 @@ impl Inner {
 
     /// The sinks' and listeners' non-blocking hand-offs after one decision.
     #[inline]
-    fn after_decision(&self, config: &Arc<ProjectConfig>, user: &UserContext, decision: &Decision<'_>) {
+    fn after_decision(
+        &self,
+        config: &Arc<ProjectConfig>,
+        user: &UserContext,
+        decision: &Decision<'_>,
+    ) {
         for sink in &self.sinks {
             sink.on_decision(config, user, decision);
         }

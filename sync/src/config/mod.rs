@@ -167,6 +167,10 @@ pub struct BrevoSettings {
     pub list_ids: Vec<u64>,
     /// Folder for winners' lists.
     pub winners_folder_id: Option<u64>,
+    /// List unknown contacts are imported into (None: the first of `list_ids`).
+    pub import_list_id: Option<u64>,
+    /// Unknown contacts in one batch from which they are imported in bulk.
+    pub import_threshold: usize,
     /// How contacts are identified.
     pub contact_identity: ContactIdentityKind,
     /// User attribute holding the identity (`field_mapping.user_id`; None = the Optimizely

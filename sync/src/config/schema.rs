@@ -515,6 +515,14 @@ pub struct BrevoSection {
     /// Lists every synced contact is added to; default none.
     #[serde(default)]
     pub list_ids: Vec<u64>,
+    /// List that unknown contacts are imported into, in bulk (`/contacts/import`); default
+    /// none: the first of `list_ids`, and without either, one `POST /contacts` each (~10/s).
+    #[serde(default)]
+    pub import_list_id: Option<u64>,
+    /// Unknown contacts in one batch from which they are imported in bulk; default
+    /// [`crate::brevo::DEFAULT_IMPORT_THRESHOLD`].
+    #[serde(default = "default_import_threshold")]
+    pub import_threshold: usize,
     /// Folder for the winners' lists created by `sync` (required to create lists).
     #[serde(default)]
     pub winners_folder_id: Option<u64>,
@@ -643,4 +651,8 @@ fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
 
 fn default_true() -> bool {
     true
+}
+
+fn default_import_threshold() -> usize {
+    crate::brevo::DEFAULT_IMPORT_THRESHOLD
 }

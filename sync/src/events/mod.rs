@@ -40,8 +40,8 @@ use record::{EventHanded, EventRecord};
 use render::Renderer;
 use send::SendSettings;
 use sender::EventTransport;
-pub use store::{DeadLetter, EventStoreError};
 use store::EventStore;
+pub use store::{DeadLetter, EventStoreError};
 
 /// The US event endpoint.
 pub const US_ENDPOINT: &str = "https://logx.optimizely.com/v1/events";
@@ -317,9 +317,12 @@ impl EventProcessor {
         );
         let restored = pipeline.restore()?;
         if restored > 0 {
-            let path = store
-                .as_ref()
-                .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).path().to_path_buf());
+            let path = store.as_ref().map(|s| {
+                s.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .path()
+                    .to_path_buf()
+            });
             tracing::info!(events = restored, path = ?path, "sending events a previous run left in the store");
         }
         tokio::spawn(pipeline.run());
@@ -381,8 +384,7 @@ impl EventProcessor {
             in_flight: c.in_flight_now(),
             sent: c.sent.load(Ordering::Relaxed),
             dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed)
-                + self.closed_drops.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed) + self.closed_drops.load(Ordering::Relaxed),
             spilled: c.spilled.load(Ordering::Relaxed),
             overflow: self.spill.overflow.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),

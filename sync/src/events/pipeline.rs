@@ -305,12 +305,13 @@ impl Pipeline {
                 self.store_bytes += bytes as u64;
                 self.counters.add_stored(i64::from(segment.count));
             }
-            let body = if row.is_none() || self.memory_bytes + bytes <= self.settings.max_memory_bytes {
-                self.memory_bytes += bytes;
-                Some(Arc::new(segment.body))
-            } else {
-                None
-            };
+            let body =
+                if row.is_none() || self.memory_bytes + bytes <= self.settings.max_memory_bytes {
+                    self.memory_bytes += bytes;
+                    Some(Arc::new(segment.body))
+                } else {
+                    None
+                };
             self.next_seq += 1;
             self.ready.push_back(Segment {
                 seq: self.next_seq,
@@ -326,8 +327,15 @@ impl Pipeline {
     }
 
     /// Writes sealed segments to the store in one transaction (those that fit under the cap).
-    async fn store_segments(&mut self, store: Arc<Mutex<EventStore>>, sealed: &[Open]) -> Vec<Stored> {
-        let mut room = self.settings.max_store_bytes.saturating_sub(self.store_bytes);
+    async fn store_segments(
+        &mut self,
+        store: Arc<Mutex<EventStore>>,
+        sealed: &[Open],
+    ) -> Vec<Stored> {
+        let mut room = self
+            .settings
+            .max_store_bytes
+            .saturating_sub(self.store_bytes);
         let fits: Vec<bool> = sealed
             .iter()
             .map(|s| {
@@ -371,11 +379,13 @@ impl Pipeline {
                 let mut rowids = rowids.into_iter();
                 return fits
                     .iter()
-                    .map(|fits| match (fits, if *fits { rowids.next() } else { None }) {
-                        (true, Some(row)) => Stored::Row(row),
-                        (true, None) => Stored::Failed,
-                        (false, _) => Stored::Full,
-                    })
+                    .map(
+                        |fits| match (fits, if *fits { rowids.next() } else { None }) {
+                            (true, Some(row)) => Stored::Row(row),
+                            (true, None) => Stored::Failed,
+                            (false, _) => Stored::Full,
+                        },
+                    )
                     .collect();
             }
             Ok(Err(error)) => error.to_string(),
@@ -528,11 +538,7 @@ impl Pipeline {
         }
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
-        let left: u64 = self
-            .ready
-            .iter()
-            .map(|s| u64::from(s.count))
-            .sum::<u64>()
+        let left: u64 = self.ready.iter().map(|s| u64::from(s.count)).sum::<u64>()
             + self.counters.in_flight_now();
         if left > 0 {
             if self.store.is_some() {
@@ -600,4 +606,3 @@ impl Pipeline {
         self.open.len() - 1
     }
 }
-

@@ -44,9 +44,7 @@ impl BatchContext {
             enrich_decisions: batch.enrich_decisions,
         };
         BatchContext {
-            endpoint: endpoint_override
-                .unwrap_or(batch.endpoint())
-                .to_owned(),
+            endpoint: endpoint_override.unwrap_or(batch.endpoint()).to_owned(),
             // Serialising a struct of strs and bools into a Vec cannot fail.
             envelope: serde_json::to_vec(&envelope).unwrap_or_default(),
         }

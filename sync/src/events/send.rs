@@ -162,7 +162,9 @@ pub(crate) async fn send_request(
                 attempt += 1;
                 let age_ms = crate::clock::precise_ms().saturating_sub(oldest_ms);
                 if u128::from(age_ms) > settings.max_age.as_millis() {
-                    let reason = format!("older than the age limit after {attempt} attempts; last: {reason}");
+                    let reason = format!(
+                        "older than the age limit after {attempt} attempts; last: {reason}"
+                    );
                     tracing::error!(%endpoint, events, %reason, "event batch expired; kept as dead letters");
                     return dead_letter(request, counters, status, reason).await;
                 }

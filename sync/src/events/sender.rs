@@ -35,8 +35,11 @@ pub enum TransportError {
 pub trait EventTransport: Send + Sync + 'static {
     /// One POST of `body` (`Content-Type: application/json`) to `url`. A retry passes the
     /// same body again (`Bytes` clones share it).
-    fn post<'a>(&'a self, url: &'a str, body: Bytes)
-        -> BoxFuture<'a, Result<HttpReply, TransportError>>;
+    fn post<'a>(
+        &'a self,
+        url: &'a str,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<HttpReply, TransportError>>;
 }
 
 /// [`EventTransport`] over reqwest.
@@ -86,4 +89,3 @@ impl EventTransport for ReqwestEventTransport {
         })
     }
 }
-

@@ -400,9 +400,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.sqlite");
         let mut store = EventStore::open(&path).unwrap();
-        let ctx = store.context_id("http://x/v1/events", b"{\"a\":1}").unwrap();
+        let ctx = store
+            .context_id("http://x/v1/events", b"{\"a\":1}")
+            .unwrap();
         assert_eq!(
-            store.context_id("http://x/v1/events", b"{\"a\":1}").unwrap(),
+            store
+                .context_id("http://x/v1/events", b"{\"a\":1}")
+                .unwrap(),
             ctx
         );
         let ids = store

@@ -48,7 +48,12 @@ impl Script {
         let mut out = Vec::new();
         for body in self.bodies() {
             for v in body["visitors"].as_array().unwrap() {
-                out.push(v["snapshots"][0]["events"][0]["uuid"].as_str().unwrap().to_owned());
+                out.push(
+                    v["snapshots"][0]["events"][0]["uuid"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
             }
         }
         out
@@ -56,7 +61,11 @@ impl Script {
 }
 
 impl EventTransport for Script {
-    fn post<'a>(&'a self, _: &'a str, body: Bytes) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
+    fn post<'a>(
+        &'a self,
+        _: &'a str,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
         Box::pin(async move {
             let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
@@ -146,10 +155,16 @@ async fn delivers_every_event_and_keeps_uuids_on_retry() {
     bounded(p.flush()).await;
     let stats = p.stats();
     assert_eq!((stats.queued, stats.sent, stats.retries), (10, 10, 3));
-    assert_eq!((stats.dropped, stats.dead_lettered, stats.in_flight), (0, 0, 0));
+    assert_eq!(
+        (stats.dropped, stats.dead_lettered, stats.in_flight),
+        (0, 0, 0)
+    );
     let bodies = script.bodies.lock().unwrap().clone();
     assert_eq!(bodies.len(), 4, "one body, sent 4 times");
-    assert!(bodies.iter().all(|b| b == &bodies[0]), "same bytes on every retry");
+    assert!(
+        bodies.iter().all(|b| b == &bodies[0]),
+        "same bytes on every retry"
+    );
     let mut uuids = script.uuids();
     uuids.sort();
     uuids.dedup();
@@ -161,7 +176,10 @@ async fn a_refused_batch_becomes_dead_letters_and_can_be_resent() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.sqlite");
     let script = Script::with(&[Ok(400)], Duration::ZERO);
-    let p = start(settings(EventStorage::File(path.clone())), Arc::clone(&script));
+    let p = start(
+        settings(EventStorage::File(path.clone())),
+        Arc::clone(&script),
+    );
     for n in 0..3 {
         p.push(conversion(n));
     }
@@ -178,7 +196,10 @@ async fn a_refused_batch_becomes_dead_letters_and_can_be_resent() {
     assert_eq!(resend_dead_letters(&path, None).unwrap(), 3);
 
     let again = Script::with(&[], Duration::ZERO);
-    let p = start(settings(EventStorage::File(path.clone())), Arc::clone(&again));
+    let p = start(
+        settings(EventStorage::File(path.clone())),
+        Arc::clone(&again),
+    );
     assert_eq!(p.stats().in_store, 3, "restored from the store");
     bounded(p.flush()).await;
     assert_eq!(p.stats().sent, 3);
@@ -196,7 +217,11 @@ async fn events_older_than_the_age_limit_become_dead_letters() {
     bounded(p.flush()).await;
     let stats = p.stats();
     assert_eq!((stats.sent, stats.dead_lettered), (0, 1));
-    assert!(stats.retries >= 2, "retried until the age limit: {}", stats.retries);
+    assert!(
+        stats.retries >= 2,
+        "retried until the age limit: {}",
+        stats.retries
+    );
 }
 
 #[tokio::test]
@@ -212,7 +237,10 @@ async fn several_requests_are_in_flight_at_once() {
     bounded(p.flush()).await;
     assert_eq!(p.stats().sent, 200);
     assert_eq!(script.peak.load(Ordering::SeqCst), 4);
-    assert!(script.bodies().iter().all(|b| b["visitors"].as_array().unwrap().len() <= 10));
+    assert!(script
+        .bodies()
+        .iter()
+        .all(|b| b["visitors"].as_array().unwrap().len() <= 10));
 }
 
 #[tokio::test]

@@ -146,6 +146,7 @@ async fn start_brevo(config: &Config, options: &RuntimeOptions) -> Result<BrevoS
         })
         .attribute_names(attribute_names(b))
         .list_ids(b.list_ids.iter().map(|&id| i64::try_from(id).unwrap_or(0)))
+        .import_threshold(b.import_threshold.max(1))
         .batch_size(b.batch_size)
         .queue_capacity(b.max_pending)
         .contacts_budget(budget)
@@ -153,6 +154,13 @@ async fn start_brevo(config: &Config, options: &RuntimeOptions) -> Result<BrevoS
         .flush_interval(options.brevo_flush_interval)
         .store_path(Some(config.state_dir.join("brevo.sqlite")))
         .dry_run_path(config.state_dir.join("brevo-dry-run.jsonl"));
+    if let Some(list) = b.import_list_id {
+        builder = builder.import_list_id(i64::try_from(list).unwrap_or(0));
+    } else if b.list_ids.is_empty() {
+        tracing::warn!(
+            "connectors.brevo has no import_list_id or list_ids: contacts unknown to Brevo are created one request each (about 10/s on the general plan); set one for bulk import"
+        );
+    }
     if let (Some(key), false) = (&b.api_key, b.dry_run) {
         builder = builder.api_key(ApiKey::new(key.expose()));
     }
@@ -257,7 +265,10 @@ impl Runtime {
                 .event_commit_interval(Duration::from_millis(ev.commit_interval_ms))
                 .event_max_store_bytes(ev.max_store_mb.saturating_mul(1 << 20))
                 .event_max_age(Duration::from_secs(ev.max_age_hours.saturating_mul(3600)))
-                .event_shutdown_timeout(Duration::from_secs(config.server.shutdown_timeout_secs))
+                // Within the server's budget, so the store is closed cleanly before it ends.
+                .event_shutdown_timeout(
+                    Duration::from_secs(config.server.shutdown_timeout_secs).mul_f64(0.8),
+                )
                 .event_storage(if ev.durable {
                     crate::EventStorage::File(
                         config.state_dir.join(format!("events-{}.sqlite", p.name)),
@@ -373,9 +384,14 @@ impl Runtime {
 
     /// Closes the clients (flushing events), the recorder and the Brevo sync (flushing its outbox).
     pub async fn close(&self) {
+        // Every project's events at once: each client sends for at most its shutdown timeout,
+        // then leaves the rest in its store for the next start (and says how many).
+        let mut closing = tokio::task::JoinSet::new();
         for p in &self.ordered {
-            p.client.close().await;
+            let client = p.client.clone();
+            closing.spawn(async move { client.close().await });
         }
+        while closing.join_next().await.is_some() {}
         let recorder = self.recorder.lock().ok().and_then(|mut r| r.take());
         if let Some(r) = recorder {
             let _ = r.stop.send(());

@@ -35,6 +35,9 @@ struct EndpointState {
     requests: u64,
     rejected: u64,
     fault: Option<EventFault>,
+    latency: std::time::Duration,
+    in_flight: u64,
+    peak_in_flight: u64,
 }
 
 /// The fake event endpoint; clone freely (shared state).
@@ -64,6 +67,16 @@ impl FakeEventEndpoint {
     /// Sets (Some) or ends (None) a fault.
     pub fn set_fault(&self, fault: Option<EventFault>) {
         self.lock().fault = fault;
+    }
+
+    /// Answers every request this much later (a far-away endpoint).
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// The most requests that were being answered at once.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.lock().peak_in_flight
     }
 
     /// Every accepted batch, in arrival order.
@@ -122,6 +135,21 @@ impl FakeEventEndpoint {
 }
 
 async fn receive(State(state): State<Arc<Mutex<EndpointState>>>, body: Bytes) -> Response {
+    let latency = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.in_flight += 1;
+        s.peak_in_flight = s.peak_in_flight.max(s.in_flight);
+        s.latency
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let response = answer(&state, body);
+    state.lock().unwrap_or_else(|e| e.into_inner()).in_flight -= 1;
+    response
+}
+
+fn answer(state: &Mutex<EndpointState>, body: Bytes) -> Response {
     let close = [(header::CONNECTION, "close")];
     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
     s.requests += 1;

@@ -145,7 +145,12 @@ impl Worker {
         if missing.is_empty() {
             return Ok(());
         }
-        if let Some(list) = self.cfg.import_list_id {
+        // The import list: the configured one, else the first list every contact joins.
+        let import_list = self
+            .cfg
+            .import_list_id
+            .or_else(|| self.cfg.list_ids.first().copied());
+        if let Some(list) = import_list {
             if missing.len() >= self.cfg.import_threshold {
                 let attributes: Vec<_> = missing.iter().map(|d| self.write_attributes(d)).collect();
                 let items: Vec<(&str, &serde_json::Map<String, Value>)> = missing
@@ -320,42 +325,58 @@ impl Worker {
 }
 
 /// Which items of a 207 `/contacts/batch` answer failed. Brevo's body is
-/// `{"successIds": [...], "failureIds": [...]}`; whether the ids are emails or contact ids is
-/// UNCONFIRMED, so string ids are matched against the items' identity and, when no failure
-/// can be matched, every item not named in `successIds` counts as failed.
+/// `{"successIds": [...], "failureIds": [...]}` with integer ids; whether they are contact ids
+/// or item positions is UNCONFIRMED. They are read as positions only when they name every
+/// item exactly once; string ids are matched against the items' identity. Anything else (ids
+/// we cannot map, an unknown shape) marks every item failed: the call is retried, which is
+/// harmless for contact writes (idempotent by state), and never counted as written.
 fn partial_failures<'a>(
     body: &[u8],
     group: &[DueContact],
     contact: impl Fn(u32) -> &'a str,
 ) -> Vec<bool> {
-    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let names = |key: &str| -> Vec<String> {
-        parsed
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|v| match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    let all_failed = vec![true; group.len()];
+    let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
+        return all_failed;
     };
-    let failures = names("failureIds");
-    let marks: Vec<bool> = group
-        .iter()
-        .map(|d| failures.iter().any(|f| f == contact(d.slot)))
-        .collect();
-    if marks.iter().any(|m| *m) {
-        return marks;
+    let ids = |key: &str| parsed.get(key).and_then(Value::as_array).cloned();
+    let (Some(successes), Some(failures)) = (ids("successIds"), ids("failureIds")) else {
+        return all_failed;
+    };
+    if failures.is_empty() && successes.len() == group.len() {
+        return vec![false; group.len()];
     }
-    let successes = names("successIds");
-    group
+    // Positions: every item named once, in one list or the other.
+    let positions: Option<Vec<usize>> = successes
         .iter()
-        .map(|d| !successes.iter().any(|s| s == contact(d.slot)))
-        .collect()
+        .chain(&failures)
+        .map(|v| v.as_u64().map(|n| n as usize))
+        .collect();
+    if let Some(mut named) = positions {
+        named.sort_unstable();
+        if named == (0..group.len()).collect::<Vec<_>>() {
+            let failed: Vec<usize> = failures
+                .iter()
+                .filter_map(|v| v.as_u64().map(|n| n as usize))
+                .collect();
+            return (0..group.len()).map(|i| failed.contains(&i)).collect();
+        }
+        return all_failed;
+    }
+    // Emails: matched against the items.
+    let names = |list: &[Value]| -> Option<Vec<String>> {
+        list.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+    };
+    match (names(&successes), names(&failures)) {
+        (Some(successes), Some(failures)) => group
+            .iter()
+            .map(|d| {
+                let c = contact(d.slot);
+                failures.iter().any(|f| f == c) || !successes.iter().any(|s| s == c)
+            })
+            .collect(),
+        _ => all_failed,
+    }
 }
 
 /// Percent-encodes a path segment (everything but unreserved characters).
@@ -374,6 +395,59 @@ fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::brevo::derive::Derived;
+
+    #[test]
+    fn partial_answers_of_contacts_batch() {
+        let group: Vec<DueContact> = (0..3)
+            .map(|slot| DueContact {
+                slot,
+                derived: Derived {
+                    attributes: serde_json::Map::new(),
+                    digest: 1,
+                },
+            })
+            .collect();
+        let emails = ["a@x.io", "b@x.io", "c@x.io"];
+        let contact = |slot: u32| emails[slot as usize];
+        let cases: [(&[u8], [bool; 3]); 8] = [
+            // Positions naming every item once.
+            (
+                br#"{"successIds":[0,2],"failureIds":[1]}"#,
+                [false, true, false],
+            ),
+            (
+                br#"{"successIds":[0,1,2],"failureIds":[]}"#,
+                [false, false, false],
+            ),
+            // Contact ids we cannot map: every item retried.
+            (
+                br#"{"successIds":[5501,5502],"failureIds":[5503]}"#,
+                [true, true, true],
+            ),
+            (
+                br#"{"successIds":[0,1],"failureIds":[1]}"#,
+                [true, true, true],
+            ),
+            // Emails.
+            (
+                br#"{"successIds":["a@x.io","c@x.io"],"failureIds":["b@x.io"]}"#,
+                [false, true, false],
+            ),
+            // Unknown shapes fail the whole call.
+            (br#"{"failed":[1]}"#, [true, true, true]),
+            (br#"{}"#, [true, true, true]),
+            (b"oops", [true, true, true]),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                partial_failures(body, &group, contact),
+                expected.to_vec(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
 
     #[test]
     fn encodes_path_segments() {

@@ -69,7 +69,13 @@ impl Worker {
             };
             match retry::classify(Some(response.status)) {
                 Class::Success => {
-                    let failed = event_failures(&response.body, group.len());
+                    let failed = if response.status == 207 {
+                        // An answer we cannot read fails the whole call: retried, never counted as sent.
+                        event_failures(&response.body, group.len())
+                            .unwrap_or_else(|| (0..group.len()).collect())
+                    } else {
+                        Vec::new()
+                    };
                     let mut done = Vec::new();
                     for (i, mut ev) in group.into_iter().enumerate() {
                         if failed.contains(&i) {
@@ -139,18 +145,30 @@ impl Worker {
     }
 }
 
-/// Indexes of failed events in a 207 `/events/batch` answer. The body's shape is UNCONFIRMED:
-/// any array of objects with an `index` field under `failures`, `errors` or `failed` counts.
-fn event_failures(body: &[u8], len: usize) -> Vec<usize> {
-    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    ["failures", "errors", "failed"]
-        .iter()
-        .filter_map(|k| parsed.get(*k).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|f| f.get("index").and_then(Value::as_u64))
-        .map(|i| i as usize)
-        .filter(|&i| i < len)
-        .collect()
+/// Indexes of failed events in a 207 `/events/batch` answer: Brevo lists them as
+/// `errors[].eventIndex[]` (each error names the positions it applies to; a single integer is
+/// read too). `None` when the body has no such list: the caller then fails the whole call.
+fn event_failures(body: &[u8], len: usize) -> Option<Vec<usize>> {
+    let parsed: Value = serde_json::from_slice(body).ok()?;
+    let errors = parsed.get("errors")?.as_array()?;
+    let mut failed = Vec::new();
+    for error in errors {
+        match error.get("eventIndex")? {
+            Value::Array(indexes) => {
+                for index in indexes {
+                    failed.push(index.as_u64()? as usize);
+                }
+            }
+            Value::Number(n) => failed.push(n.as_u64()? as usize),
+            _ => return None,
+        }
+    }
+    if failed.iter().any(|&i| i >= len) {
+        return None;
+    }
+    failed.sort_unstable();
+    failed.dedup();
+    Some(failed)
 }
 
 #[cfg(test)]
@@ -159,10 +177,26 @@ mod tests {
 
     #[test]
     fn event_failure_indexes() {
-        assert_eq!(
-            event_failures(br#"{"failures":[{"index":1},{"index":9}]}"#, 3),
-            vec![1]
-        );
-        assert!(event_failures(br#"{"count":3}"#, 3).is_empty());
+        let cases: [(&[u8], Option<Vec<usize>>); 7] = [
+            (
+                br#"{"errors":[{"eventIndex":[0,2],"message":"bad name"},{"eventIndex":[2]}]}"#,
+                Some(vec![0, 2]),
+            ),
+            (br#"{"errors":[{"eventIndex":1}]}"#, Some(vec![1])),
+            (br#"{"errors":[]}"#, Some(vec![])),
+            // Unknown shapes fail the whole call.
+            (br#"{"failures":[{"index":1}]}"#, None),
+            (br#"{"count":3}"#, None),
+            (br#"{"errors":[{"eventIndex":[7]}]}"#, None),
+            (b"not json", None),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                event_failures(body, 3),
+                expected,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }
