@@ -61,6 +61,19 @@ enum Command {
         #[arg(long, default_value_t = flagbridge_sync::backfill::DEFAULT_CHECKPOINT_EVERY)]
         checkpoint_every: u64,
     },
+    /// Show the event dead letters of a store (events logx refused with 4xx, or that passed
+    /// the age limit), or move them back to the queue with --resend. The process using the
+    /// store must be stopped; `serve` keeps each project's store in
+    /// STATE_DIR/events-PROJECT.sqlite.
+    Events {
+        /// The event store (SQLite file).
+        #[arg(long)]
+        store: PathBuf,
+        /// Move dead letters back to the queue (all, or the ids given); they are sent at the
+        /// next start of a client on this store.
+        #[arg(long, num_args = 0..)]
+        resend: Option<Vec<i64>>,
+    },
     /// Validate a config file without starting anything.
     CheckConfig {
         /// The YAML config file.
@@ -88,6 +101,7 @@ fn main() -> ExitCode {
             with_sync,
         } => serve(config.as_deref(), listen, with_sync),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Events { store, resend } => events(&store, resend),
         Command::Backfill {
             config,
             users,
@@ -115,6 +129,34 @@ fn main() -> ExitCode {
             })
         }),
         Command::Sync { config, once } => with_config(&config, |c| run_async(sync(c, once))),
+    }
+}
+
+fn events(store: &Path, resend: Option<Vec<i64>>) -> ExitCode {
+    if !store.exists() {
+        eprintln!("error: --store {}: no such file", store.display());
+        return ExitCode::from(2);
+    }
+    let result = match resend {
+        Some(ids) => {
+            let ids = (!ids.is_empty()).then_some(ids);
+            flagbridge_sync::events::resend_dead_letters(store, ids.as_deref()).map(|moved| {
+                println!("{moved} events moved back to the queue; they are sent at the next start");
+            })
+        }
+        None => flagbridge_sync::events::dead_letters(store).map(|letters| {
+            for letter in &letters {
+                println!("{}", serde_json::to_string(letter).unwrap_or_default());
+            }
+            eprintln!("{} dead letters", letters.len());
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

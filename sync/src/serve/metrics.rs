@@ -24,8 +24,16 @@ pub struct EventMetrics {
     pub queued: u64,
     /// Events sent (accepted by the event endpoint).
     pub sent: u64,
-    /// Events dropped (queue full or permanent failure).
+    /// Events dropped (store full, hand-off full, or after close).
     pub dropped: u64,
+    /// Events in the durable store, not yet delivered.
+    pub in_store: u64,
+    /// Events in requests being sent.
+    pub in_flight: u64,
+    /// Events set aside as dead letters (4xx, or past the age limit).
+    pub dead_lettered: u64,
+    /// Retries of event requests.
+    pub retries: u64,
 }
 
 /// Brevo sync numbers.
@@ -161,11 +169,36 @@ pub fn render(s: &Snapshot) -> String {
         ),
         (
             "flagbridge_events_dropped_total",
-            "Events dropped.",
+            "Events dropped (store full, hand-off full, or after close).",
             e.dropped,
+        ),
+        (
+            "flagbridge_events_dead_lettered_total",
+            "Events set aside as dead letters (4xx, or past the age limit).",
+            e.dead_lettered,
+        ),
+        (
+            "flagbridge_events_retries_total",
+            "Retries of event requests.",
+            e.retries,
         ),
     ] {
         header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    for (name, help, v) in [
+        (
+            "flagbridge_events_in_store",
+            "Events in the durable store, not yet delivered.",
+            e.in_store,
+        ),
+        (
+            "flagbridge_events_in_flight",
+            "Events in requests being sent.",
+            e.in_flight,
+        ),
+    ] {
+        header(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {v}");
     }
     let b = &s.brevo;
@@ -232,6 +265,10 @@ mod tests {
                 queued: 10,
                 sent: 9,
                 dropped: 1,
+                in_store: 3,
+                in_flight: 2,
+                dead_lettered: 0,
+                retries: 5,
             },
             brevo: BrevoMetrics {
                 writes: 4,
@@ -248,6 +285,9 @@ mod tests {
             "flagbridge_datafile_info{project=\"we\\\"b\",revision=\"42\"} 1",
             "flagbridge_datafile_age_seconds{project=\"we\\\"b\"} 1.500",
             "flagbridge_events_dropped_total 1",
+            "flagbridge_events_in_store 3",
+            "# TYPE flagbridge_events_in_flight gauge",
+            "flagbridge_events_retries_total 5",
             "flagbridge_brevo_429_total 2",
             "flagbridge_brevo_pending 7",
             "# TYPE flagbridge_brevo_pending gauge",

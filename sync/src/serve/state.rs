@@ -329,6 +329,10 @@ impl Runtime {
                 events.queued += stats.queued;
                 events.sent += stats.sent;
                 events.dropped += stats.dropped + stats.overflow;
+                events.in_store += stats.in_store;
+                events.in_flight += stats.in_flight;
+                events.dead_lettered += stats.dead_lettered;
+                events.retries += stats.retries;
                 ProjectMetrics {
                     name: p.settings.name.clone(),
                     decisions: p
