@@ -1,0 +1,141 @@
+//! Deciding as users load the system: 1,000 distinct users, each a `ClientUserContext`, one
+//! flag each in turn, against the engine alone on the same config and users (same run).
+//!
+//! - `decide_1000_users/engine`: `Decider::decide` only.
+//! - `decide_1000_users/client_events`: `ClientUserContext::decide` with events on: the
+//!   durable pipeline (SQLite store in a temp dir, 4 requests in flight) to an endpoint that
+//!   answers 204 at once. Timed per chunk of 1,000 decides; the pipeline runs on one tokio
+//!   worker (the other core) and is flushed, untimed, between chunks.
+//! - `decide_1000_users/client_events_brevo`: the same plus the Brevo sync (dry run) as sink.
+//! - `delivery/per_event`: end to end, 20,000 decides handed over and flushed (rendered,
+//!   stored, sent, deleted), timed together: the pipeline's cost per event.
+//!
+//! Targets (issue 14): client_events <= 2x engine, with Brevo <= 3x.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use flagbridge_benches::pipelines::{dry_run_brevo_sync, wait_processed, NullTransport};
+use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
+use flagbridge_sync::testing::datafile;
+use flagbridge_sync::{Client, ClientUserContext, EventStorage};
+
+const USERS: usize = 1_000;
+const CHUNK: u64 = 1_000;
+
+fn user(i: usize) -> UserContext {
+    UserContext::new(format!("user-{i}"))
+        .with_attribute("plan", if i % 3 == 0 { "pro" } else { "basic" })
+        .with_attribute("email", format!("user-{i}@example.com"))
+}
+
+fn delivery(c: &mut Criterion) {
+    let text = datafile("1");
+    let config = ProjectConfig::parse(&text).expect("datafile");
+    let users: Vec<UserContext> = (0..USERS).map(user).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let start = |store: &str, brevo: Option<&flagbridge_sync::brevo::BrevoSync>| {
+        let mut builder = Client::builder()
+            .datafile(text.clone())
+            .event_transport(Arc::new(NullTransport))
+            .event_storage(EventStorage::File(dir.path().join(store)));
+        if let Some(brevo) = brevo {
+            builder = builder.decision_sink(Arc::new(brevo.sink()));
+        }
+        runtime.block_on(builder.start()).expect("client")
+    };
+
+    let mut group = c.benchmark_group("decide_1000_users");
+    group.bench_function("engine", |b| {
+        let decider = Decider::new(&config);
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % USERS;
+            black_box(
+                decider
+                    .decide(&users[i], "checkout", DecideOptions::NONE)
+                    .enabled(),
+            )
+        })
+    });
+    let timed = |b: &mut criterion::Bencher<'_>, client: &Client, bound: &[ClientUserContext]| {
+        let mut i = 0;
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                let started = Instant::now();
+                for _ in 0..n {
+                    i = (i + 1) % USERS;
+                    black_box(
+                        bound[i].decide_with("checkout", DecideOptions::NONE, |d| d.enabled()),
+                    );
+                }
+                total += started.elapsed();
+                left -= n;
+                runtime.block_on(client.flush());
+            }
+            total
+        })
+    };
+    {
+        let client = start("events.sqlite", None);
+        let bound: Vec<ClientUserContext> =
+            users.iter().map(|u| client.user_context(u.clone())).collect();
+        group.bench_function("client_events", |b| timed(b, &client, &bound));
+        runtime.block_on(client.close());
+        let stats = client.event_stats();
+        assert_eq!((stats.dropped, stats.overflow), (0, 0), "{stats:?}");
+    }
+    {
+        let brevo = dry_run_brevo_sync(&runtime, dir.path(), 1 << 16);
+        let client = start("events-brevo.sqlite", Some(&brevo));
+        let bound: Vec<ClientUserContext> =
+            users.iter().map(|u| client.user_context(u.clone())).collect();
+        group.bench_function("client_events_brevo", |b| {
+            timed(b, &client, &bound);
+            wait_processed(&brevo);
+        });
+        runtime.block_on(client.close());
+        let _ = runtime.block_on(brevo.close());
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("delivery");
+    group.sample_size(10);
+    {
+        let client = start("events-e2e.sqlite", None);
+        let bound: Vec<ClientUserContext> =
+            users.iter().map(|u| client.user_context(u.clone())).collect();
+        const EVENTS: u64 = 20_000;
+        group.bench_function("per_event", |b| {
+            let mut i = 0;
+            b.iter_custom(|iters| {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    for _ in 0..EVENTS {
+                        i = (i + 1) % USERS;
+                        bound[i].decide_with("checkout", DecideOptions::NONE, |d| d.enabled());
+                    }
+                    runtime.block_on(client.flush());
+                }
+                started.elapsed() / EVENTS as u32
+            })
+        });
+        runtime.block_on(client.close());
+        let stats = client.event_stats();
+        assert_eq!(stats.sent, stats.queued, "{stats:?}");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, delivery);
+criterion_main!(benches);
