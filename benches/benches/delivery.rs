@@ -88,8 +88,10 @@ fn delivery(c: &mut Criterion) {
     };
     {
         let client = start("events.sqlite", None);
-        let bound: Vec<ClientUserContext> =
-            users.iter().map(|u| client.user_context(u.clone())).collect();
+        let bound: Vec<ClientUserContext> = users
+            .iter()
+            .map(|u| client.user_context(u.clone()))
+            .collect();
         group.bench_function("client_events", |b| timed(b, &client, &bound));
         runtime.block_on(client.close());
         let stats = client.event_stats();
@@ -98,8 +100,10 @@ fn delivery(c: &mut Criterion) {
     {
         let brevo = dry_run_brevo_sync(&runtime, dir.path(), 1 << 16);
         let client = start("events-brevo.sqlite", Some(&brevo));
-        let bound: Vec<ClientUserContext> =
-            users.iter().map(|u| client.user_context(u.clone())).collect();
+        let bound: Vec<ClientUserContext> = users
+            .iter()
+            .map(|u| client.user_context(u.clone()))
+            .collect();
         group.bench_function("client_events_brevo", |b| {
             timed(b, &client, &bound);
             wait_processed(&brevo);
@@ -113,8 +117,10 @@ fn delivery(c: &mut Criterion) {
     group.sample_size(10);
     {
         let client = start("events-e2e.sqlite", None);
-        let bound: Vec<ClientUserContext> =
-            users.iter().map(|u| client.user_context(u.clone())).collect();
+        let bound: Vec<ClientUserContext> = users
+            .iter()
+            .map(|u| client.user_context(u.clone()))
+            .collect();
         const EVENTS: u64 = 20_000;
         group.bench_function("per_event", |b| {
             let mut i = 0;

@@ -54,6 +54,8 @@ pub struct Inner {
     windows: HashMap<&'static str, (Instant, u32)>,
     /// 429 answers given (rate limit and `throttle_next`).
     pub throttled: u32,
+    /// Arrival time of every request, by endpoint family.
+    pub arrivals: Vec<(&'static str, Instant)>,
     /// Answer the next N requests with 429 and `x-sib-ratelimit-reset: 0`.
     pub throttle_next: u32,
     /// Answer the next N requests with 503.
@@ -139,6 +141,26 @@ impl FakeBrevo {
         self.with(|s| s.contacts.get(email).cloned())
     }
 
+    /// The most requests of `family` that arrived within any one second.
+    pub fn max_in_any_second(&self, family: &str) -> usize {
+        let times: Vec<Instant> = self.with(|s| {
+            s.arrivals
+                .iter()
+                .filter(|(f, _)| *f == family)
+                .map(|(_, t)| *t)
+                .collect()
+        });
+        let mut most = 0;
+        let mut start = 0;
+        for end in 0..times.len() {
+            while times[end].duration_since(times[start]) >= Duration::from_secs(1) {
+                start += 1;
+            }
+            most = most.max(end - start + 1);
+        }
+        most
+    }
+
     pub fn count_requests(&self, method: &str, path: &str) -> usize {
         self.with(|s| {
             s.requests
@@ -200,6 +222,7 @@ async fn gate(
             false
         };
         let now = Instant::now();
+        s.arrivals.push((family, now));
         let limit = s.rate_limit;
         let window = s.windows.entry(family).or_insert((now, 0));
         if now.duration_since(window.0) >= Duration::from_secs(1) {
