@@ -27,7 +27,7 @@ const CHUNK: u64 = 1_000;
 
 fn user(i: usize) -> UserContext {
     UserContext::new(format!("user-{i}"))
-        .with_attribute("plan", if i % 3 == 0 { "pro" } else { "basic" })
+        .with_attribute("plan", if i.is_multiple_of(3) { "pro" } else { "basic" })
         .with_attribute("email", format!("user-{i}@example.com"))
 }
 

@@ -76,7 +76,7 @@ async fn bursts_of_500_and_503_lose_nothing() {
     let endpoint = FakeEventEndpoint::start().await.unwrap();
     let client = client(&endpoint, &dir.path().join("events.sqlite")).await;
     let mut decided = 0;
-    for wave in 0..4 {
+    for wave in 0..4usize {
         endpoint.set_fault(Some(EventFault::Burst {
             status: if wave % 2 == 0 { 500 } else { 503 },
             count: if wave % 2 == 0 { 8 } else { 4 },
@@ -174,6 +174,8 @@ async fn a_process_killed_mid_flush_loses_at_most_the_commit_window() {
                 }
             }
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the child ended before deciding 10,000 times (last {last})");
     })
     .await
