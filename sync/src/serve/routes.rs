@@ -14,8 +14,8 @@ use flagbridge_engine::{AttributeValue, DecideOption, DecideOptions, UserContext
 use serde_json::{Map, Value};
 
 use super::agent::{
-    self, BatchContext, BatchResponse, BatchResponseItem, DecideContext, ErrorBody,
-    OptimizelyDecision, TrackContext, TrackResponse, UserContextOut,
+    self, BatchContext, BatchResponse, BatchResponseItem, DecideContext, ErrorBody, TrackContext,
+    TrackResponse,
 };
 use super::auth::bearer_matches;
 use super::metrics;
@@ -171,57 +171,149 @@ fn build_user(
     Ok(user)
 }
 
-/// `POST /v1/decide` on parsed input.
-pub(crate) fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Answer {
-    let mut user = match build_user(&body.user_id, body.user_attributes.as_ref()) {
-        Ok(u) => u,
-        Err(a) => return a,
-    };
+/// The user and options of a decide request.
+fn decide_input(body: &DecideContext) -> Result<(UserContext, DecideOptions), Answer> {
+    let mut user = build_user(&body.user_id, body.user_attributes.as_ref())?;
     let mut options = DecideOptions::NONE;
     for (i, name) in body.decide_options.iter().flatten().enumerate() {
         match DecideOption::from_str(name) {
             Ok(o) => options = options.with(o),
             Err(_) => {
-                return error(
+                return Err(error(
                     StatusCode::BAD_REQUEST,
                     format!(
                         "body.decideOptions[{i}]: unknown option `{name}` (known: {})",
                         DecideOption::ALL.map(|o| o.as_str()).join(", ")
                     ),
-                )
+                ))
             }
         }
     }
     for fd in body.forced_decisions.iter().flatten() {
         user.set_forced_decision(&fd.flag_key, fd.rule_key.as_deref(), &fd.variation_key);
     }
-    let attributes = body.user_attributes.clone().unwrap_or_default();
-    let to_out = |d: crate::FlagDecision| OptimizelyDecision {
-        variables: d.variables,
-        variation_key: d.variation_key.unwrap_or_default(),
-        enabled: d.enabled,
-        rule_key: d.rule_key.unwrap_or_default(),
-        flag_key: d.flag_key,
-        user_context: UserContextOut {
-            user_id: body.user_id.clone(),
-            attributes: attributes.clone(),
-        },
-        reasons: d.reasons,
-    };
-    let value = if keys.len() == 1 {
-        serde_json::to_value(to_out(p.client.decide(&user, &keys[0], options)))
+    Ok((user, options))
+}
+
+/// The decisions of a decide request: one object for one key, else an array.
+enum Decided {
+    One(crate::FlagDecision),
+    Many(Vec<crate::FlagDecision>),
+}
+
+fn decide_flags(
+    p: &ProjectRuntime,
+    keys: &[String],
+    body: &DecideContext,
+) -> Result<Decided, Answer> {
+    let (user, options) = decide_input(body)?;
+    Ok(if keys.len() == 1 {
+        Decided::One(p.client.decide(&user, &keys[0], options))
+    } else if keys.is_empty() {
+        Decided::Many(p.client.decide_all(&user, options))
     } else {
-        let decisions = if keys.is_empty() {
-            p.client.decide_all(&user, options)
-        } else {
-            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            p.client.decide_for_keys(&user, &refs, options)
-        };
-        serde_json::to_value(decisions.into_iter().map(to_out).collect::<Vec<_>>())
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        Decided::Many(p.client.decide_for_keys(&user, &refs, options))
+    })
+}
+
+/// Agent's `OptimizelyDecision`, serialised from borrowed parts (the user's attributes are
+/// written into every decision without being copied).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DecisionOut<'a> {
+    variables: &'a Map<String, Value>,
+    variation_key: &'a str,
+    enabled: bool,
+    rule_key: &'a str,
+    flag_key: &'a str,
+    user_context: UserOut<'a>,
+    reasons: &'a [String],
+}
+
+#[derive(serde::Serialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+struct UserOut<'a> {
+    user_id: &'a str,
+    attributes: &'a Map<String, Value>,
+}
+
+impl<'a> DecisionOut<'a> {
+    fn new(d: &'a crate::FlagDecision, user: UserOut<'a>) -> Self {
+        DecisionOut {
+            variables: &d.variables,
+            variation_key: d.variation_key.as_deref().unwrap_or_default(),
+            enabled: d.enabled,
+            rule_key: d.rule_key.as_deref().unwrap_or_default(),
+            flag_key: &d.flag_key,
+            user_context: user,
+            reasons: &d.reasons,
+        }
+    }
+}
+
+/// Serialises the decisions with `write` (to bytes for the route, to a `Value` for a batch).
+fn render_decided<T>(
+    decided: &Decided,
+    body: &DecideContext,
+    write: impl FnOnce(&dyn erased::Out) -> serde_json::Result<T>,
+) -> serde_json::Result<T> {
+    let empty = Map::new();
+    let user = UserOut {
+        user_id: &body.user_id,
+        attributes: body.user_attributes.as_ref().unwrap_or(&empty),
     };
-    match value {
+    match decided {
+        Decided::One(d) => write(&DecisionOut::new(d, user)),
+        Decided::Many(all) => {
+            let out: Vec<DecisionOut<'_>> = all.iter().map(|d| DecisionOut::new(d, user)).collect();
+            write(&out)
+        }
+    }
+}
+
+/// A serialisable value behind a trait object (serde's `Serialize` is not object safe).
+mod erased {
+    pub(super) trait Out {
+        fn to_vec(&self) -> serde_json::Result<Vec<u8>>;
+        fn to_value(&self) -> serde_json::Result<serde_json::Value>;
+    }
+    impl<T: serde::Serialize> Out for T {
+        fn to_vec(&self) -> serde_json::Result<Vec<u8>> {
+            serde_json::to_vec(self)
+        }
+        fn to_value(&self) -> serde_json::Result<serde_json::Value> {
+            serde_json::to_value(self)
+        }
+    }
+}
+
+/// `POST /v1/decide` on parsed input, as a JSON value (for `/v1/batch`).
+pub(crate) fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Answer {
+    let decided = match decide_flags(p, keys, &body) {
+        Ok(d) => d,
+        Err(a) => return a,
+    };
+    match render_decided(&decided, &body, |out| out.to_value()) {
         Ok(v) => (StatusCode::OK, v),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /v1/decide` on parsed input, written straight to the response bytes.
+fn decide_response(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Response {
+    let decided = match decide_flags(p, keys, &body) {
+        Ok(d) => d,
+        Err(a) => return respond(a),
+    };
+    match render_decided(&decided, &body, |out| out.to_vec()) {
+        Ok(bytes) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => respond(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }
 
@@ -274,7 +366,7 @@ async fn decide(
         Ok(b) => b,
         Err(e) => return respond(error(StatusCode::BAD_REQUEST, e)),
     };
-    respond(decide_op(p, &query_values(uri.query(), "keys"), body))
+    decide_response(p, &query_values(uri.query(), "keys"), body)
 }
 
 async fn track(
@@ -496,4 +588,48 @@ async fn metrics_handler(State(rt): State<Arc<Runtime>>) -> Response {
         metrics::render(&rt.snapshot()),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::agent::{OptimizelyDecision, UserContextOut};
+
+    /// The borrowed rendering equals Agent's `OptimizelyDecision` serialised.
+    #[test]
+    fn borrowed_decision_equals_the_agent_shape() {
+        let mut variables = Map::new();
+        variables.insert("n".into(), Value::from(1.5));
+        let decision = crate::FlagDecision {
+            variables: variables.clone(),
+            variation_key: None,
+            enabled: true,
+            rule_key: Some("r".into()),
+            rule_type: "rollout",
+            flag_key: "f".into(),
+            reasons: vec!["why".into()],
+        };
+        let mut attributes = Map::new();
+        attributes.insert("plan".into(), Value::from("pro"));
+        let body: DecideContext = serde_json::from_value(serde_json::json!({
+            "userId": "u1", "userAttributes": attributes.clone()
+        }))
+        .unwrap();
+        let borrowed =
+            render_decided(&Decided::Many(vec![decision]), &body, |o| o.to_value()).unwrap();
+        let owned = serde_json::to_value(vec![OptimizelyDecision {
+            variables,
+            variation_key: String::new(),
+            enabled: true,
+            rule_key: "r".into(),
+            flag_key: "f".into(),
+            user_context: UserContextOut {
+                user_id: "u1".into(),
+                attributes,
+            },
+            reasons: vec!["why".into()],
+        }])
+        .unwrap();
+        assert_eq!(borrowed, owned);
+    }
 }
