@@ -152,6 +152,12 @@ async fn sync_once_creates_winner_lists() {
             ),
         ]
     );
+    // Contacts join the lists in batches, not one PUT each.
+    assert_eq!(brevo.count_requests("PUT", "/contacts/{id}"), 0);
+    assert_eq!(
+        brevo.count_requests("POST", "/contacts/lists/{id}/contacts/add"),
+        2
+    );
     // Not-started experiments are not asked for results.
     assert!(!rest.log().iter().any(|l| l.contains("/13/results")));
 

@@ -1,10 +1,11 @@
 //! Brevo lists for experiment winners: find-or-create a list by name, add contacts to it.
 //!
 //! Lists are found with `GET /contacts/lists` and created with `POST /contacts/lists`
-//! (`name` + `folderId`, Brevo's reference; not in our API notes). Contacts are added with the
-//! documented `PUT /contacts/{user_id}?identifierType=ext_id` and `listIds` (one call per contact:
-//! slow for very large lists, but it relies only on documented behaviour). The contact's
-//! `ext_id` is the Optimizely user id, as in the Brevo sync.
+//! (`name` + `folderId`, Brevo's reference; not in our API notes). Contacts are added in
+//! batches of [`MAX_LIST_ADD`] with `POST /contacts/lists/{id}/contacts/add` (`extIds`, or
+//! `emails` after [`BrevoLists::by_email`]); the answer's `contacts.failure` names those Brevo
+//! does not know (tried again at the next run). The contact's `ext_id` is the Optimizely user
+//! id, as in the Brevo sync.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -71,6 +72,21 @@ pub struct AddOutcome {
     pub added: usize,
     /// Contacts Brevo does not know (yet): not added, tried again next run.
     pub unknown: usize,
+}
+
+/// Most contacts per `POST /contacts/lists/{id}/contacts/add` (Brevo's limit).
+pub const MAX_LIST_ADD: usize = 150;
+
+/// The answer of `POST /contacts/lists/{id}/contacts/add`.
+#[derive(Deserialize)]
+struct AddAnswer {
+    contacts: AddedContacts,
+}
+
+#[derive(Deserialize)]
+struct AddedContacts {
+    #[serde(default)]
+    failure: Vec<serde_json::Value>,
 }
 
 /// Where winners' lists go.
@@ -302,23 +318,26 @@ impl ListWriter for BrevoLists {
         user_ids: &[String],
     ) -> Result<AddOutcome, ListError> {
         let mut outcome = AddOutcome::default();
-        for user_id in user_ids {
-            let mut url = self.url("contacts/")?;
-            url.path_segments_mut()
-                .map_err(|_| ListError::Decode {
-                    url: self.base.to_string(),
-                    message: "base URL cannot take path segments".into(),
-                })?
-                .pop_if_empty()
-                .push(user_id);
-            url.set_query(Some(&format!("identifierType={}", self.identifier_type)));
-            let body = serde_json::json!({"listIds": [list_id]});
-            let (status, bytes) = self.call(Method::Put, &url, Some(body)).await?;
-            match status.as_u16() {
-                200..=299 => outcome.added += 1,
-                404 => outcome.unknown += 1,
-                _ => return Err(status_error(&url, status, &bytes)),
+        let url = self.url(&format!("contacts/lists/{list_id}/contacts/add"))?;
+        let key = if self.identifier_type == "email_id" {
+            "emails"
+        } else {
+            "extIds"
+        };
+        for chunk in user_ids.chunks(MAX_LIST_ADD) {
+            let body = serde_json::json!({ key: chunk });
+            let (status, bytes) = self.call(Method::Post, &url, Some(body)).await?;
+            if !status.is_success() {
+                return Err(status_error(&url, status, &bytes));
             }
+            let answer: AddAnswer =
+                serde_json::from_slice(&bytes).map_err(|e| ListError::Decode {
+                    url: url.to_string(),
+                    message: e.to_string(),
+                })?;
+            let unknown = answer.contacts.failure.len().min(chunk.len());
+            outcome.unknown += unknown;
+            outcome.added += chunk.len() - unknown;
         }
         Ok(outcome)
     }

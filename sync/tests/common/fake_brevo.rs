@@ -107,6 +107,10 @@ impl FakeBrevo {
                 "/v3/contacts/lists",
                 get(lists::list_lists).post(lists::create_list),
             )
+            .route(
+                "/v3/contacts/lists/{id}/contacts/add",
+                post(lists::add_to_list),
+            )
             .route("/v3/contacts", post(create_contact))
             .route("/v3/contacts/{id}", get(get_contact).put(update_contact))
             .route("/v3/events", post(event))

@@ -125,3 +125,59 @@ pub(super) async fn create_list(
     s.lists.insert(id, name.to_string());
     (StatusCode::CREATED, Json(json!({"id": id}))).into_response()
 }
+
+/// `POST /contacts/lists/{id}/contacts/add` with `emails` or `extIds` (at most 150): known
+/// contacts join the list (`success`), unknown ones are listed in `failure`.
+pub(super) async fn add_to_list(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(r) = gate(
+        &state,
+        &headers,
+        "POST",
+        "/contacts/lists/{id}/contacts/add",
+        "contacts",
+    )
+    .await
+    {
+        return r;
+    }
+    let ids: Vec<String> = ["emails", "extIds"]
+        .iter()
+        .filter_map(|k| body.get(*k).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    if ids.is_empty() || ids.len() > 150 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "1 to 150 emails or extIds",
+        );
+    }
+    let mut s = state.lock().unwrap();
+    if !s.lists.contains_key(&id) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "document_not_found",
+            "List ID does not exist",
+        );
+    }
+    let (mut success, mut failure) = (Vec::new(), Vec::new());
+    for contact in ids {
+        if s.contacts.contains_key(&contact) {
+            join_lists(&mut s, &contact, Some(&json!([id])));
+            success.push(contact);
+        } else {
+            failure.push(contact);
+        }
+    }
+    (
+        StatusCode::CREATED,
+        Json(json!({"contacts": {"success": success, "failure": failure}})),
+    )
+        .into_response()
+}
