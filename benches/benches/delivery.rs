@@ -115,14 +115,28 @@ fn delivery(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("delivery");
     group.sample_size(10);
-    {
-        let client = start("events-e2e.sqlite", None);
+    for (name, storage) in [
+        ("per_event", Some("events-e2e.sqlite")),
+        ("per_event_memory", None),
+    ] {
+        let client = match storage {
+            Some(store) => start(store, None),
+            None => runtime
+                .block_on(
+                    Client::builder()
+                        .datafile(text.clone())
+                        .event_transport(Arc::new(NullTransport))
+                        .event_storage(EventStorage::Memory)
+                        .start(),
+                )
+                .expect("client"),
+        };
         let bound: Vec<ClientUserContext> = users
             .iter()
             .map(|u| client.user_context(u.clone()))
             .collect();
         const EVENTS: u64 = 20_000;
-        group.bench_function("per_event", |b| {
+        group.bench_function(name, |b| {
             let mut i = 0;
             b.iter_custom(|iters| {
                 let started = Instant::now();

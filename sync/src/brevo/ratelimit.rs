@@ -82,6 +82,14 @@ impl SlidingLog {
         }
         self.sent.push_back(now);
     }
+
+    /// The newest request got its answer at `now`: Brevo counted it at some point before
+    /// that, so it counts from `now` here.
+    fn finished(&mut self, now: Instant) {
+        if let Some(last) = self.sent.back_mut() {
+            *last = (*last).max(now);
+        }
+    }
 }
 
 /// Request budget shared by every call of one endpoint family.
@@ -121,6 +129,15 @@ impl RateLimiter {
         self.second.take(now);
         self.hour.take(now);
         Ok(())
+    }
+
+    /// The request taken last got its answer at `now` (the worker sends one request at a
+    /// time per family). A request counts in the sliding second from its answer, not from its
+    /// start: Brevo saw it at some time in between, and the next one arrives after it starts,
+    /// so no second at Brevo holds more than the limit, however long a body takes to upload
+    /// or a commit delays a send.
+    pub(crate) fn finished(&mut self, now: Instant) {
+        self.second.finished(now);
     }
 
     /// Blocks the budget until `until` (after a 429).
@@ -174,6 +191,23 @@ mod tests {
         assert!(r.try_acquire(t0 + ms(1020)).is_ok());
         assert!(r.try_acquire(t0 + ms(1020)).is_ok());
         assert_eq!(r.try_acquire(t0 + ms(1020)), Err(t0 + ms(1920)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_counts_from_its_answer() {
+        let mut r = RateLimiter::new(RateBudget {
+            per_second: 2,
+            per_hour: 36_000,
+        });
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert!(r.try_acquire(t0).is_ok());
+        // A slow upload: answered at 400 ms.
+        r.finished(t0 + ms(400));
+        assert!(r.try_acquire(t0 + ms(400)).is_ok());
+        r.finished(t0 + ms(410));
+        // The third waits a second (+margin) after the first's answer, not its start.
+        assert_eq!(r.try_acquire(t0 + ms(1000)), Err(t0 + ms(1420)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -468,6 +468,10 @@ impl Worker {
                 body: body.clone(),
             };
             let answer = self.transport.send(request).await;
+            match family {
+                Family::Contacts => self.contacts_budget.finished(Instant::now()),
+                Family::Events => self.events_budget.finished(Instant::now()),
+            }
             let status = answer.as_ref().ok().map(|r| r.status);
             match retry::classify(status) {
                 Class::RateLimited => {
