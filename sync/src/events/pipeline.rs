@@ -43,6 +43,14 @@ struct Open {
     first_ms: u64,
 }
 
+/// A sealed segment on its way to the store (the body shared with the ready queue).
+struct Sealed {
+    context: Arc<BatchContext>,
+    body: Arc<Vec<u8>>,
+    count: u32,
+    first_ms: u64,
+}
+
 /// Where a sealed segment went.
 #[derive(Clone, Copy, Debug)]
 enum Stored {
@@ -277,7 +285,15 @@ impl Pipeline {
         if self.sealed.is_empty() {
             return;
         }
-        let sealed = std::mem::take(&mut self.sealed);
+        let sealed: Vec<Sealed> = std::mem::take(&mut self.sealed)
+            .into_iter()
+            .map(|o| Sealed {
+                context: o.context,
+                body: Arc::new(o.body),
+                count: o.count,
+                first_ms: o.first_ms,
+            })
+            .collect();
         let outcomes = match &self.store {
             None => vec![Stored::NoStore; sealed.len()],
             Some(store) => self.store_segments(Arc::clone(store), &sealed).await,
@@ -308,7 +324,7 @@ impl Pipeline {
             let body =
                 if row.is_none() || self.memory_bytes + bytes <= self.settings.max_memory_bytes {
                     self.memory_bytes += bytes;
-                    Some(Arc::new(segment.body))
+                    Some(segment.body)
                 } else {
                     None
                 };
@@ -330,7 +346,7 @@ impl Pipeline {
     async fn store_segments(
         &mut self,
         store: Arc<Mutex<EventStore>>,
-        sealed: &[Open],
+        sealed: &[Sealed],
     ) -> Vec<Stored> {
         let mut room = self
             .settings
@@ -348,11 +364,18 @@ impl Pipeline {
             })
             .collect();
         let known = self.context_ids.clone();
-        let rows: Vec<(Arc<BatchContext>, u32, u64, Vec<u8>)> = sealed
+        let rows: Vec<(Arc<BatchContext>, u32, u64, Arc<Vec<u8>>)> = sealed
             .iter()
             .zip(&fits)
             .filter(|(_, fits)| **fits)
-            .map(|(s, _)| (Arc::clone(&s.context), s.count, s.first_ms, s.body.clone()))
+            .map(|(s, _)| {
+                (
+                    Arc::clone(&s.context),
+                    s.count,
+                    s.first_ms,
+                    Arc::clone(&s.body),
+                )
+            })
             .collect();
         let written = tokio::task::spawn_blocking(move || {
             let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
@@ -599,7 +622,7 @@ impl Pipeline {
     fn open_new(&mut self, context: &Arc<BatchContext>) -> usize {
         self.open.push(Open {
             context: Arc::clone(context),
-            body: Vec::new(),
+            body: Vec::with_capacity(self.settings.batch_bytes.min(64 * 1024)),
             count: 0,
             first_ms: Self::now_ms(),
         });
