@@ -164,9 +164,10 @@ pub struct OptimizelySection {
     /// What the REST sync reads.
     #[serde(default)]
     pub sync: SyncSection,
-    /// Which optional Brevo attributes are written (one set for every project).
+    /// Which optional Brevo attributes are written, and optionally their names (one set for
+    /// every project).
     #[serde(default)]
-    pub mapping: MappingSection,
+    pub mapping: MappingFile,
     /// Contact identity and Brevo attribute names (one set for every project).
     #[serde(default)]
     pub field_mapping: FieldMappingSection,
@@ -258,19 +259,101 @@ impl Default for SyncSection {
     }
 }
 
-/// `mapping:` — which of the optional Brevo attributes are written. One set per Brevo
-/// account: set in `connectors.optimizely`, not per project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// `mapping:` as written — which of the optional Brevo attributes are written, and optionally
+/// under which name. One set per Brevo account: set in `connectors.optimizely`, not per project.
+///
+/// Each value is `true`/`false`, or a Brevo attribute name (which switches it on and names it:
+/// `experiment_variation: EXPERIMENT_VARIATION`). Resolved into [`MappingSection`] plus the
+/// names in [`FieldMappingSection`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct MappingFile {
+    /// Every `rule:variation` of the contact (and the winners' lists of `sync`); default true.
+    /// A name here is the same as `field_mapping.experiment_variation`.
+    #[serde(default)]
+    pub experiment_variation: MappingValue,
+    /// The enabled flags; default true. A name here is the same as
+    /// `field_mapping.enabled_features`.
+    #[serde(default)]
+    pub feature_flags: MappingValue,
+    /// The datafile audiences the user matches; default true. A name here is the same as
+    /// `field_mapping.audience_name`.
+    #[serde(default)]
+    pub audience_segments: MappingValue,
+}
+
+impl Default for MappingFile {
+    fn default() -> Self {
+        MappingFile {
+            experiment_variation: MappingValue::On(true),
+            feature_flags: MappingValue::On(true),
+            audience_segments: MappingValue::On(true),
+        }
+    }
+}
+
+/// One `mapping:` value: a switch, or the Brevo attribute name (switched on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MappingValue {
+    /// `true` / `false`.
+    On(bool),
+    /// A Brevo attribute name: written, under this name.
+    Name(String),
+}
+
+impl Default for MappingValue {
+    fn default() -> Self {
+        MappingValue::On(true)
+    }
+}
+
+impl MappingValue {
+    /// Whether the attribute is written.
+    pub fn is_on(&self) -> bool {
+        match self {
+            MappingValue::On(on) => *on,
+            MappingValue::Name(_) => true,
+        }
+    }
+
+    /// The attribute name given here, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            MappingValue::On(_) => None,
+            MappingValue::Name(name) => Some(name),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MappingValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = MappingValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or a Brevo attribute name")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(MappingValue::On(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MappingValue::Name(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Resolved `mapping:` — which of the optional Brevo attributes are written (their names are
+/// in [`FieldMappingSection`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MappingSection {
     /// `EXPERIMENT_VARIATION` (and the winners' lists of `sync`); default true.
-    #[serde(default = "yes")]
     pub experiment_variation: bool,
     /// `ENABLED_FEATURES`; default true.
-    #[serde(default = "yes")]
     pub feature_flags: bool,
     /// `OPT_SEGMENTS` (the datafile audiences the user matches); default true.
-    #[serde(default = "yes")]
     pub audience_segments: bool,
 }
 
@@ -339,7 +422,8 @@ impl Default for FieldMappingSection {
 pub enum LogLevel {
     /// Everything.
     Trace,
-    /// Debug.
+    /// Debug (`verbose` is accepted as another name for it).
+    #[serde(alias = "verbose")]
     Debug,
     /// Default.
     #[default]
