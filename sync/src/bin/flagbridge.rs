@@ -209,7 +209,12 @@ fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 }
 
 async fn sync(config: Config, once: bool) -> ExitCode {
-    let options = RunOptions::default();
+    let options = RunOptions {
+        results_retry_delay: std::time::Duration::from_secs(
+            config.rest_rate_limit.results_retry_secs,
+        ),
+        ..RunOptions::default()
+    };
     let brevo = &config.brevo;
     match (&brevo.api_key, brevo.dry_run) {
         (Some(key), false) => {
@@ -253,6 +258,7 @@ async fn sync_with<L: scheduled::ListWriter>(
                     Ok(line) => println!("{line}"),
                     Err(e) => eprintln!("error: {e}"),
                 }
+                eprintln!("{}", r.summary());
                 failed |= !r.errors.is_empty();
             }
             if failed {

@@ -16,7 +16,7 @@ use url::Url;
 pub use schema::{
     ContactIdentityKind, CronSchedule, DatafileSection, EventsSection, FieldMappingSection,
     FileConfig, LogLevel, MappingFile, MappingSection, MappingValue, RateLimitSection,
-    ServerSection,
+    RestRateLimitSection, ServerSection,
 };
 pub use secret::Secret;
 
@@ -89,6 +89,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// `connectors.optimizely.enabled`.
     pub optimizely_enabled: bool,
+    /// REST sync pacing per personal access token (`connectors.optimizely.rate_limit`).
+    pub rest_rate_limit: RestRateLimitSection,
     /// Things resolved with a choice the user may not expect (part of [`Config::warnings`]).
     notes: Vec<String>,
 }

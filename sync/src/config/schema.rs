@@ -195,6 +195,41 @@ pub struct OptimizelySection {
     /// Base URLs of the Optimizely remotes.
     #[serde(default)]
     pub urls: OptimizelyUrls,
+    /// Pacing of the REST sync, per personal access token.
+    #[serde(default)]
+    pub rate_limit: RestRateLimitSection,
+}
+
+/// Default REST calls per minute per personal access token (the connector page's limit).
+pub const DEFAULT_REST_PER_MINUTE: u32 = crate::rest::ratelimit::REST_PER_MINUTE;
+/// Default Results API calls per minute (the connector page's limit).
+pub const DEFAULT_RESULTS_PER_MINUTE: u32 = crate::rest::ratelimit::RESULTS_PER_MINUTE;
+
+/// `connectors.optimizely.rate_limit`: REST pacing per personal access token, spread evenly
+/// over the minute (never a burst).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestRateLimitSection {
+    /// Every REST call of a token; default [`DEFAULT_REST_PER_MINUTE`].
+    pub requests_per_minute: u32,
+    /// Results calls; default [`DEFAULT_RESULTS_PER_MINUTE`].
+    pub results_per_minute: u32,
+    /// Seconds before asking again for results still being computed (202); default
+    /// [`DEFAULT_RESULTS_RETRY_SECS`].
+    pub results_retry_secs: u64,
+}
+
+/// Default wait before asking again for results that answered 202 (seconds).
+pub const DEFAULT_RESULTS_RETRY_SECS: u64 = 30;
+
+impl Default for RestRateLimitSection {
+    fn default() -> Self {
+        RestRateLimitSection {
+            requests_per_minute: DEFAULT_REST_PER_MINUTE,
+            results_per_minute: DEFAULT_RESULTS_PER_MINUTE,
+            results_retry_secs: DEFAULT_RESULTS_RETRY_SECS,
+        }
+    }
 }
 
 /// One entry of `connectors.optimizely.projects`; unset fields inherit the section's.

@@ -66,6 +66,17 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
         ));
     }
 
+    for (value, key) in [
+        (opt.rate_limit.requests_per_minute, "requests_per_minute"),
+        (opt.rate_limit.results_per_minute, "results_per_minute"),
+    ] {
+        if value == 0 {
+            return Err(invalid(
+                format!("{OPT}.rate_limit.{key}"),
+                "must be at least 1",
+            ));
+        }
+    }
     let default_sync = resolve_sync(&opt.sync, &format!("{OPT}.sync"))?;
     let mut notes = Vec::new();
     let mapping = resolve_mapping(&opt.mapping, &mut opt.field_mapping, &mut notes)?;
@@ -252,6 +263,7 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
             .state_dir
             .unwrap_or_else(|| PathBuf::from(schema::DEFAULT_STATE_DIR)),
         optimizely_enabled: opt.enabled,
+        rest_rate_limit: opt.rate_limit,
         notes,
     })
 }
