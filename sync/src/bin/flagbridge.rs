@@ -278,7 +278,15 @@ fn decide(datafile: &Path, cases: &str) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match flagbridge_sync::cli::decide::run(datafile, cases, &mut out) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(summary) if summary.failed > 0 => {
+            drop(out);
+            eprintln!(
+                "error: {} of {} cases failed (their output lines hold \"error\")",
+                summary.failed, summary.cases
+            );
+            ExitCode::FAILURE
+        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
