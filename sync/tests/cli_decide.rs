@@ -5,7 +5,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn decide(cases: &str) -> std::process::Output {
-    let datafile = concat!(env!("CARGO_MANIFEST_DIR"), "/../datafile-fixtures/small.json");
+    let datafile = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../datafile-fixtures/small.json"
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_flagbridge"))
         .args(["decide", "--datafile", datafile, "--cases", "-"])
         .stdin(Stdio::piped())

@@ -33,8 +33,9 @@ enum Command {
         /// The YAML config file.
         #[arg(long, short, env = "FLAGBRIDGE_CONFIG")]
         config: Option<PathBuf>,
-        /// Listen address (overrides `server.listen`).
-        #[arg(long)]
+        /// Listen address, `HOST:PORT` (`127.0.0.1:8080`, `localhost:9000`, `0.0.0.0:80`);
+        /// overrides `server.listen`.
+        #[arg(long, value_parser = parse_listen)]
         listen: Option<std::net::SocketAddr>,
         /// Also run the scheduled REST sync (as `flagbridge sync`) in the background.
         #[arg(long)]
@@ -110,16 +111,35 @@ fn main() -> ExitCode {
             checkpoint_every,
         } => with_config(&config, |c| {
             run_async(async move {
+                // Ctrl-C stops before the next user; the run flushes and writes its checkpoint.
+                let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = std::sync::Arc::clone(&interrupt);
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+                let checkpoint_path = checkpoint
+                    .clone()
+                    .unwrap_or_else(|| flagbridge_sync::backfill::default_checkpoint(&c, &users));
+                let identity = c.brevo.identity_attribute.clone();
                 let options = flagbridge_sync::backfill::BackfillOptions {
                     project,
                     checkpoint,
                     checkpoint_every,
+                    interrupt: Some(interrupt),
                     ..Default::default()
                 };
                 match flagbridge_sync::backfill::run(c, &users, options).await {
                     Ok(report) => {
                         println!("{}", serde_json::to_string(&report).unwrap_or_default());
-                        ExitCode::SUCCESS
+                        eprintln!("{}", report.summary(identity.as_deref(), &checkpoint_path));
+                        if report.interrupted {
+                            // 128 + SIGINT, as shells report an interrupted command.
+                            ExitCode::from(130)
+                        } else {
+                            ExitCode::SUCCESS
+                        }
                     }
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -158,6 +178,24 @@ fn events(store: &Path, resend: Option<Vec<i64>>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--listen HOST:PORT`: an IP address or a host name (`localhost`), resolved once; IPv4 first.
+fn parse_listen(value: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<std::net::SocketAddr> = value
+        .to_socket_addrs()
+        .map_err(|e| format!("`{value}` is not HOST:PORT ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{value}` resolves to no address"))
 }
 
 fn with_config(path: &Path, f: impl FnOnce(Config) -> ExitCode) -> ExitCode {
@@ -234,7 +272,7 @@ async fn sync(config: Config, once: bool) -> ExitCode {
             sync_with(&config, &lists, &options, once).await
         }
         _ => {
-            eprintln!("connectors.brevo: dry run: winners' lists are logged, not written");
+            eprintln!("warning: connectors.brevo: dry run: winners' lists are logged, not written");
             sync_with(&config, &DryRunLists::new(), &options, once).await
         }
     }
@@ -311,6 +349,7 @@ fn serve(config: Option<&Path>, listen: Option<std::net::SocketAddr>, with_sync:
             }
         },
     };
+    let from_flag = listen.is_some();
     if let Some(addr) = listen {
         config.server.listen = addr;
     }
@@ -320,7 +359,18 @@ fn serve(config: Option<&Path>, listen: Option<std::net::SocketAddr>, with_sync:
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("error: server.listen: cannot bind {addr}: {e}");
+                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    " (another program, maybe another flagbridge serve, uses this port: \
+                     pick a free one with --listen HOST:PORT)"
+                } else {
+                    ""
+                };
+                let source = if from_flag {
+                    "--listen"
+                } else {
+                    "server.listen (or --listen)"
+                };
+                eprintln!("error: {source} {addr}: cannot bind: {e}{hint}");
                 return ExitCode::FAILURE;
             }
         };

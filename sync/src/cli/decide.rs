@@ -13,7 +13,7 @@ use super::cases::run_case_line;
 #[non_exhaustive]
 pub enum DecideError {
     /// The datafile could not be read.
-    #[error("cannot read datafile {path}: {source}")]
+    #[error("{path}: cannot read datafile: {source}", path = path.display())]
     ReadDatafile {
         /// The datafile path.
         path: PathBuf,
@@ -21,7 +21,7 @@ pub enum DecideError {
         source: std::io::Error,
     },
     /// The datafile was read but is not a valid datafile.
-    #[error("invalid datafile {path}: {source}")]
+    #[error("{path}: invalid datafile: {source}", path = path.display())]
     InvalidDatafile {
         /// The datafile path.
         path: PathBuf,
@@ -29,7 +29,7 @@ pub enum DecideError {
         source: DatafileError,
     },
     /// The cases could not be read (or the output not written).
-    #[error("cannot read cases from {name}: {source}")]
+    #[error("{name}: cannot read cases: {source}")]
     Cases {
         /// The cases path, or `-` for stdin.
         name: String,
@@ -65,7 +65,11 @@ pub struct DecideSummary {
 /// Runs every non-empty line of `cases` (a path, or `-` for stdin) and writes the output lines
 /// to `out`. A malformed case line gives an error line and the run goes on; the summary counts
 /// them (the command then exits non-zero).
-pub fn run(datafile: &Path, cases: &str, out: &mut dyn Write) -> Result<DecideSummary, DecideError> {
+pub fn run(
+    datafile: &Path,
+    cases: &str,
+    out: &mut dyn Write,
+) -> Result<DecideSummary, DecideError> {
     let config = load_datafile(datafile)?;
     let cases_err = |source| DecideError::Cases {
         name: cases.to_string(),

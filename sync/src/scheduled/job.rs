@@ -233,6 +233,7 @@ async fn run_project<L: ListWriter>(
     let mut report = ProjectReport {
         project: project.name.clone(),
         project_id: project.project_id.clone(),
+        dry_run: lists.is_dry_run(),
         ..Default::default()
     };
     let (Some(token), Some(project_id)) = (&project.access_token, &project.project_id) else {
@@ -398,7 +399,8 @@ async fn run_project<L: ListWriter>(
                     }
                 }
             };
-            if outcome.unknown == 0 {
+            // A dry run remembers nothing: the real run must still add these contacts.
+            if outcome.unknown == 0 && !lists.is_dry_run() {
                 already.extend(todo);
             }
             tracing::info!(
@@ -407,7 +409,12 @@ async fn run_project<L: ListWriter>(
                 variation = %winner.variation_key,
                 list = %name,
                 added = outcome.added,
-                "winner synced to Brevo"
+                "{}",
+                if lists.is_dry_run() {
+                    "dry run: winner's list logged, nothing written to Brevo"
+                } else {
+                    "winner synced to Brevo"
+                }
             );
             report.winners.push(WinnerReport {
                 experiment_key: winner.experiment_key,

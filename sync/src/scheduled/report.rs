@@ -38,6 +38,8 @@ pub struct ProjectReport {
     pub still_computing: Vec<String>,
     /// Experiments not running, so no results were asked (`key (status)`).
     pub not_running: Vec<String>,
+    /// Brevo dry run: the winners' lists were logged, not written.
+    pub dry_run: bool,
 }
 
 /// One winner and its list.
@@ -115,6 +117,16 @@ impl ProjectReport {
             out.push_str("\n  no winner yet");
         }
         for w in &self.winners {
+            if self.dry_run {
+                out.push_str(&format!(
+                    "\n  winner: {} -> {}: dry run, Brevo list \"{}\" would get {}",
+                    w.experiment_key,
+                    w.variation_key,
+                    w.list_name,
+                    count(w.added, "contact"),
+                ));
+                continue;
+            }
             out.push_str(&format!(
                 "\n  winner: {} -> {}: Brevo list \"{}\" (id {}): {} added{}",
                 w.experiment_key,
