@@ -23,6 +23,9 @@ pub const WINNERS_FILE: &str = "winners-state.json";
 pub const DEFAULT_RESULTS_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// Catalog file prefix (`catalog-<project>.json`): what the last run listed.
 pub const CATALOG_PREFIX: &str = "catalog-";
+/// File (in the state directory) with each project's last run: `{project: {"finished_at_ms",
+/// "report"}}`, read by the status page of `serve`.
+pub const LAST_SYNC_FILE: &str = "last-sync.json";
 
 /// Why a sync run failed as a whole (REST and Brevo list failures are reported per project).
 #[derive(Debug, thiserror::Error)]
@@ -115,9 +118,22 @@ pub async fn run_once<L: ListWriter>(
             source,
         })?;
         write_json(&winners_path, &winners_state)?;
-        reports.push(report?);
+        let report = report?;
+        record_last_sync(&state_dir.join(LAST_SYNC_FILE), &report)?;
+        reports.push(report);
     }
     Ok(reports)
+}
+
+/// Replaces this project's entry in the last-sync file (other projects' entries stay: each
+/// project runs on its own schedule).
+fn record_last_sync(path: &Path, report: &ProjectReport) -> Result<(), SyncJobError> {
+    let mut all: serde_json::Map<String, serde_json::Value> = read_json(path).unwrap_or_default();
+    all.insert(
+        report.project.clone(),
+        serde_json::json!({"finished_at_ms": now_ms(), "report": report}),
+    );
+    write_json(path, &all)
 }
 
 /// What `GET /v2/projects` said for each token during one run (asked once per token).
