@@ -95,6 +95,9 @@ pub struct BackfillOptions {
     pub limit: Option<u64>,
     /// Draw a progress bar on stderr (when it is a terminal); default true.
     pub progress: bool,
+    /// The progress bar to draw on (the binary routes its log lines through it so they never
+    /// tear it); default none: a bar of its own.
+    pub bar: Option<indicatif::ProgressBar>,
     /// When set (by a Ctrl-C handler), the run stops before the next line, flushes, writes the
     /// checkpoint and returns with `interrupted`; default none.
     pub interrupt: Option<Arc<AtomicBool>>,
@@ -108,6 +111,7 @@ impl Default for BackfillOptions {
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             limit: None,
             progress: true,
+            bar: None,
             interrupt: None,
         }
     }
@@ -305,10 +309,13 @@ pub async fn run(
         return Err(BackfillError::Project("no project".into()));
     };
 
-    let bar = if options.progress {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
+    let bar = match (&options.bar, options.progress) {
+        (_, false) => indicatif::ProgressBar::hidden(),
+        (Some(bar), true) => {
+            bar.set_length(total);
+            bar.clone()
+        }
+        (None, true) => indicatif::ProgressBar::new(total),
     };
     bar.set_style(
         indicatif::ProgressStyle::with_template(

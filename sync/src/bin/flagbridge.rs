@@ -123,14 +123,22 @@ fn main() -> ExitCode {
                     .clone()
                     .unwrap_or_else(|| flagbridge_sync::backfill::default_checkpoint(&c, &users));
                 let identity = c.brevo.identity_attribute.clone();
+                let bar = PROGRESS
+                    .get_or_init(|| indicatif::ProgressBar::new(0))
+                    .clone();
                 let options = flagbridge_sync::backfill::BackfillOptions {
                     project,
                     checkpoint,
                     checkpoint_every,
+                    bar: Some(bar),
                     interrupt: Some(interrupt),
                     ..Default::default()
                 };
-                match flagbridge_sync::backfill::run(c, &users, options).await {
+                let result = flagbridge_sync::backfill::run(c, &users, options).await;
+                if PROGRESS.get().is_some_and(|bar| !bar.is_hidden()) {
+                    eprintln!(); // below the finished bar
+                }
+                match result {
                     Ok(report) => {
                         println!("{}", serde_json::to_string(&report).unwrap_or_default());
                         eprintln!("{}", report.summary(identity.as_deref(), &checkpoint_path));
@@ -211,6 +219,45 @@ fn with_config(path: &Path, f: impl FnOnce(Config) -> ExitCode) -> ExitCode {
     }
 }
 
+/// The progress bar on screen (backfill), if any: log lines are printed above it.
+static PROGRESS: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+
+/// Log output to stderr, one event at a time; while a progress bar is drawn, each line is
+/// printed with the bar suspended, so log lines never tear it.
+struct LogWriter;
+
+/// One log event's bytes, written out when the event is done.
+struct LogLine(Vec<u8>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::new())
+    }
+}
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let out = || {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), &self.0);
+        };
+        match PROGRESS.get() {
+            Some(bar) if !bar.is_hidden() && !bar.is_finished() => bar.suspend(out),
+            _ => out(),
+        }
+    }
+}
+
 fn init_logging(config: &Config) {
     let level = if config.logging.debug {
         "debug"
@@ -228,7 +275,7 @@ fn init_logging(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
