@@ -255,3 +255,52 @@ async fn status_page_in_a_real_browser() {
     );
     handle.shutdown().await.unwrap();
 }
+
+/// Without a browser: `/status.json` holds the numbers the page puts in words, and `/` is the
+/// page that polls it (this part runs everywhere, Chromium or not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_holds_the_numbers() {
+    let dir = std::env::temp_dir().join(format!("fb-status-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let df = dir.join("datafile.json");
+    std::fs::write(&df, datafile("17")).unwrap();
+    let yaml = format!(
+        "state_dir: {}\nconnectors:\n  optimizely:\n    sdk_key: WEB\n    datafile_file: {}\n    events: {{disabled: true}}\n",
+        dir.join("state").display(),
+        df.display()
+    );
+    let config = Config::from_yaml(&yaml, &|_| None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = serve::start(config, listener, RuntimeOptions::default())
+        .await
+        .unwrap();
+    let addr = handle.local_addr();
+    let with_email = "{\"userId\": \"a\", \"userAttributes\": {\"email\": \"a@example.com\"}}";
+    assert_eq!(post(addr, "/v1/decide", with_email).await, 200);
+    assert_eq!(post(addr, "/v1/decide", "{\"userId\": \"b\"}").await, 200);
+    handle.runtime().flush().await;
+
+    let page = reqwest::get(format!("http://{addr}/")).await.unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<title>flagbridge status</title>"));
+    assert!(html.contains("fetch(\"status.json\""));
+
+    let status: serde_json::Value = reqwest::get(format!("http://{addr}/status.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let p = &status["projects"][0];
+    assert_eq!(p["name"], "default");
+    assert_eq!(p["revision"], "17");
+    assert_eq!(p["decisions"], 4, "two users, two flags each");
+    assert_eq!(status["brevo"]["dry_run"], true);
+    assert_eq!(status["brevo"]["identity_attribute"], "email");
+    assert_eq!(status["brevo"]["skipped_no_identity"], 2, "{status}");
+    assert!(status["last_sync"].is_null(), "no sync has run: {status}");
+    handle.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
