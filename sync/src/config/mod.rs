@@ -5,6 +5,7 @@
 //! The shape is documented in `docs/config.md`; `flagbridge.example.yaml` is a complete example.
 
 mod env;
+mod mapping;
 pub mod schema;
 mod secret;
 mod validate;
