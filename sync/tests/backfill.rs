@@ -291,10 +291,17 @@ fn ctrl_c_in_the_binary_says_how_to_resume() {
             .stderr(Stdio::piped());
         c
     };
-    let child = run().spawn().unwrap();
+    let mut child = run().spawn().unwrap();
     // Wait for the first checkpoint (the run is under way), then Ctrl-C.
     let checkpoint = dir.join("state/backfill-users.jsonl.checkpoint.json");
     while !checkpoint.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "backfill ended before its first checkpoint ({status}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let killed = Command::new("kill")
