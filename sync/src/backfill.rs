@@ -8,6 +8,8 @@
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use flagbridge_engine::{AttributeValue, DecideOption, DecideOptions, UserContext};
 use serde::{Deserialize, Serialize};
@@ -93,6 +95,12 @@ pub struct BackfillOptions {
     pub limit: Option<u64>,
     /// Draw a progress bar on stderr (when it is a terminal); default true.
     pub progress: bool,
+    /// The progress bar to draw on (the binary routes its log lines through it so they never
+    /// tear it); default none: a bar of its own.
+    pub bar: Option<indicatif::ProgressBar>,
+    /// When set (by a Ctrl-C handler), the run stops before the next line, flushes, writes the
+    /// checkpoint and returns with `interrupted`; default none.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Default for BackfillOptions {
@@ -103,6 +111,8 @@ impl Default for BackfillOptions {
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             limit: None,
             progress: true,
+            bar: None,
+            interrupt: None,
         }
     }
 }
@@ -123,6 +133,66 @@ pub struct BackfillReport {
     /// Decisions the Brevo sync could not queue (its queue was full); 0 unless the Brevo
     /// worker stayed stuck for longer than the backfill waits for it.
     pub brevo_overflow: u64,
+    /// Users decided but not written to Brevo: they lack the identity attribute
+    /// (`field_mapping.user_id`, default `email`) or its value is not a non-empty string.
+    pub users_without_identity: u64,
+    /// True when the run was stopped by [`BackfillOptions::interrupt`] (the checkpoint is
+    /// written: the same command resumes).
+    pub interrupted: bool,
+}
+
+impl BackfillReport {
+    /// The run in words (one line), naming the identity attribute and, when it stopped early,
+    /// how to resume.
+    pub fn summary(&self, identity_attribute: Option<&str>, checkpoint: &Path) -> String {
+        let mut out = format!(
+            "backfill: {} user{} decided ({} flag decisions)",
+            self.users,
+            if self.users == 1 { "" } else { "s" },
+            self.decisions
+        );
+        if self.resumed_at_line > 0 {
+            out.push_str(&format!(", resumed after line {}", self.resumed_at_line));
+        }
+        if self.users_without_identity > 0 {
+            out.push_str(&format!(
+                "; {} without the `{}` attribute: decided, not written to Brevo",
+                self.users_without_identity,
+                identity_attribute.unwrap_or("identity")
+            ));
+        }
+        if self.brevo_overflow > 0 {
+            out.push_str(&format!(
+                "; {} decisions not queued for Brevo (worker stuck)",
+                self.brevo_overflow
+            ));
+        }
+        if self.interrupted {
+            out.push_str(&format!(
+                "; interrupted: run the same command again to resume (checkpoint {})",
+                checkpoint.display()
+            ));
+        } else if self.finished {
+            out.push_str("; finished");
+        } else {
+            out.push_str(&format!(
+                "; stopped early: run the same command again to resume (checkpoint {})",
+                checkpoint.display()
+            ));
+        }
+        out
+    }
+}
+
+/// Whether the user carries the contact identity the Brevo sync needs (a non-empty string
+/// attribute; `None` = the Optimizely user id, always present).
+fn has_identity(user: &UserContext, attribute: Option<&str>) -> bool {
+    match attribute {
+        None => true,
+        Some(name) => {
+            matches!(user.attribute(name), Some(AttributeValue::String(s)) if !s.is_empty())
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -231,6 +301,7 @@ pub async fn run(
     file.seek(SeekFrom::Start(start.offset)).map_err(io)?;
     let mut reader = BufReader::new(file);
 
+    let identity_attribute = config.brevo.identity_attribute.clone();
     config.projects = vec![project.clone()];
     config.events.disabled = true;
     let runtime = Runtime::start(config, RuntimeOptions::default()).await?;
@@ -238,10 +309,13 @@ pub async fn run(
         return Err(BackfillError::Project("no project".into()));
     };
 
-    let bar = if options.progress {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
+    let bar = match (&options.bar, options.progress) {
+        (_, false) => indicatif::ProgressBar::hidden(),
+        (Some(bar), true) => {
+            bar.set_length(total);
+            bar.clone()
+        }
+        (None, true) => indicatif::ProgressBar::new(total),
     };
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -272,6 +346,14 @@ pub async fn run(
         if options.limit.is_some_and(|l| report.users >= l) {
             break;
         }
+        if options
+            .interrupt
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            report.interrupted = true;
+            break;
+        }
         line.clear();
         let n = reader.read_line(&mut line).map_err(io)? as u64;
         if n == 0 {
@@ -289,6 +371,9 @@ pub async fn run(
             })?;
             report.decisions += p.client.decide_all(&user, options_decide).len() as u64;
             report.users += 1;
+            if !has_identity(&user, identity_attribute.as_deref()) {
+                report.users_without_identity += 1;
+            }
             since_checkpoint += 1;
             wait_for_brevo(&runtime).await;
         }
@@ -308,13 +393,42 @@ pub async fn run(
     }
     runtime.close().await;
     write_checkpoint(&checkpoint_path, cp)?;
-    bar.finish_with_message(format!("{} users", report.users));
+    if report.interrupted {
+        bar.abandon_with_message(format!("{} users, interrupted", report.users));
+    } else {
+        bar.finish_with_message(format!("{} users", report.users));
+    }
     Ok(report)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_and_summary() {
+        let with = parse_user(r#"{"userId":"u1","userAttributes":{"email":"a@b.c"}}"#).unwrap();
+        let without = parse_user(r#"{"userId":"u2","userAttributes":{"plan":"pro"}}"#).unwrap();
+        let empty = parse_user(r#"{"userId":"u3","userAttributes":{"email":""}}"#).unwrap();
+        assert!(has_identity(&with, Some("email")));
+        assert!(!has_identity(&without, Some("email")));
+        assert!(!has_identity(&empty, Some("email")));
+        assert!(has_identity(&without, None));
+        let r = BackfillReport {
+            users: 10,
+            decisions: 40,
+            users_without_identity: 3,
+            interrupted: true,
+            ..Default::default()
+        };
+        let s = r.summary(Some("email"), Path::new("state/backfill-u.checkpoint.json"));
+        assert_eq!(
+            s,
+            "backfill: 10 users decided (40 flag decisions); 3 without the `email` attribute: \
+             decided, not written to Brevo; interrupted: run the same command again to resume \
+             (checkpoint state/backfill-u.checkpoint.json)"
+        );
+    }
 
     #[test]
     fn user_lines() {

@@ -195,3 +195,139 @@ async fn mapping_switches_and_names_reach_brevo() {
     assert_eq!(pro["attributes"]["AB_TEST"], "checkout_test");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Users without the identity attribute are decided but counted as not written to Brevo, and an
+/// interrupt (Ctrl-C in the binary) stops at a line boundary with a checkpoint the same command
+/// resumes from.
+#[tokio::test]
+async fn interrupt_stops_with_a_checkpoint_and_users_without_identity_are_counted() {
+    let mut lines: Vec<String> = (0..20).map(user).collect();
+    lines[3] = r#"{"userId":"no-email-1","userAttributes":{"plan":"pro"}}"#.into();
+    lines[15] = r#"{"userId":"no-email-2"}"#.into();
+    let (dir, config, users) = setup("interrupt", &lines);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // First run: 10 users, then the flag is up (as after Ctrl-C) before the next line.
+    let first = backfill::run(
+        config.clone(),
+        &users,
+        BackfillOptions {
+            limit: Some(10),
+            progress: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((first.users, first.users_without_identity), (10, 1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let interrupted = backfill::run(
+        config.clone(),
+        &users,
+        BackfillOptions {
+            progress: false,
+            interrupt: Some(stop.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(interrupted.interrupted && !interrupted.finished);
+    assert_eq!(interrupted.users, 0);
+    assert_eq!(interrupted.resumed_at_line, 10);
+    let checkpoint = backfill::default_checkpoint(&config, &users);
+    let words = interrupted.summary(Some("email"), &checkpoint);
+    assert!(
+        words.contains("interrupted: run the same command again to resume"),
+        "{words}"
+    );
+    // The same command, no interrupt: resumes at line 11 and finishes.
+    let rest = backfill::run(
+        config,
+        &users,
+        BackfillOptions {
+            progress: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(rest.finished);
+    assert_eq!((rest.resumed_at_line, rest.users), (10, 10));
+    assert_eq!(rest.users_without_identity, 1);
+    let words = rest.summary(Some("email"), &checkpoint);
+    assert!(
+        words.contains("1 without the `email` attribute: decided, not written to Brevo"),
+        "{words}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The binary: SIGINT during a long backfill says how to resume and exits 130; running the same
+/// command again finishes from the checkpoint.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_in_the_binary_says_how_to_resume() {
+    use std::process::{Command, Stdio};
+    let lines: Vec<String> = (0..10_000).map(user).collect();
+    let (dir, _config, users) = setup("sigint", &lines);
+    let config_file = dir.join("flagbridge.yaml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "state_dir: {}\nconnectors:\n  optimizely:\n    sdk_key: K\n    datafile_file: {}\n",
+            dir.join("state").display(),
+            dir.join("datafile.json").display()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_flagbridge"));
+        c.args(["backfill", "--checkpoint-every", "200", "--config"])
+            .arg(&config_file)
+            .arg("--users")
+            .arg(&users)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let mut child = run().spawn().unwrap();
+    // Wait for the first checkpoint (the run is under way), then Ctrl-C.
+    let checkpoint = dir.join("state/backfill-users.jsonl.checkpoint.json");
+    while !checkpoint.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "backfill ended before its first checkpoint ({status}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: run the same command again to resume (checkpoint "),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let done = report["users"].as_u64().unwrap();
+    assert!(done > 0 && done < 10_000, "{report}");
+    // The same command resumes and finishes.
+    let out = run().output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(report["users"].as_u64().unwrap() + done, 10_000, "{report}");
+    assert!(stderr.contains("; finished"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -149,3 +149,60 @@ async fn server_errors_are_retried_then_reported() {
     );
     assert_eq!(fake.log().len(), 3 + 5, "five attempts in all");
 }
+
+/// The Flags API writes `next_url` relative to the API base (`/projects/1/flags?...`); the
+/// fake also tries the host-relative and absolute forms. Every form reads every page.
+#[tokio::test]
+async fn next_url_relative_to_the_api_base_or_absolute() {
+    use support::optimizely_rest::LinkStyle;
+    for style in [
+        LinkStyle::FromApiBase,
+        LinkStyle::FromHost,
+        LinkStyle::Absolute,
+    ] {
+        let fake = FakeRest::start("pat").await;
+        {
+            let mut s = fake.state.lock().unwrap();
+            s.flags_link_style = style;
+            let flags = (0..5)
+                .map(|i| serde_json::json!({"key": format!("flag_{i}")}))
+                .collect();
+            s.flags.insert("42".into(), flags);
+        }
+        let flags = client(&fake, "pat").flags("42").await.unwrap();
+        assert_eq!(flags.len(), 5, "{style:?}");
+        assert_eq!(flags[4].key, "flag_4", "{style:?}");
+        let log = fake.log();
+        assert_eq!(log.len(), 3, "{style:?}: {log:?}");
+        assert!(
+            log.iter()
+                .all(|l| l.starts_with("/flags/v1/projects/42/flags")),
+            "{style:?}: {log:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unauthorized_says_check_the_access_token() {
+    let fake = FakeRest::start("pat").await;
+    let err = client(&fake, "expired").projects().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("HTTP 401: check access_token (expired or revoked?)"),
+        "{msg}"
+    );
+    assert!(msg.contains("/v2/projects"), "{msg}");
+}
+
+#[tokio::test]
+async fn projects_lists_what_the_token_can_read() {
+    let fake = FakeRest::start("pat").await;
+    fake.state.lock().unwrap().projects = vec![
+        serde_json::json!({"id": 12345678, "name": "Web", "status": "active"}),
+        serde_json::json!({"id": "777", "name": "Mobile"}),
+    ];
+    let projects = client(&fake, "pat").projects().await.unwrap();
+    let ids: Vec<&str> = projects.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["12345678", "777"]);
+    assert_eq!(projects[0].name.as_deref(), Some("Web"));
+}

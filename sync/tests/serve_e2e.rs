@@ -319,6 +319,7 @@ async fn two_projects_thousand_users_webhook_and_brevo() {
     let options = RunOptions {
         results_retry_delay: Duration::ZERO,
         rest_pacing: Some(vec![Window::per_second(10_000)]),
+        ..Default::default()
     };
     let reports = run_once(&config, &writer, &options).await.unwrap();
     assert_eq!(reports[0].winners.len(), 1, "{reports:?}");

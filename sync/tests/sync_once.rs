@@ -117,6 +117,7 @@ async fn sync_once_creates_winner_lists() {
     let options = RunOptions {
         results_retry_delay: Duration::ZERO,
         rest_pacing: Some(vec![Window::per_second(1000)]),
+        ..Default::default()
     };
     let reports = run_once(&config, &lists, &options).await.unwrap();
     assert_eq!(reports.len(), 2);
@@ -225,6 +226,7 @@ async fn list_failures_are_reported_per_project() {
     let options = RunOptions {
         results_retry_delay: Duration::ZERO,
         rest_pacing: Some(vec![Window::per_second(1000)]),
+        ..Default::default()
     };
     let reports = run_once(&config, &lists, &options).await.unwrap();
     assert!(reports[0].winners.is_empty());

@@ -33,8 +33,9 @@ enum Command {
         /// The YAML config file.
         #[arg(long, short, env = "FLAGBRIDGE_CONFIG")]
         config: Option<PathBuf>,
-        /// Listen address (overrides `server.listen`).
-        #[arg(long)]
+        /// Listen address, `HOST:PORT` (`127.0.0.1:8080`, `localhost:9000`, `0.0.0.0:80`);
+        /// overrides `server.listen`.
+        #[arg(long, value_parser = parse_listen)]
         listen: Option<std::net::SocketAddr>,
         /// Also run the scheduled REST sync (as `flagbridge sync`) in the background.
         #[arg(long)]
@@ -110,16 +111,43 @@ fn main() -> ExitCode {
             checkpoint_every,
         } => with_config(&config, |c| {
             run_async(async move {
+                // Ctrl-C stops before the next user; the run flushes and writes its checkpoint.
+                let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = std::sync::Arc::clone(&interrupt);
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+                let checkpoint_path = checkpoint
+                    .clone()
+                    .unwrap_or_else(|| flagbridge_sync::backfill::default_checkpoint(&c, &users));
+                let identity = c.brevo.identity_attribute.clone();
+                let bar = PROGRESS
+                    .get_or_init(|| indicatif::ProgressBar::new(0))
+                    .clone();
                 let options = flagbridge_sync::backfill::BackfillOptions {
                     project,
                     checkpoint,
                     checkpoint_every,
+                    bar: Some(bar),
+                    interrupt: Some(interrupt),
                     ..Default::default()
                 };
-                match flagbridge_sync::backfill::run(c, &users, options).await {
+                let result = flagbridge_sync::backfill::run(c, &users, options).await;
+                if PROGRESS.get().is_some_and(|bar| !bar.is_hidden()) {
+                    eprintln!(); // below the finished bar
+                }
+                match result {
                     Ok(report) => {
                         println!("{}", serde_json::to_string(&report).unwrap_or_default());
-                        ExitCode::SUCCESS
+                        eprintln!("{}", report.summary(identity.as_deref(), &checkpoint_path));
+                        if report.interrupted {
+                            // 128 + SIGINT, as shells report an interrupted command.
+                            ExitCode::from(130)
+                        } else {
+                            ExitCode::SUCCESS
+                        }
                     }
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -160,6 +188,24 @@ fn events(store: &Path, resend: Option<Vec<i64>>) -> ExitCode {
     }
 }
 
+/// `--listen HOST:PORT`: an IP address or a host name (`localhost`), resolved once; IPv4 first.
+fn parse_listen(value: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<std::net::SocketAddr> = value
+        .to_socket_addrs()
+        .map_err(|e| format!("`{value}` is not HOST:PORT ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{value}` resolves to no address"))
+}
+
 fn with_config(path: &Path, f: impl FnOnce(Config) -> ExitCode) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
@@ -169,6 +215,45 @@ fn with_config(path: &Path, f: impl FnOnce(Config) -> ExitCode) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// The progress bar on screen (backfill), if any: log lines are printed above it.
+static PROGRESS: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+
+/// Log output to stderr, one event at a time; while a progress bar is drawn, each line is
+/// printed with the bar suspended, so log lines never tear it.
+struct LogWriter;
+
+/// One log event's bytes, written out when the event is done.
+struct LogLine(Vec<u8>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::new())
+    }
+}
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let out = || {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), &self.0);
+        };
+        match PROGRESS.get() {
+            Some(bar) if !bar.is_hidden() && !bar.is_finished() => bar.suspend(out),
+            _ => out(),
         }
     }
 }
@@ -190,7 +275,7 @@ fn init_logging(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
@@ -209,7 +294,12 @@ fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 }
 
 async fn sync(config: Config, once: bool) -> ExitCode {
-    let options = RunOptions::default();
+    let options = RunOptions {
+        results_retry_delay: std::time::Duration::from_secs(
+            config.rest_rate_limit.results_retry_secs,
+        ),
+        ..RunOptions::default()
+    };
     let brevo = &config.brevo;
     match (&brevo.api_key, brevo.dry_run) {
         (Some(key), false) => {
@@ -229,7 +319,7 @@ async fn sync(config: Config, once: bool) -> ExitCode {
             sync_with(&config, &lists, &options, once).await
         }
         _ => {
-            eprintln!("connectors.brevo: dry run: winners' lists are logged, not written");
+            eprintln!("warning: connectors.brevo: dry run: winners' lists are logged, not written");
             sync_with(&config, &DryRunLists::new(), &options, once).await
         }
     }
@@ -253,6 +343,7 @@ async fn sync_with<L: scheduled::ListWriter>(
                     Ok(line) => println!("{line}"),
                     Err(e) => eprintln!("error: {e}"),
                 }
+                eprintln!("{}", r.summary());
                 failed |= !r.errors.is_empty();
             }
             if failed {
@@ -272,7 +363,15 @@ fn decide(datafile: &Path, cases: &str) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match flagbridge_sync::cli::decide::run(datafile, cases, &mut out) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(summary) if summary.failed > 0 => {
+            drop(out);
+            eprintln!(
+                "error: {} of {} cases failed (their output lines hold \"error\")",
+                summary.failed, summary.cases
+            );
+            ExitCode::FAILURE
+        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
@@ -297,6 +396,7 @@ fn serve(config: Option<&Path>, listen: Option<std::net::SocketAddr>, with_sync:
             }
         },
     };
+    let from_flag = listen.is_some();
     if let Some(addr) = listen {
         config.server.listen = addr;
     }
@@ -306,7 +406,18 @@ fn serve(config: Option<&Path>, listen: Option<std::net::SocketAddr>, with_sync:
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("error: server.listen: cannot bind {addr}: {e}");
+                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    " (another program, maybe another flagbridge serve, uses this port: \
+                     pick a free one with --listen HOST:PORT)"
+                } else {
+                    ""
+                };
+                let source = if from_flag {
+                    "--listen"
+                } else {
+                    "server.listen (or --listen)"
+                };
+                eprintln!("error: {source} {addr}: cannot bind: {e}{hint}");
                 return ExitCode::FAILURE;
             }
         };

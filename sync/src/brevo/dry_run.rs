@@ -55,6 +55,10 @@ impl DryRunTransport {
 }
 
 impl BrevoTransport for DryRunTransport {
+    fn is_dry_run(&self) -> bool {
+        true
+    }
+
     fn send(&self, request: BrevoRequest) -> BoxFuture<'_, Result<BrevoResponse, TransportError>> {
         Box::pin(async move {
             let (status, body) = match (request.method, request.path.as_str()) {

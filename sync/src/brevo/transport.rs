@@ -70,6 +70,11 @@ pub enum TransportError {
 pub trait BrevoTransport: Send + Sync + 'static {
     /// Sends one request and returns the answer.
     fn send(&self, request: BrevoRequest) -> BoxFuture<'_, Result<BrevoResponse, TransportError>>;
+
+    /// True when nothing reaches Brevo (the dry-run file): logs then say "would".
+    fn is_dry_run(&self) -> bool {
+        false
+    }
 }
 
 /// The real transport: HTTPS with the `api-key` header.

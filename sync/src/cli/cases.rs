@@ -106,12 +106,14 @@ fn parse_case(v: Value) -> Result<Case, String> {
     let Value::Object(obj) = v else {
         return Err("case is not a JSON object".into());
     };
-    let user_id = obj
-        .get("user_id")
+    // `user_id`/`attributes` (the fixtures' names) or `userId`/`userAttributes` (Agent's and
+    // backfill's names).
+    let user_id = given(&obj, "user_id")
+        .or_else(|| given(&obj, "userId"))
         .and_then(Value::as_str)
         .ok_or("user_id must be a string")?
         .to_string();
-    let attributes = match given(&obj, "attributes") {
+    let attributes = match given(&obj, "attributes").or_else(|| given(&obj, "userAttributes")) {
         None => Map::new(),
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return Err("attributes must be an object".into()),

@@ -13,7 +13,7 @@ use super::cases::run_case_line;
 #[non_exhaustive]
 pub enum DecideError {
     /// The datafile could not be read.
-    #[error("cannot read datafile {path}: {source}")]
+    #[error("{path}: cannot read datafile: {source}", path = path.display())]
     ReadDatafile {
         /// The datafile path.
         path: PathBuf,
@@ -21,7 +21,7 @@ pub enum DecideError {
         source: std::io::Error,
     },
     /// The datafile was read but is not a valid datafile.
-    #[error("invalid datafile {path}: {source}")]
+    #[error("{path}: invalid datafile: {source}", path = path.display())]
     InvalidDatafile {
         /// The datafile path.
         path: PathBuf,
@@ -29,7 +29,7 @@ pub enum DecideError {
         source: DatafileError,
     },
     /// The cases could not be read (or the output not written).
-    #[error("cannot read cases from {name}: {source}")]
+    #[error("{name}: cannot read cases: {source}")]
     Cases {
         /// The cases path, or `-` for stdin.
         name: String,
@@ -53,9 +53,23 @@ pub fn load_datafile(path: &Path) -> Result<ProjectConfig, DecideError> {
     })
 }
 
+/// What a `decide` run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecideSummary {
+    /// Cases run (non-empty lines).
+    pub cases: usize,
+    /// Cases that gave an error line (`{"case": N, "error": ...}`).
+    pub failed: usize,
+}
+
 /// Runs every non-empty line of `cases` (a path, or `-` for stdin) and writes the output lines
-/// to `out`. A malformed case line gives an error line and the run goes on.
-pub fn run(datafile: &Path, cases: &str, out: &mut dyn Write) -> Result<(), DecideError> {
+/// to `out`. A malformed case line gives an error line and the run goes on; the summary counts
+/// them (the command then exits non-zero).
+pub fn run(
+    datafile: &Path,
+    cases: &str,
+    out: &mut dyn Write,
+) -> Result<DecideSummary, DecideError> {
     let config = load_datafile(datafile)?;
     let cases_err = |source| DecideError::Cases {
         name: cases.to_string(),
@@ -68,15 +82,21 @@ pub fn run(datafile: &Path, cases: &str, out: &mut dyn Write) -> Result<(), Deci
         Box::new(std::io::BufReader::new(file))
     };
     let mut n = 0;
+    let mut summary = DecideSummary::default();
     for line in reader.lines() {
         let line = line.map_err(cases_err)?;
         if line.trim().is_empty() {
             continue;
         }
+        let mut failed = false;
         for value in run_case_line(&config, n, &line) {
+            failed |= value.get("error").is_some();
             writeln!(out, "{value}").map_err(DecideError::Output)?;
         }
+        summary.failed += usize::from(failed);
         n += 1;
     }
-    out.flush().map_err(DecideError::Output)
+    summary.cases = n;
+    out.flush().map_err(DecideError::Output)?;
+    Ok(summary)
 }

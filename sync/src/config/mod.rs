@@ -5,6 +5,7 @@
 //! The shape is documented in `docs/config.md`; `flagbridge.example.yaml` is a complete example.
 
 mod env;
+mod mapping;
 pub mod schema;
 mod secret;
 mod validate;
@@ -15,7 +16,8 @@ use url::Url;
 
 pub use schema::{
     ContactIdentityKind, CronSchedule, DatafileSection, EventsSection, FieldMappingSection,
-    FileConfig, LogLevel, MappingSection, RateLimitSection, ServerSection,
+    FileConfig, LogLevel, MappingFile, MappingSection, MappingValue, RateLimitSection,
+    RestRateLimitSection, ServerSection,
 };
 pub use secret::Secret;
 
@@ -34,7 +36,7 @@ pub enum ConfigError {
     /// Not YAML.
     #[error("{location}: invalid YAML: {message}")]
     Yaml {
-        /// `line L column C` when known.
+        /// `FILE:L:C (line L, column C)` when loaded from a file, else `line L column C`.
         location: String,
         /// The parser's message.
         message: String,
@@ -88,6 +90,10 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// `connectors.optimizely.enabled`.
     pub optimizely_enabled: bool,
+    /// REST sync pacing per personal access token (`connectors.optimizely.rate_limit`).
+    pub rest_rate_limit: RestRateLimitSection,
+    /// Things resolved with a choice the user may not expect (part of [`Config::warnings`]).
+    notes: Vec<String>,
 }
 
 /// One Optimizely project, with inherited settings filled in.
@@ -228,7 +234,13 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_yaml(&text, &|name| std::env::var(name).ok())
+        Config::from_yaml(&text, &|name| std::env::var(name).ok()).map_err(|e| match e {
+            ConfigError::Yaml { location, message } => ConfigError::Yaml {
+                location: format!("{}: {location}", path.display()),
+                message,
+            },
+            other => other,
+        })
     }
 
     /// Parses and validates config text; `lookup` resolves `${VAR}`.

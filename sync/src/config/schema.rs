@@ -8,6 +8,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
+pub use super::mapping::{
+    FieldMappingSection, MappingFile, MappingSection, MappingValue, DEFAULT_USER_ID_ATTRIBUTE,
+};
 use super::secret::Secret;
 
 /// Default cron schedule of the REST sync: every two hours.
@@ -164,9 +167,10 @@ pub struct OptimizelySection {
     /// What the REST sync reads.
     #[serde(default)]
     pub sync: SyncSection,
-    /// Which optional Brevo attributes are written (one set for every project).
+    /// Which optional Brevo attributes are written, and optionally their names (one set for
+    /// every project).
     #[serde(default)]
-    pub mapping: MappingSection,
+    pub mapping: MappingFile,
     /// Contact identity and Brevo attribute names (one set for every project).
     #[serde(default)]
     pub field_mapping: FieldMappingSection,
@@ -194,6 +198,41 @@ pub struct OptimizelySection {
     /// Base URLs of the Optimizely remotes.
     #[serde(default)]
     pub urls: OptimizelyUrls,
+    /// Pacing of the REST sync, per personal access token.
+    #[serde(default)]
+    pub rate_limit: RestRateLimitSection,
+}
+
+/// Default REST calls per minute per personal access token (the connector page's limit).
+pub const DEFAULT_REST_PER_MINUTE: u32 = crate::rest::ratelimit::REST_PER_MINUTE;
+/// Default Results API calls per minute (the connector page's limit).
+pub const DEFAULT_RESULTS_PER_MINUTE: u32 = crate::rest::ratelimit::RESULTS_PER_MINUTE;
+
+/// `connectors.optimizely.rate_limit`: REST pacing per personal access token, spread evenly
+/// over the minute (never a burst).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestRateLimitSection {
+    /// Every REST call of a token; default [`DEFAULT_REST_PER_MINUTE`].
+    pub requests_per_minute: u32,
+    /// Results calls; default [`DEFAULT_RESULTS_PER_MINUTE`].
+    pub results_per_minute: u32,
+    /// Seconds before asking again for results still being computed (202); default
+    /// [`DEFAULT_RESULTS_RETRY_SECS`].
+    pub results_retry_secs: u64,
+}
+
+/// Default wait before asking again for results that answered 202 (seconds).
+pub const DEFAULT_RESULTS_RETRY_SECS: u64 = 30;
+
+impl Default for RestRateLimitSection {
+    fn default() -> Self {
+        RestRateLimitSection {
+            requests_per_minute: DEFAULT_REST_PER_MINUTE,
+            results_per_minute: DEFAULT_RESULTS_PER_MINUTE,
+            results_retry_secs: DEFAULT_RESULTS_RETRY_SECS,
+        }
+    }
 }
 
 /// One entry of `connectors.optimizely.projects`; unset fields inherit the section's.
@@ -258,88 +297,14 @@ impl Default for SyncSection {
     }
 }
 
-/// `mapping:` — which of the optional Brevo attributes are written. One set per Brevo
-/// account: set in `connectors.optimizely`, not per project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MappingSection {
-    /// `EXPERIMENT_VARIATION` (and the winners' lists of `sync`); default true.
-    #[serde(default = "yes")]
-    pub experiment_variation: bool,
-    /// `ENABLED_FEATURES`; default true.
-    #[serde(default = "yes")]
-    pub feature_flags: bool,
-    /// `OPT_SEGMENTS` (the datafile audiences the user matches); default true.
-    #[serde(default = "yes")]
-    pub audience_segments: bool,
-}
-
-impl Default for MappingSection {
-    fn default() -> Self {
-        MappingSection {
-            experiment_variation: true,
-            feature_flags: true,
-            audience_segments: true,
-        }
-    }
-}
-
-/// Default user attribute whose value is the contact's email (`field_mapping.user_id`).
-pub const DEFAULT_USER_ID_ATTRIBUTE: &str = "email";
-
-/// `field_mapping:` — the user attribute that identifies the contact, and the Brevo attribute
-/// names (upper case, `[A-Z][A-Z0-9_]*`, distinct). One set per Brevo account.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct FieldMappingSection {
-    /// User attribute holding the contact identity: the email (default
-    /// [`DEFAULT_USER_ID_ATTRIBUTE`]) or, with `contact_identity: ext_id`, the ext_id (default:
-    /// the Optimizely user id). Users without it are skipped and counted.
-    pub user_id: Option<String>,
-    /// Rule key of the latest experiment decision; default `EXPERIMENT_NAME`.
-    pub experiment_key: String,
-    /// Its variation key; default `VARIATION_NAME`.
-    pub variation_key: String,
-    /// Its flag key; default `FEATURE_FLAG`.
-    pub feature_key: String,
-    /// Whether its flag was enabled; default `FEATURE_ENABLED`.
-    pub enabled: String,
-    /// Matching datafile audiences; default `OPT_SEGMENTS`.
-    pub audience_name: String,
-    /// Day of the latest experiment decision; default `EXPERIMENT_DATE`.
-    pub decision_timestamp: String,
-    /// Enabled flags; default `ENABLED_FEATURES`.
-    pub enabled_features: String,
-    /// Every `rule:variation` the contact is in; default `EXPERIMENT_VARIATION`.
-    pub experiment_variation: String,
-    /// Day of the write; default `FEATURE_FLAGS_SYNCED`.
-    pub sync_date: String,
-}
-
-impl Default for FieldMappingSection {
-    fn default() -> Self {
-        FieldMappingSection {
-            user_id: None,
-            experiment_key: "EXPERIMENT_NAME".into(),
-            variation_key: "VARIATION_NAME".into(),
-            feature_key: "FEATURE_FLAG".into(),
-            enabled: "FEATURE_ENABLED".into(),
-            audience_name: "OPT_SEGMENTS".into(),
-            decision_timestamp: "EXPERIMENT_DATE".into(),
-            enabled_features: "ENABLED_FEATURES".into(),
-            experiment_variation: "EXPERIMENT_VARIATION".into(),
-            sync_date: "FEATURE_FLAGS_SYNCED".into(),
-        }
-    }
-}
-
 /// Log level names.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Everything.
     Trace,
-    /// Debug.
+    /// Debug (`verbose` is accepted as another name for it).
+    #[serde(alias = "verbose")]
     Debug,
     /// Default.
     #[default]

@@ -325,3 +325,110 @@ fn cron_schedules_compute_next_run() {
         "2026-11-28T00:00:00+00:00"
     );
 }
+
+/// The connector page's own config, kept verbatim in `tests/data/seed-config.yaml`: it loads,
+/// and its `mapping` names and `field_mapping` names reach the Brevo attribute names.
+#[test]
+fn seed_config_loads_verbatim_and_means_what_it_says() {
+    let text = include_str!("../../tests/data/seed-config.yaml");
+    assert!(text.contains("experiment_variation: EXPERIMENT_VARIATION"));
+    assert!(text.contains("log_level: verbose"));
+    let env = |name: &str| match name {
+        "OPTIMIZELY_ACCESS_TOKEN" => Some("pat-seed".to_string()),
+        "OPTIMIZELY_SDK_KEY" => Some("SeedKey".to_string()),
+        _ => None,
+    };
+    let c = Config::from_yaml(text, &env).unwrap();
+    assert_eq!(c.projects.len(), 1);
+    let p = &c.projects[0];
+    assert_eq!(p.sdk_key, "SeedKey");
+    assert_eq!(p.project_id.as_deref(), Some("12345678"));
+    assert_eq!(
+        p.access_token.as_ref().map(|t| t.expose()),
+        Some("pat-seed")
+    );
+    assert_eq!(c.logging.level, LogLevel::Debug, "verbose is debug");
+    assert!(c.logging.debug && c.logging.log_decisions && c.logging.log_events);
+    let b = &c.brevo;
+    assert_eq!(
+        b.mapping,
+        MappingSection::default(),
+        "names switch attributes on"
+    );
+    assert_eq!(b.identity_attribute.as_deref(), Some("email"));
+    let fm = &b.field_mapping;
+    assert_eq!(fm.experiment_variation, "EXPERIMENT_VARIATION");
+    assert_eq!(fm.enabled_features, "ENABLED_FEATURES");
+    assert_eq!(
+        fm.audience_name, "OPT_SEGMENTS",
+        "mapping.audience_segments names it"
+    );
+    assert_eq!(fm.experiment_key, "EXPERIMENT_NAME");
+    assert_eq!(fm.variation_key, "VARIATION_NAME");
+    assert_eq!(fm.feature_key, "FEATURE_FLAG");
+    assert_eq!(fm.enabled, "FEATURE_ENABLED");
+    assert_eq!(fm.decision_timestamp, "EXPERIMENT_DATE");
+    // The page names the audiences attribute twice, differently: check-config says which wins.
+    let w = c.warnings().join("\n");
+    assert!(
+        w.contains("field_mapping.audience_name: `AUDIENCE_SEGMENT` is not used"),
+        "{w}"
+    );
+}
+
+#[test]
+fn mapping_names_reach_the_attribute_names() {
+    let c = load(
+        "connectors:\n  optimizely:\n    sdk_key: K\n    mapping:\n      experiment_variation: AB_TESTS\n      feature_flags: false\n      audience_segments: SEGS\n",
+    )
+    .unwrap();
+    let b = &c.brevo;
+    assert_eq!(b.field_mapping.experiment_variation, "AB_TESTS");
+    assert_eq!(b.field_mapping.audience_name, "SEGS");
+    assert!(b.mapping.experiment_variation && b.mapping.audience_segments);
+    assert!(!b.mapping.feature_flags);
+    assert!(c.warnings().iter().all(|w| !w.contains("is not used")));
+    // The mapping name and the field_mapping name agree: no note.
+    let same = load(
+        "connectors:\n  optimizely:\n    sdk_key: K\n    mapping: {feature_flags: FLAGS_ON}\n    field_mapping: {enabled_features: FLAGS_ON}\n",
+    )
+    .unwrap();
+    assert_eq!(same.brevo.field_mapping.enabled_features, "FLAGS_ON");
+    assert!(same.warnings().iter().all(|w| !w.contains("is not used")));
+    for (text, path, fragment) in [
+        (
+            "connectors:\n  optimizely:\n    sdk_key: K\n    mapping: {feature_flags: lower_case}\n",
+            "connectors.optimizely.mapping.feature_flags",
+            "not a Brevo attribute name",
+        ),
+        (
+            "connectors:\n  optimizely:\n    sdk_key: K\n    mapping: {feature_flags: 3}\n",
+            "connectors.optimizely.mapping.feature_flags",
+            "true, false or a Brevo attribute name",
+        ),
+        (
+            "connectors:\n  optimizely:\n    sdk_key: K\n    mapping: {feature_flags: OPT_SEGMENTS}\n",
+            "connectors.optimizely.field_mapping.enabled_features",
+            "already used",
+        ),
+    ] {
+        let err = load(text).unwrap_err();
+        assert_eq!(err.path(), path, "{err}");
+        assert!(err.to_string().contains(fragment), "{err}");
+    }
+}
+
+#[test]
+fn yaml_syntax_error_names_file_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("fb-yaml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("broken.yaml");
+    std::fs::write(&file, "connectors:\n  optimizely:\n    sdk_key: [K\n").unwrap();
+    let msg = Config::load(&file).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        msg.starts_with(&format!("{}: line ", file.display())),
+        "{msg}"
+    );
+    assert!(msg.contains(" column "), "{msg}");
+}

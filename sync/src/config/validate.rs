@@ -66,7 +66,20 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
         ));
     }
 
+    for (value, key) in [
+        (opt.rate_limit.requests_per_minute, "requests_per_minute"),
+        (opt.rate_limit.results_per_minute, "results_per_minute"),
+    ] {
+        if value == 0 {
+            return Err(invalid(
+                format!("{OPT}.rate_limit.{key}"),
+                "must be at least 1",
+            ));
+        }
+    }
     let default_sync = resolve_sync(&opt.sync, &format!("{OPT}.sync"))?;
+    let mut notes = Vec::new();
+    let mapping = resolve_mapping(&opt.mapping, &mut opt.field_mapping, &mut notes)?;
     check_field_mapping(&opt.field_mapping, &format!("{OPT}.field_mapping"))?;
 
     let mut projects = Vec::new();
@@ -160,7 +173,6 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
         }
     }
 
-    let mapping = opt.mapping;
     let field_mapping = opt.field_mapping;
     let identity_attribute = |identity| match (&field_mapping.user_id, identity) {
         (Some(name), _) => Some(name.clone()),
@@ -251,12 +263,72 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
             .state_dir
             .unwrap_or_else(|| PathBuf::from(schema::DEFAULT_STATE_DIR)),
         optimizely_enabled: opt.enabled,
+        rest_rate_limit: opt.rate_limit,
+        notes,
+    })
+}
+
+/// `mapping:` values: a switch, or a Brevo attribute name that switches the attribute on and
+/// names it (the same name `field_mapping` sets). When both name it differently, `mapping` wins
+/// and a note (printed by `check-config`) says so.
+fn resolve_mapping(
+    file: &schema::MappingFile,
+    fm: &mut FieldMappingSection,
+    notes: &mut Vec<String>,
+) -> Result<schema::MappingSection, ConfigError> {
+    let defaults = FieldMappingSection::default();
+    let pairs: [(&str, &schema::MappingValue, &str, &mut String, &str); 3] = [
+        (
+            "experiment_variation",
+            &file.experiment_variation,
+            "experiment_variation",
+            &mut fm.experiment_variation,
+            &defaults.experiment_variation,
+        ),
+        (
+            "feature_flags",
+            &file.feature_flags,
+            "enabled_features",
+            &mut fm.enabled_features,
+            &defaults.enabled_features,
+        ),
+        (
+            "audience_segments",
+            &file.audience_segments,
+            "audience_name",
+            &mut fm.audience_name,
+            &defaults.audience_name,
+        ),
+    ];
+    for (key, value, fm_key, fm_name, default) in pairs {
+        let Some(name) = value.name() else { continue };
+        if !is_attribute_name(name) {
+            return Err(invalid(
+                format!("{OPT}.mapping.{key}"),
+                format!(
+                    "`{name}` is not a Brevo attribute name (A-Z, 0-9, _; starting with a letter; \
+                     at most 64), nor true/false"
+                ),
+            ));
+        }
+        if fm_name.as_str() != name && fm_name.as_str() != default {
+            notes.push(format!(
+                "{OPT}.field_mapping.{fm_key}: `{fm_name}` is not used: \
+                 {OPT}.mapping.{key} names that attribute `{name}`"
+            ));
+        }
+        *fm_name = name.to_string();
+    }
+    Ok(schema::MappingSection {
+        experiment_variation: file.experiment_variation.is_on(),
+        feature_flags: file.feature_flags.is_on(),
+        audience_segments: file.audience_segments.is_on(),
     })
 }
 
 /// Allowed-but-suspicious settings.
 pub(crate) fn warnings(config: &Config) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = config.notes.clone();
     for (i, p) in config.projects.iter().enumerate() {
         let path = project_path(&config.projects, i);
         let wants_rest =

@@ -1,6 +1,5 @@
 //! Optimizely REST client (v2 + Flags API) with pagination, pacing and 429 handling.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -8,8 +7,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::policy::{self, StatusClass};
-use super::ratelimit::{self, RateLimiter, Window};
-use super::types::{Audience, Event, Experiment, ExperimentResults, Flag, FlagsPage};
+use super::ratelimit::{acquire_all, PacingWindows, RateLimiter, RestPacers, Window};
+use super::types::{Audience, Event, Experiment, ExperimentResults, Flag, FlagsPage, Project};
 use crate::config::Secret;
 
 /// v2 page size (the API's maximum).
@@ -31,8 +30,9 @@ pub enum RestError {
         /// Cause.
         source: reqwest::Error,
     },
-    /// A status that is not retried (401, 403, 404, ...), or retries ran out.
-    #[error("{url}: HTTP {status}: {body}")]
+    /// A status that is not retried (401, 403, 404, ...), or retries ran out. A 401 says
+    /// "check access_token (expired or revoked?)".
+    #[error("{url}: HTTP {status}: {}", status_words(*status, body))]
     Status {
         /// URL.
         url: String,
@@ -57,6 +57,22 @@ pub enum RestError {
     },
 }
 
+/// The message of a failed status: the troubleshooting hint first, then the body.
+fn status_words(status: u16, body: &str) -> String {
+    let hint = match status {
+        401 => "check access_token (expired or revoked?): regenerate the personal access token",
+        403 => "the access_token may not read this project (check the token's projects)",
+        404 => "not found (check project_id)",
+        429 => "rate limited and retries ran out (lower connectors.optimizely.rate_limit)",
+        _ => "",
+    };
+    match (hint.is_empty(), body.trim().is_empty()) {
+        (true, _) => body.to_string(),
+        (false, true) => hint.to_string(),
+        (false, false) => format!("{hint} ({})", body.trim()),
+    }
+}
+
 /// What `GET /experiments/{id}/results` gave.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResultsOutcome {
@@ -74,9 +90,8 @@ pub struct RestClientBuilder {
     rest_base: Url,
     flags_base: Url,
     timeout: Duration,
-    v2_windows: Vec<Window>,
-    flags_windows: Vec<Window>,
-    results_windows: Vec<Window>,
+    pacing: PacingWindows,
+    pacers: Option<RestPacers>,
     backoff_base: Duration,
 }
 
@@ -94,21 +109,38 @@ impl RestClientBuilder {
         self
     }
 
-    /// Pacing of v2 calls; default [`ratelimit::V2_PER_SECOND`] per second.
+    /// Pacing of every call of the token (v2, Flags API and results); default
+    /// [`super::ratelimit::REST_PER_MINUTE`] per minute, evenly spaced.
     pub fn v2_limits(mut self, windows: Vec<Window>) -> Self {
-        self.v2_windows = windows;
+        self.pacing.token = windows;
         self
     }
 
-    /// Pacing of Flags API calls; default 2/s and 120/min (documented limits).
+    /// Pacing of Flags API calls (on top of the token's); default 2/s and 120/min
+    /// (documented limits).
     pub fn flags_limits(mut self, windows: Vec<Window>) -> Self {
-        self.flags_windows = windows;
+        self.pacing.flags = windows;
         self
     }
 
-    /// Pacing of results calls; default [`ratelimit::RESULTS_PER_MINUTE`] per minute.
+    /// Pacing of results calls (on top of the token's); default
+    /// [`super::ratelimit::RESULTS_PER_MINUTE`] per minute, evenly spaced.
     pub fn results_limits(mut self, windows: Vec<Window>) -> Self {
-        self.results_windows = windows;
+        self.pacing.results = windows;
+        self
+    }
+
+    /// All three pacings at once.
+    pub fn pacing(mut self, pacing: PacingWindows) -> Self {
+        self.pacing = pacing;
+        self
+    }
+
+    /// Uses these pacers (shared with other clients of the same token, see
+    /// [`super::ratelimit::PacerRegistry`]) instead of fresh ones; the windows set above are
+    /// then not used.
+    pub fn pacers(mut self, pacers: RestPacers) -> Self {
+        self.pacers = Some(pacers);
         self
     }
 
@@ -122,14 +154,13 @@ impl RestClientBuilder {
                 url: self.rest_base.to_string(),
                 source,
             })?;
+        let pacers = self.pacers.unwrap_or_else(|| self.pacing.pacers());
         Ok(RestClient {
             http,
             token,
             rest_base: self.rest_base,
             flags_base: self.flags_base,
-            v2: Arc::new(RateLimiter::new(self.v2_windows)),
-            flags: Arc::new(RateLimiter::new(self.flags_windows)),
-            results: Arc::new(RateLimiter::new(self.results_windows)),
+            pacers,
             backoff_base: self.backoff_base,
         })
     }
@@ -142,9 +173,7 @@ pub struct RestClient {
     token: Secret,
     rest_base: Url,
     flags_base: Url,
-    v2: Arc<RateLimiter>,
-    flags: Arc<RateLimiter>,
-    results: Arc<RateLimiter>,
+    pacers: RestPacers,
     backoff_base: Duration,
 }
 
@@ -155,14 +184,29 @@ impl RestClient {
             rest_base,
             flags_base,
             timeout: DEFAULT_TIMEOUT,
-            v2_windows: vec![Window::per_second(ratelimit::V2_PER_SECOND)],
-            flags_windows: vec![
-                Window::per_second(ratelimit::FLAGS_PER_SECOND),
-                Window::per_minute(ratelimit::FLAGS_PER_MINUTE),
-            ],
-            results_windows: vec![Window::per_minute(ratelimit::RESULTS_PER_MINUTE)],
+            pacing: PacingWindows::default(),
+            pacers: None,
             backoff_base: policy::BASE_BACKOFF,
         }
+    }
+
+    /// The projects the token can read (`GET /v2/projects`).
+    pub async fn projects(&self) -> Result<Vec<Project>, RestError> {
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let url = self.join(
+                &self.rest_base,
+                &format!("projects?page={page}&per_page={PER_PAGE}"),
+            )?;
+            let (_, body) = self.get(None, &url).await?;
+            let items: Vec<Project> = decode(&url, &body)?;
+            let n = items.len();
+            out.extend(items);
+            if n < PER_PAGE {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// All experiments of a project.
@@ -188,19 +232,11 @@ impl RestClient {
         )?;
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
-            let (_, body) = self.get(&self.flags, &url).await?;
+            let (_, body) = self.get(Some(&self.pacers.flags), &url).await?;
             let page: FlagsPage = decode(&url, &body)?;
             out.extend(page.items);
             match page.next_url.and_then(|v| v.into_iter().next()) {
-                Some(next) if !next.is_empty() => {
-                    let next_url = url
-                        .join(&next)
-                        .map_err(|_| RestError::ForeignLink { url: next.clone() })?;
-                    if next_url.origin() != self.flags_base.origin() {
-                        return Err(RestError::ForeignLink { url: next });
-                    }
-                    url = next_url;
-                }
+                Some(next) if !next.is_empty() => url = resolve_link(&self.flags_base, &next)?,
                 _ => return Ok(out),
             }
         }
@@ -213,7 +249,7 @@ impl RestClient {
             &self.rest_base,
             &format!("experiments/{experiment_id}/results"),
         )?;
-        let (status, body) = self.get(&self.results, &url).await?;
+        let (status, body) = self.get(Some(&self.pacers.results), &url).await?;
         match status {
             StatusCode::ACCEPTED => Ok(ResultsOutcome::Computing),
             StatusCode::NO_CONTENT => Ok(ResultsOutcome::NoData),
@@ -232,7 +268,7 @@ impl RestClient {
                 &self.rest_base,
                 &format!("{what}?project_id={project_id}&page={page}&per_page={PER_PAGE}"),
             )?;
-            let (_, body) = self.get(&self.v2, &url).await?;
+            let (_, body) = self.get(None, &url).await?;
             let items: Vec<T> = decode(&url, &body)?;
             let n = items.len();
             out.extend(items);
@@ -250,16 +286,20 @@ impl RestClient {
         })
     }
 
-    /// GET with pacing and retries on 429/5xx.
+    /// GET with pacing (the token's, then `extra`) and retries on 429/5xx; every wait for a
+    /// retry is logged.
     async fn get(
         &self,
-        limiter: &RateLimiter,
+        extra: Option<&RateLimiter>,
         url: &Url,
     ) -> Result<(StatusCode, Vec<u8>), RestError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            limiter.acquire().await;
+            match extra {
+                Some(limiter) => acquire_all(&[limiter, &self.pacers.token]).await,
+                None => self.pacers.token.acquire().await,
+            }
             let response = self
                 .http
                 .get(url.clone())
@@ -296,13 +336,20 @@ impl RestClient {
             match policy::classify(status.as_u16()) {
                 StatusClass::Success => return Ok((status, body.to_vec())),
                 StatusClass::Retry if attempt < policy::MAX_ATTEMPTS => {
-                    tracing::debug!(%url, status = status.as_u16(), attempt, "REST call will be retried");
-                    tokio::time::sleep(policy::retry_delay(
-                        attempt,
-                        retry_after.as_deref(),
-                        self.backoff_base,
-                    ))
-                    .await;
+                    let delay =
+                        policy::retry_delay(attempt, retry_after.as_deref(), self.backoff_base);
+                    let why = if status == StatusCode::TOO_MANY_REQUESTS {
+                        "429 Too Many Requests (rate limited)".to_string()
+                    } else {
+                        format!("HTTP {}", status.as_u16())
+                    };
+                    tracing::warn!(
+                        "Optimizely answered {why} for {}; waiting {:.1} s before retry {attempt} of {}",
+                        url.path(),
+                        delay.as_secs_f64(),
+                        policy::MAX_ATTEMPTS - 1
+                    );
+                    tokio::time::sleep(delay).await;
                 }
                 StatusClass::Retry | StatusClass::Fail => {
                     return Err(RestError::Status {
@@ -316,10 +363,78 @@ impl RestClient {
     }
 }
 
+/// Resolves a pagination link against the API base: an absolute URL must keep the base's origin
+/// (else the token would leak); a path that already holds the base's path (`/flags/v1/...`) is
+/// taken from the origin; any other relative link (`/projects/1/flags?page_token=...`, as the
+/// Flags API gives them) is relative to the API base.
+pub fn resolve_link(base: &Url, next: &str) -> Result<Url, RestError> {
+    let foreign = || RestError::ForeignLink {
+        url: next.to_string(),
+    };
+    let resolved = if Url::parse(next).is_ok() || next.starts_with("//") {
+        base.join(next).map_err(|_| foreign())?
+    } else if next.starts_with('/') && next.starts_with(base.path()) {
+        base.join(next).map_err(|_| foreign())?
+    } else {
+        base.join(next.trim_start_matches('/'))
+            .map_err(|_| foreign())?
+    };
+    if resolved.origin() != base.origin() {
+        return Err(foreign());
+    }
+    Ok(resolved)
+}
+
 fn decode<T: DeserializeOwned>(url: &Url, body: &[u8]) -> Result<T, RestError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| RestError::Decode {
         url: url.to_string(),
         message: format!("{}: {}", e.path(), e.inner()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_resolve_against_the_api_base() {
+        let base = Url::parse("https://api.optimizely.com/flags/v1/").unwrap();
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "/projects/7/flags?page_token=2&per_page=100",
+                Some("https://api.optimizely.com/flags/v1/projects/7/flags?page_token=2&per_page=100"),
+            ),
+            (
+                "projects/7/flags?page_token=2",
+                Some("https://api.optimizely.com/flags/v1/projects/7/flags?page_token=2"),
+            ),
+            (
+                "/flags/v1/projects/7/flags?page_token=2",
+                Some("https://api.optimizely.com/flags/v1/projects/7/flags?page_token=2"),
+            ),
+            (
+                "https://api.optimizely.com/flags/v1/projects/7/flags?page_token=2",
+                Some("https://api.optimizely.com/flags/v1/projects/7/flags?page_token=2"),
+            ),
+            ("https://evil.example/flags/v1/projects/7/flags", None),
+            ("//evil.example/x", None),
+        ];
+        for (next, want) in cases {
+            let got = resolve_link(&base, next).ok().map(|u| u.to_string());
+            assert_eq!(got.as_deref(), *want, "{next}");
+        }
+    }
+
+    #[test]
+    fn unauthorized_says_what_to_do() {
+        let e = RestError::Status {
+            url: "https://api.optimizely.com/v2/projects".into(),
+            status: 401,
+            body: String::new(),
+        };
+        assert!(e
+            .to_string()
+            .contains("HTTP 401: check access_token (expired or revoked?)"));
+    }
 }

@@ -5,6 +5,20 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// A project the token can read (`GET /v2/projects`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Project {
+    /// Id (number in the API, kept as a string).
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// active | archived.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
 /// An experiment (`GET /v2/experiments?project_id=`).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct Experiment {

@@ -1,16 +1,20 @@
 //! One run of the scheduled REST sync, and the cron loop around it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::lists::ListWriter;
 use super::membership::{MembershipStore, MEMBERSHIP_FILE};
+pub use super::report::{ProjectReport, WinnerReport};
+use crate::config::Secret;
 use crate::config::{Config, ProjectSettings};
-use crate::rest::ratelimit::Window;
+use crate::rest::ratelimit::{PacerRegistry, PacingWindows, Window};
 use crate::rest::results::{ResultsCache, CACHE_FILE};
+use crate::rest::types::{Experiment, Project};
 use crate::rest::{pick_winners, RestClient, RestError, ResultsOutcome, Winner};
 
 /// File (in the state directory) recording which contacts each winners' list already has.
@@ -19,6 +23,9 @@ pub const WINNERS_FILE: &str = "winners-state.json";
 pub const DEFAULT_RESULTS_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// Catalog file prefix (`catalog-<project>.json`): what the last run listed.
 pub const CATALOG_PREFIX: &str = "catalog-";
+/// File (in the state directory) with each project's last run: `{project: {"finished_at_ms",
+/// "report"}}`, read by the status page of `serve`.
+pub const LAST_SYNC_FILE: &str = "last-sync.json";
 
 /// Why a sync run failed as a whole (REST and Brevo list failures are reported per project).
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +46,12 @@ pub enum SyncJobError {
 pub struct RunOptions {
     /// Wait before asking again for 202 results; default [`DEFAULT_RESULTS_RETRY_DELAY`].
     pub results_retry_delay: Duration,
-    /// Replaces the documented REST pacing (all three limiters) when set; default None.
+    /// Replaces the configured REST pacing (all three limiters) when set; default None.
     /// For tests against local fakes.
     pub rest_pacing: Option<Vec<Window>>,
+    /// The pacers of each token: keep one registry for every run of a process, so runs and
+    /// projects of one token share its budget; default a fresh registry.
+    pub pacers: Arc<PacerRegistry>,
 }
 
 impl Default for RunOptions {
@@ -49,52 +59,9 @@ impl Default for RunOptions {
         RunOptions {
             results_retry_delay: DEFAULT_RESULTS_RETRY_DELAY,
             rest_pacing: None,
+            pacers: Arc::default(),
         }
     }
-}
-
-/// What one project's run did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ProjectReport {
-    /// Project name.
-    pub project: String,
-    /// Why it was skipped, if it was.
-    pub skipped: Option<String>,
-    /// REST failures (listing or results), by message.
-    pub errors: Vec<String>,
-    /// Experiments listed.
-    pub experiments: usize,
-    /// Flags listed.
-    pub flags: usize,
-    /// Audiences listed.
-    pub audiences: usize,
-    /// Events listed.
-    pub events: usize,
-    /// Experiments whose results were ready (fresh or cached).
-    pub results_ready: usize,
-    /// Experiments still computing after the retry.
-    pub results_computing: usize,
-    /// Experiments without data.
-    pub results_no_data: usize,
-    /// Winners found.
-    pub winners: Vec<WinnerReport>,
-}
-
-/// One winner and its list.
-#[derive(Debug, Clone, Serialize)]
-pub struct WinnerReport {
-    /// Experiment key.
-    pub experiment_key: String,
-    /// Variation key.
-    pub variation_key: String,
-    /// Brevo list name.
-    pub list_name: String,
-    /// Brevo list id.
-    pub list_id: u64,
-    /// Contacts added this run.
-    pub added: usize,
-    /// Contacts Brevo did not know (retried next run).
-    pub unknown: usize,
 }
 
 /// Contacts already put in each list (by list name).
@@ -132,6 +99,7 @@ pub async fn run_once<L: ListWriter>(
     let mut winners_state: WinnersState = read_json(&winners_path).unwrap_or_default();
 
     let mut reports = Vec::new();
+    let mut tokens = TokenProjects::default();
     for project in &config.projects {
         let report = run_project(
             config,
@@ -141,6 +109,7 @@ pub async fn run_once<L: ListWriter>(
             &members,
             &mut cache,
             &mut winners_state,
+            &mut tokens,
         )
         .await;
         // Keep what was done even if a later project fails.
@@ -149,11 +118,124 @@ pub async fn run_once<L: ListWriter>(
             source,
         })?;
         write_json(&winners_path, &winners_state)?;
-        reports.push(report?);
+        let report = report?;
+        record_last_sync(&state_dir.join(LAST_SYNC_FILE), &report)?;
+        reports.push(report);
     }
     Ok(reports)
 }
 
+/// Replaces this project's entry in the last-sync file (other projects' entries stay: each
+/// project runs on its own schedule).
+fn record_last_sync(path: &Path, report: &ProjectReport) -> Result<(), SyncJobError> {
+    let mut all: serde_json::Map<String, serde_json::Value> = read_json(path).unwrap_or_default();
+    all.insert(
+        report.project.clone(),
+        serde_json::json!({"finished_at_ms": now_ms(), "report": report}),
+    );
+    write_json(path, &all)
+}
+
+/// What `GET /v2/projects` said for each token during one run (asked once per token).
+#[derive(Default)]
+struct TokenProjects {
+    by_token: HashMap<u64, ProjectsListing>,
+}
+
+/// The projects, or the failure's status (when any) and message.
+type ProjectsListing = Result<Vec<Project>, (Option<u16>, String)>;
+
+fn token_key(token: &Secret) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    token.expose().hash(&mut h);
+    h.finish()
+}
+
+/// Checks `project_id` against the projects the token can read. `Err` ends the project's run
+/// (a 401, or a project the token cannot see); a listing that fails otherwise is logged and
+/// the run goes on unchecked.
+async fn check_project(
+    client: &RestClient,
+    token: &Secret,
+    project_id: &str,
+    tokens: &mut TokenProjects,
+) -> Result<(), String> {
+    let key = token_key(token);
+    if let std::collections::hash_map::Entry::Vacant(slot) = tokens.by_token.entry(key) {
+        let listed = client.projects().await.map_err(|e| {
+            let status = match &e {
+                RestError::Status { status, .. } => Some(*status),
+                _ => None,
+            };
+            (status, e.to_string())
+        });
+        slot.insert(listed);
+    }
+    match tokens.by_token.get(&key) {
+        Some(Ok(projects)) if projects.iter().any(|p| p.id == project_id) => Ok(()),
+        Some(Ok(projects)) => {
+            let known: Vec<String> = projects
+                .iter()
+                .take(10)
+                .map(|p| match &p.name {
+                    Some(name) => format!("{} ({name})", p.id),
+                    None => p.id.clone(),
+                })
+                .collect();
+            Err(format!(
+                "project_id {project_id} is not among the {} project(s) this access_token can \
+                 read{}{}",
+                projects.len(),
+                if known.is_empty() { "" } else { ": " },
+                known.join(", ")
+            ))
+        }
+        Some(Err((Some(401), message))) => Err(message.clone()),
+        Some(Err((_, message))) => {
+            tracing::warn!(
+                "cannot list the projects of the access_token ({message}); \
+                 going on without checking project_id {project_id}"
+            );
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Runs one listing: a failure is reported, and the last good listing of that kind stays in
+/// the catalog.
+fn listed<T: Serialize>(
+    kind: &str,
+    result: Result<Vec<T>, RestError>,
+    catalog: &mut serde_json::Map<String, serde_json::Value>,
+    previous: &serde_json::Map<String, serde_json::Value>,
+    report: &mut ProjectReport,
+) -> Option<usize> {
+    match result {
+        Ok(items) => {
+            catalog.insert(kind.into(), to_value(&items));
+            Some(items.len())
+        }
+        Err(e) => {
+            report.errors.push(e.to_string());
+            if let Some(old) = previous.get(kind) {
+                catalog.insert(kind.into(), old.clone());
+                report.listings_kept.push(kind.to_string());
+            }
+            None
+        }
+    }
+}
+
+fn experiment_name(exp: &Experiment) -> String {
+    exp.key
+        .clone()
+        .or_else(|| exp.name.clone())
+        .unwrap_or_else(|| format!("experiment {}", exp.id))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_project<L: ListWriter>(
     config: &Config,
     project: &ProjectSettings,
@@ -162,60 +244,90 @@ async fn run_project<L: ListWriter>(
     members: &MembershipStore,
     cache: &mut ResultsCache,
     winners_state: &mut WinnersState,
+    tokens: &mut TokenProjects,
 ) -> Result<ProjectReport, SyncJobError> {
     let mut report = ProjectReport {
         project: project.name.clone(),
+        project_id: project.project_id.clone(),
+        dry_run: lists.is_dry_run(),
         ..Default::default()
     };
     let (Some(token), Some(project_id)) = (&project.access_token, &project.project_id) else {
-        report.skipped = Some("no access_token or project_id".into());
+        report.skipped = Some(
+            match (&project.access_token, &project.project_id) {
+                (None, None) => "no access_token and no project_id",
+                (None, _) => "no access_token",
+                _ => "no project_id",
+            }
+            .into(),
+        );
         return Ok(report);
     };
-    let mut builder = RestClient::builder(config.urls.rest.clone(), config.urls.flags.clone());
-    if let Some(pacing) = &options.rest_pacing {
-        builder = builder
-            .v2_limits(pacing.clone())
-            .flags_limits(pacing.clone())
-            .results_limits(pacing.clone());
-    }
-    let client = match builder.build(token.clone()) {
+    let pacing = match &options.rest_pacing {
+        Some(windows) => PacingWindows::uniform(windows.clone()),
+        None => PacingWindows::per_minute(
+            config.rest_rate_limit.requests_per_minute,
+            config.rest_rate_limit.results_per_minute,
+        ),
+    };
+    let client = match RestClient::builder(config.urls.rest.clone(), config.urls.flags.clone())
+        .pacers(options.pacers.pacers(token, &pacing))
+        .build(token.clone())
+    {
         Ok(c) => c,
         Err(e) => {
             report.errors.push(e.to_string());
             return Ok(report);
         }
     };
+    if let Err(message) = check_project(&client, token, project_id, tokens).await {
+        report.errors.push(message);
+        return Ok(report);
+    }
     let sync = &project.sync;
+    let catalog_path = config
+        .state_dir
+        .join(format!("{CATALOG_PREFIX}{}.json", project.name));
+    let previous: serde_json::Map<String, serde_json::Value> =
+        read_json(&catalog_path).unwrap_or_default();
     let mut catalog = serde_json::Map::new();
 
-    let experiments = if sync.experiments {
-        note(&mut report.errors, client.experiments(project_id).await)
+    let experiments: Vec<Experiment> = if sync.experiments {
+        let result = client.experiments(project_id).await;
+        let fresh = result.as_ref().ok().cloned();
+        match listed("experiments", result, &mut catalog, &previous, &mut report) {
+            Some(_) => fresh.unwrap_or_default(),
+            // The last good listing still names the experiments whose results to read.
+            None => previous
+                .get("experiments")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default(),
+        }
     } else {
         Vec::new()
     };
     report.experiments = experiments.len();
-    catalog.insert("experiments".into(), to_value(&experiments));
     if sync.feature_flags {
-        let flags = note(&mut report.errors, client.flags(project_id).await);
-        report.flags = flags.len();
-        catalog.insert("flags".into(), to_value(&flags));
+        let r = client.flags(project_id).await;
+        report.flags = listed("flags", r, &mut catalog, &previous, &mut report).unwrap_or(0);
     }
     if sync.audiences {
-        let audiences = note(&mut report.errors, client.audiences(project_id).await);
-        report.audiences = audiences.len();
-        catalog.insert("audiences".into(), to_value(&audiences));
+        let r = client.audiences(project_id).await;
+        report.audiences =
+            listed("audiences", r, &mut catalog, &previous, &mut report).unwrap_or(0);
     }
     if sync.events {
-        let events = note(&mut report.errors, client.events(project_id).await);
-        report.events = events.len();
-        catalog.insert("events".into(), to_value(&events));
+        let r = client.events(project_id).await;
+        report.events = listed("events", r, &mut catalog, &previous, &mut report).unwrap_or(0);
     }
-    let catalog_path = config
-        .state_dir
-        .join(format!("{CATALOG_PREFIX}{}.json", project.name));
     write_json(&catalog_path, &catalog)?;
 
     // Results: ask each running/concluded experiment; ask the 202s once more after a pause.
+    report.not_running = experiments
+        .iter()
+        .filter(|e| !e.has_results())
+        .map(|e| format!("{} ({})", experiment_name(e), e.status))
+        .collect();
     let candidates: Vec<_> = experiments.iter().filter(|e| e.has_results()).collect();
     let mut computing = Vec::new();
     let now = now_ms();
@@ -223,6 +335,7 @@ async fn run_project<L: ListWriter>(
         match client.results(&exp.id).await {
             Ok(ResultsOutcome::Computing) => computing.push(*exp),
             Ok(ResultsOutcome::NoData) => {
+                report.no_data.push(experiment_name(exp));
                 if cache
                     .resolve(&exp.id, ResultsOutcome::NoData, now)
                     .is_none()
@@ -237,15 +350,27 @@ async fn run_project<L: ListWriter>(
         }
     }
     if !computing.is_empty() {
+        let names: Vec<String> = computing.iter().map(|e| experiment_name(e)).collect();
+        tracing::info!(
+            "project {}: results of {} still being computed by Optimizely (202); \
+             asking again in {} s",
+            project.name,
+            names.join(", "),
+            options.results_retry_delay.as_secs()
+        );
         tokio::time::sleep(options.results_retry_delay).await;
         for exp in computing {
             match client.results(&exp.id).await {
                 Ok(ResultsOutcome::Computing) => {
+                    report.still_computing.push(experiment_name(exp));
                     if cache.get(&exp.id).is_none() {
                         report.results_computing += 1;
                     }
                 }
                 Ok(outcome) => {
+                    if outcome == ResultsOutcome::NoData {
+                        report.no_data.push(experiment_name(exp));
+                    }
                     if cache.resolve(&exp.id, outcome, now_ms()).is_none() {
                         report.results_no_data += 1;
                     }
@@ -290,7 +415,8 @@ async fn run_project<L: ListWriter>(
                     }
                 }
             };
-            if outcome.unknown == 0 {
+            // A dry run remembers nothing: the real run must still add these contacts.
+            if outcome.unknown == 0 && !lists.is_dry_run() {
                 already.extend(todo);
             }
             tracing::info!(
@@ -299,7 +425,12 @@ async fn run_project<L: ListWriter>(
                 variation = %winner.variation_key,
                 list = %name,
                 added = outcome.added,
-                "winner synced to Brevo"
+                "{}",
+                if lists.is_dry_run() {
+                    "dry run: winner's list logged, nothing written to Brevo"
+                } else {
+                    "winner synced to Brevo"
+                }
             );
             report.winners.push(WinnerReport {
                 experiment_key: winner.experiment_key,
@@ -330,7 +461,9 @@ pub async fn run_scheduled<L: ListWriter>(config: &Config, lists: &L, options: &
         match run_once(&one, lists, options).await {
             Ok(reports) => {
                 for r in reports {
-                    tracing::info!(report = ?r, "REST sync done");
+                    for line in r.summary().lines() {
+                        tracing::info!("{line}");
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, "REST sync failed"),
@@ -355,13 +488,6 @@ pub fn next_due(
         }
     }
     best
-}
-
-fn note<T>(errors: &mut Vec<String>, r: Result<Vec<T>, RestError>) -> Vec<T> {
-    r.unwrap_or_else(|e| {
-        errors.push(e.to_string());
-        Vec::new()
-    })
 }
 
 fn to_value<T: Serialize>(v: &T) -> serde_json::Value {

@@ -99,6 +99,11 @@ pub trait ListWriter: Send + Sync {
         list_id: u64,
         user_ids: &[String],
     ) -> impl Future<Output = Result<AddOutcome, ListError>> + Send;
+
+    /// True when nothing is written to Brevo (reports and logs then say "would").
+    fn is_dry_run(&self) -> bool {
+        false
+    }
 }
 
 /// Logs instead of writing (Brevo dry run); remembers what it would have done.
@@ -120,6 +125,10 @@ impl DryRunLists {
 }
 
 impl ListWriter for DryRunLists {
+    fn is_dry_run(&self) -> bool {
+        true
+    }
+
     async fn ensure_list(&self, name: &str) -> Result<u64, ListError> {
         let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = lists.iter().position(|(n, _)| n == name) {

@@ -5,6 +5,7 @@
 pub mod job;
 pub mod lists;
 pub mod membership;
+pub mod report;
 
 pub use job::{run_once, run_scheduled, ProjectReport, RunOptions, SyncJobError};
 pub use lists::{BrevoLists, DryRunLists, ListWriter};

@@ -47,6 +47,8 @@ pub struct BrevoMetrics {
     pub pending: u64,
     /// Updates set aside after permanent failures.
     pub set_aside: u64,
+    /// Decisions and conversions not sent to Brevo: the user lacks the identity attribute.
+    pub skipped_no_identity: u64,
 }
 
 /// Everything `/metrics` shows.
@@ -227,6 +229,12 @@ pub fn render(s: &Snapshot) -> String {
             "Contact updates set aside after permanent failures.",
             b.set_aside,
         ),
+        (
+            "flagbridge_brevo_skipped_no_identity_total",
+            "counter",
+            "Decisions and conversions not sent to Brevo: the user lacks the identity attribute.",
+            b.skipped_no_identity,
+        ),
     ] {
         header(&mut out, name, kind, help);
         let _ = writeln!(out, "{name} {v}");
@@ -275,6 +283,7 @@ mod tests {
                 too_many_requests: 2,
                 pending: 7,
                 set_aside: 0,
+                skipped_no_identity: 5,
             },
             http_requests: vec![("/v1/decide".into(), 200, 1000)],
         };
@@ -290,6 +299,7 @@ mod tests {
             "flagbridge_events_retries_total 5",
             "flagbridge_brevo_429_total 2",
             "flagbridge_brevo_pending 7",
+            "flagbridge_brevo_skipped_no_identity_total 5",
             "# TYPE flagbridge_brevo_pending gauge",
             "flagbridge_http_requests_total{route=\"/v1/decide\",status=\"200\"} 1000",
         ] {

@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod status;
 pub mod webhook;
 
 use std::net::SocketAddr;

@@ -57,6 +57,8 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/webhooks/optimizely", post(webhook_handler))
         .route("/health", get(health))
         .route("/metrics", get(metrics_handler))
+        .route("/", get(super::status::page))
+        .route("/status.json", get(super::status::json_handler))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&rt),
             count_requests,
@@ -93,7 +95,9 @@ async fn count_requests(State(rt): State<Arc<Runtime>>, req: Request, next: Next
         | "/v1/batch"
         | "/webhooks/optimizely"
         | "/health"
-        | "/metrics") => p.to_string(),
+        | "/metrics"
+        | "/"
+        | "/status.json") => p.to_string(),
         _ => "other".to_string(),
     };
     let resp = next.run(req).await;

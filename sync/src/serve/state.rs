@@ -358,6 +358,7 @@ impl Runtime {
                     too_many_requests: c.rate_limited,
                     pending: c.contacts_pending + c.events_pending,
                     set_aside: c.contacts_rejected + c.events_rejected,
+                    skipped_no_identity: c.skipped_no_identity,
                 }
             })
             .unwrap_or_default();

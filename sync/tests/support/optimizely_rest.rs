@@ -46,6 +46,28 @@ pub struct RestState {
     pub log: Vec<String>,
     /// Replaces the Flags API `next_url` (to test foreign links).
     pub flags_next_override: Option<String>,
+    /// How the Flags API writes `next_url`.
+    pub flags_link_style: LinkStyle,
+    /// The fake's own address (for absolute links).
+    pub addr: Option<SocketAddr>,
+    /// `GET /v2/projects`; when empty, every project id the fake holds data for.
+    pub projects: Vec<Value>,
+    /// When each request arrived, in order (same length as `log`).
+    pub arrivals: Vec<std::time::Instant>,
+    /// Answer `/v2/{what}` listings with 403 (not retried) when `what` is in here.
+    pub broken_listings: Vec<String>,
+}
+
+/// How the fake writes the Flags API `next_url`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LinkStyle {
+    /// `/flags/v1/projects/{pid}/flags?...` (path from the host).
+    #[default]
+    FromHost,
+    /// `/projects/{pid}/flags?...` (relative to the API base, as Optimizely documents it).
+    FromApiBase,
+    /// `http://127.0.0.1:{port}/flags/v1/projects/{pid}/flags?...`.
+    Absolute,
 }
 
 pub type Shared = Arc<Mutex<RestState>>;
@@ -64,6 +86,7 @@ impl FakeRest {
             ..Default::default()
         }));
         let app = Router::new()
+            .route("/v2/projects", get(projects))
             .route("/v2/experiments", get(experiments))
             .route("/v2/audiences", get(audiences))
             .route("/v2/events", get(events))
@@ -72,6 +95,7 @@ impl FakeRest {
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        state.lock().unwrap().addr = Some(addr);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeRest { addr, state }
     }
@@ -92,6 +116,7 @@ impl FakeRest {
 fn gate(state: &Shared, headers: &HeaderMap, path: String) -> Result<(), Response> {
     let mut s = state.lock().unwrap();
     s.log.push(path);
+    s.arrivals.push(std::time::Instant::now());
     let want = format!("Bearer {}", s.token);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
         return Err((
@@ -153,7 +178,41 @@ fn listing(
         return (StatusCode::BAD_REQUEST, "project_id is required").into_response();
     };
     let s = state.lock().unwrap();
+    if s.broken_listings.iter().any(|b| b == what) {
+        return (StatusCode::FORBIDDEN, "listing is broken").into_response();
+    }
     match page_of(pick(&s).get(pid), q) {
+        Ok(items) => Json(items).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn projects(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = gate(&state, &headers, "/v2/projects".to_string()) {
+        return r;
+    }
+    let s = state.lock().unwrap();
+    let all: Vec<Value> = if s.projects.is_empty() {
+        let mut ids: Vec<&String> = s
+            .experiments
+            .keys()
+            .chain(s.audiences.keys())
+            .chain(s.events.keys())
+            .chain(s.flags.keys())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.into_iter()
+            .map(|id| json!({"id": id.parse::<u64>().unwrap_or(0), "name": format!("project {id}"), "status": "active"}))
+            .collect()
+    } else {
+        s.projects.clone()
+    };
+    match page_of(Some(&all), &q) {
         Ok(items) => Json(items).into_response(),
         Err(r) => r,
     }
@@ -230,9 +289,15 @@ async fn flags(
     let next_url: Vec<String> = if let Some(url) = &s.flags_next_override {
         vec![url.clone()]
     } else if next < all.len() {
-        vec![format!(
-            "/flags/v1/projects/{pid}/flags?page_token={next}&per_page={size}"
-        )]
+        let rel = format!("/projects/{pid}/flags?page_token={next}&per_page={size}");
+        vec![match s.flags_link_style {
+            LinkStyle::FromHost => format!("/flags/v1{rel}"),
+            LinkStyle::FromApiBase => rel,
+            LinkStyle::Absolute => format!(
+                "http://{}/flags/v1{rel}",
+                s.addr.map(|a| a.to_string()).unwrap_or_default()
+            ),
+        }]
     } else {
         vec![]
     };

@@ -190,11 +190,19 @@ impl Worker {
                 .counters
                 .attributes_created
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                attribute = name,
-                kind = kind.as_str(),
-                "brevo attribute created"
-            );
+            if self.transport.is_dry_run() {
+                tracing::info!(
+                    attribute = name,
+                    kind = kind.as_str(),
+                    "brevo dry run: attribute would be created (request written to the dry-run file)"
+                );
+            } else {
+                tracing::info!(
+                    attribute = name,
+                    kind = kind.as_str(),
+                    "brevo attribute created"
+                );
+            }
         }
         Ok(())
     }
@@ -578,7 +586,12 @@ impl Worker {
                 requests,
                 contacts_pending = c.contacts_pending.load(Ordering::Relaxed),
                 contacts_rejected = c.contacts_rejected.load(Ordering::Relaxed),
-                "brevo flush"
+                "{}",
+                if self.transport.is_dry_run() {
+                    "brevo dry run: flush written to the dry-run file, nothing sent to Brevo"
+                } else {
+                    "brevo flush"
+                }
             );
         }
         let result = contacts.and(events);
