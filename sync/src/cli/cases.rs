@@ -176,25 +176,13 @@ fn parse_case(v: Value) -> Result<Case, String> {
     })
 }
 
-/// Largest integer JavaScript's `JSON.parse` reads exactly.
-const MAX_EXACT_JS_INTEGER: u64 = 1 << 53;
-
-/// Builds the user. Numbers are read as JavaScript's `JSON.parse` reads them (an integer beyond
-/// 2^53 becomes the nearest double). Object and array attribute values have no
+/// Builds the user. Numbers are read as JavaScript's `JSON.parse` reads them (exactly; an
+/// integer beyond 2^53 becomes the nearest double). Object and array attribute values have no
 /// `AttributeValue`; they are left out (the SDK drops them from events too).
 fn user_context(user_id: &str, attributes: &Map<String, Value>) -> UserContext {
     let mut user = UserContext::new(user_id);
     for (key, value) in attributes {
-        let attribute = match value {
-            Value::Number(n)
-                if n.as_i64()
-                    .is_some_and(|i| i.unsigned_abs() > MAX_EXACT_JS_INTEGER) =>
-            {
-                n.as_f64().map(AttributeValue::Float).ok_or(())
-            }
-            other => AttributeValue::try_from(other).map_err(|_| ()),
-        };
-        if let Ok(v) = attribute {
+        if let Some(v) = AttributeValue::from_json(value) {
             user.set_attribute(key.as_str(), v);
         }
     }

@@ -143,37 +143,22 @@ fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn build_user(
-    user_id: &str,
-    attributes: Option<&Map<String, Value>>,
-) -> Result<UserContext, Answer> {
-    if user_id.is_empty() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "body.userId: must not be empty",
-        ));
-    }
+/// The user of a decide/track body. An empty id is a user id like any other (the JavaScript
+/// SDK decides for it); numbers are read exactly and integers beyond 2^53 as `JSON.parse` reads
+/// them; array and object attribute values are ignored, as the SDK ignores them.
+fn build_user(user_id: &str, attributes: Option<&Map<String, Value>>) -> UserContext {
     let mut user = UserContext::new(user_id);
     for (key, value) in attributes.into_iter().flatten() {
-        match AttributeValue::try_from(value) {
-            Ok(v) => user.set_attribute(key.clone(), v),
-            Err(e) => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "body.userAttributes.{key}: {} values are not supported (use a string, number, boolean or null)",
-                        e.kind
-                    ),
-                ))
-            }
+        if let Some(v) = AttributeValue::from_json(value) {
+            user.set_attribute(key.clone(), v);
         }
     }
-    Ok(user)
+    user
 }
 
 /// The user and options of a decide request.
 fn decide_input(body: &DecideContext) -> Result<(UserContext, DecideOptions), Answer> {
-    let mut user = build_user(&body.user_id, body.user_attributes.as_ref())?;
+    let mut user = build_user(&body.user_id, body.user_attributes.as_ref());
     let mut options = DecideOptions::NONE;
     for (i, name) in body.decide_options.iter().flatten().enumerate() {
         match DecideOption::from_str(name) {
@@ -322,10 +307,7 @@ pub(crate) fn track_op(p: &ProjectRuntime, event_key: Option<&str>, body: TrackC
     let Some(event_key) = event_key.filter(|k| !k.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "query.eventKey: missing");
     };
-    let user = match build_user(&body.user_id, body.user_attributes.as_ref()) {
-        Ok(u) => u,
-        Err(a) => return a,
-    };
+    let user = build_user(&body.user_id, body.user_attributes.as_ref());
     let sent = p.client.track(&user, event_key, body.event_tags.as_ref());
     let answer = TrackResponse {
         user_id: body.user_id,
