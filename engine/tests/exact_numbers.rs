@@ -79,3 +79,41 @@ fn integers_beyond_two_to_the_53_read_as_json_parse_does() {
         None
     );
 }
+
+/// A variation id written as a JSON number is the same id as its decimal string (traffic
+/// allocation names it as a string), and impressions and notifications send it back as the
+/// number, as the JavaScript SDK does (js-sdk `mutexFeatureTestsConfig`).
+#[test]
+fn numeric_variation_ids_are_accepted_and_sent_back_as_numbers() {
+    let df = r#"{"version": "4", "accountId": "1", "projectId": "2", "revision": "3",
+        "attributes": [], "audiences": [], "events": [], "groups": [], "rollouts": [],
+        "experiments": [{"id": "e1", "key": "exp", "layerId": "l1", "status": "Running",
+            "audienceIds": [], "forcedVariations": {},
+            "variations": [{"id": 17155031309, "key": "v", "featureEnabled": true}],
+            "trafficAllocation": [{"entityId": "17155031309", "endOfRange": 10000}]}],
+        "featureFlags": [{"id": 7, "key": "flag", "experimentIds": ["e1"], "rolloutId": "",
+            "variables": []}]}"#;
+    let config = ProjectConfig::parse(df).unwrap();
+    let u = UserContext::new("u");
+    let d = Decider::new(&config).decide(&u, "flag", DecideOptions::NONE);
+    assert_eq!(d.variation_key(), Some("v"));
+    assert_eq!(d.variation_id(), Some("17155031309"));
+    let client = ClientInfo {
+        client_name: "t".into(),
+        client_version: "0".into(),
+    };
+    let batch = serde_json::to_value(d.impression_event(&u, &client, 0, "id").unwrap()).unwrap();
+    assert_eq!(
+        batch["visitors"][0]["snapshots"][0]["decisions"][0]["variation_id"],
+        serde_json::json!(17155031309u64)
+    );
+    let n = serde_json::to_value(d.notification(&u)).unwrap();
+    assert_eq!(n["variationId"], serde_json::json!(17155031309u64));
+    // A string id stays a string.
+    let config =
+        ProjectConfig::parse(&df.replace("\"id\": 17155031309", "\"id\": \"17155031309\""))
+            .unwrap();
+    let d = Decider::new(&config).decide(&u, "flag", DecideOptions::NONE);
+    let n = serde_json::to_value(d.notification(&u)).unwrap();
+    assert_eq!(n["variationId"], "17155031309");
+}

@@ -319,6 +319,11 @@ fn decision_line(
 
 fn notification_line(case: usize, user: &UserContext, d: &Decision<'_>) -> Value {
     let n = d.notification(user);
+    // `variationId` as the notification serialises it (a number when the datafile has one).
+    let variation_id = serde_json::to_value(&n)
+        .ok()
+        .and_then(|mut v| v.get_mut("variationId").map(Value::take))
+        .unwrap_or(Value::Null);
     json!({
         "case": case,
         "type": "flag",
@@ -329,7 +334,7 @@ fn notification_line(case: usize, user: &UserContext, d: &Decision<'_>) -> Value
         "ruleKey": n.rule_key,
         "decisionEventDispatched": n.decision_event_dispatched,
         "experimentId": n.experiment_id,
-        "variationId": n.variation_id,
+        "variationId": variation_id,
     })
 }
 
