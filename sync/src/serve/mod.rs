@@ -7,7 +7,12 @@
 pub mod agent;
 pub mod auth;
 pub mod bridge;
+mod cors;
+mod errors;
+mod extra;
+pub mod legacy;
 pub mod metrics;
+pub mod profiles;
 pub mod routes;
 pub mod state;
 pub mod webhook;
