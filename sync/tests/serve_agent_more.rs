@@ -372,3 +372,64 @@ async fn opt_in_endpoints_are_off_by_default_and_cors() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn notification_event_stream_is_opt_in() {
+    let s = start("sse-off", |_| {}).await;
+    let r = s
+        .http
+        .get(format!("{}/v1/notifications/event-stream", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    s.stop().await;
+
+    let s = start("sse", |c| c.server.api.enable_notifications = true).await;
+    let r = s
+        .http
+        .get(format!(
+            "{}/v1/notifications/event-stream?filter=bogus",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let mut stream = s
+        .http
+        .get(format!(
+            "{}/v1/notifications/event-stream?filter=decision",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let (status, _) = s
+        .post(
+            "/v1/decide?keys=checkout",
+            &json!({"userId": "sse-user", "userAttributes": {"plan": "pro"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut text = String::new();
+    while !text.contains("\n\n") || !text.contains("sse-user") {
+        let chunk = stream.chunk().await.unwrap().expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("data:") && l.contains("sse-user"))
+        .unwrap();
+    assert!(text.contains("event: decision"), "{text}");
+    let data: Value = serde_json::from_str(line.trim_start_matches("data:").trim()).unwrap();
+    assert_eq!(data["flagKey"], "checkout");
+    assert_eq!(data["variationKey"], "treatment");
+    drop(stream);
+    s.stop().await;
+}

@@ -1,5 +1,5 @@
 //! `server.api:`: the Agent endpoints and behaviours that are off unless configured (as in
-//! Agent: overrides, user profiles and CORS are opt-in).
+//! Agent: overrides, notifications, user profiles and CORS are opt-in).
 
 use serde::Deserialize;
 
@@ -13,6 +13,10 @@ pub struct ApiSection {
     /// `POST /v1/override` (Agent's `api.enableOverrides`); default false (403).
     #[serde(default)]
     pub enable_overrides: bool,
+    /// `GET /v1/notifications/event-stream` (Agent's `api.enableNotifications`); default
+    /// false (403).
+    #[serde(default)]
+    pub enable_notifications: bool,
     /// `POST /v1/lookup`, `POST /v1/save` and sticky bucketing; absent = no user profile
     /// service (lookup/save answer 500, as Agent does without one).
     #[serde(default)]

@@ -1,5 +1,6 @@
 //! The Agent endpoints beyond decide/track/config/datafile: `/v1/activate`, `/v1/override`,
-//! `/v1/lookup`, `/v1/save` (routes and their batch dispatch).
+//! `/v1/lookup`, `/v1/save`, `/v1/notifications/event-stream` (routes and their batch
+//! dispatch).
 
 use std::sync::Arc;
 
@@ -30,6 +31,10 @@ pub(crate) fn routes() -> Router<Arc<Runtime>> {
         .route("/v1/override", post(override_))
         .route("/v1/lookup", post(lookup))
         .route("/v1/save", post(save))
+        .route(
+            "/v1/notifications/event-stream",
+            axum::routing::get(super::sse::event_stream),
+        )
 }
 
 fn query_values(query: Option<&str>, name: &str) -> Vec<String> {

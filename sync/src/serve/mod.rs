@@ -14,6 +14,7 @@ pub mod legacy;
 pub mod metrics;
 pub mod profiles;
 pub mod routes;
+mod sse;
 pub mod state;
 pub mod webhook;
 
