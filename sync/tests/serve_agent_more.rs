@@ -433,3 +433,72 @@ async fn notification_event_stream_is_opt_in() {
     drop(stream);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn oauth_tokens_grant_their_sdk_keys() {
+    use flagbridge_sync::config::agent_api::{OAuthClient, OAuthSection};
+    let client = |id: &str, secret: &str, key: &str| OAuthClient {
+        client_id: id.into(),
+        client_secret: Secret::new(secret),
+        sdk_keys: vec![key.into()],
+    };
+    let s = start("oauth", |c| {
+        c.server.api.oauth = Some(OAuthSection {
+            hmac_secret: Secret::new("hmac-key"),
+            ttl_secs: 600,
+            clients: vec![client("c1", "s1", "key"), client("c2", "s2", "other")],
+        });
+    })
+    .await;
+    let token = |id: &str, secret: &str| json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret});
+    let (status, e) = s.post("/oauth/token", &token("c1", "wrong")).await;
+    assert_eq!(status, 401);
+    assert_eq!(e["error"], "invalid_client");
+    let mut bad_grant = token("c1", "s1");
+    bad_grant["grant_type"] = json!("password");
+    let (status, e) = s.post("/oauth/token", &bad_grant).await;
+    assert_eq!(status, 400);
+    assert_eq!(e["error"], "unsupported_grant_type");
+    let (status, t) = s.post("/oauth/token", &token("c1", "s1")).await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["token_type"], "bearer");
+    assert_eq!(t["expires_in"], 600);
+    let good = t["access_token"].as_str().unwrap().to_string();
+    // Form-encoded, as OAuth clients send it.
+    let r = s
+        .http
+        .post(format!("{}/oauth/token", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=c2&client_secret=s2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let other: Value = r.json().await.unwrap();
+    let other = other["access_token"].as_str().unwrap().to_string();
+    // An expired token signed with the right key.
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sdk_keys": ["key"], "exp": 1, "sub": "c1"}),
+        &jsonwebtoken::EncodingKey::from_secret(b"hmac-key"),
+    )
+    .unwrap();
+    let mut tampered = good.clone();
+    tampered.pop();
+    let decide = |bearer: Option<String>| {
+        let mut r = s
+            .http
+            .post(format!("{}/v1/decide?keys=banner", s.base))
+            .json(&json!({"userId": "u"}));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        r.send()
+    };
+    let mut statuses = Vec::new();
+    for bearer in [Some(good), None, Some(other), Some(expired), Some(tampered)] {
+        statuses.push(decide(bearer).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 401, 403, 401, 401]);
+    s.stop().await;
+}

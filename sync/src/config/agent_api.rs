@@ -3,6 +3,11 @@
 
 use serde::Deserialize;
 
+use super::secret::Secret;
+
+/// Default lifetime of a token from `POST /oauth/token` (seconds).
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
+
 /// Default `Access-Control-Max-Age` of a CORS preflight answer (seconds).
 pub const DEFAULT_CORS_MAX_AGE_SECS: u64 = 300;
 
@@ -24,6 +29,39 @@ pub struct ApiSection {
     /// CORS headers; absent = none are sent.
     #[serde(default)]
     pub cors: Option<CorsSection>,
+    /// `POST /oauth/token` and JWT bearer tokens on `/v1/*`; absent = no token endpoint.
+    #[serde(default)]
+    pub oauth: Option<OAuthSection>,
+}
+
+/// `server.api.oauth:` (Agent's `api.auth`): client credentials exchanged for HS256 JWTs
+/// that grant access to the listed SDK keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSection {
+    /// Key that signs and verifies the tokens (HMAC-SHA256).
+    pub hmac_secret: Secret,
+    /// Token lifetime; default [`DEFAULT_TOKEN_TTL_SECS`].
+    #[serde(default = "default_ttl")]
+    pub ttl_secs: u64,
+    /// The clients allowed to get a token.
+    pub clients: Vec<OAuthClient>,
+}
+
+/// One OAuth client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClient {
+    /// `client_id`.
+    pub client_id: String,
+    /// `client_secret`.
+    pub client_secret: Secret,
+    /// SDK keys the client's tokens grant.
+    pub sdk_keys: Vec<String>,
+}
+
+fn default_ttl() -> u64 {
+    DEFAULT_TOKEN_TTL_SECS
 }
 
 /// `server.api.user_profile_service:`.

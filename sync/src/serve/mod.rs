@@ -12,6 +12,7 @@ mod errors;
 mod extra;
 pub mod legacy;
 pub mod metrics;
+pub mod oauth;
 pub mod profiles;
 pub mod routes;
 mod sse;

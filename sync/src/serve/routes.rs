@@ -17,7 +17,6 @@ use super::agent::{
     self, BatchContext, BatchResponse, BatchResponseItem, DecideContext, ErrorBody, TrackContext,
     TrackResponse,
 };
-use super::auth::bearer_matches;
 use super::metrics;
 use super::state::{ProjectRuntime, Runtime};
 use super::webhook;
@@ -56,6 +55,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
     Router::new()
         .merge(api)
         .route("/webhooks/optimizely", post(webhook_handler))
+        .route("/oauth/token", post(oauth_token))
         .route("/health", get(health))
         .route("/metrics", get(metrics_handler))
         .layer(middleware::from_fn_with_state(
@@ -72,20 +72,11 @@ pub fn router(rt: Arc<Runtime>) -> Router {
 }
 
 async fn require_token(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
-    if let Some(token) = &rt.config.server.auth_token {
-        let header = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        if !bearer_matches(header, token.expose()) {
-            let mut resp = respond(error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token (Authorization: Bearer <token>)",
-            ));
-            resp.headers_mut()
-                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
-            return resp;
-        }
+    if let Err((status, message)) = super::oauth::check(&rt, req.headers()) {
+        let mut resp = respond(error(status, message));
+        resp.headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        return resp;
     }
     next.run(req).await
 }
@@ -501,6 +492,10 @@ async fn webhook_handler(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err((status, message)) => respond(error(status, message)),
     }
+}
+
+async fn oauth_token(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(super::oauth::token_op(&rt, &headers, &body))
 }
 
 async fn health(State(rt): State<Arc<Runtime>>) -> Response {
