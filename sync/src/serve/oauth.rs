@@ -184,7 +184,7 @@ pub(crate) fn check(rt: &Runtime, headers: &HeaderMap) -> Result<(), (StatusCode
         .filter(|k| !k.is_empty())
         .or_else(|| (rt.ordered.len() == 1).then(|| rt.ordered[0].settings.sdk_key.clone()));
     match key {
-        Some(k) if claims.sdk_keys.iter().any(|s| *s == k) => Ok(()),
+        Some(k) if claims.sdk_keys.contains(&k) => Ok(()),
         _ => Err((
             StatusCode::FORBIDDEN,
             "the token does not grant this SDK key",
