@@ -27,9 +27,19 @@
 //! let user = EvaluationContext::default()
 //!     .with_targeting_key("user-1")
 //!     .with_custom_field("plan", "pro");
-//! let on = provider.resolve_bool_value("checkout", &user).await?.value;
-//! let color = provider.resolve_string_value("checkout.color", &user).await?.value;
-//! let dark = provider.resolve_bool_value("checkout.dark_mode", &user).await?.value;
+//! // Each evaluation falls back to its default on an error (unknown flag, wrong type...).
+//! let on = provider
+//!     .resolve_bool_value("checkout", &user)
+//!     .await
+//!     .map_or(false, |d| d.value);
+//! let color = provider
+//!     .resolve_string_value("checkout.color", &user)
+//!     .await
+//!     .map_or_else(|_| "grey".to_string(), |d| d.value);
+//! let dark = provider
+//!     .resolve_bool_value("checkout.dark_mode", &user)
+//!     .await
+//!     .map_or(false, |d| d.value);
 //! println!("{on} {color} {dark}"); // one impression for `checkout`, not three
 //! # Ok(())
 //! # }
