@@ -3,7 +3,7 @@
 
 use flagbridge_engine::UserContext;
 use flagbridge_sync::testing::{datafile, FakeEventEndpoint};
-use flagbridge_sync::Client;
+use flagbridge_sync::{Client, EventStorage};
 
 #[tokio::test(start_paused = true)]
 async fn activate_experiment_sends_the_experiment_impression() {
@@ -11,6 +11,7 @@ async fn activate_experiment_sends_the_experiment_impression() {
     let client = Client::builder()
         .datafile(datafile("7"))
         .event_endpoint(endpoint.url())
+        .event_storage(EventStorage::Memory)
         .start()
         .await
         .unwrap();
