@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Writes the JSONL decide/track cases for every datafile (deterministic, seeded per file).
 
-    python3 datafile-fixtures/generate_cases.py [--shared-dir ../shared/datafiles]
+    python3 datafile-fixtures/generate_cases.py [--shared-dir ../shared/datafiles] [--more-dir ../shared/datafiles-more]
 
 Reads each datafile of this folder (writes `cases/<name>.jsonl`) and, when the shared SDK
 datafiles are present, each of them (writes `shared-cases/<name>.jsonl`; the datafiles
-themselves are never copied here). Attribute values are derived from the datafile's audience
+themselves are never copied here); likewise `../shared/datafiles-more` -> `more-cases/`. Attribute values are derived from the datafile's audience
 conditions (hits, near misses, wrong types) plus junk of every JSON scalar type, so the cases
 reach every audience branch. See README.md for the case format.
 """
@@ -285,27 +285,34 @@ SHARED_PLAN = {"go_100_entities": (150, 0.03)}
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--shared-dir", help="default: ../shared/datafiles next to the repo (or one level up)")
+    p.add_argument("--more-dir", help="default: ../shared/datafiles-more next to the repo (or one level up)")
     a = p.parse_args()
+
+    def default_dir(name):
+        tries = [os.path.join(HERE, "..", "..", "shared", name),
+                 os.path.join(HERE, "..", "..", "..", "shared", name)]
+        return next((t for t in tries if os.path.isdir(t)), tries[0])
+
     if a.shared_dir is None:
-        tries = [os.path.join(HERE, "..", "..", "shared", "datafiles"),
-                 os.path.join(HERE, "..", "..", "..", "shared", "datafiles")]
-        a.shared_dir = next((t for t in tries if os.path.isdir(t)), tries[0])
+        a.shared_dir = default_dir("datafiles")
+    if a.more_dir is None:
+        a.more_dir = default_dir("datafiles-more")
     for fn in sorted(os.listdir(HERE)):
         if fn.endswith(".json"):
             name = fn[:-5]
             n, pall = PLAN.get(name, (DEFAULT_CASES, 0.15))
             write_cases(os.path.join(HERE, fn), os.path.join(HERE, "cases", name + ".jsonl"), n, pall,
                         malformed=(name == "experiments"))
-    if os.path.isdir(a.shared_dir):
-        for fn in sorted(os.listdir(a.shared_dir)):
-            if fn.endswith(".json"):
-                name = fn[:-5]
-                n, pall = SHARED_PLAN.get(name, (DEFAULT_CASES, 0.15))
-                write_cases(os.path.join(a.shared_dir, fn), os.path.join(HERE, "shared-cases", name + ".jsonl"),
-                            n, pall)
-    else:
-        print(f"shared datafiles not found at {a.shared_dir}: skipping shared cases")
-
+    for src, out in ((a.shared_dir, "shared-cases"), (a.more_dir, "more-cases")):
+        if os.path.isdir(src):
+            os.makedirs(os.path.join(HERE, out), exist_ok=True)
+            for fn in sorted(os.listdir(src)):
+                if fn.endswith(".json"):
+                    name = fn[:-5]
+                    n, pall = SHARED_PLAN.get(name, (DEFAULT_CASES, 0.15))
+                    write_cases(os.path.join(src, fn), os.path.join(HERE, out, name + ".jsonl"), n, pall)
+        else:
+            print(f"shared datafiles not found at {src}: skipping {out}")
 
 if __name__ == "__main__":
     main()

@@ -1,11 +1,12 @@
 // Golden decisions from the official Optimizely JavaScript SDK (offline).
 //
-//   cd datafile-fixtures/golden && npm ci && node generate.mjs [--shared-dir DIR] [name ...]
+//   cd datafile-fixtures/golden && npm ci && node generate.mjs [--shared-dir DIR] [--more-dir DIR] [name ...]
 //
 // For every datafile `datafile-fixtures/<name>.json` with cases `datafile-fixtures/cases/<name>.jsonl`
 // writes `datafile-fixtures/golden/<name>.jsonl`; for every shared SDK datafile
 // `<shared-dir>/<name>.json` with `datafile-fixtures/shared-cases/<name>.jsonl` writes
-// `datafile-fixtures/shared-golden/<name>.jsonl`. Events are recorded by a dispatcher that never
+// `datafile-fixtures/shared-golden/<name>.jsonl`; likewise `--more-dir` (default
+// `../shared/datafiles-more`) with `more-cases/` -> `more-golden/`. Events are recorded by a dispatcher that never
 // sends anything. The output format is described in datafile-fixtures/README.md.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -273,16 +274,20 @@ async function runAcceptance(dir, outPath) {
 async function main() {
   const args = process.argv.slice(2);
   let sharedDir = null;
+  let moreDir = null;
   const only = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--shared-dir') sharedDir = args[++i];
+    else if (args[i] === '--more-dir') moreDir = args[++i];
     else only.push(args[i]);
   }
-  if (!sharedDir) {
-    const tries = [path.join(FIXTURES, '..', '..', 'shared', 'datafiles'),
-      path.join(FIXTURES, '..', '..', '..', 'shared', 'datafiles')];
-    sharedDir = tries.find((t) => fs.existsSync(t)) ?? tries[0];
-  }
+  const defaultDir = (name) => {
+    const tries = [path.join(FIXTURES, '..', '..', 'shared', name),
+      path.join(FIXTURES, '..', '..', '..', 'shared', name)];
+    return tries.find((t) => fs.existsSync(t)) ?? tries[0];
+  };
+  sharedDir ??= defaultDir('datafiles');
+  moreDir ??= defaultDir('datafiles-more');
   const wanted = (name) => only.length === 0 || only.includes(name);
   console.log(`@optimizely/optimizely-sdk ${SDK_VERSION}`);
   for (const f of fs.readdirSync(path.join(FIXTURES, 'cases')).sort()) {
@@ -294,16 +299,21 @@ async function main() {
   if (wanted('acceptance')) {
     await runAcceptance(path.join(FIXTURES, 'acceptance'), path.join(HERE, 'acceptance.jsonl'));
   }
-  if (fs.existsSync(sharedDir)) {
-    for (const f of fs.readdirSync(path.join(FIXTURES, 'shared-cases')).sort()) {
+  for (const [dir, prefix] of [[sharedDir, 'shared'], [moreDir, 'more']]) {
+    if (!fs.existsSync(dir)) {
+      console.log(`shared datafiles not found at ${dir}: skipping ${prefix} goldens`);
+      continue;
+    }
+    for (const f of fs.readdirSync(path.join(FIXTURES, `${prefix}-cases`)).sort()) {
       const name = f.replace(/\.jsonl$/, '');
       if (!wanted(name)) continue;
-      await runFile(path.join(sharedDir, `${name}.json`), path.join(FIXTURES, 'shared-cases', f),
-        path.join(FIXTURES, 'shared-golden', `${name}.jsonl`),
-        path.join(FIXTURES, 'shared-golden-notifications', `${name}.jsonl`));
+      for (const d of [`${prefix}-golden`, `${prefix}-golden-notifications`]) {
+        fs.mkdirSync(path.join(FIXTURES, d), { recursive: true });
+      }
+      await runFile(path.join(dir, `${name}.json`), path.join(FIXTURES, `${prefix}-cases`, f),
+        path.join(FIXTURES, `${prefix}-golden`, `${name}.jsonl`),
+        path.join(FIXTURES, `${prefix}-golden-notifications`, `${name}.jsonl`));
     }
-  } else {
-    console.log(`shared datafiles not found at ${sharedDir}: skipping shared goldens`);
   }
 }
 

@@ -134,16 +134,81 @@ pub struct Snapshot {
 }
 
 /// The decision of an impression.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SnapshotDecision {
     /// Layer id, else experiment id, else null.
     pub campaign_id: Option<String>,
     /// Experiment, rule or holdout id, "" when none.
     pub experiment_id: String,
     /// Variation id when all digits, else null.
+    #[serde(deserialize_with = "opt_id")]
     pub variation_id: Option<String>,
+    /// The datafile wrote the variation id as a JSON number: it is sent as one, as JavaScript
+    /// sends the id as it read it (not part of the wire format; false when deserialized).
+    #[serde(skip)]
+    pub variation_id_is_number: bool,
     /// Flag decision metadata.
     pub metadata: DecisionMetadata,
+}
+
+impl Serialize for SnapshotDecision {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = serializer.serialize_struct("SnapshotDecision", 4)?;
+        st.serialize_field("campaign_id", &self.campaign_id)?;
+        st.serialize_field("experiment_id", &self.experiment_id)?;
+        st.serialize_field(
+            "variation_id",
+            &self
+                .variation_id
+                .as_deref()
+                .map(|id| IdOut::new(id, self.variation_id_is_number)),
+        )?;
+        st.serialize_field("metadata", &self.metadata)?;
+        st.end()
+    }
+}
+
+/// An id as JavaScript sends it: a JSON number when the datafile wrote it as one.
+#[derive(Debug)]
+pub(crate) enum IdOut<'a> {
+    /// Sent as a string.
+    Text(&'a str),
+    /// Sent as a number.
+    Number(serde_json::Number),
+}
+
+impl<'a> IdOut<'a> {
+    pub(crate) fn new(id: &'a str, number: bool) -> Self {
+        match number
+            .then(|| id.parse::<serde_json::Number>().ok())
+            .flatten()
+        {
+            Some(n) => IdOut::Number(n),
+            None => IdOut::Text(id),
+        }
+    }
+}
+
+impl Serialize for IdOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            IdOut::Text(s) => serializer.serialize_str(s),
+            IdOut::Number(n) => n.serialize(serializer),
+        }
+    }
+}
+
+/// An optional id sent as a string or a number (read back as its decimal text).
+pub(crate) fn opt_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "invalid type: {other}, expected a string or a number"
+        ))),
+    }
 }
 
 /// Impression metadata.
@@ -298,6 +363,7 @@ pub(crate) fn impression_visitor(
         campaign_id: campaign_id.clone(),
         experiment_id,
         variation_id: variation.and_then(|v| numeric_id(&v.id)),
+        variation_id_is_number: variation.is_some_and(|v| v.id_is_number),
         metadata: DecisionMetadata {
             flag_key: flag_key.to_string(),
             rule_key: rule.map(|e| e.key.clone()).unwrap_or_default(),

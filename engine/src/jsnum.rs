@@ -67,21 +67,46 @@ fn parse_int_radix(s: &str, radix: Option<u32>) -> Option<f64> {
         None => (10, s),
         Some(r) => (r, s),
     };
-    let mut value = 0f64;
-    let mut any = false;
-    for c in s.chars() {
-        match c.to_digit(radix) {
-            Some(d) => {
-                value = value * f64::from(radix) + f64::from(d);
-                any = true;
-            }
-            None => break,
-        }
-    }
-    if !any {
+    let end = s
+        .char_indices()
+        .find(|(_, c)| c.to_digit(radix).is_none())
+        .map_or(s.len(), |(i, _)| i);
+    if end == 0 {
         return None;
     }
+    let value = digits_to_f64(&s[..end], radix);
     Some(if neg { -value } else { value })
+}
+
+/// The value of a non-empty run of `radix` digits, rounded once to the nearest double (as
+/// JavaScript does for radix 10 and the power-of-two radixes; repeated `value * radix + d` in
+/// f64 would round at every step and miss by an ULP on long inputs).
+fn digits_to_f64(digits: &str, radix: u32) -> f64 {
+    if radix == 10 {
+        return digits.parse::<f64>().unwrap_or(f64::NAN);
+    }
+    // Power-of-two radix: exact in a u128 until it overflows; then every further digit
+    // scales by 2^bits and only whether it was non-zero matters (a sticky bit for rounding).
+    let bits = radix.trailing_zeros();
+    let mut value: u128 = 0;
+    let mut dropped = 0i32;
+    let mut sticky = false;
+    for c in digits.chars() {
+        let d = u128::from(c.to_digit(radix).unwrap_or(0));
+        if dropped == 0 && value.leading_zeros() >= bits {
+            value = (value << bits) | d;
+        } else {
+            dropped += 1;
+            sticky |= d != 0;
+        }
+    }
+    if sticky {
+        value |= 1;
+    }
+    // `as f64` rounds to nearest, ties to even; value has > 64 bits here when sticky is set,
+    // so the sticky bit only ever breaks a tie.
+    let scale = 2f64.powi(dropped.saturating_mul(bits as i32));
+    value as f64 * scale
 }
 
 /// Length of the longest prefix of `s` that is a JavaScript decimal literal (StrDecimalLiteral).
@@ -175,9 +200,7 @@ fn string_to_number(s: &str) -> f64 {
             if rest.is_empty() || !rest.chars().all(|c| c.is_digit(radix)) {
                 return f64::NAN;
             }
-            return rest.chars().fold(0f64, |acc, c| {
-                acc * f64::from(radix) + f64::from(c.to_digit(radix).unwrap_or(0))
-            });
+            return digits_to_f64(rest, radix);
         }
     }
     if decimal_prefix(t) == t.len() {
@@ -222,6 +245,38 @@ mod tests {
         assert_eq!(parse_int10("0x1A"), Some(0.0));
         assert_eq!(parse_int("abc"), None);
         assert_eq!(parse_int(""), None);
+    }
+
+    #[test]
+    fn long_digit_runs_round_once_like_js() {
+        // JavaScript: parseInt("2.6196087559259906") === 2, and these are the doubles V8 gives.
+        assert_eq!(
+            parse_int("12345678901234567890123"),
+            Some(1.2345678901234568e22)
+        );
+        assert_eq!(parse_int("9007199254740993"), Some(9007199254740992.0));
+        assert_eq!(parse_int("9007199254740995"), Some(9007199254740996.0));
+        assert_eq!(parse_int("0x20000000000001"), Some(9007199254740992.0));
+        assert_eq!(parse_int("0x20000000000003"), Some(9007199254740996.0));
+        assert_eq!(
+            parse_int("0x1fffffffffffff_ffffffffffffffffffffffffffffffffff"),
+            Some(9007199254740991.0)
+        );
+        assert_eq!(
+            parse_int(&format!("0x1{}", "f".repeat(40))),
+            Some(2f64.powi(161))
+        );
+        // A tie broken by a non-zero digit far beyond the u128.
+        let tie = format!("0x10000000000000{}{}1", "8", "0".repeat(20));
+        assert_eq!(parse_int(&tie), Some(1.3937965749081643e42));
+        let tie = format!("0x1{}08{}1", "0".repeat(13), "0".repeat(30));
+        assert_eq!(to_number(&json!(tie)), 2.4519928653854222e55);
+        assert_eq!(to_number(&json!("0b11")), 3.0);
+        assert_eq!(parse_float("2.6196087559259906"), Some(2.6196087559259906));
+        assert_eq!(to_number(&json!("2.6196087559259906")), 2.6196087559259906);
+        let parsed: Value = serde_json::from_str("2.6196087559259906").unwrap();
+        assert_eq!(parsed.as_f64(), Some(2.6196087559259906));
+        assert_eq!(parsed.to_string(), "2.6196087559259906");
     }
 
     #[test]

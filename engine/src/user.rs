@@ -154,6 +154,23 @@ impl TryFrom<&serde_json::Value> for AttributeValue {
     }
 }
 
+impl AttributeValue {
+    /// The attribute JavaScript's `JSON.parse` would give the SDK for a JSON value: integers
+    /// beyond 2^53 become the nearest double (as `JSON.parse` reads them), other numbers are
+    /// kept exactly; objects and arrays are no attribute value (`None`: the SDK ignores them
+    /// in conditions and leaves them out of events).
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
+        match v {
+            serde_json::Value::Number(n)
+                if n.as_i64().is_some_and(|i| i.unsigned_abs() > 1 << 53) =>
+            {
+                n.as_f64().map(AttributeValue::Float)
+            }
+            other => AttributeValue::try_from(other).ok(),
+        }
+    }
+}
+
 /// FNV-1a hash of an attribute key (a `const fn`, so fixed keys hash at compile time).
 pub(crate) const fn key_hash(key: &str) -> u64 {
     let bytes = key.as_bytes();

@@ -97,6 +97,79 @@ fn python_config_dict_expected_variations() {
     );
 }
 
+/// The legacy experiment API decides one experiment as the flag flow decides that rule: the
+/// same variations (groups and whitelisting included), an impression only with a variation.
+#[test]
+fn decide_experiment_matches_the_rule_of_the_flag_flow() {
+    let config = python_config();
+    let decider = Decider::new(&config);
+    let cases = [
+        ("test_experiment", "f_test"),
+        ("group_exp_1", "f_group_1"),
+        ("group_exp_2", "f_group_2"),
+    ];
+    let client = ClientInfo {
+        client_name: "t".into(),
+        client_version: "0".into(),
+    };
+    let mut with_variation = 0;
+    for user in [
+        "test_user",
+        "user_a",
+        "user_b",
+        "user_c",
+        "alice",
+        "bob",
+        "user_1",
+        "123456789",
+    ] {
+        let u = UserContext::new(user);
+        for (experiment, flag) in cases {
+            let e = decider
+                .decide_experiment(&u, experiment, DecideOptions::NONE)
+                .unwrap();
+            let f = decider.decide(&u, flag, DecideOptions::NONE);
+            // Each flag has only this experiment (no rollout): same variation.
+            assert_eq!(e.variation_id(), f.variation_id(), "{user} {experiment}");
+            assert_eq!(e.flag_key(), "");
+            assert_eq!(e.has_impression(), e.variation_id().is_some());
+            if let Some(batch) = e.impression_event(&u, &client, 0, "id") {
+                with_variation += 1;
+                let v = serde_json::to_value(&batch).unwrap();
+                let d = &v["visitors"][0]["snapshots"][0]["decisions"][0];
+                assert_eq!(d["experiment_id"], json!(config_experiment_id(experiment)));
+                assert_eq!(d["metadata"]["rule_key"], experiment);
+                assert_eq!(d["variation_id"], json!(e.variation_id()));
+            }
+            let quiet = decider
+                .decide_experiment(&u, experiment, DecideOption::DisableDecisionEvent.into())
+                .unwrap();
+            assert!(!quiet.has_impression());
+        }
+    }
+    assert!(with_variation >= 5, "{with_variation}");
+    assert!(decider
+        .decide_experiment(&UserContext::new("u"), "nope", DecideOptions::NONE)
+        .is_none());
+    // Whitelisting: user_1 is forced into control.
+    let d = decider
+        .decide_experiment(
+            &UserContext::new("user_1"),
+            "test_experiment",
+            DecideOptions::NONE,
+        )
+        .unwrap();
+    assert_eq!(d.variation_key(), Some("control"));
+}
+
+fn config_experiment_id(key: &str) -> &'static str {
+    match key {
+        "test_experiment" => "111127",
+        "group_exp_1" => "32222",
+        _ => "32223",
+    }
+}
+
 #[test]
 fn reasons_only_with_include_reasons_and_errors_always() {
     let config = python_config();

@@ -40,13 +40,23 @@ fn fixtures() -> PathBuf {
 /// `FLAGBRIDGE_SHARED_DATAFILES`, else `../shared/datafiles` from the repo root (or one level
 /// further up, for git worktrees).
 fn shared_datafiles() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("FLAGBRIDGE_SHARED_DATAFILES") {
+    shared_dir("FLAGBRIDGE_SHARED_DATAFILES", "datafiles")
+}
+
+/// `FLAGBRIDGE_MORE_DATAFILES`, else `../shared/datafiles-more` (15 more datafiles from the
+/// official SDKs' test fixtures; see their README).
+fn more_datafiles() -> Option<PathBuf> {
+    shared_dir("FLAGBRIDGE_MORE_DATAFILES", "datafiles-more")
+}
+
+fn shared_dir(env: &str, name: &str) -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var(env) {
         return Some(PathBuf::from(dir)).filter(|p| p.is_dir());
     }
     let root = repo_root();
     [
-        root.join("../shared/datafiles"),
-        root.join("../../shared/datafiles"),
+        root.join("../shared").join(name),
+        root.join("../../shared").join(name),
     ]
     .into_iter()
     .find(|p| p.is_dir())
@@ -302,6 +312,16 @@ fn shared_sdk_datafiles_match_javascript_sdk() {
         &dir.join("shared-cases"),
         &dir.join("shared-golden"),
     );
+}
+
+#[test]
+fn more_sdk_datafiles_match_javascript_sdk() {
+    let Some(more) = more_datafiles() else {
+        println!("skipping: more SDK datafiles not found (../shared/datafiles-more or FLAGBRIDGE_MORE_DATAFILES)");
+        return;
+    };
+    let dir = fixtures();
+    check_dir(&more, &dir.join("more-cases"), &dir.join("more-golden"));
 }
 
 #[test]
@@ -568,5 +588,19 @@ fn shared_decision_notifications_match_javascript_sdk() {
         &shared,
         &dir.join("shared-cases"),
         &dir.join("shared-golden-notifications"),
+    );
+}
+
+#[test]
+fn more_decision_notifications_match_javascript_sdk() {
+    let Some(more) = more_datafiles() else {
+        println!("skipping: more SDK datafiles not found (../shared/datafiles-more or FLAGBRIDGE_MORE_DATAFILES)");
+        return;
+    };
+    let dir = fixtures();
+    check_notifications(
+        &more,
+        &dir.join("more-cases"),
+        &dir.join("more-golden-notifications"),
     );
 }

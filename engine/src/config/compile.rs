@@ -65,10 +65,11 @@ impl Builder<'_> {
             })
             .collect();
         let index = self.variations.len();
-        self.variation_id_map.insert(v.id.clone(), index);
+        self.variation_id_map.insert(v.id.text.clone(), index);
         self.variations.push(Variation {
             index: index as u32,
-            id: v.id,
+            id: v.id.text,
+            id_is_number: v.id.number,
             key: v.key,
             feature_enabled: matches!(v.feature_enabled, Some(Value::Bool(true))),
             feature_enabled_raw: v.feature_enabled,

@@ -31,6 +31,8 @@ pub(crate) struct Variation {
     /// Position in [`ProjectConfig::variations`].
     pub index: u32,
     pub id: String,
+    /// The datafile wrote the id as a JSON number (JavaScript sends it back as one).
+    pub id_is_number: bool,
     pub key: String,
     pub feature_enabled: bool,
     /// `featureEnabled` as the datafile has it (for `OptimizelyConfig`).

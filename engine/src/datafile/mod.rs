@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn wrong_type_is_invalid_with_path() {
         let df = br#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
-            "events":[{"id":5,"key":"a"}]}"#;
+            "events":[{"id":true,"key":"a"}]}"#;
         match read(df).err() {
             Some(DatafileError::Invalid { path, .. }) => assert_eq!(path, "events[0].id"),
             other => panic!("unexpected {other:?}"),

@@ -68,7 +68,9 @@ pub(crate) struct Datafile {
     pub local_holdouts: Vec<Holdout>,
 }
 
-/// A string, or a number taken as its decimal text (JavaScript accepts numeric ids).
+/// A string, or a number taken as its decimal text. JavaScript accepts numeric ids anywhere
+/// (its maps are keyed by the id's string form, so `17155031309` and `"17155031309"` name the
+/// same entity); every id field of the datafile is read with these helpers.
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match Value::deserialize(d)? {
         Value::String(s) => Ok(s),
@@ -76,6 +78,55 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
         other => Err(serde::de::Error::custom(format!(
             "invalid type: {other}, expected a string"
         ))),
+    }
+}
+
+/// An optional id: a string or a number (as its decimal text); absent or `null` is `None`.
+fn opt_string_or_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "invalid type: {other}, expected a string"
+        ))),
+    }
+}
+
+/// A list of ids, each a string or a number (as its decimal text).
+fn vec_string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Id(#[serde(deserialize_with = "string_or_number")] String);
+    Ok(Vec::<Id>::deserialize(d)?
+        .into_iter()
+        .map(|Id(s)| s)
+        .collect())
+}
+
+/// An id that remembers whether the datafile wrote it as a JSON number (JavaScript then sends
+/// it as a number in events and notifications).
+pub(crate) struct Id {
+    pub text: String,
+    pub number: bool,
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(text) => Ok(Id {
+                text,
+                number: false,
+            }),
+            Value::Number(n) => Ok(Id {
+                text: n.to_string(),
+                number: true,
+            }),
+            other => Err(serde::de::Error::custom(format!(
+                "invalid type: {other}, expected a string"
+            ))),
+        }
     }
 }
 
@@ -90,12 +141,14 @@ where
 
 #[derive(Deserialize)]
 pub(crate) struct Attribute {
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct Audience {
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     #[serde(default)]
     pub name: String,
@@ -106,15 +159,17 @@ pub(crate) struct Audience {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Event {
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "vec_string_or_number")]
     pub experiment_ids: Vec<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct TrafficAllocation {
+    #[serde(deserialize_with = "string_or_number")]
     pub entity_id: String,
     pub end_of_range: f64,
 }
@@ -122,6 +177,7 @@ pub(crate) struct TrafficAllocation {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct VariableUsage {
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub value: Value,
 }
@@ -129,7 +185,7 @@ pub(crate) struct VariableUsage {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Variation {
-    pub id: String,
+    pub id: Id,
     /// JavaScript loads a variation without `key` (it can then never be forced or reported).
     #[serde(default)]
     pub key: String,
@@ -142,9 +198,10 @@ pub(crate) struct Variation {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Experiment {
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_string_or_number")]
     pub layer_id: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
@@ -167,6 +224,7 @@ pub(crate) struct Experiment {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Group {
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     #[serde(default)]
     pub policy: String,
@@ -179,6 +237,7 @@ pub(crate) struct Group {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Variable {
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
     #[serde(rename = "type")]
@@ -191,11 +250,12 @@ pub(crate) struct Variable {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct FeatureFlag {
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "vec_string_or_number")]
     pub experiment_ids: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_string_or_number")]
     pub rollout_id: Option<String>,
     #[serde(default)]
     pub variables: Vec<Variable>,
@@ -203,6 +263,7 @@ pub(crate) struct FeatureFlag {
 
 #[derive(Deserialize)]
 pub(crate) struct Rollout {
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     #[serde(default)]
     pub experiments: Vec<Experiment>,
@@ -221,6 +282,7 @@ pub(crate) struct Integration {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Holdout {
+    #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
     #[serde(default)]

@@ -315,6 +315,7 @@ impl<'a> Decision<'a> {
             decision_event_dispatched: self.has_impression(),
             experiment_id: self.experiment_id().map(str::to_string),
             variation_id: self.variation_id().map(str::to_string),
+            variation_id_is_number: self.outcome.variation.is_some_and(|v| v.id_is_number),
             user_id: user.user_id().to_string(),
             attributes: user
                 .attributes()

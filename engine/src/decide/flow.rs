@@ -189,7 +189,7 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
     }
 
     /// `getVariation` for an experiment rule: the variation found in the global map.
-    fn resolve_variation(&mut self, e: &'a Experiment) -> Option<&'a Variation> {
+    pub(super) fn resolve_variation(&mut self, e: &'a Experiment) -> Option<&'a Variation> {
         let config = self.config;
         let uid = self.user.user_id();
         if !e.running {

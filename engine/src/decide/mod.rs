@@ -1,6 +1,7 @@
 //! Deciding flags for a user: [`Decider`] and the values it returns.
 
 pub(crate) mod decision;
+mod experiment;
 mod flow;
 pub(crate) mod forced;
 pub(crate) mod options;

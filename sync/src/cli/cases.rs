@@ -178,25 +178,13 @@ fn parse_case(v: Value) -> Result<Case, String> {
     })
 }
 
-/// Largest integer JavaScript's `JSON.parse` reads exactly.
-const MAX_EXACT_JS_INTEGER: u64 = 1 << 53;
-
-/// Builds the user. Numbers are read as JavaScript's `JSON.parse` reads them (an integer beyond
-/// 2^53 becomes the nearest double). Object and array attribute values have no
+/// Builds the user. Numbers are read as JavaScript's `JSON.parse` reads them (exactly; an
+/// integer beyond 2^53 becomes the nearest double). Object and array attribute values have no
 /// `AttributeValue`; they are left out (the SDK drops them from events too).
 fn user_context(user_id: &str, attributes: &Map<String, Value>) -> UserContext {
     let mut user = UserContext::new(user_id);
     for (key, value) in attributes {
-        let attribute = match value {
-            Value::Number(n)
-                if n.as_i64()
-                    .is_some_and(|i| i.unsigned_abs() > MAX_EXACT_JS_INTEGER) =>
-            {
-                n.as_f64().map(AttributeValue::Float).ok_or(())
-            }
-            other => AttributeValue::try_from(other).map_err(|_| ()),
-        };
-        if let Ok(v) = attribute {
+        if let Some(v) = AttributeValue::from_json(value) {
             user.set_attribute(key.as_str(), v);
         }
     }
@@ -333,6 +321,11 @@ fn decision_line(
 
 fn notification_line(case: usize, user: &UserContext, d: &Decision<'_>) -> Value {
     let n = d.notification(user);
+    // `variationId` as the notification serialises it (a number when the datafile has one).
+    let variation_id = serde_json::to_value(&n)
+        .ok()
+        .and_then(|mut v| v.get_mut("variationId").map(Value::take))
+        .unwrap_or(Value::Null);
     json!({
         "case": case,
         "type": "flag",
@@ -343,7 +336,7 @@ fn notification_line(case: usize, user: &UserContext, d: &Decision<'_>) -> Value
         "ruleKey": n.rule_key,
         "decisionEventDispatched": n.decision_event_dispatched,
         "experimentId": n.experiment_id,
-        "variationId": n.variation_id,
+        "variationId": variation_id,
     })
 }
 

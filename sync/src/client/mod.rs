@@ -7,6 +7,7 @@
 //! own non-blocking `on_decision`, and `try_send` to the notification thread when a listener
 //! exists.
 
+mod activate;
 mod builder;
 mod config_cache;
 mod decision;

@@ -4,6 +4,7 @@
 //! path of the offending key (`connectors.optimizely.sync.schedule: invalid cron expression ...`).
 //! The shape is documented in `docs/config.md`; `flagbridge.example.yaml` is a complete example.
 
+pub mod agent_api;
 mod env;
 mod mapping;
 pub mod schema;

@@ -101,6 +101,9 @@ pub struct ServerSection {
     /// Flush budget at shutdown; default [`DEFAULT_SHUTDOWN_TIMEOUT_SECS`].
     #[serde(default = "default_shutdown")]
     pub shutdown_timeout_secs: u64,
+    /// Opt-in Agent endpoints: overrides, user profiles, CORS.
+    #[serde(default)]
+    pub api: super::agent_api::ApiSection,
 }
 
 impl Default for ServerSection {
@@ -111,6 +114,7 @@ impl Default for ServerSection {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_batch_operations: DEFAULT_MAX_BATCH_OPERATIONS,
             shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+            api: Default::default(),
         }
     }
 }

@@ -23,7 +23,7 @@ pub struct DecideContext {
     /// Forced decisions.
     #[serde(default)]
     pub forced_decisions: Option<Vec<ForcedDecision>>,
-    /// ODP segments: not supported (no ODP); accepted and ignored.
+    /// ODP segments: not supported (no ODP); `true` is refused with a 400.
     #[serde(default)]
     pub fetch_segments: Option<bool>,
     /// Accepted and ignored.
@@ -173,6 +173,32 @@ pub struct BatchResponseItem {
     pub started_at: String,
     /// RFC 3339 end.
     pub ended_at: String,
+}
+
+/// The operations a batch can hold (method, path).
+pub const BATCH_OPERATIONS: [(&str, &str); 8] = [
+    ("POST", "/v1/decide"),
+    ("POST", "/v1/track"),
+    ("GET", "/v1/config"),
+    ("GET", "/v1/datafile"),
+    ("POST", "/v1/activate"),
+    ("POST", "/v1/override"),
+    ("POST", "/v1/lookup"),
+    ("POST", "/v1/save"),
+];
+
+/// The method and url of a batched operation as echoed back: only a supported operation is
+/// repeated; for anything else both are `""` (what the caller sent is not reflected).
+pub fn batch_echo(method: &str, url: &str) -> (String, String) {
+    let path = url.split_once('?').map_or(url, |(p, _)| p);
+    let known = BATCH_OPERATIONS
+        .iter()
+        .any(|(m, p)| m.eq_ignore_ascii_case(method) && *p == path);
+    if known {
+        (method.to_ascii_uppercase(), url.to_string())
+    } else {
+        (String::new(), String::new())
+    }
 }
 
 /// Parses a JSON body, naming the failing field: `body.userAttributes.age: invalid type ...`.

@@ -7,8 +7,15 @@
 pub mod agent;
 pub mod auth;
 pub mod bridge;
+mod cors;
+mod errors;
+mod extra;
+pub mod legacy;
 pub mod metrics;
+pub mod oauth;
+pub mod profiles;
 pub mod routes;
+mod sse;
 pub mod state;
 pub mod status;
 pub mod webhook;

@@ -17,10 +17,9 @@ use super::agent::{
     self, BatchContext, BatchResponse, BatchResponseItem, DecideContext, ErrorBody, TrackContext,
     TrackResponse,
 };
-use super::auth::bearer_matches;
 use super::metrics;
 use super::state::{ProjectRuntime, Runtime};
-use super::webhook::{self, WebhookRequest};
+use super::webhook;
 
 /// An answer: status and JSON body.
 type Answer = (StatusCode, Value);
@@ -48,6 +47,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/config", get(config))
         .route("/v1/datafile", get(datafile))
         .route("/v1/batch", post(batch))
+        .merge(super::extra::routes())
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&rt),
             require_token,
@@ -55,6 +55,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
     Router::new()
         .merge(api)
         .route("/webhooks/optimizely", post(webhook_handler))
+        .route("/oauth/token", post(oauth_token))
         .route("/health", get(health))
         .route("/metrics", get(metrics_handler))
         .route("/", get(super::status::page))
@@ -64,24 +65,20 @@ pub fn router(rt: Arc<Runtime>) -> Router {
             count_requests,
         ))
         .layer(DefaultBodyLimit::max(server.max_body_bytes))
+        .layer(middleware::from_fn(super::errors::json_errors))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&rt),
+            super::cors::cors,
+        ))
         .with_state(rt)
 }
 
 async fn require_token(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
-    if let Some(token) = &rt.config.server.auth_token {
-        let header = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        if !bearer_matches(header, token.expose()) {
-            let mut resp = respond(error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token (Authorization: Bearer <token>)",
-            ));
-            resp.headers_mut()
-                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
-            return resp;
-        }
+    if let Err((status, message)) = super::oauth::check(&rt, req.headers()) {
+        let mut resp = respond(error(status, message));
+        resp.headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        return resp;
     }
     next.run(req).await
 }
@@ -93,6 +90,10 @@ async fn count_requests(State(rt): State<Arc<Runtime>>, req: Request, next: Next
         | "/v1/config"
         | "/v1/datafile"
         | "/v1/batch"
+        | "/v1/activate"
+        | "/v1/override"
+        | "/v1/lookup"
+        | "/v1/save"
         | "/webhooks/optimizely"
         | "/health"
         | "/metrics"
@@ -108,7 +109,10 @@ async fn count_requests(State(rt): State<Arc<Runtime>>, req: Request, next: Next
 }
 
 /// Finds the project: the `X-Optimizely-SDK-Key` header, or the only project when there is one.
-fn project<'a>(rt: &'a Runtime, sdk_key: Option<&str>) -> Result<&'a Arc<ProjectRuntime>, Answer> {
+pub(crate) fn project<'a>(
+    rt: &'a Runtime,
+    sdk_key: Option<&str>,
+) -> Result<&'a Arc<ProjectRuntime>, Answer> {
     // Agent also accepts `sdk_key:datafile_token`; the token is configured here, so only the
     // key part picks the project.
     let key = sdk_key.map(|k| k.split(':').next().unwrap_or(k).trim());
@@ -133,51 +137,37 @@ fn sdk_key(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// Query values of `name` (repeated and comma-separated forms).
+/// Query values of `name`, one per occurrence and as given, as Agent reads them (`r.Form["keys"]`):
+/// `?keys=a&keys=b` is two keys, `?keys=a,b` is the one key `a,b`.
 fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .filter(|(k, _)| k == name)
-        .flat_map(|(_, v)| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
+        .map(|(_, v)| v.into_owned())
         .collect()
 }
 
-fn build_user(
-    user_id: &str,
-    attributes: Option<&Map<String, Value>>,
-) -> Result<UserContext, Answer> {
-    if user_id.is_empty() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "body.userId: must not be empty",
-        ));
-    }
+/// The user of a decide/track body. An empty id is a user id like any other (the JavaScript
+/// SDK decides for it); numbers are read exactly and integers beyond 2^53 as `JSON.parse` reads
+/// them; array and object attribute values are ignored, as the SDK ignores them.
+pub(crate) fn build_user(user_id: &str, attributes: Option<&Map<String, Value>>) -> UserContext {
     let mut user = UserContext::new(user_id);
     for (key, value) in attributes.into_iter().flatten() {
-        match AttributeValue::try_from(value) {
-            Ok(v) => user.set_attribute(key.clone(), v),
-            Err(e) => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "body.userAttributes.{key}: {} values are not supported (use a string, number, boolean or null)",
-                        e.kind
-                    ),
-                ))
-            }
+        if let Some(v) = AttributeValue::from_json(value) {
+            user.set_attribute(key.clone(), v);
         }
     }
-    Ok(user)
+    user
 }
 
 /// The user and options of a decide request.
 fn decide_input(body: &DecideContext) -> Result<(UserContext, DecideOptions), Answer> {
-    let mut user = build_user(&body.user_id, body.user_attributes.as_ref())?;
+    if body.fetch_segments == Some(true) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "body.fetchSegments: ODP segments are not supported by this server; leave fetchSegments out or false",
+        ));
+    }
+    let mut user = build_user(&body.user_id, body.user_attributes.as_ref());
     let mut options = DecideOptions::NONE;
     for (i, name) in body.decide_options.iter().flatten().enumerate() {
         match DecideOption::from_str(name) {
@@ -326,10 +316,7 @@ pub(crate) fn track_op(p: &ProjectRuntime, event_key: Option<&str>, body: TrackC
     let Some(event_key) = event_key.filter(|k| !k.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "query.eventKey: missing");
     };
-    let user = match build_user(&body.user_id, body.user_attributes.as_ref()) {
-        Ok(u) => u,
-        Err(a) => return a,
-    };
+    let user = build_user(&body.user_id, body.user_attributes.as_ref());
     let sent = p.client.track(&user, event_key, body.event_tags.as_ref());
     let answer = TrackResponse {
         user_id: body.user_id,
@@ -418,16 +405,16 @@ fn batch_one(rt: &Runtime, outer_key: Option<&str>, op: &agent::BatchOperation) 
         Some((p, q)) => (p, Some(q)),
         None => (op.url.as_str(), None),
     };
+    // Parameters as query values: a string is one value, an array one value per item.
     let param = |name: &str| -> Vec<String> {
         let mut v = query_values(query, name);
         match op.parameters.as_ref().and_then(|m| m.get(name)) {
-            Some(Value::String(s)) => v.extend(s.split(',').map(|s| s.trim().to_string())),
+            Some(Value::String(s)) => v.push(s.clone()),
             Some(Value::Array(items)) => {
                 v.extend(items.iter().filter_map(|i| i.as_str().map(str::to_string)))
             }
             _ => {}
         }
-        v.retain(|s| !s.is_empty());
         v
     };
     let body = op.body.clone().unwrap_or(Value::Null);
@@ -442,10 +429,7 @@ fn batch_one(rt: &Runtime, outer_key: Option<&str>, op: &agent::BatchOperation) 
         },
         ("GET", "/v1/config") => config_op(p),
         ("GET", "/v1/datafile") => datafile_op(p),
-        (m, u) => error(
-            StatusCode::BAD_REQUEST,
-            format!("operation {m} {u} is not supported in a batch"),
-        ),
+        _ => super::extra::batch_op(rt, p, &op.method, path, query, |n| param(n), body),
     }
 }
 
@@ -477,12 +461,13 @@ async fn batch(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Bytes) 
             if status != StatusCode::OK {
                 error_count += 1;
             }
+            let (method, url) = agent::batch_echo(&op.method, &op.url);
             BatchResponseItem {
                 status: status.as_u16(),
                 request_id: uuid::Uuid::new_v4().to_string(),
                 operation_id: op.operation_id.clone().unwrap_or_else(|| i.to_string()),
-                method: op.method.clone(),
-                url: op.url.clone(),
+                method,
+                url,
                 body,
                 started_at: started,
                 ended_at: now_rfc3339(),
@@ -506,67 +491,15 @@ async fn webhook_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let msg: WebhookRequest = match agent::parse_body(&body) {
-        Ok(m) => m,
-        Err(e) => return respond(error(StatusCode::BAD_REQUEST, e)),
-    };
-    if msg.event != webhook::DATAFILE_UPDATED {
-        return respond(error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "body.event: `{}` is not handled (only {})",
-                msg.event,
-                webhook::DATAFILE_UPDATED
-            ),
-        ));
-    }
-    let project_id = msg.project_id.to_string();
-    let targets: Vec<&Arc<ProjectRuntime>> = rt
-        .ordered
-        .iter()
-        .filter(|p| p.settings.project_id.as_deref() == Some(project_id.as_str()))
-        .collect();
-    if targets.is_empty() {
-        return respond(error(
-            StatusCode::NOT_FOUND,
-            format!("body.project_id: no configured project has id {project_id}"),
-        ));
-    }
     let signature = headers.get("x-hub-signature").and_then(|v| v.to_str().ok());
-    let mut refreshed = 0;
-    let mut last_err = None;
-    for p in targets {
-        let Some(secret) = &p.settings.webhook_secret else {
-            last_err = Some(format!(
-                "project `{}` has no webhook_secret: webhook refused",
-                p.settings.name
-            ));
-            continue;
-        };
-        if let Err(e) = webhook::verify_signature(secret.expose().as_bytes(), &body, signature) {
-            last_err = Some(e.to_string());
-            continue;
-        }
-        refreshed += 1;
-        let p = Arc::clone(p);
-        tokio::spawn(async move {
-            match p.client.refresh_now().await {
-                Ok(outcome) => {
-                    tracing::info!(project = %p.settings.name, ?outcome, "webhook refresh")
-                }
-                Err(e) => {
-                    tracing::warn!(project = %p.settings.name, error = %e, "webhook refresh failed")
-                }
-            }
-        });
+    match webhook::handle(&rt, signature, &body) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err((status, message)) => respond(error(status, message)),
     }
-    if refreshed == 0 {
-        return respond(error(
-            StatusCode::UNAUTHORIZED,
-            last_err.unwrap_or_else(|| "signature check failed".into()),
-        ));
-    }
-    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn oauth_token(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(super::oauth::token_op(&rt, &headers, &body))
 }
 
 async fn health(State(rt): State<Arc<Runtime>>) -> Response {

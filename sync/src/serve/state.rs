@@ -39,6 +39,8 @@ pub struct ProjectRuntime {
     pub counters: Arc<ProjectCounters>,
     /// When the current revision was loaded.
     pub loaded_at: Arc<Mutex<Instant>>,
+    /// Its user profile service (`server.api.user_profile_service`), if configured.
+    pub profiles: Option<Arc<dyn flagbridge_engine::UserProfileService>>,
 }
 
 impl std::fmt::Debug for ProjectRuntime {
@@ -278,6 +280,15 @@ impl Runtime {
                 })
                 .client_info("flagbridge", env!("CARGO_PKG_VERSION"))
                 .decision_sink(Arc::new(sink));
+            let profiles = config
+                .server
+                .api
+                .user_profile_service
+                .as_ref()
+                .map(|u| super::profiles::store(u.store));
+            if let Some(ups) = &profiles {
+                builder = builder.user_profile_service(Arc::clone(ups));
+            }
             if config.urls.events.as_str() != crate::config::schema::DEFAULT_EVENTS_URL {
                 builder = builder.event_endpoint(config.urls.events.as_str());
             }
@@ -304,6 +315,7 @@ impl Runtime {
                 client,
                 counters,
                 loaded_at,
+                profiles,
             });
             projects.insert(p.sdk_key.clone(), Arc::clone(&rt));
             ordered.push(rt);

@@ -3,9 +3,14 @@
 //! Optimizely signs the raw body with HMAC-SHA1 using the project's webhook secret and sends
 //! `X-Hub-Signature: sha1=<hex digest>`.
 
+use std::sync::Arc;
+
+use axum::http::StatusCode;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha1::Sha1;
+
+use super::state::{ProjectRuntime, Runtime};
 
 /// The only event this endpoint handles.
 pub const DATAFILE_UPDATED: &str = "project.datafile_updated";
@@ -84,6 +89,60 @@ pub fn verify_signature(
     mac.update(body);
     mac.verify_slice(&digest)
         .map_err(|_| SignatureError::Mismatch)
+}
+
+/// Handles one webhook request: `Ok` = 204, `Err` = status and message.
+///
+/// The signature is checked first, against every configured project's secret, before the
+/// body is parsed or a project id looked at: an unsigned or wrongly signed request learns
+/// nothing about which projects exist (401). A signed body naming a project the signing
+/// secret does not belong to answers 204 and refreshes nothing, as Agent answers for a
+/// project it has no webhook for.
+pub(crate) fn handle(
+    rt: &Runtime,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<(), (StatusCode, String)> {
+    let mut signed: Vec<&Arc<ProjectRuntime>> = Vec::new();
+    let mut refusal = SignatureError::Missing;
+    for p in &rt.ordered {
+        let Some(secret) = &p.settings.webhook_secret else {
+            continue;
+        };
+        match verify_signature(secret.expose().as_bytes(), body, signature) {
+            Ok(()) => signed.push(p),
+            Err(e) => refusal = e,
+        }
+    }
+    if signed.is_empty() {
+        return Err((StatusCode::UNAUTHORIZED, refusal.to_string()));
+    }
+    let msg: WebhookRequest =
+        super::agent::parse_body(body).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+    if msg.event != DATAFILE_UPDATED {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("body.event: only {DATAFILE_UPDATED} is handled"),
+        ));
+    }
+    let project_id = msg.project_id.to_string();
+    for p in signed
+        .into_iter()
+        .filter(|p| p.settings.project_id.as_deref() == Some(project_id.as_str()))
+    {
+        let p = Arc::clone(p);
+        tokio::spawn(async move {
+            match p.client.refresh_now().await {
+                Ok(outcome) => {
+                    tracing::info!(project = %p.settings.name, ?outcome, "webhook refresh")
+                }
+                Err(e) => {
+                    tracing::warn!(project = %p.settings.name, error = %e, "webhook refresh failed")
+                }
+            }
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
