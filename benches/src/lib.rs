@@ -6,6 +6,7 @@ pub mod alloc;
 pub mod allocations;
 pub mod args;
 pub mod fixtures;
+pub mod generate;
 pub mod peer;
 pub mod pipelines;
 pub mod stats;

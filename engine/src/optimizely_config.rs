@@ -271,7 +271,9 @@ impl Builder<'_> {
                     },
                 );
             }
-            for (id, raw, _) in &v.variables {
+            for &(slot, value) in self.config.usages(v) {
+                let id = &self.config.variable_ids[slot as usize];
+                let raw = &self.config.variable_values[value as usize].raw;
                 if let Some(def) = self.variable_by_id(id) {
                     variables_map.insert(
                         def.key.clone(),

@@ -1,5 +1,8 @@
 //! Wire types -> [`ProjectConfig`], following the JavaScript SDK's `createProjectConfig`.
 
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
@@ -7,7 +10,7 @@ use super::audiences::{self, Audiences};
 use super::key_order::js_key_order;
 use super::{
     AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
-    Variation, NOT_A_RULE,
+    Usage, VariableValue, Variation, NOT_A_RULE,
 };
 use crate::audience::condition::Condition;
 use crate::audience::flat::ConditionTrees;
@@ -18,8 +21,8 @@ use crate::datafile::DatafileError;
 use crate::variables::cast;
 
 /// Traffic entity ids are resolved after every variation is known.
-struct Pending {
-    traffic: Vec<(String, u32)>,
+struct Pending<'a> {
+    traffic: Vec<(Cow<'a, str>, u32)>,
 }
 
 fn string_of(v: &Value) -> String {
@@ -41,29 +44,96 @@ struct Builder<'x> {
     audience_id_map: FxHashMap<String, usize>,
     /// Variable types by variable id; more than one when flags reuse an id with other types.
     var_kinds: FxHashMap<String, Vec<String>>,
+    variables: VariableStore,
+}
+
+/// Variable ids, values and usage lists, each stored once.
+#[derive(Default)]
+struct VariableStore {
+    ids: Vec<String>,
+    slots: FxHashMap<String, u32>,
+    values: Vec<VariableValue>,
+    /// The type each value was cast by (`None`: left a string), to tell hash collisions apart.
+    value_kinds: Vec<Option<String>>,
+    value_index: FxHashMap<u64, u32>,
+    sets: Vec<Box<[Usage]>>,
+    set_index: FxHashMap<Box<[Usage]>, u32>,
+}
+
+impl VariableStore {
+    fn slot(&mut self, id: &str) -> u32 {
+        if let Some(slot) = self.slots.get(id) {
+            return *slot;
+        }
+        let slot = self.ids.len() as u32;
+        self.ids.push(id.to_string());
+        self.slots.insert(id.to_string(), slot);
+        slot
+    }
+
+    /// The index of `raw` cast by `kind` (kept a string without one).
+    fn value(&mut self, raw: &str, kind: Option<&str>) -> u32 {
+        let mut h = rustc_hash::FxHasher::default();
+        (raw, kind).hash(&mut h);
+        let key = h.finish();
+        if let Some(&i) = self.value_index.get(&key) {
+            let same = self.values[i as usize].raw == raw
+                && self.value_kinds[i as usize].as_deref() == kind;
+            if same {
+                return i;
+            }
+        }
+        let index = self.values.len() as u32;
+        let value = match kind {
+            Some(kind) => cast(raw, kind),
+            None => Value::String(raw.to_string()),
+        };
+        self.values.push(VariableValue {
+            raw: raw.to_string(),
+            value,
+        });
+        self.value_kinds.push(kind.map(str::to_string));
+        self.value_index.entry(key).or_insert(index);
+        index
+    }
+
+    fn set(&mut self, usages: Vec<Usage>) -> u32 {
+        if let Some(&i) = self.set_index.get(usages.as_slice()) {
+            return i;
+        }
+        let index = self.sets.len() as u32;
+        let set: Box<[Usage]> = usages.into_boxed_slice();
+        self.sets.push(set.clone());
+        self.set_index.insert(set, index);
+        index
+    }
 }
 
 impl Builder<'_> {
-    fn add_variation(&mut self, v: raw::Variation) -> usize {
+    fn add_variation(&mut self, v: raw::Variation<'_>) -> usize {
         let mut alt_values = Vec::new();
-        let variables = v
+        let store = &mut self.variables;
+        let usages = v
             .variables
-            .into_iter()
+            .iter()
             .map(|u| {
-                let raw_value = string_of(&u.value);
-                let kinds = self.var_kinds.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
-                let value = match kinds.first() {
-                    Some(kind) => cast(&raw_value, kind),
-                    None => Value::String(raw_value.clone()),
-                };
+                let raw_value: &str = &u.value.0;
+                let kinds = self
+                    .var_kinds
+                    .get(u.id.as_ref())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let slot = store.slot(&u.id);
+                let value = store.value(raw_value, kinds.first().map(String::as_str));
                 if kinds.len() > 1 {
                     for kind in kinds {
-                        alt_values.push((u.id.clone(), kind.clone(), cast(&raw_value, kind)));
+                        alt_values.push((slot, kind.clone(), store.value(raw_value, Some(kind))));
                     }
                 }
-                (u.id, raw_value, value)
+                (slot, value)
             })
             .collect();
+        let variables = store.set(usages);
         let index = self.variations.len();
         self.variation_id_map.insert(v.id.clone(), index);
         self.variations.push(Variation {
@@ -115,11 +185,11 @@ impl Builder<'_> {
         (AudienceRule::Tree(self.trees.push(&tree)), json)
     }
 
-    fn experiment(
+    fn experiment<'a>(
         &mut self,
-        e: raw::Experiment,
+        e: raw::Experiment<'a>,
         group: Option<u32>,
-        pending: &mut Vec<Pending>,
+        pending: &mut Vec<Pending<'a>>,
     ) -> Experiment {
         let (audience, audience_json) =
             self.audience_rule(&e.audience_ids, e.audience_conditions.as_ref());
@@ -164,7 +234,7 @@ impl Builder<'_> {
         }
     }
 
-    fn holdout(&mut self, h: raw::Holdout, pending: &mut Vec<Pending>) -> Experiment {
+    fn holdout<'a>(&mut self, h: raw::Holdout<'a>, pending: &mut Vec<Pending<'a>>) -> Experiment {
         let exclude = matches!(h.exclude_targeted_deliveries, Some(Value::Bool(true)));
         let mut exp = self.experiment(
             raw::Experiment {
@@ -187,7 +257,7 @@ impl Builder<'_> {
         exp
     }
 
-    fn resolve(&self, traffic: Vec<(String, u32)>) -> Vec<Range<Entity>> {
+    fn resolve(&self, traffic: Vec<(Cow<'_, str>, u32)>) -> Vec<Range<Entity>> {
         traffic
             .into_iter()
             .map(|(id, end)| Range {
@@ -196,7 +266,7 @@ impl Builder<'_> {
                     Entity::Empty
                 } else {
                     self.variation_id_map
-                        .get(&id)
+                        .get(id.as_ref())
                         .map_or(Entity::Invalid, |i| Entity::Variation(*i))
                 },
             })
@@ -205,7 +275,7 @@ impl Builder<'_> {
 }
 
 pub(super) fn compile(
-    raw: raw::Datafile,
+    raw: raw::Datafile<'_>,
     datafile: String,
 ) -> Result<ProjectConfig, DatafileError> {
     let version = string_of(&raw.version);
@@ -241,6 +311,7 @@ pub(super) fn compile(
         variation_id_map: FxHashMap::default(),
         audience_id_map,
         var_kinds,
+        variables: VariableStore::default(),
     };
 
     // Groups.
@@ -255,7 +326,7 @@ pub(super) fn compile(
                 .into_iter()
                 .map(|t| Range {
                     end: end_of_range(t.end_of_range),
-                    target: t.entity_id,
+                    target: t.entity_id.into_owned(),
                 })
                 .collect(),
         });
@@ -364,7 +435,7 @@ pub(super) fn compile(
         let mut exp_indexes = Vec::with_capacity(f.experiment_ids.len());
         let mut by_id: Vec<(String, usize)> = Vec::new();
         for (j, id) in f.experiment_ids.iter().enumerate() {
-            let Some(&ei) = experiment_id_map.get(id) else {
+            let Some(&ei) = experiment_id_map.get(id.as_ref()) else {
                 return Err(DatafileError::Invalid {
                     path: format!("featureFlags[{fi}].experimentIds[{j}]"),
                     message: format!("experiment id \"{id}\" is not in the datafile"),
@@ -406,9 +477,10 @@ pub(super) fn compile(
             .iter()
             .map(|v| {
                 let kind = variable_kind(v);
-                let default_raw = string_of(&v.default_value);
+                let default_raw = v.default_value.0.to_string();
                 let default_value = cast(&default_raw, &kind);
                 FlagVariable {
+                    slot: b.variables.slot(&v.id),
                     id: v.id.clone(),
                     key: v.key.clone(),
                     kind,
@@ -504,6 +576,7 @@ pub(super) fn compile(
         variation_id_map,
         audience_id_map,
         trees: condition_trees,
+        variables: variable_store,
         ..
     } = b;
     Ok(ProjectConfig {
@@ -522,6 +595,9 @@ pub(super) fn compile(
         },
         send_flag_decisions: raw.send_flag_decisions.as_ref().is_some_and(js_truthy),
         variations,
+        variable_ids: variable_store.ids,
+        variable_values: variable_store.values,
+        variable_sets: variable_store.sets,
         variation_id_map,
         experiments,
         non_rollout_experiments,
@@ -557,7 +633,7 @@ fn push_by_id(list: &mut Vec<(String, usize)>, id: &str, v: usize) {
 }
 
 /// The variable type, with `string` + `subType: json` read as `json`.
-fn variable_kind(v: &raw::Variable) -> String {
+fn variable_kind(v: &raw::Variable<'_>) -> String {
     if v.kind == "string" && v.sub_type.as_deref() == Some("json") {
         "json".to_string()
     } else {

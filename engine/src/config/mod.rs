@@ -25,6 +25,17 @@ pub(crate) enum Entity {
     Invalid,
 }
 
+/// A variable value as the datafile gives it, and cast once to the variable's type.
+#[derive(Debug, Clone)]
+pub(crate) struct VariableValue {
+    pub raw: String,
+    pub value: Value,
+}
+
+/// One variable usage of a variation: `(variable slot, value)`, indexes into
+/// [`ProjectConfig::variable_ids`] and [`ProjectConfig::variable_values`].
+pub(crate) type Usage = (u32, u32);
+
 /// A variation with its variable values cast once.
 #[derive(Debug, Clone)]
 pub(crate) struct Variation {
@@ -35,11 +46,12 @@ pub(crate) struct Variation {
     pub feature_enabled: bool,
     /// `featureEnabled` as the datafile has it (for `OptimizelyConfig`).
     pub feature_enabled_raw: Option<Value>,
-    /// `(variable id, raw string, cast value)` in datafile order.
-    pub variables: Vec<(String, String, Value)>,
-    /// `(variable id, type, cast value)` for ids that flags declare with different types
+    /// Its variable usages in datafile order: an index into [`ProjectConfig::variable_sets`]
+    /// (variations with the same usages share one set).
+    pub variables: u32,
+    /// `(variable slot, type, value index)` for ids that flags declare with different types
     /// (usually empty); the value cast by the deciding flag's type wins over `variables`.
-    pub alt_values: Vec<(String, String, Value)>,
+    pub alt_values: Vec<(u32, String, u32)>,
 }
 
 /// Which audiences an experiment, rule or holdout requires.
@@ -111,6 +123,8 @@ pub(crate) struct Group {
 /// A flag variable with its default cast once.
 #[derive(Debug, Clone)]
 pub(crate) struct FlagVariable {
+    /// Its id's slot in [`ProjectConfig::variable_ids`].
+    pub slot: u32,
     pub id: String,
     pub key: String,
     pub kind: String,
@@ -187,6 +201,12 @@ pub struct ProjectConfig {
     pub(crate) bot_filtering: Option<bool>,
     pub(crate) send_flag_decisions: bool,
     pub(crate) variations: Vec<Variation>,
+    /// Every variable id that flags declare or variations use, once.
+    pub(crate) variable_ids: Vec<String>,
+    /// Distinct `(raw value, type)` pairs of every variable usage, cast once.
+    pub(crate) variable_values: Vec<VariableValue>,
+    /// Distinct usage lists of the variations.
+    pub(crate) variable_sets: Vec<Box<[Usage]>>,
     pub(crate) variation_id_map: FxHashMap<String, usize>,
     /// Top-level and group experiments, then rollout rules.
     pub(crate) experiments: Vec<Experiment>,
@@ -228,18 +248,23 @@ pub(crate) const DUMMY_AUDIENCE_ID: &str = "$opt_dummy_audience";
 impl ProjectConfig {
     /// Parse and compile a datafile from text.
     pub fn parse(datafile: &str) -> Result<ProjectConfig, DatafileError> {
-        Self::from_slice(datafile.as_bytes())
+        let raw = crate::datafile::read(datafile)?;
+        compile::compile(raw, datafile.to_owned())
     }
 
     /// Parse and compile a datafile from bytes (UTF-8 JSON).
     pub fn from_slice(datafile: &[u8]) -> Result<ProjectConfig, DatafileError> {
-        let raw = crate::datafile::read(datafile)?;
-        let text = String::from_utf8(datafile.to_vec()).map_err(|e| DatafileError::Json {
-            line: 1,
-            column: e.utf8_error().valid_up_to() + 1,
-            message: "datafile is not valid UTF-8".to_string(),
-        })?;
-        compile::compile(raw, text)
+        match std::str::from_utf8(datafile) {
+            Ok(text) => Self::parse(text),
+            Err(e) => Err(crate::datafile::not_utf8(
+                datafile,
+                DatafileError::Json {
+                    line: 1,
+                    column: e.valid_up_to() + 1,
+                    message: "datafile is not valid UTF-8".to_string(),
+                },
+            )),
+        }
     }
 
     /// Datafile `version` ("2", "3" or "4").
@@ -391,6 +416,14 @@ impl ProjectConfig {
     #[inline]
     pub(crate) fn flag(&self, key: &str) -> Option<&Flag> {
         self.flag_key_map.get(key).map(|i| &self.flags[*i])
+    }
+
+    /// The variable usages of a variation.
+    #[inline]
+    pub(crate) fn usages(&self, v: &Variation) -> &[Usage] {
+        self.variable_sets
+            .get(v.variables as usize)
+            .map_or(&[], |set| &set[..])
     }
 
     #[inline]
