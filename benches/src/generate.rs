@@ -81,7 +81,7 @@ pub fn datafile(flags: usize, seed: u64) -> String {
             {"id": var_ids[2], "key": "ratio", "type": "double", "defaultValue": format!("0.{:04}", rng.below(10_000))},
             {"id": var_ids[3], "key": "title", "type": "string", "defaultValue": format!("title {f}")},
         ]);
-        let mut usages = |k: usize, rng: &mut Rng| {
+        let usages = |k: usize, rng: &mut Rng| {
             json!([
                 {"id": var_ids[0], "value": if k % 2 == 0 { "true" } else { "false" }},
                 {"id": var_ids[1], "value": (1 + rng.below(500)).to_string()},

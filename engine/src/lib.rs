@@ -88,7 +88,7 @@ mod user;
 mod variables;
 
 pub use audience::semver::compare as compare_versions;
-pub use config::ProjectConfig;
+pub use config::{ParseOptions, ProjectConfig, DEFAULT_KEEP_DATAFILE_TEXT};
 pub use datafile::{DatafileError, SUPPORTED_VERSIONS};
 pub use decide::decision::{Decision, DecisionSource};
 pub use decide::forced::ForcedVariations;

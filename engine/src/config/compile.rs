@@ -223,6 +223,7 @@ impl Builder<'_> {
             audience_json,
             audience_conditions: e.audience_conditions,
             has_forced_variations: !forced_variations.is_empty(),
+            met_again: false,
             forced_variations,
             has_local_holdouts: false,
             group,
@@ -416,6 +417,17 @@ pub(super) fn compile(
     }
     for h in holdouts.iter_mut() {
         h.running = h.status == "Running";
+    }
+
+    // Experiments whose id several flag references name (the in-call sticky map matters).
+    let mut references: FxHashMap<&str, u32> = FxHashMap::default();
+    for f in &raw.feature_flags {
+        for id in &f.experiment_ids {
+            *references.entry(id.as_ref()).or_default() += 1;
+        }
+    }
+    for e in experiments.iter_mut() {
+        e.met_again = references.get(e.id.as_str()).is_some_and(|n| *n > 1);
     }
 
     // Flags.

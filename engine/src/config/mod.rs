@@ -91,6 +91,10 @@ pub(crate) struct Experiment {
     pub has_local_holdouts: bool,
     /// `forced_variations` is not empty.
     pub has_forced_variations: bool,
+    /// Its id is named more than once in the flags' `experimentIds` (by several flags, or twice
+    /// by one): only then can a multi-flag call meet it again, and the in-call sticky map
+    /// needs to be searched for it.
+    pub met_again: bool,
     /// `(start, len)` of its traffic ranges in [`ProjectConfig::traffic`].
     pub traffic: (u32, u32),
     pub id: String,
@@ -242,14 +246,59 @@ pub struct ProjectConfig {
     pub(crate) odp: Option<(String, String)>,
 }
 
+/// Whether a parse keeps the datafile text ([`ProjectConfig::datafile`]) unless told otherwise.
+pub const DEFAULT_KEEP_DATAFILE_TEXT: bool = true;
+
+/// How [`ProjectConfig::parse_with`] builds a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseOptions {
+    keep_text: bool,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions {
+            keep_text: DEFAULT_KEEP_DATAFILE_TEXT,
+        }
+    }
+}
+
+impl ParseOptions {
+    /// The defaults ([`DEFAULT_KEEP_DATAFILE_TEXT`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keep a copy of the datafile text in the config (for callers that serve it again, such
+    /// as `/v1/datafile`). Without it [`ProjectConfig::datafile`] is "" and the config is a
+    /// datafile's size smaller. Default: [`DEFAULT_KEEP_DATAFILE_TEXT`].
+    pub fn keep_text(mut self, keep: bool) -> Self {
+        self.keep_text = keep;
+        self
+    }
+}
+
 /// Audience id the datafile uses as a legacy placeholder.
 pub(crate) const DUMMY_AUDIENCE_ID: &str = "$opt_dummy_audience";
 
 impl ProjectConfig {
     /// Parse and compile a datafile from text.
     pub fn parse(datafile: &str) -> Result<ProjectConfig, DatafileError> {
+        Self::parse_with(datafile, ParseOptions::default())
+    }
+
+    /// [`parse`](Self::parse) with [`ParseOptions`] (e.g. without keeping the text).
+    pub fn parse_with(
+        datafile: &str,
+        options: ParseOptions,
+    ) -> Result<ProjectConfig, DatafileError> {
         let raw = crate::datafile::read(datafile)?;
-        compile::compile(raw, datafile.to_owned())
+        let text = if options.keep_text {
+            datafile.to_owned()
+        } else {
+            String::new()
+        };
+        compile::compile(raw, text)
     }
 
     /// Parse and compile a datafile from bytes (UTF-8 JSON).
@@ -307,7 +356,7 @@ impl ProjectConfig {
     pub fn send_flag_decisions(&self) -> bool {
         self.send_flag_decisions
     }
-    /// The original datafile text.
+    /// The original datafile text ("" when parsed with [`ParseOptions::keep_text`] false).
     pub fn datafile(&self) -> &str {
         &self.datafile
     }

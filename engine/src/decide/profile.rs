@@ -31,10 +31,13 @@ pub(crate) struct Tracker<'a> {
 }
 
 impl<'a> Tracker<'a> {
-    /// The variation id stored for an experiment id.
+    /// The variation id stored for an experiment id. `met_again`: the call may have bucketed
+    /// this experiment already (else only the loaded map is searched, so a call deciding many
+    /// flags does not scan its growing list of bucketings once per experiment).
     #[inline]
-    pub(crate) fn get(&self, experiment_id: &str) -> Option<&str> {
-        self.updates
+    pub(crate) fn get(&self, experiment_id: &str, met_again: bool) -> Option<&str> {
+        let updates = if met_again { &self.updates[..] } else { &[] };
+        updates
             .iter()
             .rev()
             .find(|(e, _)| *e == experiment_id)
