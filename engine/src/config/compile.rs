@@ -77,7 +77,7 @@ impl VariableStore {
         (raw, kind).hash(&mut h);
         let key = h.finish();
         if let Some(&i) = self.value_index.get(&key) {
-            let same = self.values[i as usize].raw == raw
+            let same = self.values[i as usize].raw() == raw
                 && self.value_kinds[i as usize].as_deref() == kind;
             if same {
                 return i;
@@ -88,10 +88,11 @@ impl VariableStore {
             Some(kind) => cast(raw, kind),
             None => Value::String(raw.to_string()),
         };
-        self.values.push(VariableValue {
-            raw: raw.to_string(),
-            value,
-        });
+        let raw = match &value {
+            Value::String(s) if s == raw => None,
+            _ => Some(Box::from(raw)),
+        };
+        self.values.push(VariableValue { raw, value });
         self.value_kinds.push(kind.map(str::to_string));
         self.value_index.entry(key).or_insert(index);
         index
@@ -221,7 +222,7 @@ impl Builder<'_> {
             traffic: (0, 0),
             audience,
             audience_json,
-            audience_conditions: e.audience_conditions,
+            conditions_array: matches!(e.audience_conditions, Some(Value::Array(_))),
             has_forced_variations: !forced_variations.is_empty(),
             met_again: false,
             forced_variations,

@@ -28,8 +28,20 @@ pub(crate) enum Entity {
 /// A variable value as the datafile gives it, and cast once to the variable's type.
 #[derive(Debug, Clone)]
 pub(crate) struct VariableValue {
-    pub raw: String,
+    /// The datafile's string; `None` when `value` is that same string.
+    pub raw: Option<Box<str>>,
     pub value: Value,
+}
+
+impl VariableValue {
+    /// The value as the datafile gives it.
+    pub(crate) fn raw(&self) -> &str {
+        match (&self.raw, &self.value) {
+            (Some(raw), _) => raw,
+            (None, Value::String(s)) => s,
+            (None, _) => "",
+        }
+    }
 }
 
 /// One variable usage of a variation: `(variable slot, value)`, indexes into
@@ -109,7 +121,9 @@ pub(crate) struct Experiment {
     pub status: String,
     /// `JSON.stringify(audienceConditions || audienceIds)`, for reasons.
     pub audience_json: String,
-    pub audience_conditions: Option<Value>,
+    /// `audienceConditions` is an array (then `audience_json` is its `JSON.stringify`, which
+    /// `OptimizelyConfig` parses back instead of the config keeping the JSON tree).
+    pub conditions_array: bool,
     /// Experiment `type` is "fr" (feature rollout).
     pub is_fr: bool,
     /// Position in [`ProjectConfig::experiments`]; [`NOT_A_RULE`] for a holdout.
