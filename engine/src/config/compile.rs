@@ -12,7 +12,6 @@ use super::{
     AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
     Usage, VariableValue, Variation, NOT_A_RULE,
 };
-use crate::audience::condition::Condition;
 use crate::audience::flat::ConditionTrees;
 use crate::audience::{compile_tree, js_key, js_truthy, Tree};
 use crate::bucketing::{end_of_range, Range};
@@ -32,9 +31,7 @@ fn string_of(v: &Value) -> String {
     }
 }
 
-struct Builder<'x> {
-    /// Audience condition trees (by audience index), inlined into each rule's tree.
-    audience_trees: &'x [Tree<Condition>],
+struct Builder {
     /// The roots of the audiences' own trees in `trees`.
     audience_roots: Vec<u32>,
     /// Where the rules' trees go.
@@ -110,7 +107,7 @@ impl VariableStore {
     }
 }
 
-impl Builder<'_> {
+impl Builder {
     fn add_variation(&mut self, v: raw::Variation<'_>) -> usize {
         let mut alt_values = Vec::new();
         let store = &mut self.variables;
@@ -182,8 +179,7 @@ impl Builder<'_> {
             };
             return (rule, json);
         }
-        let tree = audiences::inline(&by_id, self.audience_trees);
-        (AudienceRule::Tree(self.trees.push(&tree)), json)
+        (AudienceRule::Tree(self.trees.push_audiences(&by_id)), json)
     }
 
     fn experiment<'a>(
@@ -285,7 +281,6 @@ pub(super) fn compile(
     // Audiences: legacy first, typed overwrite the same id.
     let Audiences {
         audiences,
-        trees: audience_trees,
         id_map: audience_id_map,
         order: audience_order,
         attribute_slots,
@@ -306,7 +301,6 @@ pub(super) fn compile(
     }
 
     let mut b = Builder {
-        audience_trees: &audience_trees,
         audience_roots: audiences.iter().map(|a| a.tree).collect(),
         trees,
         variations: Vec::new(),
