@@ -9,5 +9,6 @@ pub mod fixtures;
 pub mod generate;
 pub mod peer;
 pub mod pipelines;
+pub mod scale;
 pub mod stats;
 pub mod users;

@@ -1,9 +1,9 @@
 //! Peak resident memory of a process that holds one compiled datafile, and the compiled
 //! config's heap size.
 //!
-//! `memory [flagbridge|flagbridge_no_text|optimizely_crate] [DATAFILE|gen:N]` (defaults:
-//! flagbridge, the plan's large fixture; `flagbridge_no_text` parses without keeping the text,
-//! `gen:N` generates an N-flag datafile in process). Reads the datafile, parses it, drops the text, decides every flag once for one user
+//! `memory [flagbridge|flagbridge_no_text|optimizely_crate] [DATAFILE]` (defaults: flagbridge,
+//! the plan's large fixture; `flagbridge_no_text` parses without keeping the text). For a
+//! generated datafile, write it first with the `generate` binary. Reads the datafile, parses it, drops the text, decides every flag once for one user
 //! (so lazily touched pages count), then reports VmHWM (peak RSS) and VmRSS from
 //! /proc/self/status, and the live heap bytes the parse left behind (counting allocator) next to
 //! the datafile size. Prints one JSON object and writes `target/flagbridge-bench/memory-<engine>.json`.
@@ -11,7 +11,7 @@
 use flagbridge_benches::alloc::{live_bytes, peak_bytes, reset_peak, CountingAlloc};
 use flagbridge_benches::fixtures::{plan_datafile_path, plan_json, plan_users, read};
 use flagbridge_benches::stats::write_result;
-use flagbridge_benches::{generate, peer, users};
+use flagbridge_benches::{peer, users};
 use flagbridge_engine::{DecideOptions, Decider, ParseOptions, ProjectConfig};
 
 #[global_allocator]
@@ -28,26 +28,20 @@ fn main() {
     let engine = args.next().unwrap_or_else(|| "flagbridge".into());
     // Only cases.json is read: no other datafile passes through this process's heap.
     let plan = plan_json();
-    let arg = args.next();
-    // `gen:N`: the generated datafile of N flags (`flagbridge_benches::generate`).
-    let generated = arg
-        .as_deref()
-        .and_then(|a| a.strip_prefix("gen:"))
-        .and_then(|n| n.parse::<usize>().ok());
-    let path = arg
+    let path = args
+        .next()
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| plan_datafile_path(&plan, "large"));
     let users = plan_users(&plan);
     let user = &users[0];
 
     let hwm_start_kb = status_kb("VmHWM:");
-    let text = match generated {
-        Some(n) => generate::datafile(n, generate::DEFAULT_SEED),
-        None => read(&path),
-    };
-    let label = match generated {
-        Some(n) => format!("{engine}_gen_{n}"),
-        None => engine.clone(),
+    let text = read(&path);
+    // Reports on other datafiles than the plan's large one are named after the file too.
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let label = match stem.as_deref() {
+        Some("large_700") | None => engine.clone(),
+        Some(other) => format!("{engine}_{other}"),
     };
     let keep_text = engine != "flagbridge_no_text";
     let datafile_bytes = text.len();
