@@ -31,13 +31,17 @@ pub(crate) struct Tracker<'a> {
 }
 
 impl<'a> Tracker<'a> {
-    /// The variation id stored for an experiment id. `met_again`: the call may have bucketed
-    /// this experiment already (else only the loaded map is searched, so a call deciding many
-    /// flags does not scan its growing list of bucketings once per experiment).
-    #[inline]
-    pub(crate) fn get(&self, experiment_id: &str, met_again: bool) -> Option<&str> {
-        let updates = if met_again { &self.updates[..] } else { &[] };
-        updates
+    /// Whether [`get`](Self::get) can find anything for an experiment. `met_again`: the call
+    /// may have bucketed this experiment already (else only the loaded map counts, so a call
+    /// deciding many flags does not scan its growing list of bucketings once per experiment).
+    #[inline(always)]
+    pub(crate) fn may_hold(&self, met_again: bool) -> bool {
+        (met_again && !self.updates.is_empty()) || !self.loaded.is_empty()
+    }
+
+    /// The variation id stored for an experiment id.
+    pub(crate) fn get(&self, experiment_id: &str) -> Option<&str> {
+        self.updates
             .iter()
             .rev()
             .find(|(e, _)| *e == experiment_id)
