@@ -83,7 +83,7 @@ pub fn datafile(flags: usize, seed: u64) -> String {
         ]);
         let usages = |k: usize, rng: &mut Rng| {
             json!([
-                {"id": var_ids[0], "value": if k % 2 == 0 { "true" } else { "false" }},
+                {"id": var_ids[0], "value": if k.is_multiple_of(2) { "true" } else { "false" }},
                 {"id": var_ids[1], "value": (1 + rng.below(500)).to_string()},
                 {"id": var_ids[2], "value": format!("{}.{:03}", rng.below(10), rng.below(1000))},
                 {"id": var_ids[3], "value": format!("{flag_key} v{k}")},
