@@ -1,16 +1,16 @@
 //! Wire types -> [`ProjectConfig`], following the JavaScript SDK's `createProjectConfig`.
 
 use std::borrow::Cow;
-use std::hash::{Hash, Hasher};
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use super::audiences::{self, Audiences};
 use super::key_order::js_key_order;
+use super::variable_store::VariableStore;
 use super::{
     AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
-    Usage, VariableValue, Variation, NOT_A_RULE,
+    Variation, NOT_A_RULE,
 };
 use crate::audience::flat::ConditionTrees;
 use crate::audience::{compile_tree, js_key, js_truthy, Tree};
@@ -42,69 +42,6 @@ struct Builder {
     /// Variable types by variable id; more than one when flags reuse an id with other types.
     var_kinds: FxHashMap<String, Vec<String>>,
     variables: VariableStore,
-}
-
-/// Variable ids, values and usage lists, each stored once.
-#[derive(Default)]
-struct VariableStore {
-    ids: Vec<String>,
-    slots: FxHashMap<String, u32>,
-    values: Vec<VariableValue>,
-    /// The type each value was cast by (`None`: left a string), to tell hash collisions apart.
-    value_kinds: Vec<Option<String>>,
-    value_index: FxHashMap<u64, u32>,
-    sets: Vec<Box<[Usage]>>,
-    set_index: FxHashMap<Box<[Usage]>, u32>,
-}
-
-impl VariableStore {
-    fn slot(&mut self, id: &str) -> u32 {
-        if let Some(slot) = self.slots.get(id) {
-            return *slot;
-        }
-        let slot = self.ids.len() as u32;
-        self.ids.push(id.to_string());
-        self.slots.insert(id.to_string(), slot);
-        slot
-    }
-
-    /// The index of `raw` cast by `kind` (kept a string without one).
-    fn value(&mut self, raw: &str, kind: Option<&str>) -> u32 {
-        let mut h = rustc_hash::FxHasher::default();
-        (raw, kind).hash(&mut h);
-        let key = h.finish();
-        if let Some(&i) = self.value_index.get(&key) {
-            let same = self.values[i as usize].raw() == raw
-                && self.value_kinds[i as usize].as_deref() == kind;
-            if same {
-                return i;
-            }
-        }
-        let index = self.values.len() as u32;
-        let value = match kind {
-            Some(kind) => cast(raw, kind),
-            None => Value::String(raw.to_string()),
-        };
-        let raw = match &value {
-            Value::String(s) if s == raw => None,
-            _ => Some(Box::from(raw)),
-        };
-        self.values.push(VariableValue { raw, value });
-        self.value_kinds.push(kind.map(str::to_string));
-        self.value_index.entry(key).or_insert(index);
-        index
-    }
-
-    fn set(&mut self, usages: Vec<Usage>) -> u32 {
-        if let Some(&i) = self.set_index.get(usages.as_slice()) {
-            return i;
-        }
-        let index = self.sets.len() as u32;
-        let set: Box<[Usage]> = usages.into_boxed_slice();
-        self.sets.push(set.clone());
-        self.set_index.insert(set, index);
-        index
-    }
 }
 
 impl Builder {

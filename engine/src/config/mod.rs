@@ -4,6 +4,7 @@
 mod audiences;
 mod compile;
 mod key_order;
+mod variable_store;
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
