@@ -3,7 +3,8 @@
 //! Usage: `cargo run --release -p flagbridge-engine --example profile_decide -- DATAFILE MODE [ITERATIONS] [FLAG]`
 //! with MODE `decide` (FLAG, default `flag_0000`) or `decide_all`. Users are the benchmark plan's
 //! 16 users (`benches/cases.json`), decided in turn with `EXCLUDE_VARIABLES`. Prints the mean time
-//! per call and a checksum of the decisions (so a change in decisions shows).
+//! per call and a checksum of the decisions (so a change in decisions shows). With `WIDE=1` each
+//! user has 60 more attributes.
 
 use std::error::Error;
 use std::hint::black_box;
@@ -42,7 +43,22 @@ fn main() -> Result<(), Box<dyn Error>> {
     let flag = args.get(4).map_or("flag_0000", String::as_str);
     let config = ProjectConfig::parse(&std::fs::read_to_string(datafile)?)?;
     let decider = Decider::new(&config);
-    let users: Vec<UserContext> = (0..16).map(plan_user).collect();
+    // `WIDE=1`: 60 more attributes per user (`attr_1`..`attr_60`, as `benches/src/scale.rs`).
+    let wide = std::env::var("WIDE").is_ok_and(|v| v == "1");
+    let users: Vec<UserContext> = (0..16)
+        .map(|i| {
+            let mut user = plan_user(i);
+            for k in (1..=60).filter(|_| wide) {
+                let value = if (i + k) % 3 == 0 {
+                    "testvalue"
+                } else {
+                    "other"
+                };
+                user.set_attribute(format!("attr_{k}"), value);
+            }
+            user
+        })
+        .collect();
     let options = DecideOptions::NONE.with(DecideOption::ExcludeVariables);
     let mut sum = 0u64;
     let mut calls = 0usize;

@@ -7,7 +7,8 @@
 //!
 //! - [`ProjectConfig`]: a datafile (versions "2", "3", "4") parsed and compiled once: indexes by
 //!   key and id, audiences pre-parsed, traffic resolved, variable values cast. Immutable,
-//!   `Send + Sync`. Errors are [`DatafileError`].
+//!   `Send + Sync`. Errors are [`DatafileError`]. [`ParseOptions`] chooses whether the config
+//!   keeps the datafile text.
 //! - [`UserContext`]: user id, [`AttributeValue`] attributes, qualified segments, forced decisions.
 //! - [`Decider`]: `decide`, `decide_for_keys`, `decide_all` with [`DecideOptions`], plus `track`.
 //!   Optional [`UserProfileService`] (sticky bucketing) and [`ForcedVariations`].
@@ -32,10 +33,13 @@
 //!
 //! # Performance
 //!
-//! The datafile is compiled once: maps by key and id, audience conditions inlined into each
-//! rule's condition tree with their values pre-parsed (numbers, semver targets), every tree
-//! flattened into one array per config and every attribute name numbered, traffic ranges
-//! resolved to variations, variable values cast to JSON. `decide` borrows the config, hashes the
+//! The datafile is compiled once: maps by key and id, each audience's conditions compiled once
+//! with their values pre-parsed (numbers, semver targets) and rule trees naming audiences by
+//! index, every tree flattened into one array per config and every attribute name numbered,
+//! traffic ranges resolved to variations, variable values cast to JSON once per distinct
+//! (value, type) and each distinct list of a variation's variable values stored once. The
+//! parse borrows the strings it only reads from the datafile text; compile time grows linearly
+//! with the datafile (`benches/benches/scale.rs`, up to 5,000 flags). `decide` borrows the config, hashes the
 //! bucketing id's prefix once per call and allocates nothing unless `INCLUDE_REASONS` is set
 //! (`tests/alloc.rs`). Calls deciding several flags also resolve the user's attributes once and
 //! evaluate each audience at most once. `examples/profile_decide.rs` is a driver for profiling
@@ -88,7 +92,7 @@ mod user;
 mod variables;
 
 pub use audience::semver::compare as compare_versions;
-pub use config::ProjectConfig;
+pub use config::{ParseOptions, ProjectConfig, DEFAULT_KEEP_DATAFILE_TEXT};
 pub use datafile::{DatafileError, SUPPORTED_VERSIONS};
 pub use decide::decision::{Decision, DecisionSource};
 pub use decide::forced::ForcedVariations;

@@ -236,8 +236,11 @@ impl Builder<'_> {
     }
 
     fn experiment_audiences(&self, e: &Experiment) -> String {
-        match &e.audience_conditions {
-            Some(Value::Array(list)) => self.serialize_audiences(list),
+        if !e.conditions_array {
+            return String::new();
+        }
+        match serde_json::from_str::<Value>(&e.audience_json) {
+            Ok(Value::Array(list)) => self.serialize_audiences(&list),
             _ => String::new(),
         }
     }
@@ -271,7 +274,9 @@ impl Builder<'_> {
                     },
                 );
             }
-            for (id, raw, _) in &v.variables {
+            for &(slot, value) in self.config.usages(v) {
+                let id = &self.config.variable_ids[slot as usize];
+                let raw = self.config.variable_values[value as usize].raw();
                 if let Some(def) = self.variable_by_id(id) {
                     variables_map.insert(
                         def.key.clone(),
@@ -280,7 +285,7 @@ impl Builder<'_> {
                             key: def.key.clone(),
                             kind: def.kind.clone(),
                             value: if v.feature_enabled {
-                                raw.clone()
+                                raw.to_string()
                             } else {
                                 def.default_raw.clone()
                             },

@@ -1,8 +1,9 @@
 //! Peak resident memory of a process that holds one compiled datafile, and the compiled
 //! config's heap size.
 //!
-//! `memory [flagbridge|optimizely_crate] [DATAFILE]` (defaults: flagbridge, the plan's large
-//! fixture). Reads the datafile, parses it, drops the text, decides every flag once for one user
+//! `memory [flagbridge|flagbridge_no_text|optimizely_crate] [DATAFILE]` (defaults: flagbridge,
+//! the plan's large fixture; `flagbridge_no_text` parses without keeping the text). For a
+//! generated datafile, write it first with the `generate` binary. Reads the datafile, parses it, drops the text, decides every flag once for one user
 //! (so lazily touched pages count), then reports VmHWM (peak RSS) and VmRSS from
 //! /proc/self/status, and the live heap bytes the parse left behind (counting allocator) next to
 //! the datafile size. Prints one JSON object and writes `target/flagbridge-bench/memory-<engine>.json`.
@@ -11,7 +12,7 @@ use flagbridge_benches::alloc::{live_bytes, peak_bytes, reset_peak, CountingAllo
 use flagbridge_benches::fixtures::{plan_datafile_path, plan_json, plan_users, read};
 use flagbridge_benches::stats::write_result;
 use flagbridge_benches::{peer, users};
-use flagbridge_engine::{DecideOptions, Decider, ProjectConfig};
+use flagbridge_engine::{DecideOptions, Decider, ParseOptions, ProjectConfig};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -36,12 +37,20 @@ fn main() {
 
     let hwm_start_kb = status_kb("VmHWM:");
     let text = read(&path);
+    // Reports on other datafiles than the plan's large one are named after the file too.
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let label = match stem.as_deref() {
+        Some("large_700") | None => engine.clone(),
+        Some(other) => format!("{engine}_{other}"),
+    };
+    let keep_text = engine != "flagbridge_no_text";
     let datafile_bytes = text.len();
     match engine.as_str() {
-        "flagbridge" => {
+        "flagbridge" | "flagbridge_no_text" => {
             let before = live_bytes();
             reset_peak();
-            let config = ProjectConfig::parse(&text).expect("datafile parses");
+            let options = ParseOptions::new().keep_text(keep_text);
+            let config = ProjectConfig::parse_with(&text, options).expect("datafile parses");
             let transient = peak_bytes() as isize - before;
             drop(text);
             // Whatever the parse left allocated (including any copy of the text the config keeps).
@@ -50,7 +59,7 @@ fn main() {
             let ctx = users::context(user);
             let flags = decider.decide_all(&ctx, DecideOptions::NONE).len();
             let report = Report {
-                engine: &engine,
+                engine: &label,
                 path: &path,
                 datafile_bytes,
                 heap,
@@ -87,7 +96,7 @@ fn main() {
                 std::hint::black_box(ctx.decide(key));
             }
             let report = Report {
-                engine: &engine,
+                engine: &label,
                 path: &path,
                 datafile_bytes,
                 heap,
@@ -97,7 +106,9 @@ fn main() {
             report.finish(hwm_start_kb);
         }
         other => {
-            eprintln!("unknown engine {other}: use flagbridge or optimizely_crate");
+            eprintln!(
+                "unknown engine {other}: use flagbridge, flagbridge_no_text or optimizely_crate"
+            );
             std::process::exit(2);
         }
     }

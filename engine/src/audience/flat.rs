@@ -3,7 +3,9 @@
 //! A tree is stored in prefix order: an operator node, then its operands' subtrees. Each
 //! operator records where its subtree ends, so evaluation can skip an operand's subtree after
 //! reading its result (short-circuit) without following pointers. Leaf conditions live in a
-//! second contiguous array.
+//! second contiguous array. A rule's tree names its audiences by index: an audience node
+//! evaluates that audience's own tree, and a call deciding many flags keeps each audience's
+//! result ([`UserAttributes::audience`]), so an audience is evaluated at most once per call.
 
 use super::attributes::UserAttributes;
 use super::condition::Condition;
@@ -18,6 +20,8 @@ enum Node {
     Or(u32),
     /// Only the first operand counts; none gives unknown.
     Not(u32),
+    /// Audience `index` (into [`ConditionTrees::audience_roots`]), a leaf here.
+    Audience(u32),
 }
 
 /// The flattened condition trees of a config.
@@ -25,6 +29,8 @@ enum Node {
 pub(crate) struct ConditionTrees {
     nodes: Vec<Node>,
     conditions: Vec<Condition>,
+    /// The root of each audience's tree, by audience index.
+    audience_roots: Vec<u32>,
 }
 
 impl ConditionTrees {
@@ -58,6 +64,43 @@ impl ConditionTrees {
         root as u32
     }
 
+    /// Record the root of each audience's tree (by audience index), for audience nodes.
+    pub(crate) fn set_audience_roots(&mut self, roots: Vec<u32>) {
+        self.audience_roots = roots;
+    }
+
+    /// Append a rule's tree over audience indexes (`None`: an unknown audience id, an unknown
+    /// leaf); returns its root index.
+    pub(crate) fn push_audiences(&mut self, tree: &Tree<Option<usize>>) -> u32 {
+        let root = self.nodes.len();
+        match tree {
+            Tree::Leaf(Some(index)) => self.nodes.push(Node::Audience(*index as u32)),
+            Tree::Leaf(None) => {
+                self.nodes.push(Node::Leaf(self.conditions.len() as u32));
+                self.conditions.push(Condition::Unknown);
+            }
+            Tree::And(items) | Tree::Or(items) => {
+                self.nodes.push(Node::And(0));
+                for item in items {
+                    self.push_audiences(item);
+                }
+                let end = self.nodes.len() as u32;
+                self.nodes[root] = match tree {
+                    Tree::And(_) => Node::And(end),
+                    _ => Node::Or(end),
+                };
+            }
+            Tree::Not(item) => {
+                self.nodes.push(Node::Not(0));
+                if let Some(item) = item {
+                    self.push_audiences(item);
+                }
+                self.nodes[root] = Node::Not(self.nodes.len() as u32);
+            }
+        }
+        root as u32
+    }
+
     /// Three-valued evaluation of the tree at `root`: `None` is unknown.
     #[inline]
     pub(crate) fn evaluate(&self, root: u32, attrs: &UserAttributes<'_, '_>) -> Option<bool> {
@@ -68,7 +111,7 @@ impl ConditionTrees {
     #[inline]
     fn end(&self, i: usize) -> usize {
         match self.nodes[i] {
-            Node::Leaf(_) => i + 1,
+            Node::Leaf(_) | Node::Audience(_) => i + 1,
             Node::And(end) | Node::Or(end) | Node::Not(end) => end as usize,
         }
     }
@@ -87,6 +130,10 @@ impl ConditionTrees {
         // otherwise decided result unknown.
         let (stop_at, end) = match self.nodes[i] {
             Node::Leaf(c) => return self.conditions[c as usize].evaluate(attrs),
+            Node::Audience(a) => {
+                let root = self.audience_roots.get(a as usize).copied();
+                return attrs.audience(a, || root.and_then(|r| self.eval(r as usize, attrs)));
+            }
             Node::Not(end) => {
                 let end = end as usize;
                 return if i + 1 < end {
@@ -167,6 +214,48 @@ mod tests {
         ] {
             let (tree, flat) = both(&v);
             assert_eq!(tree, flat, "{v}");
+        }
+    }
+
+    /// A rule tree over audience indexes gives what the audiences' trees give inlined, and an
+    /// audience is evaluated once per call when results are kept.
+    #[test]
+    fn audience_nodes_match_inlined_trees() {
+        let mut slots = AttributeSlots::default();
+        let audiences = [
+            json!(["and", "T", "N"]),
+            json!(["or", "F", "T"]),
+            json!("F"),
+        ];
+        let mut flat = ConditionTrees::default();
+        let trees: Vec<_> = audiences
+            .iter()
+            .map(|a| compile_tree(a, &mut leaf(&mut slots)))
+            .collect();
+        let roots: Vec<u32> = trees.iter().map(|t| flat.push(t)).collect();
+        flat.set_audience_roots(roots);
+        let user = UserContext::new("u").with_attribute("x", 1i64);
+        for rule in [
+            json!(["or", 0, 1]),
+            json!(["and", 1, ["not", 2], 0]),
+            json!(["and", 1, 7]),
+            json!(["not", 0]),
+        ] {
+            let by_id = compile_tree(&rule, &mut |l: &Value| {
+                l.as_u64().map(|i| i as usize).filter(|i| *i < trees.len())
+            });
+            let inlined = by_id.evaluate(&mut |l: &Option<usize>| match l {
+                Some(i) => trees[*i].evaluate(&mut |c: &Condition| {
+                    c.evaluate(&UserAttributes::scan(&user, &slots))
+                }),
+                None => None,
+            });
+            let root = flat.push_audiences(&by_id);
+            let scan = UserAttributes::scan(&user, &slots);
+            assert_eq!(flat.evaluate(root, &scan), inlined, "{rule}");
+            let kept = UserAttributes::resolved(&user, &slots, trees.len());
+            assert_eq!(flat.evaluate(root, &kept), inlined, "{rule}");
+            assert_eq!(flat.evaluate(root, &kept), inlined, "{rule} (kept results)");
         }
     }
 

@@ -1,22 +1,20 @@
 //! Audiences: each audience's condition tree compiled once (attribute names numbered, trees
-//! flattened), and rule trees with audience trees inlined.
+//! flattened); rule trees refer to them by audience index.
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use super::{Audience, DUMMY_AUDIENCE_ID};
 use crate::audience::attributes::AttributeSlots;
-use crate::audience::condition::{self, Condition};
+use crate::audience::compile_tree;
+use crate::audience::condition;
 use crate::audience::flat::ConditionTrees;
-use crate::audience::{compile_tree, Tree};
 use crate::datafile::raw;
 use crate::datafile::DatafileError;
 
 /// The compiled audiences of a datafile.
 pub(super) struct Audiences {
     pub audiences: Vec<Audience>,
-    /// Each audience's condition tree (by audience index), to inline into rules.
-    pub trees: Vec<Tree<Condition>>,
     pub id_map: FxHashMap<String, usize>,
     /// Audience indexes for `ProjectConfig::audiences`: typed wins, dummy excluded.
     pub order: Vec<usize>,
@@ -33,7 +31,6 @@ pub(super) fn compile(
     let legacy_count = legacy.len();
     let count = legacy_count + typed.len();
     let mut audiences = Vec::with_capacity(count);
-    let mut trees = Vec::with_capacity(count);
     let mut id_map = FxHashMap::default();
     let mut attribute_slots = AttributeSlots::default();
     let mut condition_trees = ConditionTrees::default();
@@ -41,7 +38,7 @@ pub(super) fn compile(
     let typed = typed.into_iter().map(|a| (false, a));
     for (i, (is_legacy, a)) in legacy.chain(typed).enumerate() {
         let index = if is_legacy { i } else { i - legacy_count };
-        let (audience, tree) = compile_one(
+        let audience = compile_one(
             a,
             is_legacy,
             index,
@@ -50,7 +47,6 @@ pub(super) fn compile(
         )?;
         id_map.insert(audience.id.clone(), audiences.len());
         audiences.push(audience);
-        trees.push(tree);
     }
     let mut order = Vec::new();
     for (i, a) in audiences.iter().enumerate() {
@@ -58,9 +54,9 @@ pub(super) fn compile(
             order.push(i);
         }
     }
+    condition_trees.set_audience_roots(audiences.iter().map(|a| a.tree).collect());
     Ok(Audiences {
         audiences,
-        trees,
         id_map,
         order,
         attribute_slots,
@@ -68,44 +64,14 @@ pub(super) fn compile(
     })
 }
 
-/// Replace each audience id of a rule's tree by that audience's condition tree (an unknown id
-/// becomes an unknown leaf), then merge nested `and`/`or` of the same kind. Kleene `and`/`or`
-/// are associative, so the result is the same; evaluation just does less.
-pub(super) fn inline(tree: &Tree<Option<usize>>, audiences: &[Tree<Condition>]) -> Tree<Condition> {
-    fn merge(is_and: bool, items: Vec<Tree<Condition>>) -> Tree<Condition> {
-        let mut flat = Vec::with_capacity(items.len());
-        for item in items {
-            match (is_and, item) {
-                (true, Tree::And(sub)) | (false, Tree::Or(sub)) => flat.extend(sub),
-                (_, other) => flat.push(other),
-            }
-        }
-        if flat.len() == 1 {
-            return flat.remove(0);
-        }
-        if is_and {
-            Tree::And(flat)
-        } else {
-            Tree::Or(flat)
-        }
-    }
-    match tree {
-        Tree::Leaf(Some(i)) => audiences[*i].clone(),
-        Tree::Leaf(None) => Tree::Leaf(Condition::Unknown),
-        Tree::And(items) => merge(true, items.iter().map(|t| inline(t, audiences)).collect()),
-        Tree::Or(items) => merge(false, items.iter().map(|t| inline(t, audiences)).collect()),
-        Tree::Not(item) => Tree::Not(item.as_ref().map(|t| Box::new(inline(t, audiences)))),
-    }
-}
-
-/// An audience, and its condition tree (added to `trees` too, for `evaluate_audience`).
+/// An audience, its condition tree added to `trees`.
 fn compile_one(
     a: raw::Audience,
     legacy: bool,
     index: usize,
     slots: &mut AttributeSlots,
     trees: &mut ConditionTrees,
-) -> Result<(Audience, Tree<Condition>), DatafileError> {
+) -> Result<Audience, DatafileError> {
     let conditions_value = match a.conditions {
         Value::String(s) if legacy => {
             serde_json::from_str(&s).map_err(|e| DatafileError::Invalid {
@@ -126,5 +92,5 @@ fn compile_one(
         typed: !legacy,
         tree: trees.push(&tree),
     };
-    Ok((audience, tree))
+    Ok(audience)
 }

@@ -1,15 +1,17 @@
 //! Wire types -> [`ProjectConfig`], following the JavaScript SDK's `createProjectConfig`.
 
+use std::borrow::Cow;
+
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use super::audiences::{self, Audiences};
 use super::key_order::js_key_order;
+use super::variable_store::VariableStore;
 use super::{
     AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
     Variation, NOT_A_RULE,
 };
-use crate::audience::condition::Condition;
 use crate::audience::flat::ConditionTrees;
 use crate::audience::{compile_tree, js_key, js_truthy, Tree};
 use crate::bucketing::{end_of_range, Range};
@@ -18,8 +20,8 @@ use crate::datafile::DatafileError;
 use crate::variables::cast;
 
 /// Traffic entity ids are resolved after every variation is known.
-struct Pending {
-    traffic: Vec<(String, u32)>,
+struct Pending<'a> {
+    traffic: Vec<(Cow<'a, str>, u32)>,
 }
 
 fn string_of(v: &Value) -> String {
@@ -29,9 +31,7 @@ fn string_of(v: &Value) -> String {
     }
 }
 
-struct Builder<'x> {
-    /// Audience condition trees (by audience index), inlined into each rule's tree.
-    audience_trees: &'x [Tree<Condition>],
+struct Builder {
     /// The roots of the audiences' own trees in `trees`.
     audience_roots: Vec<u32>,
     /// Where the rules' trees go.
@@ -41,29 +41,34 @@ struct Builder<'x> {
     audience_id_map: FxHashMap<String, usize>,
     /// Variable types by variable id; more than one when flags reuse an id with other types.
     var_kinds: FxHashMap<String, Vec<String>>,
+    variables: VariableStore,
 }
 
-impl Builder<'_> {
-    fn add_variation(&mut self, v: raw::Variation) -> usize {
+impl Builder {
+    fn add_variation(&mut self, v: raw::Variation<'_>) -> usize {
         let mut alt_values = Vec::new();
-        let variables = v
+        let store = &mut self.variables;
+        let usages = v
             .variables
-            .into_iter()
+            .iter()
             .map(|u| {
-                let raw_value = string_of(&u.value);
-                let kinds = self.var_kinds.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
-                let value = match kinds.first() {
-                    Some(kind) => cast(&raw_value, kind),
-                    None => Value::String(raw_value.clone()),
-                };
+                let raw_value: &str = &u.value.0;
+                let kinds = self
+                    .var_kinds
+                    .get(u.id.as_ref())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let slot = store.slot(&u.id);
+                let value = store.value(raw_value, kinds.first().map(String::as_str));
                 if kinds.len() > 1 {
                     for kind in kinds {
-                        alt_values.push((u.id.clone(), kind.clone(), cast(&raw_value, kind)));
+                        alt_values.push((slot, kind.clone(), store.value(raw_value, Some(kind))));
                     }
                 }
-                (u.id, raw_value, value)
+                (slot, value)
             })
             .collect();
+        let variables = store.set(usages);
         let index = self.variations.len();
         self.variation_id_map.insert(v.id.text.clone(), index);
         self.variations.push(Variation {
@@ -112,15 +117,14 @@ impl Builder<'_> {
             };
             return (rule, json);
         }
-        let tree = audiences::inline(&by_id, self.audience_trees);
-        (AudienceRule::Tree(self.trees.push(&tree)), json)
+        (AudienceRule::Tree(self.trees.push_audiences(&by_id)), json)
     }
 
-    fn experiment(
+    fn experiment<'a>(
         &mut self,
-        e: raw::Experiment,
+        e: raw::Experiment<'a>,
         group: Option<u32>,
-        pending: &mut Vec<Pending>,
+        pending: &mut Vec<Pending<'a>>,
     ) -> Experiment {
         let (audience, audience_json) =
             self.audience_rule(&e.audience_ids, e.audience_conditions.as_ref());
@@ -152,8 +156,9 @@ impl Builder<'_> {
             traffic: (0, 0),
             audience,
             audience_json,
-            audience_conditions: e.audience_conditions,
+            conditions_array: matches!(e.audience_conditions, Some(Value::Array(_))),
             has_forced_variations: !forced_variations.is_empty(),
+            met_again: false,
             forced_variations,
             has_local_holdouts: false,
             group,
@@ -165,7 +170,7 @@ impl Builder<'_> {
         }
     }
 
-    fn holdout(&mut self, h: raw::Holdout, pending: &mut Vec<Pending>) -> Experiment {
+    fn holdout<'a>(&mut self, h: raw::Holdout<'a>, pending: &mut Vec<Pending<'a>>) -> Experiment {
         let exclude = matches!(h.exclude_targeted_deliveries, Some(Value::Bool(true)));
         let mut exp = self.experiment(
             raw::Experiment {
@@ -188,7 +193,7 @@ impl Builder<'_> {
         exp
     }
 
-    fn resolve(&self, traffic: Vec<(String, u32)>) -> Vec<Range<Entity>> {
+    fn resolve(&self, traffic: Vec<(Cow<'_, str>, u32)>) -> Vec<Range<Entity>> {
         traffic
             .into_iter()
             .map(|(id, end)| Range {
@@ -197,7 +202,7 @@ impl Builder<'_> {
                     Entity::Empty
                 } else {
                     self.variation_id_map
-                        .get(&id)
+                        .get(id.as_ref())
                         .map_or(Entity::Invalid, |i| Entity::Variation(*i))
                 },
             })
@@ -206,7 +211,7 @@ impl Builder<'_> {
 }
 
 pub(super) fn compile(
-    raw: raw::Datafile,
+    raw: raw::Datafile<'_>,
     datafile: String,
 ) -> Result<ProjectConfig, DatafileError> {
     let version = string_of(&raw.version);
@@ -214,7 +219,6 @@ pub(super) fn compile(
     // Audiences: legacy first, typed overwrite the same id.
     let Audiences {
         audiences,
-        trees: audience_trees,
         id_map: audience_id_map,
         order: audience_order,
         attribute_slots,
@@ -235,13 +239,13 @@ pub(super) fn compile(
     }
 
     let mut b = Builder {
-        audience_trees: &audience_trees,
         audience_roots: audiences.iter().map(|a| a.tree).collect(),
         trees,
         variations: Vec::new(),
         variation_id_map: FxHashMap::default(),
         audience_id_map,
         var_kinds,
+        variables: VariableStore::default(),
     };
 
     // Groups.
@@ -256,7 +260,7 @@ pub(super) fn compile(
                 .into_iter()
                 .map(|t| Range {
                     end: end_of_range(t.end_of_range),
-                    target: t.entity_id,
+                    target: t.entity_id.into_owned(),
                 })
                 .collect(),
         });
@@ -348,6 +352,17 @@ pub(super) fn compile(
         h.running = h.status == "Running";
     }
 
+    // Experiments whose id several flag references name (the in-call sticky map matters).
+    let mut references: FxHashMap<&str, u32> = FxHashMap::default();
+    for f in &raw.feature_flags {
+        for id in &f.experiment_ids {
+            *references.entry(id.as_ref()).or_default() += 1;
+        }
+    }
+    for e in experiments.iter_mut() {
+        e.met_again = references.get(e.id.as_str()).is_some_and(|n| *n > 1);
+    }
+
     // Flags.
     let mut flags = Vec::with_capacity(raw.feature_flags.len());
     let mut flag_key_map = FxHashMap::default();
@@ -365,7 +380,7 @@ pub(super) fn compile(
         let mut exp_indexes = Vec::with_capacity(f.experiment_ids.len());
         let mut by_id: Vec<(String, usize)> = Vec::new();
         for (j, id) in f.experiment_ids.iter().enumerate() {
-            let Some(&ei) = experiment_id_map.get(id) else {
+            let Some(&ei) = experiment_id_map.get(id.as_ref()) else {
                 return Err(DatafileError::Invalid {
                     path: format!("featureFlags[{fi}].experimentIds[{j}]"),
                     message: format!("experiment id \"{id}\" is not in the datafile"),
@@ -407,9 +422,10 @@ pub(super) fn compile(
             .iter()
             .map(|v| {
                 let kind = variable_kind(v);
-                let default_raw = string_of(&v.default_value);
+                let default_raw = v.default_value.0.to_string();
                 let default_value = cast(&default_raw, &kind);
                 FlagVariable {
+                    slot: b.variables.slot(&v.id),
                     id: v.id.clone(),
                     key: v.key.clone(),
                     kind,
@@ -505,6 +521,7 @@ pub(super) fn compile(
         variation_id_map,
         audience_id_map,
         trees: condition_trees,
+        variables: variable_store,
         ..
     } = b;
     Ok(ProjectConfig {
@@ -523,6 +540,9 @@ pub(super) fn compile(
         },
         send_flag_decisions: raw.send_flag_decisions.as_ref().is_some_and(js_truthy),
         variations,
+        variable_ids: variable_store.ids,
+        variable_values: variable_store.values,
+        variable_sets: variable_store.sets,
         variation_id_map,
         experiments,
         non_rollout_experiments,
@@ -558,7 +578,7 @@ fn push_by_id(list: &mut Vec<(String, usize)>, id: &str, v: usize) {
 }
 
 /// The variable type, with `string` + `subType: json` read as `json`.
-fn variable_kind(v: &raw::Variable) -> String {
+fn variable_kind(v: &raw::Variable<'_>) -> String {
     if v.kind == "string" && v.sub_type.as_deref() == Some("json") {
         "json".to_string()
     } else {

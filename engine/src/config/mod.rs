@@ -4,6 +4,7 @@
 mod audiences;
 mod compile;
 mod key_order;
+mod variable_store;
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
@@ -25,6 +26,29 @@ pub(crate) enum Entity {
     Invalid,
 }
 
+/// A variable value as the datafile gives it, and cast once to the variable's type.
+#[derive(Debug, Clone)]
+pub(crate) struct VariableValue {
+    /// The datafile's string; `None` when `value` is that same string.
+    pub raw: Option<Box<str>>,
+    pub value: Value,
+}
+
+impl VariableValue {
+    /// The value as the datafile gives it.
+    pub(crate) fn raw(&self) -> &str {
+        match (&self.raw, &self.value) {
+            (Some(raw), _) => raw,
+            (None, Value::String(s)) => s,
+            (None, _) => "",
+        }
+    }
+}
+
+/// One variable usage of a variation: `(variable slot, value)`, indexes into
+/// [`ProjectConfig::variable_ids`] and [`ProjectConfig::variable_values`].
+pub(crate) type Usage = (u32, u32);
+
 /// A variation with its variable values cast once.
 #[derive(Debug, Clone)]
 pub(crate) struct Variation {
@@ -37,11 +61,12 @@ pub(crate) struct Variation {
     pub feature_enabled: bool,
     /// `featureEnabled` as the datafile has it (for `OptimizelyConfig`).
     pub feature_enabled_raw: Option<Value>,
-    /// `(variable id, raw string, cast value)` in datafile order.
-    pub variables: Vec<(String, String, Value)>,
-    /// `(variable id, type, cast value)` for ids that flags declare with different types
+    /// Its variable usages in datafile order: an index into [`ProjectConfig::variable_sets`]
+    /// (variations with the same usages share one set).
+    pub variables: u32,
+    /// `(variable slot, type, value index)` for ids that flags declare with different types
     /// (usually empty); the value cast by the deciding flag's type wins over `variables`.
-    pub alt_values: Vec<(String, String, Value)>,
+    pub alt_values: Vec<(u32, String, u32)>,
 }
 
 /// Which audiences an experiment, rule or holdout requires.
@@ -81,6 +106,10 @@ pub(crate) struct Experiment {
     pub has_local_holdouts: bool,
     /// `forced_variations` is not empty.
     pub has_forced_variations: bool,
+    /// Its id is named more than once in the flags' `experimentIds` (by several flags, or twice
+    /// by one): only then can a multi-flag call meet it again, and the in-call sticky map
+    /// needs to be searched for it.
+    pub met_again: bool,
     /// `(start, len)` of its traffic ranges in [`ProjectConfig::traffic`].
     pub traffic: (u32, u32),
     pub id: String,
@@ -95,7 +124,9 @@ pub(crate) struct Experiment {
     pub status: String,
     /// `JSON.stringify(audienceConditions || audienceIds)`, for reasons.
     pub audience_json: String,
-    pub audience_conditions: Option<Value>,
+    /// `audienceConditions` is an array (then `audience_json` is its `JSON.stringify`, which
+    /// `OptimizelyConfig` parses back instead of the config keeping the JSON tree).
+    pub conditions_array: bool,
     /// Experiment `type` is "fr" (feature rollout).
     pub is_fr: bool,
     /// Position in [`ProjectConfig::experiments`]; [`NOT_A_RULE`] for a holdout.
@@ -113,6 +144,8 @@ pub(crate) struct Group {
 /// A flag variable with its default cast once.
 #[derive(Debug, Clone)]
 pub(crate) struct FlagVariable {
+    /// Its id's slot in [`ProjectConfig::variable_ids`].
+    pub slot: u32,
     pub id: String,
     pub key: String,
     pub kind: String,
@@ -189,6 +222,12 @@ pub struct ProjectConfig {
     pub(crate) bot_filtering: Option<bool>,
     pub(crate) send_flag_decisions: bool,
     pub(crate) variations: Vec<Variation>,
+    /// Every variable id that flags declare or variations use, once.
+    pub(crate) variable_ids: Vec<String>,
+    /// Distinct `(raw value, type)` pairs of every variable usage, cast once.
+    pub(crate) variable_values: Vec<VariableValue>,
+    /// Distinct usage lists of the variations.
+    pub(crate) variable_sets: Vec<Box<[Usage]>>,
     pub(crate) variation_id_map: FxHashMap<String, usize>,
     /// Top-level and group experiments, then rollout rules.
     pub(crate) experiments: Vec<Experiment>,
@@ -224,24 +263,74 @@ pub struct ProjectConfig {
     pub(crate) odp: Option<(String, String)>,
 }
 
+/// Whether a parse keeps the datafile text ([`ProjectConfig::datafile`]) unless told otherwise.
+pub const DEFAULT_KEEP_DATAFILE_TEXT: bool = true;
+
+/// How [`ProjectConfig::parse_with`] builds a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseOptions {
+    keep_text: bool,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions {
+            keep_text: DEFAULT_KEEP_DATAFILE_TEXT,
+        }
+    }
+}
+
+impl ParseOptions {
+    /// The defaults ([`DEFAULT_KEEP_DATAFILE_TEXT`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keep a copy of the datafile text in the config (for callers that serve it again, such
+    /// as `/v1/datafile`). Without it [`ProjectConfig::datafile`] is "" and the config is a
+    /// datafile's size smaller. Default: [`DEFAULT_KEEP_DATAFILE_TEXT`].
+    pub fn keep_text(mut self, keep: bool) -> Self {
+        self.keep_text = keep;
+        self
+    }
+}
+
 /// Audience id the datafile uses as a legacy placeholder.
 pub(crate) const DUMMY_AUDIENCE_ID: &str = "$opt_dummy_audience";
 
 impl ProjectConfig {
     /// Parse and compile a datafile from text.
     pub fn parse(datafile: &str) -> Result<ProjectConfig, DatafileError> {
-        Self::from_slice(datafile.as_bytes())
+        Self::parse_with(datafile, ParseOptions::default())
+    }
+
+    /// [`parse`](Self::parse) with [`ParseOptions`] (e.g. without keeping the text).
+    pub fn parse_with(
+        datafile: &str,
+        options: ParseOptions,
+    ) -> Result<ProjectConfig, DatafileError> {
+        let raw = crate::datafile::read(datafile)?;
+        let text = if options.keep_text {
+            datafile.to_owned()
+        } else {
+            String::new()
+        };
+        compile::compile(raw, text)
     }
 
     /// Parse and compile a datafile from bytes (UTF-8 JSON).
     pub fn from_slice(datafile: &[u8]) -> Result<ProjectConfig, DatafileError> {
-        let raw = crate::datafile::read(datafile)?;
-        let text = String::from_utf8(datafile.to_vec()).map_err(|e| DatafileError::Json {
-            line: 1,
-            column: e.utf8_error().valid_up_to() + 1,
-            message: "datafile is not valid UTF-8".to_string(),
-        })?;
-        compile::compile(raw, text)
+        match std::str::from_utf8(datafile) {
+            Ok(text) => Self::parse(text),
+            Err(e) => Err(crate::datafile::not_utf8(
+                datafile,
+                DatafileError::Json {
+                    line: 1,
+                    column: e.valid_up_to() + 1,
+                    message: "datafile is not valid UTF-8".to_string(),
+                },
+            )),
+        }
     }
 
     /// Datafile `version` ("2", "3" or "4").
@@ -284,7 +373,7 @@ impl ProjectConfig {
     pub fn send_flag_decisions(&self) -> bool {
         self.send_flag_decisions
     }
-    /// The original datafile text.
+    /// The original datafile text ("" when parsed with [`ParseOptions::keep_text`] false).
     pub fn datafile(&self) -> &str {
         &self.datafile
     }
@@ -393,6 +482,14 @@ impl ProjectConfig {
     #[inline]
     pub(crate) fn flag(&self, key: &str) -> Option<&Flag> {
         self.flag_key_map.get(key).map(|i| &self.flags[*i])
+    }
+
+    /// The variable usages of a variation.
+    #[inline]
+    pub(crate) fn usages(&self, v: &Variation) -> &[Usage] {
+        self.variable_sets
+            .get(v.variables as usize)
+            .map_or(&[], |set| &set[..])
     }
 
     #[inline]

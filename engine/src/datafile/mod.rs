@@ -40,14 +40,16 @@ pub enum DatafileError {
     },
 }
 
-/// Parse the bytes into wire types, with typed errors.
-pub(crate) fn read(bytes: &[u8]) -> Result<raw::Datafile, DatafileError> {
+/// Parse the text into wire types (borrowing from it), with typed errors.
+pub(crate) fn read(text: &str) -> Result<raw::Datafile<'_>, DatafileError> {
     // Fast path without path tracking; a failing datafile is read again to name the field.
-    if let Ok(datafile) = serde_json::from_slice::<raw::Datafile>(bytes) {
+    // `from_str` trusts the text's UTF-8 (no per-string validation).
+    if let Ok(datafile) = serde_json::from_str::<raw::Datafile>(text) {
         check_version(Some(&datafile.version))?;
         return Ok(datafile);
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let bytes = text.as_bytes();
+    let mut de = serde_json::Deserializer::from_str(text);
     let parsed: Result<raw::Datafile, _> = serde_path_to_error::deserialize(&mut de);
     let datafile = match parsed {
         Ok(d) => {
@@ -104,6 +106,14 @@ fn json_error(e: &serde_json::Error) -> DatafileError {
     }
 }
 
+/// The JSON error of bytes that are not UTF-8 (where the JSON reader stops), else `fallback`.
+pub(crate) fn not_utf8(bytes: &[u8], fallback: DatafileError) -> DatafileError {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        Err(e) => json_error(&e),
+        Ok(_) => fallback,
+    }
+}
+
 /// serde_json appends " at line L column C"; the error variant carries those separately.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
@@ -118,7 +128,7 @@ mod tests {
 
     #[test]
     fn malformed_json_has_line_and_column() {
-        let err = read(b"{\n  \"version\": \"4\",\n  oops }").err().unwrap();
+        let err = read("{\n  \"version\": \"4\",\n  oops }").err().unwrap();
         match err {
             DatafileError::Json { line, column, .. } => {
                 assert_eq!(line, 3);
@@ -132,18 +142,18 @@ mod tests {
     fn unsupported_versions() {
         let five = br#"{"version":"5","accountId":"1","projectId":"2","revision":"3"}"#;
         assert_eq!(
-            read(five).err(),
+            read(std::str::from_utf8(five).unwrap()).err(),
             Some(DatafileError::UnsupportedVersion("5".into()))
         );
         let number = br#"{"version":4,"accountId":"1","projectId":"2","revision":"3"}"#;
         assert_eq!(
-            read(number).err(),
+            read(std::str::from_utf8(number).unwrap()).err(),
             Some(DatafileError::UnsupportedVersion("4".into()))
         );
         // Version wins over a missing field.
         let odd = br#"{"version":"1"}"#;
         assert_eq!(
-            read(odd).err(),
+            read(std::str::from_utf8(odd).unwrap()).err(),
             Some(DatafileError::UnsupportedVersion("1".into()))
         );
     }
@@ -153,14 +163,14 @@ mod tests {
         let df = br#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
             "experiments":[{"id":"1","key":"a"},{"key":"b"}]}"#;
         assert_eq!(
-            read(df).err(),
+            read(std::str::from_utf8(df).unwrap()).err(),
             Some(DatafileError::MissingField {
                 path: "experiments[1].id".into()
             })
         );
         let top = br#"{"version":"4","accountId":"1"}"#;
         assert_eq!(
-            read(top).err(),
+            read(std::str::from_utf8(top).unwrap()).err(),
             Some(DatafileError::MissingField {
                 path: "projectId".into()
             })
@@ -171,7 +181,7 @@ mod tests {
     fn wrong_type_is_invalid_with_path() {
         let df = br#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
             "events":[{"id":true,"key":"a"}]}"#;
-        match read(df).err() {
+        match read(std::str::from_utf8(df).unwrap()).err() {
             Some(DatafileError::Invalid { path, .. }) => assert_eq!(path, "events[0].id"),
             other => panic!("unexpected {other:?}"),
         }

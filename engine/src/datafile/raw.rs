@@ -4,8 +4,12 @@
 //! variable values, flags such as `featureEnabled`) are kept as [`serde_json::Value`] and judged by
 //! the compiler, so an unexpected shape degrades to "unknown" instead of failing the datafile.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 /// Keep a field that is present with `null` as `Some(Value::Null)` (serde would make it `None`).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -19,10 +23,73 @@ pub(crate) struct VersionOnly {
     pub version: Option<Value>,
 }
 
-/// A whole datafile.
+/// A JSON value read as the string JavaScript makes of it (`String(value)` for scalars,
+/// "[object Object]" for objects and arrays, as the compiler has always taken them), borrowed
+/// from the datafile text when it holds no escapes. For variable values and defaults, which are
+/// strings in practice: no `Value` is built for them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+fn number<'a>(n: Number) -> Text<'a> {
+    Text(Cow::Owned(
+        crate::audience::js_key(&Value::Number(n)).unwrap_or_default(),
+    ))
+}
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v)))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Borrowed(if v { "true" } else { "false" })))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Text<'de>, E> {
+        Ok(number(Number::from(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Text<'de>, E> {
+        Ok(number(Number::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Text<'de>, E> {
+        Ok(match Number::from_f64(v) {
+            Some(n) => number(n),
+            None => Text(Cow::Borrowed("null")),
+        })
+    }
+    fn visit_unit<E>(self) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Borrowed("null")))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Text(Cow::Borrowed("[object Object]")))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Text(Cow::Borrowed("[object Object]")))
+    }
+}
+/// A whole datafile. Strings the compiler only reads (ids that name other entities, variable
+/// values) borrow from the text.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Datafile {
+pub(crate) struct Datafile<'a> {
     pub version: Value,
     #[serde(deserialize_with = "string_or_number")]
     pub account_id: String,
@@ -52,20 +119,26 @@ pub(crate) struct Datafile {
     #[serde(default)]
     pub events: Vec<Event>,
     #[serde(default)]
-    pub experiments: Vec<Experiment>,
+    #[serde(borrow)]
+    pub experiments: Vec<Experiment<'a>>,
     #[serde(default)]
-    pub groups: Vec<Group>,
+    #[serde(borrow)]
+    pub groups: Vec<Group<'a>>,
     #[serde(default)]
-    pub feature_flags: Vec<FeatureFlag>,
+    #[serde(borrow)]
+    pub feature_flags: Vec<FeatureFlag<'a>>,
     #[serde(default)]
-    pub rollouts: Vec<Rollout>,
+    #[serde(borrow)]
+    pub rollouts: Vec<Rollout<'a>>,
     #[serde(default)]
     pub integrations: Vec<Integration>,
     /// `null` is taken as empty, as JavaScript's `holdouts || []` does.
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub holdouts: Vec<Holdout>,
+    #[serde(borrow)]
+    pub holdouts: Vec<Holdout<'a>>,
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub local_holdouts: Vec<Holdout>,
+    #[serde(borrow)]
+    pub local_holdouts: Vec<Holdout<'a>>,
 }
 
 /// A string, or a number taken as its decimal text. JavaScript accepts numeric ids anywhere
@@ -79,6 +152,46 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
             "invalid type: {other}, expected a string"
         ))),
     }
+}
+
+/// An id borrowed from the datafile when it is a string, or a number as its decimal text.
+fn cow_id<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
+    struct IdVisitor;
+    impl<'de> Visitor<'de> for IdVisitor {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_string()))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_string()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string())))
+        }
+    }
+    d.deserialize_any(IdVisitor)
+}
+
+/// A list of ids (see [`cow_id`]).
+fn vec_cow_id<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct One<'a>(#[serde(borrow, deserialize_with = "cow_id")] Cow<'a, str>);
+    Ok(Vec::<One<'de>>::deserialize(d)?
+        .into_iter()
+        .map(|One(s)| s)
+        .collect())
 }
 
 /// An optional id: a string or a number (as its decimal text); absent or `null` is `None`.
@@ -168,23 +281,24 @@ pub(crate) struct Event {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct TrafficAllocation {
-    #[serde(deserialize_with = "string_or_number")]
-    pub entity_id: String,
+pub(crate) struct TrafficAllocation<'a> {
+    #[serde(borrow, deserialize_with = "cow_id")]
+    pub entity_id: Cow<'a, str>,
     pub end_of_range: f64,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct VariableUsage {
-    #[serde(deserialize_with = "string_or_number")]
-    pub id: String,
-    pub value: Value,
+pub(crate) struct VariableUsage<'a> {
+    #[serde(borrow, deserialize_with = "cow_id")]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub value: Text<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Variation {
+pub(crate) struct Variation<'a> {
     pub id: Id,
     /// JavaScript loads a variation without `key` (it can then never be forced or reported).
     #[serde(default)]
@@ -192,12 +306,13 @@ pub(crate) struct Variation {
     #[serde(default, deserialize_with = "present")]
     pub feature_enabled: Option<Value>,
     #[serde(default)]
-    pub variables: Vec<VariableUsage>,
+    #[serde(borrow)]
+    pub variables: Vec<VariableUsage<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Experiment {
+pub(crate) struct Experiment<'a> {
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
@@ -206,9 +321,11 @@ pub(crate) struct Experiment {
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
-    pub variations: Vec<Variation>,
+    #[serde(borrow)]
+    pub variations: Vec<Variation<'a>>,
     #[serde(default)]
-    pub traffic_allocation: Vec<TrafficAllocation>,
+    #[serde(borrow)]
+    pub traffic_allocation: Vec<TrafficAllocation<'a>>,
     #[serde(default)]
     pub audience_ids: Vec<Value>,
     #[serde(default)]
@@ -223,20 +340,22 @@ pub(crate) struct Experiment {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Group {
+pub(crate) struct Group<'a> {
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     #[serde(default)]
     pub policy: String,
     #[serde(default)]
-    pub traffic_allocation: Vec<TrafficAllocation>,
+    #[serde(borrow)]
+    pub traffic_allocation: Vec<TrafficAllocation<'a>>,
     #[serde(default)]
-    pub experiments: Vec<Experiment>,
+    #[serde(borrow)]
+    pub experiments: Vec<Experiment<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Variable {
+pub(crate) struct Variable<'a> {
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
@@ -244,29 +363,32 @@ pub(crate) struct Variable {
     pub kind: String,
     #[serde(default)]
     pub sub_type: Option<String>,
-    pub default_value: Value,
+    #[serde(borrow)]
+    pub default_value: Text<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct FeatureFlag {
+pub(crate) struct FeatureFlag<'a> {
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
-    #[serde(default, deserialize_with = "vec_string_or_number")]
-    pub experiment_ids: Vec<String>,
+    #[serde(default, borrow, deserialize_with = "vec_cow_id")]
+    pub experiment_ids: Vec<Cow<'a, str>>,
     #[serde(default, deserialize_with = "opt_string_or_number")]
     pub rollout_id: Option<String>,
     #[serde(default)]
-    pub variables: Vec<Variable>,
+    #[serde(borrow)]
+    pub variables: Vec<Variable<'a>>,
 }
 
 #[derive(Deserialize)]
-pub(crate) struct Rollout {
+pub(crate) struct Rollout<'a> {
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     #[serde(default)]
-    pub experiments: Vec<Experiment>,
+    #[serde(borrow)]
+    pub experiments: Vec<Experiment<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -281,16 +403,18 @@ pub(crate) struct Integration {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Holdout {
+pub(crate) struct Holdout<'a> {
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
-    pub variations: Vec<Variation>,
+    #[serde(borrow)]
+    pub variations: Vec<Variation<'a>>,
     #[serde(default)]
-    pub traffic_allocation: Vec<TrafficAllocation>,
+    #[serde(borrow)]
+    pub traffic_allocation: Vec<TrafficAllocation<'a>>,
     #[serde(default)]
     pub audience_ids: Vec<Value>,
     #[serde(default)]

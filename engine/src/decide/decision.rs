@@ -193,6 +193,7 @@ impl<'a> Decision<'a> {
             self.flag
         };
         let variation = self.outcome.variation.filter(|v| v.feature_enabled);
+        let config: &'a ProjectConfig = self.config;
         flag.map(|f| f.variables.as_slice())
             .unwrap_or(&[])
             .iter()
@@ -200,15 +201,17 @@ impl<'a> Decision<'a> {
             .map(move |(i, var)| {
                 let value = variation
                     .and_then(|v| {
-                        let usage = match v.variables.get(i) {
-                            Some(u) if u.0 == var.id => Some(u),
-                            _ => v.variables.iter().find(|u| u.0 == var.id),
+                        let usages = config.usages(v);
+                        let usage = match usages.get(i) {
+                            Some(u) if u.0 == var.slot => Some(u),
+                            _ => usages.iter().find(|u| u.0 == var.slot),
                         }?;
                         let by_kind = v
                             .alt_values
                             .iter()
-                            .find(|a| a.0 == var.id && a.1 == var.kind);
-                        Some(by_kind.map_or(&usage.2, |a| &a.2))
+                            .find(|a| a.0 == var.slot && a.1 == var.kind);
+                        let index = by_kind.map_or(usage.1, |a| a.2);
+                        config.variable_values.get(index as usize).map(|x| &x.value)
                     })
                     .unwrap_or(&var.default_value);
                 (var.key.as_str(), value)

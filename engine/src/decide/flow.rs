@@ -230,7 +230,7 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
                 }),
             }
         }
-        if let Some(tracker) = self.tracker.as_deref() {
+        if let Some(tracker) = self.tracker.as_deref().filter(|t| t.may_hold(e.met_again)) {
             if let Some(v) = tracker.get(&e.id).and_then(|id| config.variation_by_id(id)) {
                 self.reasons.add(|| {
                     format!(

@@ -31,8 +31,15 @@ pub(crate) struct Tracker<'a> {
 }
 
 impl<'a> Tracker<'a> {
+    /// Whether [`get`](Self::get) can find anything for an experiment. `met_again`: the call
+    /// may have bucketed this experiment already (else only the loaded map counts, so a call
+    /// deciding many flags does not scan its growing list of bucketings once per experiment).
+    #[inline(always)]
+    pub(crate) fn may_hold(&self, met_again: bool) -> bool {
+        (met_again && !self.updates.is_empty()) || !self.loaded.is_empty()
+    }
+
     /// The variation id stored for an experiment id.
-    #[inline]
     pub(crate) fn get(&self, experiment_id: &str) -> Option<&str> {
         self.updates
             .iter()
