@@ -65,7 +65,7 @@ fn every_real_datafile_parses_and_decides() {
     }
     let mut decisions = 0;
     for (name, text) in &files {
-        let config = match ProjectConfig::parse(&text) {
+        let config = match ProjectConfig::parse(text) {
             Ok(c) => c,
             Err(e) => panic!("{name}: {e}"),
         };
