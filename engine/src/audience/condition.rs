@@ -75,10 +75,9 @@ fn js_property_key(name: Option<&Value>) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) => "null".to_string(),
         Some(Value::Bool(b)) => b.to_string(),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i64),
-            _ => n.to_string(),
-        },
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .map_or_else(|| n.to_string(), crate::jsnum::number_to_string),
         Some(other) => other.to_string(),
     }
 }
@@ -434,6 +433,31 @@ mod tests {
         assert_eq!(eval(c.clone(), &user), None);
         let user = UserContext::new("u").with_attribute("Android", 37i64);
         assert_eq!(eval(c, &user), None);
+    }
+
+    /// A condition `name` that is not a string names the attribute JavaScript would look up.
+    #[test]
+    fn non_string_names_are_javascript_property_keys() {
+        for (name, key) in [
+            (json!(13), "13"),
+            (json!(13.0), "13"),
+            (json!(-2), "-2"),
+            (json!(13.5), "13.5"),
+            (json!(1e20), "100000000000000000000"),
+            (json!(true), "true"),
+            (json!(null), "null"),
+        ] {
+            let cond =
+                json!({"name": name, "type": "custom_attribute", "match": "exact", "value": "x"});
+            let user = UserContext::new("u").with_attribute(key, "x");
+            assert_eq!(eval(cond.clone(), &user), Some(true), "{name} names {key}");
+            let other = UserContext::new("u").with_attribute(format!("{key}0"), "x");
+            assert_eq!(eval(cond, &other), None, "{name}");
+        }
+        let unnamed = json!({"type": "custom_attribute", "match": "exact", "value": "x"});
+        let user = UserContext::new("u").with_attribute("undefined", "x");
+        assert_eq!(eval(unnamed, &user), Some(true));
+        assert_eq!(js_property_key(Some(&json!(1e21))), "1e+21");
     }
 
     #[test]

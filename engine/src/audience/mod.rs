@@ -104,10 +104,10 @@ pub(crate) fn js_truthy(v: &Value) -> bool {
 pub(crate) fn js_key(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i64),
-            _ => n.to_string(),
-        }),
+        Value::Number(n) => Some(
+            n.as_f64()
+                .map_or_else(|| n.to_string(), crate::jsnum::number_to_string),
+        ),
         Value::Bool(b) => Some(b.to_string()),
         Value::Null => Some("null".to_string()),
         _ => None,
