@@ -131,6 +131,24 @@ mod tests {
     }
 
     #[test]
+    fn js_key_is_the_javascript_property_key() {
+        for (v, key) in [
+            (json!("a1"), Some("a1")),
+            (json!(7), Some("7")),
+            (json!(7.0), Some("7")),
+            (json!(7.5), Some("7.5")),
+            (json!(1e20), Some("100000000000000000000")),
+            (json!(1e21), Some("1e+21")),
+            (json!(true), Some("true")),
+            (json!(null), Some("null")),
+            (json!([]), None),
+            (json!({}), None),
+        ] {
+            assert_eq!(js_key(&v).as_deref(), key, "{v}");
+        }
+    }
+
+    #[test]
     fn truth_table() {
         let cases = [
             (json!(["and", "T", "T"]), Some(true)),
