@@ -415,6 +415,9 @@ mod tests {
             ("1.0+b-a", false, true),
             ("-+", true, false),
             ("+-", false, true),
+            // The first `-` and the first `+` decide.
+            ("1.0-a+b-c", true, false),
+            ("1.0+a-b+c", false, true),
         ] {
             assert_eq!((is_pre_release(v), is_build(v)), (pre, build), "{v}");
         }
