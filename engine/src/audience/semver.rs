@@ -380,6 +380,9 @@ mod tests {
             // Beyond 2^53 parts compare as JavaScript's parseInt doubles: these two are equal.
             ("1.12345678901234567", "1.12345678901234568", 0),
             ("1.0", "1.123456789012345678901", 1),
+            // A numeric suffix compares by value, without its mark.
+            ("1.0.0-10", "1.0.0-9", -1),
+            ("1.0.0+10", "1.0.0+9", -1),
             ("1.123456789012345678901", "1.0", -1),
         ] {
             assert_eq!(compare(t, u), Some(want), "target {t} user {u}");
@@ -402,6 +405,9 @@ mod tests {
             assert_eq!(compare("2.0", u), None, "{u:?}");
         }
         assert_eq!(compare("2.0", "2.0-\u{e9}"), Some(-1));
+        for u in ["2.0-a b", "2.0-a\tb", "2.0+a\nb"] {
+            assert_eq!(compare("2.0", u), None, "{u:?}");
+        }
         assert!(has_whitespace(" ") && has_whitespace("\u{a0}") && !has_whitespace("2.0"));
     }
 
