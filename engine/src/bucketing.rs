@@ -285,6 +285,91 @@ mod tests {
     }
 
     #[test]
+    fn find_bucket_at_range_ends() {
+        let ranges = [
+            Range {
+                end: 100,
+                target: 'a',
+            },
+            Range {
+                end: 200,
+                target: 'b',
+            },
+        ];
+        // (bucket, range): end - 1 is the range's last bucket, end and end + 1 are the next's.
+        for (bucket, want) in [
+            (0, Some('a')),
+            (99, Some('a')),
+            (100, Some('b')),
+            (101, Some('b')),
+            (199, Some('b')),
+            (200, None),
+            (201, None),
+        ] {
+            assert_eq!(
+                find_bucket(bucket, &ranges).copied(),
+                want,
+                "bucket {bucket}"
+            );
+        }
+        assert_eq!(find_bucket::<char>(0, &[]), None);
+        let empty_first = [
+            Range {
+                end: 0,
+                target: 'z',
+            },
+            Range {
+                end: 1,
+                target: 'a',
+            },
+        ];
+        assert_eq!(find_bucket(0, &empty_first).copied(), Some('a'));
+        assert_eq!(find_bucket(1, &empty_first).copied(), None);
+    }
+
+    #[test]
+    fn end_of_range_boundaries() {
+        for (value, want) in [
+            (0.0, 0),
+            (-0.0, 0),
+            (f64::NAN, 0),
+            (f64::NEG_INFINITY, 0),
+            (f64::MIN_POSITIVE, 1),
+            (0.5, 1),
+            (1.0, 1),
+            (9_999.0, 9_999),
+            (9_999.01, 10_000),
+            (10_000.0, 10_000),
+            (f64::from(u32::MAX) - 1.0, u32::MAX - 1),
+            (f64::from(u32::MAX) - 0.5, u32::MAX),
+            (f64::from(u32::MAX), u32::MAX),
+            (f64::INFINITY, u32::MAX),
+        ] {
+            assert_eq!(end_of_range(value), want, "{value}");
+        }
+    }
+
+    #[test]
+    fn bucket_value_stays_below_max_traffic_value() {
+        // 9987 is the highest bucket of the table above ("abcde"); every bucket is < 10000.
+        for i in 0..2_000 {
+            let b = bucket_value(&format!("user{i}"), "exp");
+            assert!(b < MAX_TRAFFIC_VALUE, "{b}");
+        }
+    }
+
+    #[test]
+    fn stack_and_streaming_hashes_agree_at_the_stack_key_length() {
+        for len in [STACK_KEY - 1, STACK_KEY, STACK_KEY + 1] {
+            let key: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            for split in [0, 1, len / 2, len] {
+                let (a, b) = key.split_at(split);
+                assert_eq!(murmur3_32_concat(a, b, HASH_SEED), reference(&key), "{len}");
+            }
+        }
+    }
+
+    #[test]
     fn end_of_range_conversion() {
         assert_eq!(end_of_range(5000.0), 5000);
         assert_eq!(end_of_range(4999.5), 5000);

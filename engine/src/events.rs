@@ -545,6 +545,18 @@ mod tests {
     }
 
     #[test]
+    fn array_index_boundaries() {
+        assert_eq!(array_index("4294967294"), Some(4_294_967_294));
+        assert_eq!(array_index("4294967295"), None);
+        assert_eq!(array_index("1000000000"), Some(1_000_000_000));
+        assert_eq!(array_index("10000000000"), None);
+        assert_eq!(array_index("0"), Some(0));
+        assert_eq!(array_index("01"), None);
+        assert_eq!(array_index(""), None);
+        assert_eq!(array_index("1e3"), None);
+    }
+
+    #[test]
     fn derived_uuid_keeps_shape() {
         let u = "123e4567-e89b-42d3-a456-426614174000";
         let d = derived_uuid(u);

@@ -210,6 +210,48 @@ fn string_to_number(s: &str) -> f64 {
     }
 }
 
+/// JavaScript `String(f)` (ECMAScript `Number::toString`): the shortest digits that read back
+/// as `f`, in plain notation from 1e-6 up to below 1e21 and in exponent notation (`1e+21`,
+/// `1.5e-7`) outside.
+pub(crate) fn number_to_string(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".to_string();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
+    }
+    if f == 0.0 {
+        return "0".to_string(); // -0 too
+    }
+    // Rust's `{:e}` prints the shortest round-trip digits: "d.ddde<exp>".
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let k = digits.len() as i64;
+    // The value is 0.digits x 10^n.
+    let n = exp.parse::<i64>().unwrap_or(0) + 1;
+    let body = if k <= n && n <= 21 {
+        format!("{digits}{}", "0".repeat((n - k) as usize))
+    } else if 0 < n && n <= 21 {
+        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
+    } else if -6 < n && n <= 0 {
+        format!("0.{}{digits}", "0".repeat((-n) as usize))
+    } else {
+        let sign = if n - 1 < 0 { '-' } else { '+' };
+        let e = (n - 1).abs();
+        if k == 1 {
+            format!("{digits}e{sign}{e}")
+        } else {
+            format!("{}.{}e{sign}{e}", &digits[..1], &digits[1..])
+        }
+    };
+    if f < 0.0 {
+        format!("-{body}")
+    } else {
+        body
+    }
+}
+
 /// `Number(v)` for a JSON value (arrays go through their string form, as JavaScript does).
 pub(crate) fn to_number(v: &Value) -> f64 {
     match v {
@@ -310,6 +352,37 @@ mod tests {
             r#"["lt",1,{"a":[2,2.5]}]"#
         );
         assert_eq!(stringify(&json!(["a", "b"])), r#"["a","b"]"#);
+    }
+
+    #[test]
+    fn number_to_string_like_js() {
+        for (f, js) in [
+            (0.0, "0"),
+            (-0.0, "0"),
+            (13.0, "13"),
+            (-2.0, "-2"),
+            (13.5, "13.5"),
+            (0.1, "0.1"),
+            (123.456, "123.456"),
+            (1e20, "100000000000000000000"),
+            (1.2345678901234567e19, "12345678901234567000"),
+            (999_999_999_999_999_900_000.0, "999999999999999900000"),
+            (1e21, "1e+21"),
+            (1.5e21, "1.5e+21"),
+            (0.000001, "0.000001"),
+            (0.0000015, "0.0000015"),
+            (1e-7, "1e-7"),
+            (-1.5e-7, "-1.5e-7"),
+            (9_007_199_254_740_993.0, "9007199254740992"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (123_456_789_012_345_680_000.0, "123456789012345680000"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ] {
+            assert_eq!(number_to_string(f), js, "{f:e}");
+        }
     }
 
     #[test]

@@ -1,4 +1,8 @@
 //! Every real SDK datafile in `../shared/datafiles` (outside the repo) parses and decides.
+//!
+//! When the folder is absent the test says it skips (stdout and stderr) and passes, except with
+//! `CI=true`, where it fails; it also fails when fewer than [`MIN_DATAFILES`] datafiles or
+//! [`MIN_DECISIONS`] decisions were checked.
 
 use std::path::Path;
 
@@ -8,6 +12,15 @@ use flagbridge_engine::{DecideOption, DecideOptions, Decider, ProjectConfig, Use
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datafiles");
 /// The same for a git worktree one level deeper (`/work/wt/<name>`).
 const WORKTREE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datafiles");
+/// Datafiles checked at least (11 in `shared/datafiles` when written).
+const MIN_DATAFILES: usize = 11;
+/// Decisions checked at least (4 users x 158 flags in all: 632 when written).
+const MIN_DECISIONS: usize = 632;
+
+/// True when the environment variable `CI` is `true` (as `.ci/run` is run).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
 
 fn datafiles() -> Vec<(String, String)> {
     // FLAGBRIDGE_DATAFILES overrides the folder (e.g. when the repo is a worktree elsewhere).
@@ -19,7 +32,9 @@ fn datafiles() -> Vec<(String, String)> {
         }
     });
     let Ok(entries) = std::fs::read_dir(Path::new(&dir)) else {
+        assert!(!in_ci(), "CI=true: the shared datafiles {dir} are absent");
         println!("skipping: {dir} is absent");
+        eprintln!("skipping: {dir} is absent");
         return Vec::new();
     };
     let mut out: Vec<(String, String)> = entries
@@ -44,12 +59,17 @@ fn project_config_is_send_sync_static() {
 
 #[test]
 fn every_real_datafile_parses_and_decides() {
-    for (name, text) in datafiles() {
-        let config = match ProjectConfig::parse(&text) {
+    let files = datafiles();
+    if files.is_empty() {
+        return; // skipped (said so above); never with CI=true
+    }
+    let mut decisions = 0;
+    for (name, text) in &files {
+        let config = match ProjectConfig::parse(text) {
             Ok(c) => c,
             Err(e) => panic!("{name}: {e}"),
         };
-        assert_eq!(config.datafile(), text, "{name}");
+        assert_eq!(config.datafile(), text.as_str(), "{name}");
         let decider = Decider::new(&config);
         for user in ["user-1", "test_user", "", "😀"] {
             let user = UserContext::new(user).with_attribute("age", 30i64);
@@ -58,6 +78,7 @@ fn every_real_datafile_parses_and_decides() {
                 DecideOptions::NONE.with(DecideOption::IncludeReasons),
             );
             assert_eq!(all.len(), config.flag_keys().count(), "{name}");
+            decisions += all.len();
             for d in &all {
                 assert!(!d.reasons().is_empty(), "{name} {}", d.flag_key());
                 let _ = d.notification(&user);
@@ -67,4 +88,14 @@ fn every_real_datafile_parses_and_decides() {
         assert_eq!(summary["revision"], config.revision(), "{name}");
         println!("{name}: {} flags", config.flag_keys().count());
     }
+    println!("{} datafiles, {decisions} decisions checked", files.len());
+    assert!(
+        files.len() >= MIN_DATAFILES,
+        "only {} datafiles, expected at least {MIN_DATAFILES}",
+        files.len()
+    );
+    assert!(
+        decisions >= MIN_DECISIONS,
+        "only {decisions} decisions checked, expected at least {MIN_DECISIONS}"
+    );
 }

@@ -117,8 +117,15 @@ async fn the_per_second_budget_is_used_up_but_never_exceeded() {
 
 #[tokio::test]
 async fn five_xx_bursts_are_retried_with_backoff() {
+    // 100 records in rounds of 25; Brevo answers the first 3 requests of every round with 503
+    // (a burst of 3 every 25 records). Each round goes out as batches of 10, 10 and 5: the
+    // first batch fails three times, then every batch is written once.
+    const RECORDS: usize = 100;
+    const EVERY: usize = 25;
+    const BURST: u32 = 3;
+    const BATCHES_PER_ROUND: usize = 3;
     let fake = FakeBrevo::start(1000).await;
-    let all = emails(100);
+    let all = emails(RECORDS);
     fake.add_contacts(all.iter().map(String::as_str));
     let dir = tempfile::tempdir().unwrap();
     let sync = builder(&fake, &dir.path().join("s.db"), 1000)
@@ -126,21 +133,35 @@ async fn five_xx_bursts_are_retried_with_backoff() {
         .start()
         .await
         .unwrap();
-    for (round, e) in all.iter().enumerate() {
-        if round % 25 == 0 {
-            // A burst of 3 failures every so often.
-            fake.with(|s| s.fail_next += 3);
+    let rounds = all.chunks(EVERY).count() as u32;
+    for (round, chunk) in (1..).zip(all.chunks(EVERY)) {
+        fake.with(|s| s.fail_next = BURST);
+        for e in chunk {
+            sync.sink()
+                .record_decision(rollout(&user(e, "free", "x"), "f", true));
         }
-        sync.sink()
-            .record_decision(rollout(&user(e, "free", "x"), "f", true));
+        sync.flush().await.unwrap();
+        // The whole burst was served to this round, and the round is written, once each.
+        assert_eq!(fake.with(|s| (s.fail_next, s.failed)), (0, BURST * round));
+        for e in chunk {
+            let c = fake.contact(e).unwrap();
+            assert_eq!(c.attributes["ENABLED_FEATURES"], "f", "{e}");
+            assert_eq!(c.writes, 1, "{e}");
+        }
+        assert_eq!(
+            sync.counters().retries,
+            u64::from(BURST * round),
+            "{:?}",
+            sync.counters()
+        );
     }
-    fake.with(|s| s.fail_next = 5);
-    sync.flush().await.unwrap();
-    for e in &all {
-        assert_eq!(fake.contact(e).unwrap().attributes["ENABLED_FEATURES"], "f");
-        assert_eq!(fake.contact(e).unwrap().writes, 1);
-    }
-    assert!(sync.counters().retries >= 5);
+    assert_eq!(rounds, 4);
+    let c = sync.counters();
+    assert_eq!(c.contacts_written, RECORDS as u64, "{c:?}");
+    assert_eq!(
+        fake.count_requests("POST", "/contacts/batch"),
+        rounds as usize * (BATCHES_PER_ROUND + BURST as usize)
+    );
     sync.close().await.unwrap();
 }
 
@@ -161,11 +182,16 @@ async fn timeouts_are_retried() {
     sync.sink()
         .record_decision(rollout(&user("a@x.io", "free", "x"), "f", true));
     sync.flush().await.unwrap();
-    assert_eq!(
-        fake.contact("a@x.io").unwrap().attributes["ENABLED_FEATURES"],
-        "f"
-    );
-    assert!(sync.counters().retries >= 2);
+    // The first two attempts timed out (answers delayed 2 s, timeout 200 ms), the third
+    // wrote the contact: once, in its state.
+    let c = fake.contact("a@x.io").unwrap();
+    assert_eq!(c.attributes["ENABLED_FEATURES"], "f");
+    assert_eq!(c.writes, 1);
+    assert_eq!(fake.with(|s| s.slow_next), 0, "both slow answers were used");
+    assert_eq!(fake.count_requests("POST", "/contacts/batch"), 3);
+    let counters = sync.counters();
+    assert_eq!(counters.retries, 2, "{counters:?}");
+    assert_eq!(counters.contacts_written, 1, "{counters:?}");
     sync.close().await.unwrap();
 }
 

@@ -6,6 +6,10 @@
 //! conversions (whole payloads), error lines. Not compared: reasons (wording differs by SDK).
 //! One tolerance: an impression with no experiment may carry `""` where JS has `null` in
 //! campaign_id / experiment_id (and so in its event's entity_id).
+//!
+//! None of these tests can pass having compared nothing: each asserts a minimum number of lines
+//! (or notifications) compared and prints the totals; a golden key present twice is an error;
+//! with `CI=true` a missing shared datafile folder fails instead of skipping.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,16 +19,25 @@ use flagbridge_engine::ProjectConfig;
 use flagbridge_sync::cli::cases::run_cases;
 use serde_json::Value;
 
-const DECISION_FIELDS: [&str; 6] = [
-    "enabled",
-    "variation_key",
-    "rule_key",
-    "variables",
-    "omitted_from_result",
-    "impressions",
-];
+mod conformance_diff;
+use conformance_diff::{compare_line, diff_value, golden_map, line_key};
+
 /// Mismatches printed per file (all are counted).
 const PRINT_LIMIT: usize = 25;
+/// Lines of `golden/` compared at least (13,532 when written; raise it when adding cases).
+const MIN_OWN_LINES: usize = 13_532;
+/// Lines of `shared-golden/` compared at least (7,690 when written).
+const MIN_SHARED_LINES: usize = 7_690;
+/// Notifications of `golden-notifications/` compared at least (12,704 when written).
+const MIN_OWN_NOTIFICATIONS: usize = 12_704;
+/// Notifications of `shared-golden-notifications/` compared at least (7,356 when written).
+const MIN_SHARED_NOTIFICATIONS: usize = 7_356;
+/// Lines of `more-golden/` compared at least (8,717 when written).
+const MIN_MORE_LINES: usize = 8_717;
+/// Notifications of `more-golden-notifications/` compared at least (8,306 when written).
+const MIN_MORE_NOTIFICATIONS: usize = 8_306;
+/// Rows of `golden/acceptance.jsonl` compared at least (29 when written, plus 1 either way).
+const MIN_ACCEPTANCE: usize = 29;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -37,133 +50,55 @@ fn fixtures() -> PathBuf {
     repo_root().join("datafile-fixtures")
 }
 
+/// True when the environment variable `CI` is `true` (as `.ci/run` is run): the shared
+/// datafiles must then be present.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
 /// `FLAGBRIDGE_SHARED_DATAFILES`, else `../shared/datafiles` from the repo root (or one level
-/// further up, for git worktrees).
+/// further up, for git worktrees). `None` (the caller skips, saying so on stdout and stderr)
+/// when absent; a panic instead when `CI=true`.
 fn shared_datafiles() -> Option<PathBuf> {
     shared_dir("FLAGBRIDGE_SHARED_DATAFILES", "datafiles")
 }
 
 /// `FLAGBRIDGE_MORE_DATAFILES`, else `../shared/datafiles-more` (15 more datafiles from the
-/// official SDKs' test fixtures; see their README).
+/// official SDKs' test fixtures; see their README). Absent: as [`shared_datafiles`].
 fn more_datafiles() -> Option<PathBuf> {
     shared_dir("FLAGBRIDGE_MORE_DATAFILES", "datafiles-more")
 }
 
 fn shared_dir(env: &str, name: &str) -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var(env) {
-        return Some(PathBuf::from(dir)).filter(|p| p.is_dir());
-    }
-    let root = repo_root();
-    [
-        root.join("../shared").join(name),
-        root.join("../../shared").join(name),
-    ]
-    .into_iter()
-    .find(|p| p.is_dir())
-}
-
-/// Identifies an output line: (case, flag key | "track" | "error").
-fn line_key(v: &Value) -> (u64, String) {
-    let case = v["case"].as_u64().expect("every line has a case number");
-    let kind = if v.get("error").is_some() {
-        "error".to_string()
-    } else if v.get("type").and_then(Value::as_str) == Some("track") {
-        "track".to_string()
-    } else {
-        v["flag_key"]
-            .as_str()
-            .expect("decision lines have flag_key")
-            .to_string()
+    let found = match std::env::var(env) {
+        Ok(dir) => Some(PathBuf::from(dir)).filter(|p| p.is_dir()),
+        Err(_) => {
+            let root = repo_root();
+            [
+                root.join("../shared").join(name),
+                root.join("../../shared").join(name),
+            ]
+            .into_iter()
+            .find(|p| p.is_dir())
+        }
     };
-    (case, kind)
-}
-
-fn numbers_equal(a: &serde_json::Number, b: &serde_json::Number) -> bool {
-    match (a.as_i64(), b.as_i64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a.as_f64() == b.as_f64(),
-    }
-}
-
-/// Records every difference between `expected` and `got` under `path`.
-fn diff_value(path: &str, expected: &Value, got: &Value, out: &mut Vec<String>) {
-    match (expected, got) {
-        (Value::Number(a), Value::Number(b)) if numbers_equal(a, b) => {}
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, va) in a {
-                match b.get(k) {
-                    Some(vb) => diff_value(&format!("{path}.{k}"), va, vb, out),
-                    None => out.push(format!("{path}.{k}: expected {va}, got (absent)")),
-                }
-            }
-            for (k, vb) in b {
-                if !a.contains_key(k) {
-                    out.push(format!("{path}.{k}: expected (absent), got {vb}"));
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (i, (va, vb)) in a.iter().zip(b).enumerate() {
-                diff_value(&format!("{path}[{i}]"), va, vb, out);
-            }
-        }
-        _ if expected == got => {}
-        _ => out.push(format!("{path}: expected {expected}, got {got}")),
-    }
-}
-
-/// Applies the one allowed tolerance to our impression, given the golden one.
-fn tolerate_empty_ids(expected: &Value, got: &mut Value) {
-    for key in ["campaign_id", "experiment_id"] {
-        if expected[key].is_null() && got[key] == "" {
-            got[key] = Value::Null;
-        }
-    }
-    if expected["campaign_id"].is_null() {
-        if let Some(events) = got.get_mut("events").and_then(Value::as_array_mut) {
-            for e in events {
-                if e["entity_id"] == "" {
-                    if let Some(m) = e.as_object_mut() {
-                        m.remove("entity_id");
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn compare_line(expected: &Value, got: &Value) -> Vec<String> {
-    let mut diffs = Vec::new();
-    if expected.get("error").is_some() {
-        return diffs; // both are error lines (same key); the message wording is free
-    }
-    if expected.get("type").and_then(Value::as_str) == Some("track") {
-        diff_value(
-            "conversions",
-            &expected["conversions"],
-            &got["conversions"],
-            &mut diffs,
+    if found.is_none() {
+        let message = format!(
+            "shared SDK datafiles not found ({env}, else ../shared/{name} or \
+             ../../shared/{name} from the repository root)"
         );
-        return diffs;
+        assert!(!in_ci(), "CI=true: {message}");
+        println!("skipping: {message}");
+        eprintln!("skipping: {message}");
     }
-    for field in DECISION_FIELDS {
-        let e = expected.get(field).cloned().unwrap_or(Value::Null);
-        let mut g = got.get(field).cloned().unwrap_or(Value::Null);
-        if field == "impressions" {
-            if let (Some(ea), Some(ga)) = (e.as_array(), g.as_array_mut()) {
-                for (ei, gi) in ea.iter().zip(ga.iter_mut()) {
-                    tolerate_empty_ids(ei, gi);
-                }
-            }
-        }
-        diff_value(field, &e, &g, &mut diffs);
-    }
-    diffs
+    found
 }
 
 struct FileReport {
     name: String,
     identical: usize,
+    /// Golden lines for which flagbridge produced a line of the same key.
+    compared: usize,
     total: usize,
     /// Decision lines whose `reasons` are word for word the SDK's (informational only).
     same_reasons: usize,
@@ -173,18 +108,11 @@ struct FileReport {
 
 fn compare_file(name: &str, datafile: &Path, cases: &Path, golden: &Path) -> FileReport {
     let cases_text = std::fs::read_to_string(cases).expect("cases readable");
-    let golden_text = std::fs::read_to_string(golden).expect("golden readable");
-    let expected: BTreeMap<(u64, String), Value> = golden_text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("golden line is JSON");
-            (line_key(&v), v)
-        })
-        .collect();
+    let expected = golden_map(golden, line_key);
     let mut report = FileReport {
         name: name.to_string(),
         identical: 0,
+        compared: 0,
         total: expected.len(),
         same_reasons: 0,
         decisions: 0,
@@ -217,6 +145,7 @@ fn compare_file(name: &str, datafile: &Path, cases: &Path, golden: &Path) -> Fil
                 key.0, key.1
             )),
             Some(g) => {
+                report.compared += 1;
                 if let Some(reasons) = e.get("reasons") {
                     report.decisions += 1;
                     if g.get("reasons") == Some(reasons) {
@@ -248,8 +177,9 @@ fn compare_file(name: &str, datafile: &Path, cases: &Path, golden: &Path) -> Fil
 }
 
 /// Runs every `<cases_dir>/<name>.jsonl` against `<golden_dir>/<name>.jsonl` and the datafile
-/// `<datafile_dir>/<name>.json`; prints counts and mismatches; panics on any mismatch.
-fn check_dir(datafile_dir: &Path, cases_dir: &Path, golden_dir: &Path) {
+/// `<datafile_dir>/<name>.json`; prints counts and mismatches; panics on any mismatch, on a file
+/// with no line compared, or when fewer than `min_compared` lines were compared in all.
+fn check_dir(datafile_dir: &Path, cases_dir: &Path, golden_dir: &Path, min_compared: usize) {
     let mut names: Vec<String> = std::fs::read_dir(cases_dir)
         .expect("cases dir readable")
         .filter_map(|e| {
@@ -268,7 +198,8 @@ fn check_dir(datafile_dir: &Path, cases_dir: &Path, golden_dir: &Path) {
             &golden_dir.join(format!("{name}.jsonl")),
         ));
     }
-    let (mut identical, mut total, mut failed) = (0, 0, 0);
+    let (mut identical, mut compared, mut total, mut failed) = (0, 0, 0, 0);
+    let mut empty = Vec::new();
     for r in &reports {
         println!(
             "{:<24} {:>5}/{:<5} identical   (reasons word for word: {}/{}, not compared)",
@@ -283,27 +214,35 @@ fn check_dir(datafile_dir: &Path, cases_dir: &Path, golden_dir: &Path) {
                 r.mismatches.len() - PRINT_LIMIT
             );
         }
+        if r.compared == 0 {
+            empty.push(r.name.as_str());
+        }
         identical += r.identical;
+        compared += r.compared;
         total += r.total;
         failed += r.mismatches.len();
     }
-    println!("total: {identical}/{total} identical");
+    println!("total: {identical}/{total} identical, {compared} lines compared");
     assert_eq!(
         failed, 0,
         "{failed} differences from the JavaScript SDK goldens"
+    );
+    assert!(empty.is_empty(), "no line compared for {empty:?}");
+    assert!(
+        compared >= min_compared,
+        "only {compared} lines compared, expected at least {min_compared}"
     );
 }
 
 #[test]
 fn own_datafiles_match_javascript_sdk() {
     let dir = fixtures();
-    check_dir(&dir, &dir.join("cases"), &dir.join("golden"));
+    check_dir(&dir, &dir.join("cases"), &dir.join("golden"), MIN_OWN_LINES);
 }
 
 #[test]
 fn shared_sdk_datafiles_match_javascript_sdk() {
     let Some(shared) = shared_datafiles() else {
-        println!("skipping: shared SDK datafiles not found (../shared/datafiles or FLAGBRIDGE_SHARED_DATAFILES)");
         return;
     };
     let dir = fixtures();
@@ -311,17 +250,22 @@ fn shared_sdk_datafiles_match_javascript_sdk() {
         &shared,
         &dir.join("shared-cases"),
         &dir.join("shared-golden"),
+        MIN_SHARED_LINES,
     );
 }
 
 #[test]
 fn more_sdk_datafiles_match_javascript_sdk() {
     let Some(more) = more_datafiles() else {
-        println!("skipping: more SDK datafiles not found (../shared/datafiles-more or FLAGBRIDGE_MORE_DATAFILES)");
         return;
     };
     let dir = fixtures();
-    check_dir(&more, &dir.join("more-cases"), &dir.join("more-golden"));
+    check_dir(
+        &more,
+        &dir.join("more-cases"),
+        &dir.join("more-golden"),
+        MIN_MORE_LINES,
+    );
 }
 
 #[test]
@@ -490,11 +434,22 @@ fn datafile_acceptance_matches_javascript_sdk() {
     }
     println!("acceptance: {same}/{total} identical");
     assert!(differences.is_empty(), "{differences:#?}");
+    assert!(
+        total >= MIN_ACCEPTANCE,
+        "only {total} acceptance rows compared, expected at least {MIN_ACCEPTANCE}"
+    );
 }
 
 /// Compares flagbridge's decision notifications with the SDK's `DECISION` notifications
 /// (`golden-notifications/`): enabled, variation and rule keys, ids, decisionEventDispatched.
-fn check_notifications(datafile_dir: &Path, cases_dir: &Path, notes_dir: &Path) {
+/// Panics on any difference, on a duplicate key (golden or ours), on a file with no
+/// notification compared, or when fewer than `min_compared` were compared in all.
+fn check_notifications(
+    datafile_dir: &Path,
+    cases_dir: &Path,
+    notes_dir: &Path,
+    min_compared: usize,
+) {
     use flagbridge_sync::cli::cases::run_case_with_notifications;
     let mut names: Vec<String> = std::fs::read_dir(notes_dir)
         .expect("notifications dir readable")
@@ -510,7 +465,9 @@ fn check_notifications(datafile_dir: &Path, cases_dir: &Path, notes_dir: &Path) 
             v["flagKey"].as_str().expect("flagKey").to_string(),
         )
     };
+    assert!(!names.is_empty(), "no goldens in {}", notes_dir.display());
     let (mut identical, mut total, mut differences) = (0, 0, Vec::new());
+    let (mut compared, mut empty) = (0, Vec::new());
     for name in &names {
         let text = std::fs::read_to_string(datafile_dir.join(format!("{name}.json")))
             .expect("datafile readable");
@@ -520,24 +477,24 @@ fn check_notifications(datafile_dir: &Path, cases_dir: &Path, notes_dir: &Path) 
         let mut got = BTreeMap::new();
         for (n, line) in cases.lines().filter(|l| !l.trim().is_empty()).enumerate() {
             for v in run_case_with_notifications(&config, n, line).notifications {
-                got.insert(key(&v), v);
+                let k = key(&v);
+                if got.insert(k.clone(), v).is_some() {
+                    differences.push(format!(
+                        "{name} case {} flag {}: notification sent twice",
+                        k.0, k.1
+                    ));
+                }
             }
         }
-        let golden =
-            std::fs::read_to_string(notes_dir.join(format!("{name}.jsonl"))).expect("golden");
-        let expected: BTreeMap<_, Value> = golden
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).expect("JSON");
-                (key(&v), v)
-            })
-            .collect();
-        let (mut same, mut count) = (0, expected.len());
+        let expected = golden_map(&notes_dir.join(format!("{name}.jsonl")), key);
+        let (mut same, mut count, before) = (0, expected.len(), compared);
         for (k, e) in &expected {
             let mut diffs = Vec::new();
             match got.get(k) {
-                Some(g) => diff_value("notification", e, g, &mut diffs),
+                Some(g) => {
+                    compared += 1;
+                    diff_value("notification", e, g, &mut diffs);
+                }
                 None => diffs.push("notification missing".to_string()),
             }
             if diffs.is_empty() {
@@ -557,10 +514,13 @@ fn check_notifications(datafile_dir: &Path, cases_dir: &Path, notes_dir: &Path) 
             ));
         }
         println!("{name:<24} {same:>5}/{count:<5} notifications identical");
+        if compared == before && count > 0 {
+            empty.push(name.as_str());
+        }
         identical += same;
         total += count;
     }
-    println!("notifications: {identical}/{total} identical");
+    println!("notifications: {identical}/{total} identical, {compared} compared");
     for d in differences.iter().take(PRINT_LIMIT) {
         println!("    {d}");
     }
@@ -569,18 +529,27 @@ fn check_notifications(datafile_dir: &Path, cases_dir: &Path, notes_dir: &Path) 
         "{} notification differences",
         differences.len()
     );
+    assert!(empty.is_empty(), "no notification compared for {empty:?}");
+    assert!(
+        compared >= min_compared,
+        "only {compared} notifications compared, expected at least {min_compared}"
+    );
 }
 
 #[test]
 fn own_decision_notifications_match_javascript_sdk() {
     let dir = fixtures();
-    check_notifications(&dir, &dir.join("cases"), &dir.join("golden-notifications"));
+    check_notifications(
+        &dir,
+        &dir.join("cases"),
+        &dir.join("golden-notifications"),
+        MIN_OWN_NOTIFICATIONS,
+    );
 }
 
 #[test]
 fn shared_decision_notifications_match_javascript_sdk() {
     let Some(shared) = shared_datafiles() else {
-        println!("skipping: shared SDK datafiles not found (../shared/datafiles or FLAGBRIDGE_SHARED_DATAFILES)");
         return;
     };
     let dir = fixtures();
@@ -588,13 +557,13 @@ fn shared_decision_notifications_match_javascript_sdk() {
         &shared,
         &dir.join("shared-cases"),
         &dir.join("shared-golden-notifications"),
+        MIN_SHARED_NOTIFICATIONS,
     );
 }
 
 #[test]
 fn more_decision_notifications_match_javascript_sdk() {
     let Some(more) = more_datafiles() else {
-        println!("skipping: more SDK datafiles not found (../shared/datafiles-more or FLAGBRIDGE_MORE_DATAFILES)");
         return;
     };
     let dir = fixtures();
@@ -602,5 +571,6 @@ fn more_decision_notifications_match_javascript_sdk() {
         &more,
         &dir.join("more-cases"),
         &dir.join("more-golden-notifications"),
+        MIN_MORE_NOTIFICATIONS,
     );
 }

@@ -75,10 +75,9 @@ fn js_property_key(name: Option<&Value>) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) => "null".to_string(),
         Some(Value::Bool(b)) => b.to_string(),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i64),
-            _ => n.to_string(),
-        },
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .map_or_else(|| n.to_string(), crate::jsnum::number_to_string),
         Some(other) => other.to_string(),
     }
 }
@@ -320,6 +319,91 @@ mod tests {
         }
     }
 
+    /// Each numeric match below, at and above its value, with integers and floats.
+    #[test]
+    fn numeric_matches_at_the_value_itself() {
+        // (match, below, at, above)
+        let table = [
+            ("gt", false, false, true),
+            ("ge", false, true, true),
+            ("lt", true, false, false),
+            ("le", true, true, false),
+            ("exact", false, true, false),
+        ];
+        for (m, below, at, above) in table {
+            for (value, users) in [
+                (json!(10), [with(9i64), with(10i64), with(11i64)]),
+                (json!(10), [with(9.5), with(10.0), with(10.5)]),
+                (json!(10.5), [with(10.25), with(10.5), with(10.75)]),
+                (json!(-3), [with(-4i64), with(-3i64), with(-2.5)]),
+                (json!(0), [with(-0.5), with(-0.0), with(1i64)]),
+            ] {
+                for (user, want) in users.iter().zip([below, at, above]) {
+                    assert_eq!(
+                        eval(leaf(m, value.clone()), user),
+                        Some(want),
+                        "{m} {value} with {:?}",
+                        user.attribute("a")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Numbers up to 2^53 in magnitude are compared; beyond, the match is unknown.
+    #[test]
+    fn numbers_at_two_to_the_53() {
+        const P53: i64 = 1 << 53;
+        let at = json!(9_007_199_254_740_992i64);
+        let beyond = json!(9_007_199_254_740_994i64);
+        for m in ["gt", "ge", "lt", "le", "exact"] {
+            assert!(eval(leaf(m, at.clone()), &with(P53)).is_some(), "{m} 2^53");
+            assert_eq!(eval(leaf(m, beyond.clone()), &with(1i64)), None, "{m}");
+            assert_eq!(eval(leaf(m, json!(1)), &with(P53 + 1)), None, "{m}");
+            assert_eq!(eval(leaf(m, json!(1)), &with(-P53 - 1)), None, "{m}");
+            assert_eq!(eval(leaf(m, json!(1)), &with(P53 as f64 * 2.0)), None);
+        }
+        assert_eq!(eval(leaf("ge", at.clone()), &with(P53)), Some(true));
+        assert_eq!(eval(leaf("gt", at.clone()), &with(P53)), Some(false));
+        assert_eq!(eval(leaf("le", at.clone()), &with(P53 as f64)), Some(true));
+        assert_eq!(eval(leaf("exact", at), &with(P53)), Some(true));
+        assert_eq!(eval(leaf("lt", json!(0)), &with(-P53)), Some(true));
+        assert_eq!(eval(leaf("lt", json!(0)), &with(-(P53 as f64))), Some(true));
+        let minus_at = json!(-9_007_199_254_740_992i64);
+        assert_eq!(eval(leaf("le", minus_at), &with(-P53)), Some(true));
+    }
+
+    /// Each semver match with the user's version below, equal to and above the target,
+    /// including equal versions written differently ("2.0" and "2.0.0").
+    #[test]
+    fn semver_matches_at_equal_versions() {
+        let table = [
+            ("semver_eq", false, true, false),
+            ("semver_ge", false, true, true),
+            ("semver_le", true, true, false),
+            ("semver_gt", false, false, true),
+            ("semver_lt", true, false, false),
+        ];
+        for (m, below, at, above) in table {
+            for (target, users) in [
+                ("2.0.0", ["1.9.9", "2.0.0", "2.0.1"]),
+                ("2.0", ["1.9", "2.0", "2.1"]),
+                ("2.0", ["1.99", "2.0.0", "2.1"]),
+                ("1.2.3-beta", ["1.2.3-alpha", "1.2.3-beta", "1.2.3"]),
+                ("3", ["2.99.99", "3.4.5", "4"]),
+            ] {
+                for (u, want) in users.into_iter().zip([below, at, above]) {
+                    let cond = json!({"name": "a", "type": "custom_attribute", "match": m, "value": target});
+                    assert_eq!(
+                        eval(cond, &with(u)),
+                        Some(want),
+                        "{m} target {target} user {u}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn semver_matchers() {
         let m = |m: &str, u: &str| {
@@ -349,6 +433,31 @@ mod tests {
         assert_eq!(eval(c.clone(), &user), None);
         let user = UserContext::new("u").with_attribute("Android", 37i64);
         assert_eq!(eval(c, &user), None);
+    }
+
+    /// A condition `name` that is not a string names the attribute JavaScript would look up.
+    #[test]
+    fn non_string_names_are_javascript_property_keys() {
+        for (name, key) in [
+            (json!(13), "13"),
+            (json!(13.0), "13"),
+            (json!(-2), "-2"),
+            (json!(13.5), "13.5"),
+            (json!(1e20), "100000000000000000000"),
+            (json!(true), "true"),
+            (json!(null), "null"),
+        ] {
+            let cond =
+                json!({"name": name, "type": "custom_attribute", "match": "exact", "value": "x"});
+            let user = UserContext::new("u").with_attribute(key, "x");
+            assert_eq!(eval(cond.clone(), &user), Some(true), "{name} names {key}");
+            let other = UserContext::new("u").with_attribute(format!("{key}0"), "x");
+            assert_eq!(eval(cond, &other), None, "{name}");
+        }
+        let unnamed = json!({"type": "custom_attribute", "match": "exact", "value": "x"});
+        let user = UserContext::new("u").with_attribute("undefined", "x");
+        assert_eq!(eval(unnamed, &user), Some(true));
+        assert_eq!(js_property_key(Some(&json!(1e21))), "1e+21");
     }
 
     #[test]

@@ -104,10 +104,10 @@ pub(crate) fn js_truthy(v: &Value) -> bool {
 pub(crate) fn js_key(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i64),
-            _ => n.to_string(),
-        }),
+        Value::Number(n) => Some(
+            n.as_f64()
+                .map_or_else(|| n.to_string(), crate::jsnum::number_to_string),
+        ),
         Value::Bool(b) => Some(b.to_string()),
         Value::Null => Some("null".to_string()),
         _ => None,
@@ -128,6 +128,24 @@ mod tests {
             _ => None,
         });
         tree.evaluate(&mut |l| *l)
+    }
+
+    #[test]
+    fn js_key_is_the_javascript_property_key() {
+        for (v, key) in [
+            (json!("a1"), Some("a1")),
+            (json!(7), Some("7")),
+            (json!(7.0), Some("7")),
+            (json!(7.5), Some("7.5")),
+            (json!(1e20), Some("100000000000000000000")),
+            (json!(1e21), Some("1e+21")),
+            (json!(true), Some("true")),
+            (json!(null), Some("null")),
+            (json!([]), None),
+            (json!({}), None),
+        ] {
+            assert_eq!(js_key(&v).as_deref(), key, "{v}");
+        }
     }
 
     #[test]

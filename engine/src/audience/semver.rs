@@ -368,6 +368,68 @@ mod tests {
     }
 
     #[test]
+    fn multi_digit_and_long_parts_compare_by_value() {
+        for (t, u, want) in [
+            ("2.10.0", "2.9.0", -1),
+            ("2.9", "2.10", 1),
+            ("10", "9", -1),
+            ("9", "10", 1),
+            ("1.0.100", "1.0.99", -1),
+            ("1.2.3", "1.2.03", 0),
+            ("123456789012345", "123456789012346", 1),
+            // Beyond 2^53 parts compare as JavaScript's parseInt doubles: these two are equal.
+            ("1.12345678901234567", "1.12345678901234568", 0),
+            ("1.0", "1.123456789012345678901", 1),
+            // A numeric suffix compares by value, without its mark.
+            ("1.0.0-10", "1.0.0-9", -1),
+            ("1.0.0+10", "1.0.0+9", -1),
+            ("1.123456789012345678901", "1.0", -1),
+        ] {
+            assert_eq!(compare(t, u), Some(want), "target {t} user {u}");
+            assert_eq!(Target::new(t).compare(u), Some(want), "target {t} user {u}");
+        }
+    }
+
+    /// Pre-release suffixes compare as JavaScript strings: by UTF-16 code unit, so a character
+    /// beyond the BMP sorts before U+FF61 (UTF-8 byte order would say the opposite).
+    #[test]
+    fn suffixes_compare_by_utf16_code_units() {
+        assert_eq!(compare("1.0.0-\u{ff61}", "1.0.0-\u{1f600}"), Some(-1));
+        assert_eq!(compare("1.0.0-\u{1f600}", "1.0.0-\u{ff61}"), Some(1));
+        assert_eq!(compare("1.0.0-beta", "1.0.0-b\u{e9}ta"), Some(1));
+    }
+
+    #[test]
+    fn non_ascii_whitespace_makes_a_version_invalid() {
+        for u in ["2.0\u{a0}", "\u{feff}2.0", "2.0-\u{2003}x", "2.0-\u{e9} "] {
+            assert_eq!(compare("2.0", u), None, "{u:?}");
+        }
+        assert_eq!(compare("2.0", "2.0-\u{e9}"), Some(-1));
+        for u in ["2.0-a b", "2.0-a\tb", "2.0+a\nb"] {
+            assert_eq!(compare("2.0", u), None, "{u:?}");
+        }
+        assert!(has_whitespace(" ") && has_whitespace("\u{a0}") && !has_whitespace("2.0"));
+    }
+
+    #[test]
+    fn pre_release_and_build_marks() {
+        for (v, pre, build) in [
+            ("1.0", false, false),
+            ("1.0-a", true, false),
+            ("1.0+b", false, true),
+            ("1.0-a+b", true, false),
+            ("1.0+b-a", false, true),
+            ("-+", true, false),
+            ("+-", false, true),
+            // The first `-` and the first `+` decide.
+            ("1.0-a+b-c", true, false),
+            ("1.0+a-b+c", false, true),
+        ] {
+            assert_eq!((is_pre_release(v), is_build(v)), (pre, build), "{v}");
+        }
+    }
+
+    #[test]
     fn user_with_fewer_parts_than_prerelease_target_is_greater() {
         assert_eq!(compare("2.1.2-beta", "2.1.2"), Some(1));
     }

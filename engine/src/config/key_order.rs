@@ -45,4 +45,22 @@ mod tests {
             ["1", "2", "10", "b", "a", "02", "4294967295"]
         );
     }
+
+    #[test]
+    fn array_index_boundaries() {
+        // 2^32 - 2 is the largest array index; 10 digits is the longest.
+        assert_eq!(array_index("4294967294"), Some(4_294_967_294));
+        assert_eq!(array_index("4294967295"), None);
+        assert_eq!(array_index("4294967296"), None);
+        assert_eq!(array_index("0"), Some(0));
+        assert_eq!(array_index("00"), None);
+        assert_eq!(array_index("1000000000"), Some(1_000_000_000));
+        assert_eq!(array_index("10000000000"), None);
+        assert_eq!(array_index(""), None);
+        assert_eq!(array_index("1a"), None);
+        assert_eq!(
+            js_key_order(["z", "4294967294", "4294967295", "7"].into_iter()),
+            ["7", "4294967294", "z", "4294967295"]
+        );
+    }
 }

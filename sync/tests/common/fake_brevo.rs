@@ -60,6 +60,8 @@ pub struct Inner {
     pub throttle_next: u32,
     /// Answer the next N requests with 503.
     pub fail_next: u32,
+    /// 503 answers given (`fail_next`).
+    pub failed: u32,
     /// Delay the answers of the next N requests by `slow_for`.
     pub slow_next: u32,
     pub slow_for: Duration,
@@ -221,6 +223,7 @@ async fn gate(
         };
         let fail = if s.fail_next > 0 {
             s.fail_next -= 1;
+            s.failed += 1;
             true
         } else {
             false
