@@ -178,7 +178,9 @@ fn cow_id<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
             Ok(Cow::Owned(v.to_string()))
         }
         fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(Cow::Owned(Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string())))
+            Ok(Cow::Owned(
+                Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string()),
+            ))
         }
     }
     d.deserialize_any(IdVisitor)

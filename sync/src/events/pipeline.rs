@@ -364,33 +364,31 @@ impl Pipeline {
             })
             .collect();
         let known = self.context_ids.clone();
-        let rows: Vec<(Arc<BatchContext>, u32, u64, Arc<Vec<u8>>)> = sealed
+        let rows: Vec<Sealed> = sealed
             .iter()
             .zip(&fits)
             .filter(|(_, fits)| **fits)
-            .map(|(s, _)| {
-                (
-                    Arc::clone(&s.context),
-                    s.count,
-                    s.first_ms,
-                    Arc::clone(&s.body),
-                )
+            .map(|(s, _)| Sealed {
+                context: Arc::clone(&s.context),
+                body: Arc::clone(&s.body),
+                count: s.count,
+                first_ms: s.first_ms,
             })
             .collect();
         let written = tokio::task::spawn_blocking(move || {
             let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
             let mut ids = known;
             let mut segments = Vec::with_capacity(rows.len());
-            for (context, count, first_ms, body) in &rows {
-                let id = match ids.get(context) {
+            for row in &rows {
+                let id = match ids.get(&row.context) {
                     Some(id) => *id,
                     None => {
-                        let id = store.context_id(&context.endpoint, &context.envelope)?;
-                        ids.insert(Arc::clone(context), id);
+                        let id = store.context_id(&row.context.endpoint, &row.context.envelope)?;
+                        ids.insert(Arc::clone(&row.context), id);
                         id
                     }
                 };
-                segments.push((id, *count, *first_ms, body.as_slice()));
+                segments.push((id, row.count, row.first_ms, row.body.as_slice()));
             }
             let rowids = store.insert_segments(&segments)?;
             Ok::<_, super::EventStoreError>((ids, rowids))
