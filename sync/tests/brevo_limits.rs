@@ -80,7 +80,7 @@ async fn the_client_budget_keeps_brevo_from_answering_429() {
 async fn the_per_second_budget_is_used_up_but_never_exceeded() {
     // Paused clock, in-memory Brevo: the send times are exact. 8/s for 80 batches of one
     // contact plus the attribute listing: never more than 8 sends within one second, and the
-    // sync keeps close to 8/s (the sliding second is 1.02 s: 8 sends every 1.02 s).
+    // sync keeps close to 8/s (the sliding second is 1.05 s: 8 sends every 1.05 s).
     let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let dir = tempfile::tempdir().unwrap();
     let sync = flagbridge_sync::brevo::BrevoSync::builder()
@@ -106,9 +106,9 @@ async fn the_per_second_budget_is_used_up_but_never_exceeded() {
         assert!(w[8] - w[0] >= Duration::from_secs(1), "9 sends within 1 s");
     }
     let span = at[80] - at[0];
-    // 80 intervals at 8/s would take 10 s; the margin makes it 10.2 s.
+    // 80 intervals at 8/s would take 10 s; the margin makes it 10.5 s.
     assert!(
-        span <= Duration::from_millis(10_300),
+        span <= Duration::from_millis(10_600),
         "{span:?}: too slow for 8/s"
     );
     assert_eq!(sync.counters().contacts_written, 80);

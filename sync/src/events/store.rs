@@ -74,6 +74,15 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// Maps SQLite errors of the store at `path` (for use inside transactions, where `self` is
+/// borrowed).
+fn sqlite_error(path: PathBuf) -> impl Fn(rusqlite::Error) -> EventStoreError {
+    move |source| EventStoreError::Sqlite {
+        path: path.clone(),
+        source,
+    }
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS event_contexts (
     id       INTEGER PRIMARY KEY,
@@ -126,8 +135,9 @@ impl EventStore {
             // A missing folder is created; an error here shows up as SQLite's below.
             let _ = std::fs::create_dir_all(parent);
         }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_millis(200)).map_err(err)?;
+        let conn = Connection::open(path).map_err(&err)?;
+        conn.busy_timeout(Duration::from_millis(200))
+            .map_err(&err)?;
         let locked = |e: rusqlite::Error| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 EventStoreError::Locked {
@@ -137,14 +147,15 @@ impl EventStore {
             _ => err(e),
         };
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-            .map_err(err)?;
+            .map_err(&err)?;
         // Segments are blobs of up to a megabyte: large pages keep their overflow chains
         // short (takes effect when the file is created).
-        conn.pragma_update(None, "page_size", 65_536).map_err(err)?;
+        conn.pragma_update(None, "page_size", 65_536)
+            .map_err(&err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(locked)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
+            .map_err(&err)?;
         // A write takes the exclusive lock now, and keeps it while the connection lives.
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
             .map_err(locked)?;
@@ -213,26 +224,22 @@ impl EventStore {
         &mut self,
         segments: &[(i64, u32, u64, &[u8])],
     ) -> Result<Vec<i64>, EventStoreError> {
-        let path = self.path.clone();
-        let err = |source| EventStoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = sqlite_error(self.path.clone());
+        let tx = self.conn.transaction().map_err(&err)?;
         let mut ids = Vec::with_capacity(segments.len());
         {
             let mut stmt = tx
                 .prepare_cached(
                     "INSERT INTO event_segments (context, count, created_ms, body) VALUES (?1, ?2, ?3, ?4)",
                 )
-                .map_err(err)?;
+                .map_err(&err)?;
             for (context, count, created_ms, body) in segments {
                 stmt.execute(params![context, count, *created_ms as i64, body])
-                    .map_err(err)?;
+                    .map_err(&err)?;
                 ids.push(tx.last_insert_rowid());
             }
         }
-        tx.commit().map_err(err)?;
+        tx.commit().map_err(&err)?;
         Ok(ids)
     }
 
@@ -272,21 +279,17 @@ impl EventStore {
 
     /// Deletes delivered segments.
     pub(crate) fn delete_segments(&mut self, ids: &[i64]) -> Result<(), EventStoreError> {
-        let path = self.path.clone();
-        let err = |source| EventStoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = sqlite_error(self.path.clone());
+        let tx = self.conn.transaction().map_err(&err)?;
         {
             let mut stmt = tx
                 .prepare_cached("DELETE FROM event_segments WHERE id = ?1")
-                .map_err(err)?;
+                .map_err(&err)?;
             for id in ids {
-                stmt.execute(params![id]).map_err(err)?;
+                stmt.execute(params![id]).map_err(&err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(&err)
     }
 
     /// Moves segments to the dead letters with the endpoint's answer.
@@ -297,29 +300,25 @@ impl EventStore {
         status: u16,
         reason: &str,
     ) -> Result<(), EventStoreError> {
-        let path = self.path.clone();
-        let err = |source| EventStoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = sqlite_error(self.path.clone());
+        let tx = self.conn.transaction().map_err(&err)?;
         {
             let mut copy = tx
                 .prepare_cached(
                     "INSERT INTO event_dead_letters (id, context, count, created_ms, failed_ms, status, reason, body)
                      SELECT id, context, count, created_ms, ?2, ?3, ?4, body FROM event_segments WHERE id = ?1",
                 )
-                .map_err(err)?;
+                .map_err(&err)?;
             let mut delete = tx
                 .prepare_cached("DELETE FROM event_segments WHERE id = ?1")
-                .map_err(err)?;
+                .map_err(&err)?;
             for id in ids {
                 copy.execute(params![id, failed_ms as i64, status, reason])
-                    .map_err(err)?;
-                delete.execute(params![id]).map_err(err)?;
+                    .map_err(&err)?;
+                delete.execute(params![id]).map_err(&err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(&err)
     }
 
     /// The dead letters, oldest first.
@@ -354,18 +353,14 @@ impl EventStore {
         ids: Option<&[i64]>,
         now_ms: u64,
     ) -> Result<u64, EventStoreError> {
-        let path = self.path.clone();
-        let err = |source| EventStoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = sqlite_error(self.path.clone());
+        let tx = self.conn.transaction().map_err(&err)?;
         let all: Vec<i64> = {
             let mut stmt = tx
                 .prepare("SELECT id FROM event_dead_letters ORDER BY id")
-                .map_err(err)?;
-            let rows = stmt.query_map([], |r| r.get(0)).map_err(err)?;
-            rows.collect::<Result<_, _>>().map_err(err)?
+                .map_err(&err)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(&err)?;
+            rows.collect::<Result<_, _>>().map_err(&err)?
         };
         let mut moved = 0u64;
         for id in all
@@ -378,18 +373,18 @@ impl EventStore {
                     params![id],
                     |r| r.get(0),
                 )
-                .map_err(err)?;
+                .map_err(&err)?;
             tx.execute(
                 "INSERT INTO event_segments (context, count, created_ms, body)
                  SELECT context, count, ?2, body FROM event_dead_letters WHERE id = ?1",
                 params![id, now_ms as i64],
             )
-            .map_err(err)?;
+            .map_err(&err)?;
             tx.execute("DELETE FROM event_dead_letters WHERE id = ?1", params![id])
-                .map_err(err)?;
+                .map_err(&err)?;
             moved += count as u64;
         }
-        tx.commit().map_err(err)?;
+        tx.commit().map_err(&err)?;
         Ok(moved)
     }
 }
