@@ -36,16 +36,25 @@ pub(crate) struct ConditionTrees {
 impl ConditionTrees {
     /// Append a tree; returns its root index.
     pub(crate) fn push(&mut self, tree: &Tree<Condition>) -> u32 {
+        self.push_tree(tree, &mut |trees, condition| {
+            trees.push_condition(condition.clone())
+        })
+    }
+
+    fn push_condition(&mut self, condition: Condition) {
+        self.nodes.push(Node::Leaf(self.conditions.len() as u32));
+        self.conditions.push(condition);
+    }
+
+    /// Append a tree whose leaves `leaf` pushes; returns its root index.
+    fn push_tree<T>(&mut self, tree: &Tree<T>, leaf: &mut impl FnMut(&mut Self, &T)) -> u32 {
         let root = self.nodes.len();
         match tree {
-            Tree::Leaf(condition) => {
-                self.nodes.push(Node::Leaf(self.conditions.len() as u32));
-                self.conditions.push(condition.clone());
-            }
+            Tree::Leaf(value) => leaf(self, value),
             Tree::And(items) | Tree::Or(items) => {
                 self.nodes.push(Node::And(0));
                 for item in items {
-                    self.push(item);
+                    self.push_tree(item, leaf);
                 }
                 let end = self.nodes.len() as u32;
                 self.nodes[root] = match tree {
@@ -56,7 +65,7 @@ impl ConditionTrees {
             Tree::Not(item) => {
                 self.nodes.push(Node::Not(0));
                 if let Some(item) = item {
-                    self.push(item);
+                    self.push_tree(item, leaf);
                 }
                 self.nodes[root] = Node::Not(self.nodes.len() as u32);
             }
@@ -72,33 +81,10 @@ impl ConditionTrees {
     /// Append a rule's tree over audience indexes (`None`: an unknown audience id, an unknown
     /// leaf); returns its root index.
     pub(crate) fn push_audiences(&mut self, tree: &Tree<Option<usize>>) -> u32 {
-        let root = self.nodes.len();
-        match tree {
-            Tree::Leaf(Some(index)) => self.nodes.push(Node::Audience(*index as u32)),
-            Tree::Leaf(None) => {
-                self.nodes.push(Node::Leaf(self.conditions.len() as u32));
-                self.conditions.push(Condition::Unknown);
-            }
-            Tree::And(items) | Tree::Or(items) => {
-                self.nodes.push(Node::And(0));
-                for item in items {
-                    self.push_audiences(item);
-                }
-                let end = self.nodes.len() as u32;
-                self.nodes[root] = match tree {
-                    Tree::And(_) => Node::And(end),
-                    _ => Node::Or(end),
-                };
-            }
-            Tree::Not(item) => {
-                self.nodes.push(Node::Not(0));
-                if let Some(item) = item {
-                    self.push_audiences(item);
-                }
-                self.nodes[root] = Node::Not(self.nodes.len() as u32);
-            }
-        }
-        root as u32
+        self.push_tree(tree, &mut |trees, index| match index {
+            Some(index) => trees.nodes.push(Node::Audience(*index as u32)),
+            None => trees.push_condition(Condition::Unknown),
+        })
     }
 
     /// Three-valued evaluation of the tree at `root`: `None` is unknown.

@@ -63,7 +63,8 @@ impl<'a> Decider<'a> {
         })
     }
 
-    fn flow<'c, const REASONS: bool>(
+    /// The flow of one call (shared by flags and experiments).
+    pub(super) fn flow<'c, const REASONS: bool>(
         &self,
         call: &'c Call<'a, 'c>,
         tracker: Option<&'c mut super::profile::Tracker<'a>>,

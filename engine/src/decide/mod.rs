@@ -9,8 +9,7 @@ pub(crate) mod profile;
 
 use std::borrow::Cow;
 
-use decision::{Decision, Outcome, Reasons};
-use flow::Flow;
+use decision::{Decision, Outcome};
 use forced::ForcedVariations;
 use options::{DecideOption, DecideOptions};
 use profile::{Tracker, UserProfileService};
@@ -231,15 +230,7 @@ impl<'a> Decider<'a> {
         flag: &'a Flag,
         tracker: Option<&mut Tracker<'a>>,
     ) -> (Outcome<'a>, Vec<String>) {
-        let mut flow = Flow::<REASONS> {
-            config: self.config,
-            user: call.user,
-            attrs: &call.attrs,
-            bucketing_key: &call.bucketing_key,
-            forced: self.forced,
-            tracker,
-            reasons: Reasons::new(),
-        };
+        let mut flow = self.flow::<REASONS>(call, tracker);
         let outcome = flow.decide_flag(flag);
         (outcome, flow.reasons.into_vec())
     }

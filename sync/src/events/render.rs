@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(renderer.render(record, &mut sink), 1);
         let context = renderer.config_context(&config);
         let body = context.request_body(std::iter::once(sink.0.as_slice()));
-        let mut got: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let got: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let uuid = got["visitors"][0]["snapshots"][0]["events"][0]["uuid"]
             .as_str()
             .unwrap()
@@ -291,7 +291,6 @@ mod tests {
             .unwrap();
         let expected = serde_json::to_value(&batch).unwrap();
         assert_eq!(got, expected);
-        got["visitors"] = serde_json::Value::Null;
         assert_eq!(
             context.endpoint,
             flagbridge_engine::US_ENDPOINT,

@@ -73,44 +73,54 @@ async fn on_store(
     tracing::error!(%error, what, "event store update failed");
 }
 
-/// The request body: the envelope around every segment's visitors (read back from the store
-/// for segments whose body is not held in memory).
+/// The request body: the envelope around every segment's visitors (those whose body is not
+/// held in memory are read back from the store, all in one blocking call).
 async fn body(request: &Request, counters: &Counters) -> Bytes {
-    let mut bodies: Vec<Arc<Vec<u8>>> = Vec::with_capacity(request.segments.len());
-    for segment in &request.segments {
-        if let Some(body) = &segment.body {
-            bodies.push(Arc::clone(body));
-            continue;
-        }
-        let (Some(store), Some(row)) = (&request.store, segment.row) else {
-            continue;
-        };
+    let missing: Vec<i64> = request
+        .segments
+        .iter()
+        .filter(|s| s.body.is_none())
+        .filter_map(|s| s.row)
+        .collect();
+    let mut read: Vec<(i64, Vec<u8>)> = Vec::new();
+    if let (Some(store), false) = (&request.store, missing.is_empty()) {
         let store = Arc::clone(store);
-        let read = tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .segment_body(row)
+        let done = tokio::task::spawn_blocking(move || {
+            let store = store.lock().unwrap_or_else(|e| e.into_inner());
+            missing
+                .into_iter()
+                .filter_map(|row| match store.segment_body(row) {
+                    Ok(body) => body.map(|b| Ok((row, b))),
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<Vec<_>, _>>()
         })
         .await;
-        match read {
-            Ok(Ok(Some(body))) => bodies.push(Arc::new(body)),
-            Ok(Ok(None)) => {}
-            Ok(Err(error)) => {
-                counters.add_store_error();
-                tracing::error!(%error, "cannot read stored events; they stay in the store");
+        let error = match done {
+            Ok(Ok(bodies)) => {
+                read = bodies;
+                None
             }
-            Err(error) => {
-                counters.add_store_error();
-                tracing::error!(%error, "cannot read stored events; they stay in the store");
-            }
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(error) = error {
+            counters.add_store_error();
+            tracing::error!(%error, "cannot read stored events; they stay in the store");
         }
     }
-    Bytes::from(
-        request
-            .context
-            .request_body(bodies.iter().map(|b| b.as_slice())),
-    )
+    let bodies = request
+        .segments
+        .iter()
+        .filter_map(|s| match (&s.body, s.row) {
+            (Some(body), _) => Some(body.as_slice()),
+            (None, Some(row)) => read
+                .iter()
+                .find(|(r, _)| *r == row)
+                .map(|(_, b)| b.as_slice()),
+            (None, None) => None,
+        });
+    Bytes::from(request.context.request_body(bodies))
 }
 
 /// Sends one request until it ends (see the module docs).

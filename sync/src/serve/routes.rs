@@ -246,38 +246,28 @@ impl<'a> DecisionOut<'a> {
     }
 }
 
-/// Serialises the decisions with `write` (to bytes for the route, to a `Value` for a batch).
-fn render_decided<T>(
-    decided: &Decided,
-    body: &DecideContext,
-    write: impl FnOnce(&dyn erased::Out) -> serde_json::Result<T>,
-) -> serde_json::Result<T> {
-    let empty = Map::new();
-    let user = UserOut {
-        user_id: &body.user_id,
-        attributes: body.user_attributes.as_ref().unwrap_or(&empty),
-    };
-    match decided {
-        Decided::One(d) => write(&DecisionOut::new(d, user)),
-        Decided::Many(all) => {
-            let out: Vec<DecisionOut<'_>> = all.iter().map(|d| DecisionOut::new(d, user)).collect();
-            write(&out)
-        }
-    }
+/// The decisions of a request, borrowed, as the answer serialises them: one object for one
+/// key, else an array.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum DecidedOut<'a> {
+    One(DecisionOut<'a>),
+    Many(Vec<DecisionOut<'a>>),
 }
 
-/// A serialisable value behind a trait object (serde's `Serialize` is not object safe).
-mod erased {
-    pub(super) trait Out {
-        fn to_vec(&self) -> serde_json::Result<Vec<u8>>;
-        fn to_value(&self) -> serde_json::Result<serde_json::Value>;
-    }
-    impl<T: serde::Serialize> Out for T {
-        fn to_vec(&self) -> serde_json::Result<Vec<u8>> {
-            serde_json::to_vec(self)
-        }
-        fn to_value(&self) -> serde_json::Result<serde_json::Value> {
-            serde_json::to_value(self)
+fn render_decided<'a>(
+    decided: &'a Decided,
+    body: &'a DecideContext,
+    empty: &'a Map<String, Value>,
+) -> DecidedOut<'a> {
+    let user = UserOut {
+        user_id: &body.user_id,
+        attributes: body.user_attributes.as_ref().unwrap_or(empty),
+    };
+    match decided {
+        Decided::One(d) => DecidedOut::One(DecisionOut::new(d, user)),
+        Decided::Many(all) => {
+            DecidedOut::Many(all.iter().map(|d| DecisionOut::new(d, user)).collect())
         }
     }
 }
@@ -288,7 +278,7 @@ pub(crate) fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext
         Ok(d) => d,
         Err(a) => return a,
     };
-    match render_decided(&decided, &body, |out| out.to_value()) {
+    match serde_json::to_value(render_decided(&decided, &body, &Map::new())) {
         Ok(v) => (StatusCode::OK, v),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -300,7 +290,7 @@ fn decide_response(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> 
         Ok(d) => d,
         Err(a) => return respond(a),
     };
-    match render_decided(&decided, &body, |out| out.to_vec()) {
+    match serde_json::to_vec(&render_decided(&decided, &body, &Map::new())) {
         Ok(bytes) => (
             StatusCode::OK,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -552,8 +542,8 @@ mod tests {
             "userId": "u1", "userAttributes": attributes.clone()
         }))
         .unwrap();
-        let borrowed =
-            render_decided(&Decided::Many(vec![decision]), &body, |o| o.to_value()).unwrap();
+        let decided = Decided::Many(vec![decision]);
+        let borrowed = serde_json::to_value(render_decided(&decided, &body, &Map::new())).unwrap();
         let owned = serde_json::to_value(vec![OptimizelyDecision {
             variables,
             variation_key: String::new(),
