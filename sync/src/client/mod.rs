@@ -431,6 +431,21 @@ impl Client {
         self.decide_many(UserRef::Borrowed(user), None, options)
     }
 
+    /// Like [`decide_for_keys`](Self::decide_for_keys) (`Some(keys)`) or
+    /// [`decide_all`](Self::decide_all) (`None`), but lends the engine's borrowed decisions to
+    /// `f` instead of copying them. The slice includes the decisions `ENABLED_FLAGS_ONLY`
+    /// drops from a result ([`Decision::omitted_from_result`]); skip those to get the same
+    /// list as `decide_all`.
+    pub fn decide_many_with<R>(
+        &self,
+        user: &UserContext,
+        keys: Option<&[&str]>,
+        options: DecideOptions,
+        f: impl FnOnce(&[Decision<'_>]) -> R,
+    ) -> R {
+        self.decide_many_ref(UserRef::Borrowed(user), keys, options, f)
+    }
+
     /// `decide_for_keys` (Some) or `decide_all` (None).
     pub(crate) fn decide_many(
         &self,
@@ -438,6 +453,22 @@ impl Client {
         keys: Option<&[&str]>,
         options: DecideOptions,
     ) -> Vec<FlagDecision> {
+        self.decide_many_ref(user, keys, options, |decisions| {
+            decisions
+                .iter()
+                .filter(|d| !d.omitted_from_result())
+                .map(FlagDecision::from_engine)
+                .collect()
+        })
+    }
+
+    pub(crate) fn decide_many_ref<R>(
+        &self,
+        user: UserRef<'_>,
+        keys: Option<&[&str]>,
+        options: DecideOptions,
+        f: impl FnOnce(&[Decision<'_>]) -> R,
+    ) -> R {
         let inner = &*self.inner;
         inner.with_config(|config| {
             let forced = inner.forced.snapshot();
@@ -447,14 +478,10 @@ impl Client {
                 None => decider.decide_all(user.get(), options),
             };
             inner.push_impressions(config, forced.as_deref(), user, options, decisions.iter());
-            let mut out = Vec::with_capacity(decisions.len());
             for decision in &decisions {
                 inner.after_decision(config, user.get(), decision);
-                if !decision.omitted_from_result() {
-                    out.push(FlagDecision::from_engine(decision));
-                }
             }
-            out
+            f(&decisions)
         })
     }
 

@@ -10,7 +10,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flagbridge_engine::{AttributeValue, DecideOption, DecideOptions, UserContext};
+use flagbridge_engine::{AttributeValue, DecideOption, DecideOptions, Decision, UserContext};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::agent::{
@@ -189,40 +190,51 @@ fn decide_input(body: &DecideContext) -> Result<(UserContext, DecideOptions), An
     Ok((user, options))
 }
 
-/// The decisions of a decide request: one object for one key, else an array.
-enum Decided {
-    One(crate::FlagDecision),
-    Many(Vec<crate::FlagDecision>),
-}
-
-fn decide_flags(
+/// Decides the request's flags and hands the borrowed answer to `write` (one object for one
+/// key, else an array without the decisions `ENABLED_FLAGS_ONLY` drops).
+fn decide_flags<R>(
     p: &ProjectRuntime,
     keys: &[String],
     body: &DecideContext,
-) -> Result<Decided, Answer> {
+    write: impl FnOnce(DecidedOut<'_>) -> R,
+) -> Result<R, Answer> {
     let (user, options) = decide_input(body)?;
+    let user_out = user_json(body)?;
     Ok(if keys.len() == 1 {
-        Decided::One(p.client.decide(&user, &keys[0], options))
-    } else if keys.is_empty() {
-        Decided::Many(p.client.decide_all(&user, options))
+        p.client.decide_with(&user, &keys[0], options, |d| {
+            write(DecidedOut::One(DecisionOut::new(d, &user_out)))
+        })
     } else {
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        Decided::Many(p.client.decide_for_keys(&user, &refs, options))
+        let refs: Option<Vec<&str>> =
+            (!keys.is_empty()).then(|| keys.iter().map(String::as_str).collect());
+        p.client
+            .decide_many_with(&user, refs.as_deref(), options, |all| {
+                write(render_many(all, &user_out))
+            })
     })
 }
 
-/// Agent's `OptimizelyDecision`, serialised from borrowed parts (the user's attributes are
-/// written into every decision without being copied).
+/// Agent's `OptimizelyDecision`, serialised from the engine's borrowed decision (the user
+/// is serialised once per request and written as is into every decision).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DecisionOut<'a> {
-    variables: &'a Map<String, Value>,
+    variables: Variables<'a>,
     variation_key: &'a str,
     enabled: bool,
     rule_key: &'a str,
     flag_key: &'a str,
-    user_context: UserOut<'a>,
+    user_context: &'a RawValue,
     reasons: &'a [String],
+}
+
+/// A decision's variables as a JSON object, written from the engine's values.
+struct Variables<'a>(&'a Decision<'a>);
+
+impl serde::Serialize for Variables<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.variables())
+    }
 }
 
 #[derive(serde::Serialize, Clone, Copy)]
@@ -233,15 +245,15 @@ struct UserOut<'a> {
 }
 
 impl<'a> DecisionOut<'a> {
-    fn new(d: &'a crate::FlagDecision, user: UserOut<'a>) -> Self {
+    fn new(d: &'a Decision<'a>, user: &'a RawValue) -> Self {
         DecisionOut {
-            variables: &d.variables,
-            variation_key: d.variation_key.as_deref().unwrap_or_default(),
-            enabled: d.enabled,
-            rule_key: d.rule_key.as_deref().unwrap_or_default(),
-            flag_key: &d.flag_key,
+            variables: Variables(d),
+            variation_key: d.variation_key().unwrap_or_default(),
+            enabled: d.enabled(),
+            rule_key: d.rule_key().unwrap_or_default(),
+            flag_key: d.flag_key(),
             user_context: user,
-            reasons: &d.reasons,
+            reasons: d.reasons(),
         }
     }
 }
@@ -255,49 +267,45 @@ enum DecidedOut<'a> {
     Many(Vec<DecisionOut<'a>>),
 }
 
-fn render_decided<'a>(
-    decided: &'a Decided,
-    body: &'a DecideContext,
-    empty: &'a Map<String, Value>,
-) -> DecidedOut<'a> {
-    let user = UserOut {
+fn render_many<'a>(all: &'a [Decision<'a>], user: &'a RawValue) -> DecidedOut<'a> {
+    DecidedOut::Many(
+        all.iter()
+            .filter(|d| !d.omitted_from_result())
+            .map(|d| DecisionOut::new(d, user))
+            .collect(),
+    )
+}
+
+/// The request's user as its decisions show it, serialised once.
+fn user_json(body: &DecideContext) -> Result<Box<RawValue>, Answer> {
+    let empty = Map::new();
+    serde_json::value::to_raw_value(&UserOut {
         user_id: &body.user_id,
-        attributes: body.user_attributes.as_ref().unwrap_or(empty),
-    };
-    match decided {
-        Decided::One(d) => DecidedOut::One(DecisionOut::new(d, user)),
-        Decided::Many(all) => {
-            DecidedOut::Many(all.iter().map(|d| DecisionOut::new(d, user)).collect())
-        }
-    }
+        attributes: body.user_attributes.as_ref().unwrap_or(&empty),
+    })
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// `POST /v1/decide` on parsed input, as a JSON value (for `/v1/batch`).
 pub(crate) fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Answer {
-    let decided = match decide_flags(p, keys, &body) {
-        Ok(d) => d,
-        Err(a) => return a,
-    };
-    match serde_json::to_value(render_decided(&decided, &body, &Map::new())) {
-        Ok(v) => (StatusCode::OK, v),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    match decide_flags(p, keys, &body, |out| serde_json::to_value(out)) {
+        Ok(Ok(v)) => (StatusCode::OK, v),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(a) => a,
     }
 }
 
 /// `POST /v1/decide` on parsed input, written straight to the response bytes.
 fn decide_response(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Response {
-    let decided = match decide_flags(p, keys, &body) {
-        Ok(d) => d,
-        Err(a) => return respond(a),
-    };
-    match serde_json::to_vec(&render_decided(&decided, &body, &Map::new())) {
-        Ok(bytes) => (
+    match decide_flags(p, keys, &body, |out| serde_json::to_vec(&out)) {
+        Err(a) => respond(a),
+        Ok(Ok(bytes)) => (
             StatusCode::OK,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             bytes,
         )
             .into_response(),
-        Err(e) => respond(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Ok(Err(e)) => respond(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }
 
@@ -522,41 +530,40 @@ mod tests {
     use super::*;
     use crate::serve::agent::{OptimizelyDecision, UserContextOut};
 
-    /// The borrowed rendering equals Agent's `OptimizelyDecision` serialised.
+    /// The borrowed rendering equals Agent's `OptimizelyDecision` made from the owned
+    /// `FlagDecision`s, for every flag of a real datafile (variables of each type, reasons).
     #[test]
     fn borrowed_decision_equals_the_agent_shape() {
-        let mut variables = Map::new();
-        variables.insert("n".into(), Value::from(1.5));
-        let decision = crate::FlagDecision {
-            variables: variables.clone(),
-            variation_key: None,
-            enabled: true,
-            rule_key: Some("r".into()),
-            rule_type: "rollout",
-            flag_key: "f".into(),
-            reasons: vec!["why".into()],
-        };
+        let config = flagbridge_engine::ProjectConfig::parse(&crate::testing::datafile("1"))
+            .expect("datafile");
         let mut attributes = Map::new();
         attributes.insert("plan".into(), Value::from("pro"));
         let body: DecideContext = serde_json::from_value(serde_json::json!({
             "userId": "u1", "userAttributes": attributes.clone()
         }))
         .unwrap();
-        let decided = Decided::Many(vec![decision]);
-        let borrowed = serde_json::to_value(render_decided(&decided, &body, &Map::new())).unwrap();
-        let owned = serde_json::to_value(vec![OptimizelyDecision {
-            variables,
-            variation_key: String::new(),
-            enabled: true,
-            rule_key: "r".into(),
-            flag_key: "f".into(),
-            user_context: UserContextOut {
-                user_id: "u1".into(),
-                attributes,
-            },
-            reasons: vec!["why".into()],
-        }])
-        .unwrap();
-        assert_eq!(borrowed, owned);
+        let user = flagbridge_engine::UserContext::new("u1").with_attribute("plan", "pro");
+        let options = DecideOptions::NONE.with(flagbridge_engine::DecideOption::IncludeReasons);
+        let decisions = flagbridge_engine::Decider::new(&config).decide_all(&user, options);
+        assert!(decisions.iter().any(|d| d.variables().next().is_some()));
+        let user_out = user_json(&body).unwrap();
+        let borrowed = serde_json::to_value(render_many(&decisions, &user_out)).unwrap();
+        let owned: Vec<OptimizelyDecision> = decisions
+            .iter()
+            .map(crate::FlagDecision::from_engine)
+            .map(|d| OptimizelyDecision {
+                variables: d.variables,
+                variation_key: d.variation_key.unwrap_or_default(),
+                enabled: d.enabled,
+                rule_key: d.rule_key.unwrap_or_default(),
+                flag_key: d.flag_key,
+                user_context: UserContextOut {
+                    user_id: "u1".into(),
+                    attributes: attributes.clone(),
+                },
+                reasons: d.reasons,
+            })
+            .collect();
+        assert_eq!(borrowed, serde_json::to_value(owned).unwrap());
     }
 }

@@ -32,6 +32,9 @@ pub enum EventFault {
 #[derive(Debug, Default)]
 struct EndpointState {
     accepted: Vec<Value>,
+    /// Keep accepted batches (`false`: only count them, as a load test wants).
+    discard: bool,
+    accepted_visitors: u64,
     requests: u64,
     rejected: u64,
     fault: Option<EventFault>,
@@ -72,6 +75,18 @@ impl FakeEventEndpoint {
     /// Answers every request this much later (a far-away endpoint).
     pub fn set_latency(&self, latency: std::time::Duration) {
         self.lock().latency = latency;
+    }
+
+    /// Only counts accepted batches instead of keeping them (default: keeps them). A load
+    /// test sets this so that the fake's own parsing and memory stay small beside the system
+    /// under test; [`batches`](Self::batches) is then empty.
+    pub fn set_discard_batches(&self, discard: bool) {
+        self.lock().discard = discard;
+    }
+
+    /// Visitors in the batches accepted so far (counted whether batches are kept or not).
+    pub fn accepted_visitors(&self) -> u64 {
+        self.lock().accepted_visitors
     }
 
     /// The most requests that were being answered at once.
@@ -151,32 +166,49 @@ async fn receive(State(state): State<Arc<Mutex<EndpointState>>>, body: Bytes) ->
 
 fn answer(state: &Mutex<EndpointState>, body: Bytes) -> Response {
     let close = [(header::CONNECTION, "close")];
-    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-    s.requests += 1;
-    let fault_status = match &mut s.fault {
-        Some(EventFault::Always(status)) => Some(*status),
-        Some(EventFault::Burst { status, count }) if *count > 0 => {
-            *count -= 1;
-            Some(*status)
+    let discard = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.requests += 1;
+        let fault_status = match &mut s.fault {
+            Some(EventFault::Always(status)) => Some(*status),
+            Some(EventFault::Burst { status, count }) if *count > 0 => {
+                *count -= 1;
+                Some(*status)
+            }
+            _ => None,
+        };
+        if let Some(status) = fault_status {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (code, close, "fault").into_response();
         }
-        _ => None,
+        if body.len() > MAX_BYTES {
+            s.rejected += 1;
+            return (
+                StatusCode::BAD_REQUEST,
+                close,
+                "Request payload is too large",
+            )
+                .into_response();
+        }
+        s.discard
     };
-    if let Some(status) = fault_status {
-        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (code, close, "fault").into_response();
-    }
-    if body.len() > MAX_BYTES {
-        s.rejected += 1;
-        return (
-            StatusCode::BAD_REQUEST,
-            close,
-            "Request payload is too large",
-        )
-            .into_response();
-    }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(batch) if batch.get("visitors").is_some_and(Value::is_array) => {
-            s.accepted.push(batch);
+    // Parsed outside the lock; a discarding endpoint checks the shape without keeping it.
+    let parsed = if discard {
+        serde_json::from_slice::<Shape>(&body).map(|b| (b.visitors.len() as u64, None))
+    } else {
+        serde_json::from_slice::<Value>(&body).map(|batch| {
+            let n = batch
+                .get("visitors")
+                .and_then(Value::as_array)
+                .map(|v| v.len() as u64);
+            (n.unwrap_or(u64::MAX), Some(batch))
+        })
+    };
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    match parsed {
+        Ok((visitors, batch)) if visitors != u64::MAX => {
+            s.accepted_visitors += visitors;
+            s.accepted.extend(batch);
             (StatusCode::NO_CONTENT, close).into_response()
         }
         _ => {
@@ -184,4 +216,10 @@ fn answer(state: &Mutex<EndpointState>, body: Bytes) -> Response {
             (StatusCode::BAD_REQUEST, close, "invalid event batch").into_response()
         }
     }
+}
+
+/// The shape a discarding endpoint checks: an object with a `visitors` array.
+#[derive(serde::Deserialize)]
+struct Shape {
+    visitors: Vec<serde::de::IgnoredAny>,
 }
