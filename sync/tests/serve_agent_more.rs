@@ -17,10 +17,15 @@ struct Server {
 }
 
 async fn start(tag: &str, edit: impl FnOnce(&mut Config)) -> Server {
-    let text: &'static str = Box::leak(datafile_json("1").to_string().into_boxed_str());
-    let mut config = Config::embedded_default(text, "key").unwrap();
     let dir = std::env::temp_dir().join(format!("fb-agent-more-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    start_in(dir, edit).await
+}
+
+/// Starts on `dir` as it is (a restart keeps what the last run left there).
+async fn start_in(dir: std::path::PathBuf, edit: impl FnOnce(&mut Config)) -> Server {
+    let text: &'static str = Box::leak(datafile_json("1").to_string().into_boxed_str());
+    let mut config = Config::embedded_default(text, "key").unwrap();
     config.state_dir = dir.clone();
     config.server.max_body_bytes = 2048;
     config.projects[0].project_id = Some("13001".into());
@@ -305,6 +310,59 @@ async fn activate_override_lookup_save() {
     assert_eq!(b["errorCount"], 0, "{b}");
     assert_eq!(b["response"][0]["body"][0]["variationKey"], "treatment");
     assert_eq!(b["response"][1]["body"]["userId"], "f1");
+    s.stop().await;
+}
+
+/// `store: sqlite` keeps profiles across a restart of the server: a profile saved before
+/// the restart still makes the user sticky after it, and lookup returns it.
+#[tokio::test]
+async fn sqlite_profiles_survive_a_restart() {
+    use flagbridge_sync::config::agent_api::ProfileStoreKind;
+    let sqlite = |c: &mut Config| {
+        c.server.api.user_profile_service = Some(UserProfileSection {
+            store: ProfileStoreKind::Sqlite,
+        });
+    };
+    let s = start("ups-sqlite", sqlite).await;
+    let dir = s.dir.clone();
+    let free = json!({"userId": "f1", "userAttributes": {"plan": "free"}});
+    let (_, d) = s.post("/v1/decide?keys=checkout", &free).await;
+    assert_ne!(
+        d["ruleKey"], "checkout_test",
+        "not in the experiment by itself: {d}"
+    );
+    let (status, _) = s
+        .post(
+            "/v1/save",
+            &json!({"userId": "f1", "experimentBucketMap": {"50001": {"variation_id": "90001"}}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    s.handle.shutdown().await.unwrap();
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("profiles-") && f.ends_with(".sqlite")),
+        "{files:?}"
+    );
+
+    let s = start_in(dir, sqlite).await;
+    let (status, l) = s.post("/v1/lookup", &json!({"userId": "f1"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        l,
+        json!({"userId": "f1", "experimentBucketMap": {"50001": {"variation_id": "90001"}}})
+    );
+    let (_, d) = s.post("/v1/decide?keys=checkout", &free).await;
+    assert_eq!(
+        d["ruleKey"], "checkout_test",
+        "sticky after the restart: {d}"
+    );
+    assert_eq!(d["variationKey"], "treatment");
     s.stop().await;
 }
 

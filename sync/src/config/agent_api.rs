@@ -81,6 +81,8 @@ pub enum ProfileStoreKind {
     /// In this process's memory (lost at restart), per project.
     #[default]
     Memory,
+    /// In `state_dir/profiles-<project>.sqlite` (kept across restarts; one process per file).
+    Sqlite,
 }
 
 /// `server.api.cors:`.

@@ -61,6 +61,14 @@ pub enum ServeError {
     /// The Brevo sync did not start.
     #[error("connectors.brevo: {0}")]
     Brevo(crate::brevo::BrevoError),
+    /// The user profile store (`server.api.user_profile_service.store: sqlite`) did not open.
+    #[error("server.api.user_profile_service: {path}: {source}")]
+    ProfileStore {
+        /// The store file.
+        path: PathBuf,
+        /// Cause.
+        source: rusqlite::Error,
+    },
     /// State directory or listener I/O.
     #[error("{path}: {source}")]
     Io {

@@ -1,8 +1,10 @@
 //! User profiles: `POST /v1/lookup` and `POST /v1/save` (Agent's shapes), over a pluggable
 //! store that is also the projects' user profile service (sticky bucketing). Enabled by
-//! `server.api.user_profile_service`; the default store keeps profiles in memory.
+//! `server.api.user_profile_service`; the default store keeps profiles in memory, `sqlite`
+//! keeps them in `state_dir/profiles-<project>.sqlite` across restarts.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
@@ -36,11 +38,97 @@ impl UserProfileService for MemoryProfiles {
     }
 }
 
-/// The store configured by `server.api.user_profile_service`.
-pub fn store(kind: crate::config::agent_api::ProfileStoreKind) -> Arc<dyn UserProfileService> {
-    match kind {
-        crate::config::agent_api::ProfileStoreKind::Memory => Arc::new(MemoryProfiles::default()),
+/// Profiles in a SQLite file (WAL), one row per user: the experiment -> variation map as a
+/// JSON object. Lookups and saves run on the deciding thread, as the user profile service's
+/// contract is synchronous; a failing read counts as no profile and a failing write is
+/// logged (the decision itself is never held back).
+#[derive(Debug)]
+pub struct SqliteProfiles {
+    path: PathBuf,
+    conn: Mutex<rusqlite::Connection>,
+}
+
+impl SqliteProfiles {
+    /// Opens (creating when missing) the profile store at `path`.
+    pub fn open(path: &Path) -> Result<Self, rusqlite::Error> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS user_profiles (
+                user_id TEXT PRIMARY KEY,
+                experiment_bucket_map TEXT NOT NULL
+            )",
+            [],
+        )?;
+        Ok(SqliteProfiles {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
     }
+
+    fn read(&self, user_id: &str) -> Result<Option<HashMap<String, String>>, String> {
+        use rusqlite::OptionalExtension;
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let text: Option<String> = conn
+            .prepare_cached("SELECT experiment_bucket_map FROM user_profiles WHERE user_id = ?1")
+            .and_then(|mut s| s.query_row([user_id], |r| r.get(0)).optional())
+            .map_err(|e| e.to_string())?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| format!("stored profile: {e}")))
+            .transpose()
+    }
+}
+
+impl UserProfileService for SqliteProfiles {
+    fn lookup(&self, user_id: &str) -> Option<UserProfile> {
+        match self.read(user_id) {
+            Ok(map) => map.map(|experiment_bucket_map| UserProfile {
+                user_id: user_id.to_string(),
+                experiment_bucket_map,
+            }),
+            Err(error) => {
+                tracing::error!(path = %self.path.display(), user_id, %error, "user profile lookup failed; deciding without it");
+                None
+            }
+        }
+    }
+
+    fn save(&self, profile: &UserProfile) {
+        let text = match serde_json::to_string(&profile.experiment_bucket_map) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let saved = conn
+            .prepare_cached(
+                "INSERT INTO user_profiles (user_id, experiment_bucket_map) VALUES (?1, ?2)
+                 ON CONFLICT(user_id) DO UPDATE SET experiment_bucket_map = excluded.experiment_bucket_map",
+            )
+            .and_then(|mut s| s.execute((&profile.user_id, &text)));
+        if let Err(error) = saved {
+            tracing::error!(path = %self.path.display(), user_id = %profile.user_id, %error, "user profile save failed");
+        }
+    }
+}
+
+/// The store configured by `server.api.user_profile_service` for `project` (SQLite files
+/// live in `state_dir`).
+pub fn store(
+    kind: crate::config::agent_api::ProfileStoreKind,
+    state_dir: &Path,
+    project: &str,
+) -> Result<Arc<dyn UserProfileService>, super::ServeError> {
+    use crate::config::agent_api::ProfileStoreKind;
+    Ok(match kind {
+        ProfileStoreKind::Memory => Arc::new(MemoryProfiles::default()),
+        ProfileStoreKind::Sqlite => {
+            let path = state_dir.join(format!("profiles-{project}.sqlite"));
+            let store = SqliteProfiles::open(&path)
+                .map_err(|source| super::ServeError::ProfileStore { path, source })?;
+            Arc::new(store)
+        }
+    })
 }
 
 /// `POST /v1/lookup` body.
@@ -128,4 +216,73 @@ pub(crate) fn save_op(p: &ProjectRuntime, body: SaveContext) -> Answer {
         experiment_bucket_map,
     });
     (StatusCode::OK, json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(user: &str, pairs: &[(&str, &str)]) -> UserProfile {
+        UserProfile {
+            user_id: user.into(),
+            experiment_bucket_map: pairs
+                .iter()
+                .map(|(e, v)| (e.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Saved profiles survive reopening the file; a later save replaces the map; other
+    /// users are unaffected.
+    #[test]
+    fn sqlite_profiles_persist_and_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sqlite");
+        {
+            let store = SqliteProfiles::open(&path).unwrap();
+            assert_eq!(store.lookup("u1"), None);
+            store.save(&profile("u1", &[("e1", "v1")]));
+            store.save(&profile("u2", &[("e1", "v2"), ("e2", "v3")]));
+            store.save(&profile("u1", &[("e1", "v9")]));
+        }
+        let store = SqliteProfiles::open(&path).unwrap();
+        assert_eq!(store.lookup("u1"), Some(profile("u1", &[("e1", "v9")])));
+        assert_eq!(
+            store.lookup("u2"),
+            Some(profile("u2", &[("e1", "v2"), ("e2", "v3")]))
+        );
+        assert_eq!(store.lookup("u3"), None);
+    }
+
+    /// A stored row that is not a JSON object of strings reads as no profile (and is logged),
+    /// never as a panic or a wrong variation.
+    #[test]
+    fn a_damaged_row_reads_as_no_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sqlite");
+        let store = SqliteProfiles::open(&path).unwrap();
+        store
+            .conn
+            .lock()
+            .unwrap()
+            .execute("INSERT INTO user_profiles VALUES ('u1', '{\"e1\": 5}')", [])
+            .unwrap();
+        assert_eq!(store.lookup("u1"), None);
+    }
+
+    /// A file that cannot be opened is an error naming the path at start.
+    #[test]
+    fn an_unopenable_store_is_a_start_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, "x").unwrap();
+        let error = store(
+            crate::config::agent_api::ProfileStoreKind::Sqlite,
+            &blocker,
+            "p",
+        )
+        .err()
+        .expect("error");
+        assert!(error.to_string().contains("profiles-p.sqlite"), "{error}");
+    }
 }

@@ -285,7 +285,8 @@ impl Runtime {
                 .api
                 .user_profile_service
                 .as_ref()
-                .map(|u| super::profiles::store(u.store));
+                .map(|u| super::profiles::store(u.store, &config.state_dir, &p.name))
+                .transpose()?;
             if let Some(ups) = &profiles {
                 builder = builder.user_profile_service(Arc::clone(ups));
             }
