@@ -1,5 +1,6 @@
 //! Agent compatibility beyond decide/track: lenient inputs, JSON error bodies, the webhook's
-//! order of checks, `/v1/activate`, `/v1/override`, `/v1/lookup` + `/v1/save`, CORS.
+//! order of checks, `/v1/activate`, `/v1/override`, `/v1/lookup` + `/v1/save`, CORS; Agent's
+//! example scripts replayed request for request.
 
 use flagbridge_sync::config::agent_api::{CorsSection, UserProfileSection};
 use flagbridge_sync::config::{Config, Secret};
@@ -559,4 +560,235 @@ async fn oauth_tokens_grant_their_sdk_keys() {
     }
     assert_eq!(statuses, [200, 401, 403, 401, 401]);
     s.stop().await;
+}
+
+/// Agent's own example scripts (`examples/basic.py`, `basic_activate.py`, `advanced.py`,
+/// `track.py`, `override.py` in optimizely/agent), replayed request for request against
+/// `serve`: the same paths, query strings (Python `requests` encodes a list as a repeated
+/// key), headers and bodies, and what each script reads from the answers (`resp.json()[0]`,
+/// the `featuresMap` / `experimentsMap` keys of `/v1/config`). Run on the test datafile and,
+/// when `../shared/datafiles` exists, on every real datafile there (skipped with a message
+/// otherwise). The conversion of `track.py` is checked at a loopback logx.
+mod agent_examples {
+
+    use std::path::PathBuf;
+
+    use flagbridge_sync::config::Config;
+    use flagbridge_sync::serve::{self, RuntimeOptions};
+    use flagbridge_sync::testing::{datafile_json, FakeEventEndpoint};
+    use serde_json::{json, Value};
+
+    /// What the scripts send as the user.
+    fn payload() -> Value {
+        json!({"userId": "test-user", "userAttributes": {
+            "attr1": "sample-attribute-1", "attr2": "sample-attribute-2"}})
+    }
+
+    /// Query string as Python `requests` writes `params` (lists as repeated keys).
+    fn query(params: &[(&str, &str)]) -> String {
+        let mut url = url::Url::parse("http://x/").unwrap();
+        url.query_pairs_mut().extend_pairs(params);
+        url.query().unwrap_or_default().to_string()
+    }
+
+    /// Replays the scripts on one datafile; returns the requests made.
+    async fn replay(name: &str, datafile: String) -> usize {
+        let events = FakeEventEndpoint::start().await.unwrap();
+        let sdk_key = serde_json::from_str::<Value>(&datafile)
+            .ok()
+            .and_then(|d| d["sdkKey"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "example-key".into());
+        let text: &'static str = Box::leak(datafile.into_boxed_str());
+        let mut config = Config::embedded_default(text, &sdk_key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        config.state_dir = dir.path().to_path_buf();
+        config.server.api.enable_overrides = true;
+        config.urls.events = events.url().parse().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = serve::start(config, listener, RuntimeOptions::default())
+            .await
+            .unwrap();
+        let base = format!("http://{}", handle.local_addr());
+        let s = reqwest::Client::new();
+        let mut requests = 0;
+        let mut post = |path: String, body: Value| {
+            requests += 1;
+            let req = s
+                .post(format!("{base}{path}"))
+                .header("X-Optimizely-SDK-Key", &sdk_key)
+                .json(&body);
+            async move {
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                let text = resp.text().await.unwrap();
+                (status, text)
+            }
+        };
+
+        // basic.py / basic_activate.py: GET /v1/config, then one activate per feature and per
+        // experiment key, printing `resp.json()[0]`.
+        let env: Value = s
+            .get(format!("{base}/v1/config"))
+            .header("X-Optimizely-SDK-Key", &sdk_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let features: Vec<String> = env["featuresMap"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let experiments: Vec<String> = env["experimentsMap"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        assert!(
+            !features.is_empty() || !experiments.is_empty(),
+            "{name}: /v1/config lists nothing: {env}"
+        );
+        for key in &features {
+            let (status, text) = post(
+                format!("/v1/activate?{}", query(&[("featureKey", key)])),
+                payload(),
+            )
+            .await;
+            assert_eq!(status, 200, "{name}: activate featureKey={key}: {text}");
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(answer[0]["featureKey"], json!(key), "{name}: {answer}");
+            assert_eq!(answer[0]["userId"], "test-user", "{name}: {answer}");
+        }
+        for key in &experiments {
+            let (status, text) = post(
+                format!("/v1/activate?{}", query(&[("experimentKey", key)])),
+                payload(),
+            )
+            .await;
+            assert_eq!(status, 200, "{name}: activate experimentKey={key}: {text}");
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(answer[0]["experimentKey"], json!(key), "{name}: {answer}");
+        }
+
+        // advanced.py: one activate with every feature key and every experiment key.
+        let mut params: Vec<(&str, &str)> = features
+            .iter()
+            .map(|k| ("featureKey", k.as_str()))
+            .collect();
+        params.extend(experiments.iter().map(|k| ("experimentKey", k.as_str())));
+        let (status, text) = post(
+            format!("/v1/activate?{}", query(&params)),
+            json!({"userId": "test-user"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{name}: advanced activate: {text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let list = answer.as_array().expect("an array");
+        for key in &features {
+            assert!(
+                list.iter().any(|d| d["featureKey"] == json!(key)),
+                "{name}: advanced: no answer for feature {key}"
+            );
+        }
+        for key in &experiments {
+            assert!(
+                list.iter()
+                    .any(|d| d["experimentKey"] == json!(key) && d["type"] == "experiment"),
+                "{name}: advanced: no answer for experiment {key}"
+            );
+        }
+
+        // track.py: one conversion with two tags, for the datafile's first event.
+        if let Some(event_key) = env["eventsMap"]
+            .as_object()
+            .and_then(|m| m.keys().next().cloned())
+        {
+            let mut body = payload();
+            body["eventTags"] =
+                json!({"event-tag-1": "custom-tag-1", "event-tag-2": "custom-tag-2"});
+            let (status, text) = post(
+                format!("/v1/track?{}", query(&[("eventKey", &event_key)])),
+                body,
+            )
+            .await;
+            assert!(
+                status == 200 || status == 204,
+                "{name}: track: {status} {text}"
+            );
+        }
+
+        // override.py: the first experiment's first variation for test-user; activating the
+        // experiment then gives that variation.
+        if let Some(exp) = experiments.first() {
+            let variation = env["experimentsMap"][exp]["variationsMap"]
+                .as_object()
+                .and_then(|m| m.keys().next().cloned())
+                .expect("a variation");
+            let (status, text) = post(
+                "/v1/override".into(),
+                json!({"userId": "test-user", "experimentKey": exp, "variationKey": variation}),
+            )
+            .await;
+            assert_eq!(status, 200, "{name}: override: {text}");
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(answer["experimentKey"], json!(exp), "{name}: {answer}");
+            assert_eq!(answer["variationKey"], json!(variation), "{name}: {answer}");
+            let (_, text) = post(
+                format!("/v1/activate?{}", query(&[("experimentKey", exp)])),
+                payload(),
+            )
+            .await;
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                answer[0]["variationKey"],
+                json!(variation),
+                "{name}: {answer}"
+            );
+        }
+
+        // Shutting down delivers what was accepted; the conversion of track.py is among it.
+        handle.shutdown().await.unwrap();
+        if env["eventsMap"].as_object().is_some_and(|m| !m.is_empty()) {
+            let tagged = events
+                .visitors()
+                .iter()
+                .any(|v| v["snapshots"][0]["events"][0]["tags"]["event-tag-1"] == "custom-tag-1");
+            assert!(
+                tagged,
+                "{name}: track.py's conversion with its tags reached logx"
+            );
+        }
+        requests
+    }
+
+    #[tokio::test]
+    async fn agent_example_scripts_run_unchanged() {
+        let n = replay("test datafile", datafile_json("1").to_string()).await;
+        assert!(n > 5);
+        let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datafiles");
+        let Ok(entries) = std::fs::read_dir(&shared) else {
+            eprintln!(
+                "agent_examples: {} is absent; replayed on the test datafile only",
+                shared.display()
+            );
+            return;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        let mut total = 0;
+        for path in &files {
+            let text = std::fs::read_to_string(path).unwrap();
+            total += replay(&path.display().to_string(), text).await;
+        }
+        eprintln!(
+            "agent_examples: {} datafiles, {total} requests replayed",
+            files.len()
+        );
+        if std::env::var_os("CI").is_some() {
+            assert!(files.len() >= 10, "CI: the shared datafiles are expected");
+        }
+    }
 }
