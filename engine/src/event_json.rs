@@ -75,7 +75,7 @@ impl Decision<'_> {
                 self.outcome.rule,
                 self.outcome.source,
                 self.outcome.variation,
-                self.enabled(),
+                self.impression_enabled(),
                 uuid,
             );
             written += 1;

@@ -48,5 +48,9 @@ async fn activate_experiment_sends_the_experiment_impression() {
     assert_eq!(decisions[0]["variation_id"], "90001");
     assert_eq!(decisions[0]["metadata"]["rule_key"], "checkout_test");
     assert_eq!(decisions[0]["metadata"]["flag_key"], "");
+    // As the SDKs' `activate` sends it (JS: `decisionSource: DECISION_SOURCES.EXPERIMENT`,
+    // `enabled` passed as true), not as a flag's experiment rule.
+    assert_eq!(decisions[0]["metadata"]["rule_type"], "experiment");
+    assert_eq!(decisions[0]["metadata"]["enabled"], true);
     client.close().await;
 }

@@ -20,15 +20,19 @@ pub enum DecisionSource {
     Rollout,
     /// A global or local holdout.
     Holdout,
+    /// The legacy experiment API (`activate` of one experiment, no flag): its impression
+    /// says `rule_type: "experiment"` and `enabled: true`, as the SDKs' `activate` sends.
+    Experiment,
 }
 
 impl DecisionSource {
-    /// "feature-test", "rollout" or "holdout".
+    /// "feature-test", "rollout", "holdout" or "experiment".
     pub fn as_str(self) -> &'static str {
         match self {
             DecisionSource::FeatureTest => "feature-test",
             DecisionSource::Rollout => "rollout",
             DecisionSource::Holdout => "holdout",
+            DecisionSource::Experiment => "experiment",
         }
     }
 }
@@ -239,9 +243,17 @@ impl<'a> Decision<'a> {
         !self.error
             && !self.options.contains(DecideOption::DisableDecisionEvent)
             && match self.outcome.source {
-                DecisionSource::FeatureTest | DecisionSource::Holdout => true,
+                DecisionSource::FeatureTest
+                | DecisionSource::Holdout
+                | DecisionSource::Experiment => true,
                 DecisionSource::Rollout => self.config.send_flag_decisions,
             }
+    }
+
+    /// The main impression's `metadata.enabled`: the flag's state, or `true` for the legacy
+    /// experiment API (which has no flag).
+    pub(crate) fn impression_enabled(&self) -> bool {
+        self.outcome.source == DecisionSource::Experiment || self.enabled()
     }
 
     pub(crate) fn extra_impression(&self) -> bool {
@@ -275,7 +287,7 @@ impl<'a> Decision<'a> {
                 self.outcome.rule,
                 self.outcome.source,
                 self.outcome.variation,
-                self.enabled(),
+                self.impression_enabled(),
                 timestamp_ms,
                 uuid.to_string(),
             ));

@@ -53,7 +53,7 @@ impl<'a> Decider<'a> {
             outcome: Outcome {
                 variation,
                 rule: Some(e),
-                source: DecisionSource::FeatureTest,
+                source: DecisionSource::Experiment,
                 extra_holdout: None,
             },
             reasons,

@@ -64,7 +64,7 @@ impl Identity {
 /// The rule source of an engine decision.
 fn rule_source(decision: &Decision<'_>) -> RuleSource {
     match decision.source() {
-        DecisionSource::FeatureTest => RuleSource::Experiment,
+        DecisionSource::FeatureTest | DecisionSource::Experiment => RuleSource::Experiment,
         DecisionSource::Rollout => RuleSource::Rollout,
         DecisionSource::Holdout => RuleSource::Holdout,
     }
