@@ -71,7 +71,13 @@ pub(crate) struct Flight {
     events: u64,
     stored_events: u64,
     stored_bytes: u64,
+    /// The segment bodies, back from the request (to be reused for new segments).
+    bodies: Vec<Arc<Vec<u8>>>,
 }
+
+/// Segment buffers kept for reuse beyond those in use: a full segment grows to the batch
+/// bytes, and a fresh buffer that size costs page faults and growth copies every time.
+const SPARE_BUFFERS: usize = 8;
 
 /// A sealed segment.
 pub(crate) struct Segment {
@@ -118,6 +124,8 @@ pub(crate) struct Pipeline {
     force_until: u64,
     /// The store cap has dropped events since it last had room (logged once per streak).
     dropping: bool,
+    /// Emptied segment buffers, reused by new segments (at most [`SPARE_BUFFERS`]).
+    spare: Vec<Vec<u8>>,
 }
 
 impl Pipeline {
@@ -157,6 +165,7 @@ impl Pipeline {
             flushes: Vec::new(),
             force_until: 0,
             dropping: false,
+            spare: Vec::new(),
         }
     }
 
@@ -490,16 +499,31 @@ impl Pipeline {
             let counters = Arc::clone(&self.counters);
             self.in_flight.spawn(async move {
                 let end = send_request(&request, &send, &counters, &on_sent).await;
+                let mut flight = flight;
+                flight.bodies = request
+                    .segments
+                    .into_iter()
+                    .filter_map(|s| s.body)
+                    .collect();
                 (flight, end)
             });
         }
     }
 
     fn finished(&mut self, done: Result<(Flight, SendEnd), tokio::task::JoinError>) {
-        let Ok((flight, end)) = done else {
+        let Ok((mut flight, end)) = done else {
             // A panicked send: its segments stay in the store for the next start.
             return;
         };
+        for body in flight.bodies.drain(..) {
+            if self.spare.len() >= SPARE_BUFFERS {
+                break;
+            }
+            if let Ok(mut buffer) = Arc::try_unwrap(body) {
+                buffer.clear();
+                self.spare.push(buffer);
+            }
+        }
         for seq in &flight.seqs {
             self.in_flight_seqs.remove(seq);
         }
@@ -618,9 +642,13 @@ impl SegmentSink for Pipeline {
 
 impl Pipeline {
     fn open_new(&mut self, context: &Arc<BatchContext>) -> usize {
+        let body = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.settings.batch_bytes.min(64 * 1024)));
         self.open.push(Open {
             context: Arc::clone(context),
-            body: Vec::with_capacity(self.settings.batch_bytes.min(64 * 1024)),
+            body,
             count: 0,
             first_ms: Self::now_ms(),
         });
