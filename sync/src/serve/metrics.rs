@@ -39,6 +39,12 @@ pub struct EventMetrics {
 /// Brevo sync numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BrevoMetrics {
+    /// Decisions and conversions handed to the Brevo sync.
+    pub queued: u64,
+    /// Decisions and conversions dropped on the way in (queue full, sync stopped).
+    pub dropped: u64,
+    /// Retried Brevo calls.
+    pub retries: u64,
     /// Successful write calls.
     pub writes: u64,
     /// 429 answers.
@@ -206,6 +212,24 @@ pub fn render(s: &Snapshot) -> String {
     let b = &s.brevo;
     for (name, kind, help, v) in [
         (
+            "flagbridge_brevo_queued_total",
+            "counter",
+            "Decisions and conversions handed to the Brevo sync.",
+            b.queued,
+        ),
+        (
+            "flagbridge_brevo_dropped_total",
+            "counter",
+            "Decisions and conversions dropped before the Brevo sync took them (queue full, sync stopped).",
+            b.dropped,
+        ),
+        (
+            "flagbridge_brevo_retries_total",
+            "counter",
+            "Brevo calls retried.",
+            b.retries,
+        ),
+        (
             "flagbridge_brevo_writes_total",
             "counter",
             "Successful Brevo write calls.",
@@ -279,6 +303,9 @@ mod tests {
                 retries: 5,
             },
             brevo: BrevoMetrics {
+                queued: 11,
+                dropped: 3,
+                retries: 6,
                 writes: 4,
                 too_many_requests: 2,
                 pending: 7,
@@ -298,6 +325,9 @@ mod tests {
             "# TYPE flagbridge_events_in_flight gauge",
             "flagbridge_events_retries_total 5",
             "flagbridge_brevo_429_total 2",
+            "flagbridge_brevo_queued_total 11",
+            "flagbridge_brevo_dropped_total 3",
+            "flagbridge_brevo_retries_total 6",
             "flagbridge_brevo_pending 7",
             "flagbridge_brevo_skipped_no_identity_total 5",
             "# TYPE flagbridge_brevo_pending gauge",

@@ -367,6 +367,9 @@ impl Runtime {
             .map(|b| {
                 let c = b.counters();
                 BrevoMetrics {
+                    queued: c.decisions_queued + c.conversions_queued,
+                    dropped: c.queue_overflow + c.dropped_stopped,
+                    retries: c.retries,
                     writes: c.contacts_written + c.events_sent,
                     too_many_requests: c.rate_limited,
                     pending: c.contacts_pending + c.events_pending,
