@@ -648,26 +648,18 @@ mod agent_examples {
             !features.is_empty() || !experiments.is_empty(),
             "{name}: /v1/config lists nothing: {env}"
         );
-        for key in &features {
-            let (status, text) = post(
-                format!("/v1/activate?{}", query(&[("featureKey", key)])),
-                payload(),
-            )
-            .await;
-            assert_eq!(status, 200, "{name}: activate featureKey={key}: {text}");
-            let answer: Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(answer[0]["featureKey"], json!(key), "{name}: {answer}");
-            assert_eq!(answer[0]["userId"], "test-user", "{name}: {answer}");
-        }
-        for key in &experiments {
-            let (status, text) = post(
-                format!("/v1/activate?{}", query(&[("experimentKey", key)])),
-                payload(),
-            )
-            .await;
-            assert_eq!(status, 200, "{name}: activate experimentKey={key}: {text}");
-            let answer: Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(answer[0]["experimentKey"], json!(key), "{name}: {answer}");
+        for (param, keys) in [("featureKey", &features), ("experimentKey", &experiments)] {
+            for key in keys {
+                let (status, text) = post(
+                    format!("/v1/activate?{}", query(&[(param, key)])),
+                    payload(),
+                )
+                .await;
+                assert_eq!(status, 200, "{name}: activate {param}={key}: {text}");
+                let answer: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(answer[0][param], json!(key), "{name}: {answer}");
+                assert_eq!(answer[0]["userId"], "test-user", "{name}: {answer}");
+            }
         }
 
         // advanced.py: one activate with every feature key and every experiment key.
