@@ -4,6 +4,7 @@
 //! `contacts.rs` sends contact changes, `events.rs` sends conversions; this file holds the
 //! loop, the store commits and the request policy (budget, 429, retries) they share.
 
+mod budget;
 mod contacts;
 mod events;
 
@@ -22,7 +23,6 @@ use super::derive::PersistedState;
 use super::error::BrevoError;
 use super::handed::Item;
 use super::handle::Shared;
-use super::ratelimit::RateLimiter;
 use super::record::ConversionRecord;
 use super::retry::{self, Class};
 use super::store::Store;
@@ -67,8 +67,8 @@ pub(crate) struct Worker {
     transport: Box<dyn BrevoTransport>,
     store: Store,
     coalescer: Coalescer,
-    contacts_budget: RateLimiter,
-    events_budget: RateLimiter,
+    contacts_budget: budget::Budget,
+    events_budget: budget::Budget,
     /// Conversions not yet committed.
     new_events: Vec<String>,
     /// Committed conversions not yet acknowledged, oldest first.
@@ -117,8 +117,18 @@ impl Worker {
             "brevo sync store opened"
         );
         let worker = Worker {
-            contacts_budget: RateLimiter::new(cfg.contacts_budget),
-            events_budget: RateLimiter::new(cfg.events_budget),
+            contacts_budget: budget::Budget::new(
+                cfg.contacts_budget,
+                cfg.fleet.as_ref(),
+                "contacts",
+                cfg.request_timeout,
+            ),
+            events_budget: budget::Budget::new(
+                cfg.events_budget,
+                cfg.fleet.as_ref(),
+                "events",
+                cfg.request_timeout,
+            ),
             cfg,
             shared,
             inbox,
@@ -456,7 +466,7 @@ impl Worker {
                     Family::Contacts => &mut self.contacts_budget,
                     Family::Events => &mut self.events_budget,
                 };
-                match budget.try_acquire(Instant::now()) {
+                match budget.try_acquire(Instant::now()).await {
                     Ok(()) => break,
                     Err(at) => self.pause_until(at).await,
                 }
@@ -477,8 +487,8 @@ impl Worker {
             };
             let answer = self.transport.send(request).await;
             match family {
-                Family::Contacts => self.contacts_budget.finished(Instant::now()),
-                Family::Events => self.events_budget.finished(Instant::now()),
+                Family::Contacts => self.contacts_budget.finished(Instant::now()).await,
+                Family::Events => self.events_budget.finished(Instant::now()).await,
             }
             let status = answer.as_ref().ok().map(|r| r.status);
             match retry::classify(status) {
@@ -495,8 +505,8 @@ impl Worker {
                     tracing::debug!(path = %path, wait_ms = wait.as_millis() as u64, "brevo 429");
                     let until = Instant::now() + wait;
                     match family {
-                        Family::Contacts => self.contacts_budget.block_until(until),
-                        Family::Events => self.events_budget.block_until(until),
+                        Family::Contacts => self.contacts_budget.block_until(until).await,
+                        Family::Events => self.events_budget.block_until(until).await,
                     }
                 }
                 Class::Retry => {
