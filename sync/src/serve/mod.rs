@@ -61,6 +61,10 @@ pub enum ServeError {
     /// The Brevo sync did not start.
     #[error("connectors.brevo: {0}")]
     Brevo(crate::brevo::BrevoError),
+    /// The fleet's shared store could not be set up (a bad setting; an unreachable Redis
+    /// does not stop a start).
+    #[error("store: {0}")]
+    Store(crate::fleet::FleetError),
     /// State directory or listener I/O.
     #[error("{path}: {source}")]
     Io {
