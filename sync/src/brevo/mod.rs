@@ -38,7 +38,7 @@
 mod batch;
 mod coalesce;
 mod config;
-mod derive;
+pub(crate) mod derive;
 mod dry_run;
 mod error;
 mod handed;

@@ -16,6 +16,7 @@
 //! after a failure; every command has a short timeout ([`DEFAULT_COMMAND_TIMEOUT`]).
 
 pub mod lease;
+pub(crate) mod outbox;
 pub(crate) mod ratelimit;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

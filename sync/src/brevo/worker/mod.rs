@@ -7,6 +7,7 @@
 mod budget;
 mod contacts;
 mod events;
+mod fleet;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -79,6 +80,10 @@ pub(crate) struct Worker {
     failures: u32,
     last_commit: Instant,
     fatal: Option<BrevoError>,
+    /// The fleet's shared contact outbox (`store:` Redis), when configured.
+    outbox: Option<crate::fleet::outbox::ContactOutbox>,
+    /// Claimed contacts whose write failed, retried at the next flush.
+    fleet_retry: Vec<fleet::Writing>,
 }
 
 impl Worker {
@@ -91,6 +96,7 @@ impl Worker {
     ) -> Result<Worker, BrevoError> {
         let store = Store::open(cfg.store_path.as_deref())?;
         let mut coalescer = Coalescer::default();
+        coalescer.set_fleet(cfg.fleet.is_some());
         for row in store.load_contacts()? {
             match serde_json::from_str::<PersistedState>(&row.state) {
                 Ok(state) => {
@@ -116,6 +122,10 @@ impl Worker {
             pending_events = events.len(),
             "brevo sync store opened"
         );
+        let outbox = cfg
+            .fleet
+            .clone()
+            .map(crate::fleet::outbox::ContactOutbox::new);
         let worker = Worker {
             contacts_budget: budget::Budget::new(
                 cfg.contacts_budget,
@@ -141,6 +151,8 @@ impl Worker {
             failures: 0,
             last_commit: Instant::now(),
             fatal: None,
+            outbox,
+            fleet_retry: Vec::new(),
         };
         worker.update_gauges();
         Ok(worker)
@@ -330,7 +342,13 @@ impl Worker {
     /// Folds records into the coalescer / event list. Each thread's records come in push
     /// order; across threads the decisions' stamps decide which one is the latest.
     fn apply(&mut self, items: Vec<Item>) {
-        let today = day_of(SystemTime::now());
+        let now = SystemTime::now();
+        let today = day_of(now);
+        self.coalescer.set_now(
+            now.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+                .unwrap_or(0),
+        );
         let mut decisions = 0u64;
         for item in &items {
             match item {
