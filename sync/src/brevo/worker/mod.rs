@@ -207,6 +207,19 @@ impl Worker {
             let response = self
                 .call(Family::Contacts, Method::Post, path, Some(body))
                 .await;
+            if let Ok(r) = &response {
+                let (code, message) = retry::error_body(&r.body);
+                if r.status == 400
+                    && (code == "duplicate_parameter" || message.contains("already exists"))
+                {
+                    // Created meanwhile by another instance starting at the same time.
+                    tracing::info!(
+                        attribute = name,
+                        "brevo attribute created by another instance"
+                    );
+                    continue;
+                }
+            }
             self.setup_answer(&call, response)?;
             self.shared
                 .counters
