@@ -10,10 +10,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_brevo::{FakeBrevo, API_KEY};
+use flagbridge_sync::serve::webhook;
 use flagbridge_sync::testing::{datafile, FakeCdn, FakeEventEndpoint, RedisServer};
 use serde_json::json;
 
 const KEY: &str = "FleetKey";
+const WEBHOOK_SECRET: &str = "whsec-fleet";
 /// Brevo's limit per second in the fake, and the fleet's budget.
 const BREVO_LIMIT: u32 = 10;
 const BUDGET: u32 = 8;
@@ -85,6 +87,8 @@ server:
 connectors:
   optimizely:
     sdk_key: {KEY}
+    project_id: 13001
+    webhook_secret: {WEBHOOK_SECRET}
     datafile: {{poll_interval_secs: 3600}}
     urls:
       cdn: {cdn}
@@ -412,4 +416,58 @@ async fn redis_restarted_or_down_for_10_s_every_decide_answered_nothing_lost() {
     )
     .await;
     println!("Redis down 10 s: {n} decides answered, {backlog} contact changes waited locally, all delivered after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_received_by_one_replica_refreshes_every_replica() {
+    let redis = RedisServer::start().unwrap();
+    let fakes = fakes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let instances: Vec<Instance> = (0..3)
+        .map(|k| start(dir.path(), &format!("i{k}"), &fakes, &redis, 10))
+        .collect();
+    ready(&http, &instances.iter().collect::<Vec<_>>()).await;
+    let revision = async |base: &str| -> String {
+        let health: serde_json::Value = http
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        health["projects"][0]["revision"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    for i in &instances {
+        assert_eq!(revision(&i.base).await, "1");
+    }
+    // Polling is hourly: only the webhook (to replica 0) and the fleet can bring revision 2.
+    fakes.cdn.set_datafile(KEY, datafile("2"));
+    let body = json!({"project_id": 13001, "timestamp": 1, "event": "project.datafile_updated",
+        "data": {"revision": 2, "cdn_url": "x"}})
+    .to_string();
+    let answer = http
+        .post(format!("{}/webhooks/optimizely", instances[0].base))
+        .header(
+            "X-Hub-Signature",
+            webhook::sign(WEBHOOK_SECRET.as_bytes(), body.as_bytes()),
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+    for i in &instances {
+        wait_for(
+            "every replica on revision 2",
+            Duration::from_secs(20),
+            async || revision(&i.base).await == "2",
+        )
+        .await;
+    }
 }

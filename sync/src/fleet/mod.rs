@@ -5,8 +5,11 @@
 //! - **one Brevo budget** for the whole fleet ([`ratelimit`]): a Lua script that reads Redis's
 //!   own clock (`TIME`) keeps a sliding-second log and an hour log per endpoint family, so the
 //!   instances together never exceed the per-second and per-hour budgets;
+//! - **one outbox of Brevo contacts** (`outbox`): per-contact merged state (the newest
+//!   decision wins whichever instance made it) and a stream claimed through a consumer group;
 //! - **one lease per scheduled run** ([`lease`]): `SET NX PX`, so a `flagbridge sync` schedule
-//!   runs on one instance whichever have it enabled.
+//!   runs on one instance whichever have it enabled;
+//! - **datafile updates** (`pubsub`): a webhook received by one replica refreshes all.
 //!
 //! Redis is never on the decide path. When it cannot be reached, each instance falls back to
 //! its local behaviour (its own budget, its own runs) and says so in `/health` and `/metrics`
@@ -17,6 +20,7 @@
 
 pub mod lease;
 pub(crate) mod outbox;
+mod pubsub;
 pub(crate) mod ratelimit;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -284,7 +288,6 @@ impl Fleet {
     }
 
     /// The client, for dedicated connections (pub/sub).
-    #[allow(dead_code)]
     pub(crate) fn client(&self) -> &redis::Client {
         &self.inner.client
     }

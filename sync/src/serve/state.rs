@@ -83,6 +83,8 @@ pub struct Runtime {
     pub http: Mutex<BTreeMap<(String, u16), u64>>,
     /// The fleet's shared store (`store:`), when configured.
     pub fleet: Option<crate::fleet::Fleet>,
+    /// The subscription to the fleet's datafile updates (aborted at close).
+    datafile_updates: Mutex<Option<JoinHandle<()>>>,
     recorder: Mutex<Option<Recorder>>,
 }
 
@@ -341,7 +343,22 @@ impl Runtime {
             projects.insert(p.sdk_key.clone(), Arc::clone(&rt));
             ordered.push(rt);
         }
+        let datafile_updates = fleet.as_ref().map(|fleet| {
+            let by_key = projects.clone();
+            fleet.subscribe_datafile_updates(move |sdk_key| {
+                if let Some(p) = by_key.get(&sdk_key) {
+                    let p = Arc::clone(p);
+                    tokio::spawn(async move {
+                        match p.client.refresh_now().await {
+                            Ok(outcome) => tracing::info!(project = %p.settings.name, ?outcome, "datafile refresh announced by the fleet"),
+                            Err(e) => tracing::warn!(project = %p.settings.name, error = %e, "datafile refresh announced by the fleet failed"),
+                        }
+                    });
+                }
+            })
+        });
         Ok(Arc::new(Runtime {
+            datafile_updates: Mutex::new(datafile_updates),
             config,
             projects,
             ordered,
@@ -452,6 +469,9 @@ impl Runtime {
             closing.spawn(async move { client.close().await });
         }
         while closing.join_next().await.is_some() {}
+        if let Some(task) = self.datafile_updates.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
         let recorder = self.recorder.lock().ok().and_then(|mut r| r.take());
         if let Some(r) = recorder {
             let _ = r.stop.send(());
