@@ -298,9 +298,10 @@ async fn kill_9_mid_flush_the_others_deliver_its_claimed_contacts_after_the_leas
     let http = reqwest::Client::new();
     let mut victim = start(dir.path(), "victim", &fakes, &redis, 2);
     ready(&http, &[&victim]).await;
-    // The victim's first contact write hangs: it holds its claimed entries when killed.
+    // Every contact write hangs while the victim lives: it holds its claimed entries when
+    // killed (and, stuck in that write, hands nothing more to Redis).
     fakes.brevo.with(|s| {
-        s.slow_next = 1;
+        s.slow_next = u32::MAX;
         s.slow_for = Duration::from_secs(60);
     });
     let bases = vec![victim.base.clone()];
@@ -316,16 +317,57 @@ async fn kill_9_mid_flush_the_others_deliver_its_claimed_contacts_after_the_leas
     )
     .await;
     victim.kill();
+    fakes.brevo.with(|s| s.slow_next = 0);
+    // What the victim handed to the fleet: the stream's contacts, its claimed ones among them.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg("fleet:brevo:contacts")
+        .arg("flagbridge")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let claimed = match &pending {
+        redis::Value::Array(parts) => match parts.first() {
+            Some(redis::Value::Int(n)) => *n,
+            _ => 0,
+        },
+        _ => 0,
+    };
+    assert!(
+        claimed >= 1,
+        "the victim held no claimed entry: {pending:?}"
+    );
+    let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("fleet:brevo:contacts")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let handed: Vec<usize> = entries
+        .iter()
+        .filter_map(|(_, fields)| fields.get("c"))
+        .filter_map(|c| c.strip_prefix('c')?.strip_suffix("@x.io")?.parse().ok())
+        .collect();
+    assert!(handed.len() as i64 >= claimed);
     let others: Vec<Instance> = (0..2)
         .map(|k| start(dir.path(), &format!("o{k}"), &fakes, &redis, 2))
         .collect();
     ready(&http, &others.iter().collect::<Vec<_>>()).await;
     wait_for(
-        "every contact in Brevo",
+        "every contact the victim handed over in Brevo",
         Duration::from_secs(60),
-        async || wrong(&fakes.brevo, n, |_| true).is_empty(),
+        async || {
+            let missing = wrong(&fakes.brevo, n, |_| true);
+            handed.iter().all(|i| !missing.contains(i))
+        },
     )
     .await;
+    println!(
+        "kill -9: {claimed} claimed and {} handed over by the victim, all delivered by the others",
+        handed.len()
+    );
     let logs: String = others.iter().map(Instance::log).collect();
     assert!(
         logs.contains("taking over contact writes claimed by an instance that stopped answering"),
