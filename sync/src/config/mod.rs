@@ -9,6 +9,7 @@ mod env;
 mod mapping;
 pub mod schema;
 mod secret;
+mod store;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -12,6 +12,7 @@ pub use super::mapping::{
     FieldMappingSection, MappingFile, MappingSection, MappingValue, DEFAULT_USER_ID_ATTRIBUTE,
 };
 use super::secret::Secret;
+pub use super::store::{StoreSection, DEFAULT_STORE_KEY_PREFIX, DEFAULT_STORE_LEASE_TIMEOUT_SECS};
 
 /// Default cron schedule of the REST sync: every two hours.
 pub const DEFAULT_SCHEDULE: &str = "0 */2 * * *";
@@ -84,34 +85,6 @@ pub struct FileConfig {
     /// SQLite files in `state_dir`.
     #[serde(default)]
     pub store: Option<StoreSection>,
-}
-
-/// Default `store.key_prefix`.
-pub const DEFAULT_STORE_KEY_PREFIX: &str = crate::fleet::DEFAULT_KEY_PREFIX;
-/// Default `store.lease_timeout_secs`.
-pub const DEFAULT_STORE_LEASE_TIMEOUT_SECS: u64 = 30;
-
-/// `store:`: the fleet's shared store.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSection {
-    /// `redis://[user:password@]host[:port][/db]` or `rediss://...` (TLS).
-    pub url: Secret,
-    /// Prefix of every key; default [`DEFAULT_STORE_KEY_PREFIX`].
-    #[serde(default = "default_store_prefix")]
-    pub key_prefix: String,
-    /// Time after which the work of an instance that stopped answering is taken over;
-    /// default [`DEFAULT_STORE_LEASE_TIMEOUT_SECS`].
-    #[serde(default = "default_store_lease")]
-    pub lease_timeout_secs: u64,
-}
-
-fn default_store_prefix() -> String {
-    DEFAULT_STORE_KEY_PREFIX.to_string()
-}
-
-fn default_store_lease() -> u64 {
-    DEFAULT_STORE_LEASE_TIMEOUT_SECS
 }
 
 /// `server:`.

@@ -445,37 +445,8 @@ async fn run_project<L: ListWriter>(
     Ok(report)
 }
 
-/// How long the lease of one scheduled run slot lives in the fleet store: longer than any
-/// clock skew between instances, so a late instance finds the slot taken.
-pub const SCHEDULE_LEASE_TTL: Duration = Duration::from_secs(3600);
-
-/// Whether this instance runs the slot `at` of `projects`: always without a fleet store; with
-/// one, only the instance that takes the slot's lease (`SET NX PX`). While Redis is
-/// unreachable every instance runs it (list additions are idempotent).
-pub async fn claim_run(
-    fleet: Option<&crate::fleet::Fleet>,
-    at: &chrono::DateTime<chrono::Utc>,
-    projects: &[String],
-) -> bool {
-    let Some(fleet) = fleet else {
-        return true;
-    };
-    let name = format!("sync:{}:{}", projects.join(","), at.timestamp());
-    match fleet.try_lease(&name, SCHEDULE_LEASE_TTL).await {
-        Ok(Some(_lease)) => true,
-        Ok(None) => {
-            tracing::info!(slot = %at, projects = ?projects, "REST sync run by another instance of the fleet");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "fleet store unreachable: running the REST sync here");
-            true
-        }
-    }
-}
-
 /// Runs forever: each project on its own cron schedule (one instance per slot when a fleet
-/// store is configured, see [`claim_run`]).
+/// store is configured, see [`super::lease::claim_run`]).
 pub async fn run_scheduled<L: ListWriter>(config: &Config, lists: &L, options: &RunOptions) {
     let fleet = match &config.store {
         Some(store) => match store.clone().connect().await {
@@ -496,7 +467,7 @@ pub async fn run_scheduled<L: ListWriter>(config: &Config, lists: &L, options: &
         let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
         tracing::info!(next = %at, projects = ?due, "next REST sync");
         tokio::time::sleep(wait).await;
-        if !claim_run(fleet.as_ref(), &at, &due).await {
+        if !super::lease::claim_run(fleet.as_ref(), &at, &due).await {
             // Past this slot before asking for the next one.
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -585,30 +556,5 @@ mod tests {
         assert_eq!(at, t("2026-11-28T00:00:00Z"));
         // c inherits the section's schedule.
         assert_eq!(due, ["default", "c"]);
-    }
-
-    #[tokio::test]
-    async fn one_instance_of_the_fleet_runs_each_slot() {
-        let mut redis = crate::testing::RedisServer::start().unwrap();
-        let connect = || crate::fleet::FleetConfig::new(redis.url()).connect();
-        let (a, b, c) = (
-            connect().await.unwrap(),
-            connect().await.unwrap(),
-            connect().await.unwrap(),
-        );
-        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let next = chrono::DateTime::from_timestamp(1_800_007_200, 0).unwrap();
-        let projects = vec!["default".to_string()];
-        let mut ran = 0;
-        for fleet in [&a, &b, &c] {
-            ran += usize::from(claim_run(Some(fleet), &at, &projects).await);
-        }
-        assert_eq!(ran, 1);
-        // The next slot is free again; no fleet: always run.
-        assert!(claim_run(Some(&b), &next, &projects).await);
-        assert!(claim_run(None, &at, &projects).await);
-        // Redis down: every instance runs (nothing to coordinate with).
-        redis.kill();
-        assert!(claim_run(Some(&c), &at, &projects).await);
     }
 }
