@@ -29,6 +29,7 @@ pub mod datafile;
 mod engine_glue;
 pub mod error;
 pub mod events;
+pub mod fleet;
 mod handoff;
 pub mod notify;
 #[cfg(feature = "openfeature")]

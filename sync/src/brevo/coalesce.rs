@@ -46,6 +46,11 @@ pub(crate) struct Coalescer {
     audiences: Option<Arc<dyn AudienceSource>>,
     audiences_generation: u32,
     last_user: Option<(Arc<UserSnapshot>, u64)>,
+    /// Wall-clock microseconds given to the decisions applied next ([`Coalescer::set_now`]).
+    now_us: u64,
+    /// Fleet mode: every decision newer than the state makes the contact due (another
+    /// instance may hold a different value), not only a change of what Brevo sees.
+    fleet: bool,
 }
 
 /// A contact whose derived attributes differ from what Brevo acknowledged.
@@ -129,6 +134,7 @@ impl Coalescer {
             enabled: record.enabled,
             experiment,
             seq,
+            at: self.now_us,
         });
         if let Some((rule, variation)) = experiment {
             changed |= self.slots[slot as usize]
@@ -140,14 +146,33 @@ impl Coalescer {
                     enabled: record.enabled,
                     day: today,
                     seq,
+                    at: self.now_us,
                 });
         }
         if let Some(source) = &record.user.audiences {
             changed |= self.update_segments(slot, source, &record.user, seq);
+            let now = self.now_us;
+            let state = &mut self.slots[slot as usize].state;
+            state.segments_at = state.segments_at.max(now);
         }
-        if changed {
+        if changed || self.fleet {
             self.touch(slot);
         }
+    }
+
+    /// The wall-clock time (µs) given to the decisions applied from now on.
+    pub(crate) fn set_now(&mut self, now_us: u64) {
+        self.now_us = now_us;
+    }
+
+    /// Fleet mode: see the field.
+    pub(crate) fn set_fleet(&mut self, fleet: bool) {
+        self.fleet = fleet;
+    }
+
+    /// The contact's state as stored (names, not ids).
+    pub(crate) fn persisted(&self, slot: u32) -> PersistedState {
+        self.slots[slot as usize].state.to_persisted(&self.interner)
     }
 
     fn update_segments(
@@ -217,7 +242,7 @@ impl Coalescer {
             let s = &mut self.slots[slot as usize];
             s.dirty = false;
             let derived = s.state.derive(&self.interner, names, date_format);
-            if derived.digest == s.acked || derived.digest == s.rejected {
+            if !self.fleet && (derived.digest == s.acked || derived.digest == s.rejected) {
                 unchanged += 1;
                 continue;
             }

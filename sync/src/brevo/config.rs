@@ -335,6 +335,8 @@ pub(crate) struct Config {
     pub max_attempts: u32,
     pub store_path: Option<PathBuf>,
     pub dry_run_path: PathBuf,
+    /// The fleet's shared store (one budget for every instance), when configured.
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ pub(crate) struct FlagState {
     /// `(rule, variation)` when the decision came from an experiment rule.
     pub experiment: Option<(u32, u32)>,
     pub seq: u64,
+    /// Wall-clock microseconds of the decision (0: unknown); orders decisions across the
+    /// instances of a fleet (`crate::fleet`). Not part of equality.
+    pub at: u64,
 }
 
 impl PartialEq for FlagState {
@@ -67,6 +70,8 @@ pub(crate) struct LastExperiment {
     pub day: i64,
     /// Stamp of the decision (as [`FlagState::seq`]).
     pub seq: u64,
+    /// Wall-clock microseconds of the decision (as [`FlagState::at`]).
+    pub at: u64,
 }
 
 /// What the sync knows about one contact. Small: ids, not strings, and digests, not copies.
@@ -79,6 +84,8 @@ pub(crate) struct ContactState {
     pub segments: Option<Box<[u32]>>,
     /// Stamp of the decision whose user `segments` was evaluated for (0: none this run).
     pub segments_seq: u64,
+    /// Wall-clock microseconds of the decision `segments` were evaluated for (0: unknown).
+    pub segments_at: u64,
 }
 
 impl ContactState {
@@ -114,6 +121,7 @@ impl ContactState {
                     && old.enabled == new.enabled =>
             {
                 old.seq = new.seq;
+                old.at = old.at.max(new.at);
                 false
             }
             _ => {
@@ -196,6 +204,7 @@ impl ContactState {
                     experiment: f
                         .experiment
                         .map(|(r, v)| (interner.name(r).to_string(), interner.name(v).to_string())),
+                    at: f.at,
                 })
                 .collect(),
             last_experiment: self.last_experiment.map(|x| PersistedExperiment {
@@ -204,7 +213,9 @@ impl ContactState {
                 variation: interner.name(x.variation).to_string(),
                 enabled: x.enabled,
                 day: x.day,
+                at: x.at,
             }),
+            segments_at: self.segments_at,
             segments: self
                 .segments
                 .as_ref()
@@ -226,6 +237,7 @@ impl ContactState {
                 enabled: f.enabled,
                 experiment,
                 seq: 0,
+                at: f.at,
             });
         }
         state.last_experiment = p.last_experiment.as_ref().map(|x| LastExperiment {
@@ -235,7 +247,9 @@ impl ContactState {
             enabled: x.enabled,
             day: x.day,
             seq: 0,
+            at: x.at,
         });
+        state.segments_at = p.segments_at;
         state.segments = p
             .segments
             .as_ref()
@@ -274,6 +288,13 @@ pub(crate) struct PersistedState {
     pub last_experiment: Option<PersistedExperiment>,
     #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
     pub segments: Option<Vec<String>>,
+    /// [`ContactState::segments_at`].
+    #[serde(rename = "st", default, skip_serializing_if = "is_zero")]
+    pub segments_at: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,6 +305,9 @@ pub(crate) struct PersistedFlag {
     pub enabled: bool,
     #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
     pub experiment: Option<(String, String)>,
+    /// [`FlagState::at`].
+    #[serde(rename = "t", default, skip_serializing_if = "is_zero")]
+    pub at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,6 +317,9 @@ pub(crate) struct PersistedExperiment {
     pub variation: String,
     pub enabled: bool,
     pub day: i64,
+    /// [`LastExperiment::at`].
+    #[serde(rename = "t", default, skip_serializing_if = "is_zero")]
+    pub at: u64,
 }
 
 #[cfg(test)]
@@ -305,6 +332,7 @@ mod tests {
             enabled,
             experiment: exp.map(|(r, v)| (i.intern(r), i.intern(v))),
             seq: 0,
+            at: 0,
         }
     }
 
@@ -323,6 +351,7 @@ mod tests {
             enabled: false,
             day: 20_000,
             seq: 0,
+            at: 0,
         };
         assert!(s.set_experiment(x));
         assert!(!s.set_experiment(LastExperiment { day: 20_001, ..x }));

@@ -42,6 +42,7 @@ pub(crate) struct Counters {
     pub contacts_unchanged: AtomicU64,
     pub contacts_created: AtomicU64,
     pub contacts_rejected: AtomicU64,
+    pub contacts_published: AtomicU64,
     pub events_pending: AtomicU64,
     pub events_sent: AtomicU64,
     pub events_rejected: AtomicU64,
@@ -82,6 +83,9 @@ pub struct BrevoCounters {
     pub contacts_created: u64,
     /// Contact states Brevo refused (400 or repeated partial failures), set aside.
     pub contacts_rejected: u64,
+    /// With a fleet store: contact changes handed to the shared outbox in Redis (each
+    /// instance then writes its share of the fleet's contacts: `contacts_written`).
+    pub contacts_published: u64,
     /// Events not yet acknowledged (gauge).
     pub events_pending: u64,
     /// Events Brevo acknowledged.
@@ -301,6 +305,7 @@ impl BrevoSync {
             contacts_written: g(&c.contacts_written),
             contacts_unchanged: g(&c.contacts_unchanged),
             contacts_created: g(&c.contacts_created),
+            contacts_published: g(&c.contacts_published),
             contacts_rejected: g(&c.contacts_rejected),
             events_pending: g(&c.events_pending),
             events_sent: g(&c.events_sent),

@@ -38,13 +38,13 @@
 mod batch;
 mod coalesce;
 mod config;
-mod derive;
+pub(crate) mod derive;
 mod dry_run;
 mod error;
 mod handed;
 mod handle;
 mod hook;
-mod ratelimit;
+pub(crate) mod ratelimit;
 mod record;
 mod retry;
 mod stamp;
@@ -152,6 +152,7 @@ impl BrevoSyncBuilder {
                 max_attempts: DEFAULT_MAX_ATTEMPTS,
                 store_path: Some(PathBuf::from(DEFAULT_STORE_PATH)),
                 dry_run_path: PathBuf::from(DEFAULT_DRY_RUN_PATH),
+                fleet: None,
             },
             event_names: Vec::new(),
             transport: None,
@@ -320,6 +321,15 @@ impl BrevoSyncBuilder {
     /// File the dry run appends requests to. Default [`DEFAULT_DRY_RUN_PATH`].
     pub fn dry_run_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.cfg.dry_run_path = path.into();
+        self
+    }
+
+    /// Shares the request budgets with every instance connected to the same fleet store
+    /// (Redis, same key prefix): together they never exceed `contacts_budget` and
+    /// `events_budget`. While Redis is unreachable each instance falls back to its own budget.
+    /// Default: none (this instance's budget is its own).
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.cfg.fleet = Some(fleet);
         self
     }
 

@@ -9,6 +9,7 @@ mod env;
 mod mapping;
 pub mod schema;
 mod secret;
+mod store;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use url::Url;
 pub use schema::{
     ContactIdentityKind, CronSchedule, DatafileSection, EventsSection, FieldMappingSection,
     FileConfig, LogLevel, MappingFile, MappingSection, MappingValue, RateLimitSection,
-    RestRateLimitSection, ServerSection,
+    RestRateLimitSection, ServerSection, StoreSection,
 };
 pub use secret::Secret;
 
@@ -89,6 +90,8 @@ pub struct Config {
     pub logging: Logging,
     /// Directory for sync state, results cache and checkpoints.
     pub state_dir: PathBuf,
+    /// `store:`: the fleet's shared store (Redis), validated; `None`: local SQLite only.
+    pub store: Option<crate::fleet::FleetConfig>,
     /// `connectors.optimizely.enabled`.
     pub optimizely_enabled: bool,
     /// REST sync pacing per personal access token (`connectors.optimizely.rate_limit`).

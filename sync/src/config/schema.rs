@@ -12,6 +12,7 @@ pub use super::mapping::{
     FieldMappingSection, MappingFile, MappingSection, MappingValue, DEFAULT_USER_ID_ATTRIBUTE,
 };
 use super::secret::Secret;
+pub use super::store::{StoreSection, DEFAULT_STORE_KEY_PREFIX, DEFAULT_STORE_LEASE_TIMEOUT_SECS};
 
 /// Default cron schedule of the REST sync: every two hours.
 pub const DEFAULT_SCHEDULE: &str = "0 */2 * * *";
@@ -80,6 +81,10 @@ pub struct FileConfig {
     /// Where sync state and checkpoints live; default [`DEFAULT_STATE_DIR`].
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Shared state of a fleet of instances (Redis); absent: each instance keeps its own
+    /// SQLite files in `state_dir`.
+    #[serde(default)]
+    pub store: Option<StoreSection>,
 }
 
 /// `server:`.

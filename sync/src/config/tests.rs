@@ -227,6 +227,36 @@ fn errors_name_their_path() {
             "project id",
         ),
         ("conectors: {}\n", "conectors", "unknown field `conectors`"),
+        (
+            "store: {url: 'http://127.0.0.1:6379'}\nconnectors:\n  optimizely:\n    sdk_key: K\n",
+            "store.url",
+            "redis://",
+        ),
+        (
+            "store: {url: 'redis://:pw@127.0.0.1/x'}\nconnectors:\n  optimizely:\n    sdk_key: K\n",
+            "store.url",
+            "not a number",
+        ),
+        (
+            "store: {url: 'redis://127.0.0.1', key_prefix: ''}\nconnectors:\n  optimizely:\n    sdk_key: K\n",
+            "store.key_prefix",
+            "must not be empty",
+        ),
+        (
+            "store: {url: 'redis://127.0.0.1', lease_timeout_secs: 0}\nconnectors:\n  optimizely:\n    sdk_key: K\n",
+            "store.lease_timeout_secs",
+            "at least 1 second",
+        ),
+        (
+            "store: {url: 'redis://127.0.0.1', lease: 3}\nconnectors:\n  optimizely:\n    sdk_key: K\n",
+            "store.lease",
+            "unknown field `lease`",
+        ),
+        (
+            "store: {key_prefix: 'a:'}\nconnectors:\n  optimizely:\n    sdk_key: K\n",
+            "store",
+            "missing field `url`",
+        ),
     ];
     for (text, path, fragment) in cases {
         let err = match load(text) {
@@ -240,6 +270,23 @@ fn errors_name_their_path() {
             assert!(msg.starts_with(&format!("{path}: ")), "{msg}");
         }
     }
+}
+
+#[test]
+fn the_store_section_is_optional_and_keeps_its_password_hidden() {
+    assert!(load(BASE).unwrap().store.is_none());
+    let text = format!(
+        "store:\n  url: redis://:s3cret@127.0.0.1:6390/2\n  key_prefix: 'shop:'\n  lease_timeout_secs: 12\n{BASE}"
+    );
+    let c = load(&text).unwrap();
+    let store = c.store.as_ref().unwrap();
+    assert_eq!(
+        store.lease_timeout_value(),
+        std::time::Duration::from_secs(12)
+    );
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("shop:"), "{shown}");
 }
 
 /// The Brevo issue's defaults: email identity from the `email` attribute, the issue's

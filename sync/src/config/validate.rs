@@ -262,10 +262,26 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
         state_dir: file
             .state_dir
             .unwrap_or_else(|| PathBuf::from(schema::DEFAULT_STATE_DIR)),
+        store: file.store.as_ref().map(resolve_store).transpose()?,
         optimizely_enabled: opt.enabled,
         rest_rate_limit: opt.rate_limit,
         notes,
     })
+}
+
+/// `store:`: the settings checked (the URL parsed, never printed), nothing connected.
+fn resolve_store(section: &schema::StoreSection) -> Result<crate::fleet::FleetConfig, ConfigError> {
+    let fleet = crate::fleet::FleetConfig::new(section.url.expose())
+        .key_prefix(section.key_prefix.clone())
+        .lease_timeout(std::time::Duration::from_secs(section.lease_timeout_secs));
+    fleet.validate().map_err(|e| match e {
+        crate::fleet::FleetError::InvalidUrl { reason } => invalid("store.url", reason),
+        crate::fleet::FleetError::InvalidSetting { setting, reason } => {
+            invalid(format!("store.{setting}"), reason)
+        }
+        other => invalid("store", other.to_string()),
+    })?;
+    Ok(fleet)
 }
 
 /// `mapping:` values: a switch, or a Brevo attribute name that switches the attribute on and

@@ -445,8 +445,19 @@ async fn run_project<L: ListWriter>(
     Ok(report)
 }
 
-/// Runs forever: each project on its own cron schedule.
+/// Runs forever: each project on its own cron schedule (one instance per slot when a fleet
+/// store is configured, see [`super::lease::claim_run`]).
 pub async fn run_scheduled<L: ListWriter>(config: &Config, lists: &L, options: &RunOptions) {
+    let fleet = match &config.store {
+        Some(store) => match store.clone().connect().await {
+            Ok(fleet) => Some(fleet),
+            Err(e) => {
+                tracing::error!(error = %e, "fleet store unusable: every instance runs the REST sync");
+                None
+            }
+        },
+        None => None,
+    };
     loop {
         let now = chrono::Utc::now();
         let Some((at, due)) = next_due(config, &now) else {
@@ -456,6 +467,11 @@ pub async fn run_scheduled<L: ListWriter>(config: &Config, lists: &L, options: &
         let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
         tracing::info!(next = %at, projects = ?due, "next REST sync");
         tokio::time::sleep(wait).await;
+        if !super::lease::claim_run(fleet.as_ref(), &at, &due).await {
+            // Past this slot before asking for the next one.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
         let mut one = config.clone();
         one.projects.retain(|p| due.contains(&p.name));
         match run_once(&one, lists, options).await {

@@ -3,6 +3,7 @@
 //! known to have been in it.
 
 pub mod job;
+pub mod lease;
 pub mod lists;
 pub mod membership;
 pub mod report;

@@ -68,6 +68,20 @@ pub struct Snapshot {
     pub brevo: BrevoMetrics,
     /// HTTP requests by (route, status).
     pub http_requests: Vec<(String, u16, u64)>,
+    /// The fleet's shared store (`store:`), when configured.
+    pub store: Option<StoreMetrics>,
+}
+
+/// The fleet's shared store (Redis).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StoreMetrics {
+    /// Redis answered the last command.
+    pub reachable: bool,
+    /// Redis commands that failed since the start.
+    pub errors: u64,
+    /// Records waiting in this instance's local store (contact updates and Brevo events not
+    /// yet handed on): they move on when Redis and Brevo answer.
+    pub local_backlog: u64,
 }
 
 fn escape(value: &str) -> String {
@@ -263,6 +277,31 @@ pub fn render(s: &Snapshot) -> String {
         header(&mut out, name, kind, help);
         let _ = writeln!(out, "{name} {v}");
     }
+    if let Some(st) = &s.store {
+        for (name, kind, help, v) in [
+            (
+                "flagbridge_store_redis_up",
+                "gauge",
+                "1 when the fleet's Redis answered the last command, else 0.",
+                u64::from(st.reachable),
+            ),
+            (
+                "flagbridge_store_redis_errors_total",
+                "counter",
+                "Redis commands that failed (unreachable, timeout).",
+                st.errors,
+            ),
+            (
+                "flagbridge_store_local_backlog",
+                "gauge",
+                "Records waiting in this instance's local store for Redis or Brevo.",
+                st.local_backlog,
+            ),
+        ] {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+    }
     header(
         &mut out,
         "flagbridge_http_requests_total",
@@ -313,6 +352,11 @@ mod tests {
                 skipped_no_identity: 5,
             },
             http_requests: vec![("/v1/decide".into(), 200, 1000)],
+            store: Some(StoreMetrics {
+                reachable: false,
+                errors: 3,
+                local_backlog: 12,
+            }),
         };
         let text = render(&s);
         for line in [
@@ -332,6 +376,9 @@ mod tests {
             "flagbridge_brevo_skipped_no_identity_total 5",
             "# TYPE flagbridge_brevo_pending gauge",
             "flagbridge_http_requests_total{route=\"/v1/decide\",status=\"200\"} 1000",
+            "flagbridge_store_redis_up 0",
+            "flagbridge_store_redis_errors_total 3",
+            "flagbridge_store_local_backlog 12",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

@@ -69,6 +69,10 @@ pub enum ServeError {
         /// Cause.
         source: rusqlite::Error,
     },
+    /// The fleet's shared store could not be set up (a bad setting; an unreachable Redis
+    /// does not stop a start).
+    #[error("store: {0}")]
+    Store(crate::fleet::FleetError),
     /// State directory or listener I/O.
     #[error("{path}: {source}")]
     Io {

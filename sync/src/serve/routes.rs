@@ -511,9 +511,25 @@ async fn health(State(rt): State<Arc<Runtime>>) -> Response {
             })
         })
         .collect();
+    let (status, store) = match &rt.fleet {
+        None => ("ok", serde_json::json!({"kind": "sqlite"})),
+        Some(fleet) => {
+            let reachable = fleet.ping().await;
+            (
+                // Decisions go on without Redis: the instance stays in service, degraded.
+                if reachable { "ok" } else { "degraded" },
+                serde_json::json!({
+                    "kind": "redis",
+                    "reachable": reachable,
+                    "instance": fleet.instance(),
+                    "local_backlog": rt.local_backlog(),
+                }),
+            )
+        }
+    };
     respond((
         StatusCode::OK,
-        serde_json::json!({"status": "ok", "projects": projects}),
+        serde_json::json!({"status": status, "projects": projects, "store": store}),
     ))
 }
 

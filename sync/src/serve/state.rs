@@ -81,6 +81,10 @@ pub struct Runtime {
     pub brevo: Option<BrevoSync>,
     /// HTTP counts by (route, status).
     pub http: Mutex<BTreeMap<(String, u16), u64>>,
+    /// The fleet's shared store (`store:`), when configured.
+    pub fleet: Option<crate::fleet::Fleet>,
+    /// The subscription to the fleet's datafile updates (aborted at close).
+    datafile_updates: Mutex<Option<JoinHandle<()>>>,
     recorder: Mutex<Option<Recorder>>,
 }
 
@@ -126,7 +130,11 @@ pub const DRY_RUN_BUDGET: RateBudget = RateBudget {
     per_hour: u32::MAX,
 };
 
-async fn start_brevo(config: &Config, options: &RuntimeOptions) -> Result<BrevoSync, ServeError> {
+async fn start_brevo(
+    config: &Config,
+    options: &RuntimeOptions,
+    fleet: Option<&crate::fleet::Fleet>,
+) -> Result<BrevoSync, ServeError> {
     let b = &config.brevo;
     let budget = if b.dry_run {
         DRY_RUN_BUDGET
@@ -166,6 +174,9 @@ async fn start_brevo(config: &Config, options: &RuntimeOptions) -> Result<BrevoS
     if let (Some(key), false) = (&b.api_key, b.dry_run) {
         builder = builder.api_key(ApiKey::new(key.expose()));
     }
+    if let Some(fleet) = fleet {
+        builder = builder.fleet(fleet.clone());
+    }
     std::fs::create_dir_all(&config.state_dir).map_err(|source| ServeError::Io {
         path: config.state_dir.clone(),
         source,
@@ -199,7 +210,19 @@ impl Runtime {
         config: Config,
         options: RuntimeOptions,
     ) -> Result<Arc<Runtime>, ServeError> {
-        let brevo = start_brevo(&config, &options).await?;
+        let fleet = match &config.store {
+            Some(store) => {
+                let fleet = store.clone().connect().await.map_err(ServeError::Store)?;
+                if fleet.ping().await {
+                    tracing::info!(store = ?store, "fleet store reachable");
+                } else {
+                    tracing::warn!(store = ?store, "fleet store unreachable at start; running on local state until it answers");
+                }
+                Some(fleet)
+            }
+            None => None,
+        };
+        let brevo = start_brevo(&config, &options, fleet.as_ref()).await?;
         let recorder = if options.record_assignments {
             let path: PathBuf = config.state_dir.join(MEMBERSHIP_FILE);
             let mut writer = MembershipWriter::open(&path).map_err(|source| ServeError::Io {
@@ -321,12 +344,28 @@ impl Runtime {
             projects.insert(p.sdk_key.clone(), Arc::clone(&rt));
             ordered.push(rt);
         }
+        let datafile_updates = fleet.as_ref().map(|fleet| {
+            let by_key = projects.clone();
+            fleet.subscribe_datafile_updates(move |sdk_key| {
+                if let Some(p) = by_key.get(&sdk_key) {
+                    let p = Arc::clone(p);
+                    tokio::spawn(async move {
+                        match p.client.refresh_now().await {
+                            Ok(outcome) => tracing::info!(project = %p.settings.name, ?outcome, "datafile refresh announced by the fleet"),
+                            Err(e) => tracing::warn!(project = %p.settings.name, error = %e, "datafile refresh announced by the fleet failed"),
+                        }
+                    });
+                }
+            })
+        });
         Ok(Arc::new(Runtime {
+            datafile_updates: Mutex::new(datafile_updates),
             config,
             projects,
             ordered,
             brevo: Some(brevo),
             http: Mutex::new(BTreeMap::new()),
+            fleet,
             recorder: Mutex::new(recorder),
         }))
     }
@@ -383,12 +422,33 @@ impl Runtime {
             .lock()
             .map(|m| m.iter().map(|((r, s), n)| (r.clone(), *s, *n)).collect())
             .unwrap_or_default();
+        let store = self.fleet.as_ref().map(|f| {
+            let stats = f.stats();
+            super::metrics::StoreMetrics {
+                reachable: stats.reachable,
+                errors: stats.errors,
+                local_backlog: self.local_backlog(),
+            }
+        });
         Snapshot {
             projects,
             events,
             brevo,
             http_requests: http,
+            store,
         }
+    }
+
+    /// Records waiting in this instance's local store: Brevo contact updates and events not
+    /// yet handed on.
+    pub fn local_backlog(&self) -> u64 {
+        self.brevo
+            .as_ref()
+            .map(|b| {
+                let c = b.counters();
+                c.contacts_pending + c.events_pending
+            })
+            .unwrap_or(0)
     }
 
     /// Sends queued events and Brevo updates now (used by tests and shutdown).
@@ -413,6 +473,9 @@ impl Runtime {
             closing.spawn(async move { client.close().await });
         }
         while closing.join_next().await.is_some() {}
+        if let Some(task) = self.datafile_updates.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
         let recorder = self.recorder.lock().ok().and_then(|mut r| r.take());
         if let Some(r) = recorder {
             let _ = r.stop.send(());

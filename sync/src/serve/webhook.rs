@@ -131,6 +131,15 @@ pub(crate) fn handle(
         .filter(|p| p.settings.project_id.as_deref() == Some(project_id.as_str()))
     {
         let p = Arc::clone(p);
+        if let Some(fleet) = rt.fleet.clone() {
+            // Every replica refreshes (they subscribe); polling stays the backstop.
+            let sdk_key = p.settings.sdk_key.clone();
+            tokio::spawn(async move {
+                if let Err(e) = fleet.publish_datafile_update(&sdk_key).await {
+                    tracing::warn!(error = %e, "datafile update not passed on to the fleet; the other replicas catch up at their next poll");
+                }
+            });
+        }
         tokio::spawn(async move {
             match p.client.refresh_now().await {
                 Ok(outcome) => {

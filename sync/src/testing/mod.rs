@@ -8,10 +8,12 @@
 mod cdn;
 mod datafile;
 mod event_endpoint;
+mod redis_server;
 
 pub use cdn::{CdnFault, FakeCdn};
 pub use datafile::{datafile, datafile_json, SDK_KEY};
 pub use event_endpoint::{EventFault, FakeEventEndpoint};
+pub use redis_server::RedisServer;
 
 use std::net::SocketAddr;
 

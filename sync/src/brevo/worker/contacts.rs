@@ -16,6 +16,9 @@ use super::{CallError, Family, Worker};
 
 impl Worker {
     pub(super) async fn flush_contacts(&mut self) -> Result<(), CallError> {
+        if self.outbox.is_some() {
+            return self.flush_fleet_contacts().await;
+        }
         loop {
             self.drain();
             self.maybe_commit();
@@ -380,7 +383,7 @@ fn partial_failures<'a>(
 }
 
 /// Percent-encodes a path segment (everything but unreserved characters).
-fn percent_encode(s: &str) -> String {
+pub(super) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -4,8 +4,11 @@
 //! `contacts.rs` sends contact changes, `events.rs` sends conversions; this file holds the
 //! loop, the store commits and the request policy (budget, 429, retries) they share.
 
+mod budget;
 mod contacts;
 mod events;
+mod fleet;
+mod setup;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -22,7 +25,6 @@ use super::derive::PersistedState;
 use super::error::BrevoError;
 use super::handed::Item;
 use super::handle::Shared;
-use super::ratelimit::RateLimiter;
 use super::record::ConversionRecord;
 use super::retry::{self, Class};
 use super::store::Store;
@@ -67,8 +69,8 @@ pub(crate) struct Worker {
     transport: Box<dyn BrevoTransport>,
     store: Store,
     coalescer: Coalescer,
-    contacts_budget: RateLimiter,
-    events_budget: RateLimiter,
+    contacts_budget: budget::Budget,
+    events_budget: budget::Budget,
     /// Conversions not yet committed.
     new_events: Vec<String>,
     /// Committed conversions not yet acknowledged, oldest first.
@@ -79,6 +81,10 @@ pub(crate) struct Worker {
     failures: u32,
     last_commit: Instant,
     fatal: Option<BrevoError>,
+    /// The fleet's shared contact outbox (`store:` Redis), when configured.
+    outbox: Option<crate::fleet::outbox::ContactOutbox>,
+    /// Claimed contacts whose write failed, retried at the next flush.
+    fleet_retry: Vec<fleet::Writing>,
 }
 
 impl Worker {
@@ -91,6 +97,7 @@ impl Worker {
     ) -> Result<Worker, BrevoError> {
         let store = Store::open(cfg.store_path.as_deref())?;
         let mut coalescer = Coalescer::default();
+        coalescer.set_fleet(cfg.fleet.is_some());
         for row in store.load_contacts()? {
             match serde_json::from_str::<PersistedState>(&row.state) {
                 Ok(state) => {
@@ -116,9 +123,23 @@ impl Worker {
             pending_events = events.len(),
             "brevo sync store opened"
         );
+        let outbox = cfg
+            .fleet
+            .clone()
+            .map(crate::fleet::outbox::ContactOutbox::new);
         let worker = Worker {
-            contacts_budget: RateLimiter::new(cfg.contacts_budget),
-            events_budget: RateLimiter::new(cfg.events_budget),
+            contacts_budget: budget::Budget::new(
+                cfg.contacts_budget,
+                cfg.fleet.as_ref(),
+                "contacts",
+                cfg.request_timeout,
+            ),
+            events_budget: budget::Budget::new(
+                cfg.events_budget,
+                cfg.fleet.as_ref(),
+                "events",
+                cfg.request_timeout,
+            ),
             cfg,
             shared,
             inbox,
@@ -131,121 +152,11 @@ impl Worker {
             failures: 0,
             last_commit: Instant::now(),
             fatal: None,
+            outbox,
+            fleet_retry: Vec::new(),
         };
         worker.update_gauges();
         Ok(worker)
-    }
-
-    /// Lists Brevo's attributes and creates the missing ones with the right type.
-    pub(crate) async fn ensure_attributes(&mut self) -> Result<(), BrevoError> {
-        let setup = |call: &str, detail: String| BrevoError::Setup {
-            call: call.to_string(),
-            detail,
-        };
-        let list_call = "GET /contacts/attributes";
-        let response = self
-            .call(
-                Family::Contacts,
-                Method::Get,
-                "/contacts/attributes".into(),
-                None,
-            )
-            .await;
-        let response = self.setup_answer(list_call, response)?;
-        #[derive(serde::Deserialize)]
-        struct Listed {
-            name: String,
-            #[serde(rename = "type")]
-            kind: Option<String>,
-        }
-        #[derive(serde::Deserialize)]
-        struct List {
-            #[serde(default)]
-            attributes: Vec<Listed>,
-        }
-        let list: List = serde_json::from_slice(&response.body)
-            .map_err(|e| setup(list_call, format!("unreadable answer: {e}")))?;
-        let names = self.cfg.names.clone();
-        for (name, kind) in names.written_with_types() {
-            if let Some(found) = list.attributes.iter().find(|a| a.name == name) {
-                if found.kind.as_deref() != Some(kind.as_str()) {
-                    return Err(BrevoError::AttributeTypeMismatch {
-                        name: name.to_string(),
-                        found: found.kind.clone(),
-                        expected: kind.as_str(),
-                    });
-                }
-                continue;
-            }
-            let path = format!("/contacts/attributes/normal/{name}");
-            let call = format!("POST {path}");
-            let body = serde_json::json!({ "type": kind.as_str() })
-                .to_string()
-                .into_bytes();
-            let response = self
-                .call(Family::Contacts, Method::Post, path, Some(body))
-                .await;
-            self.setup_answer(&call, response)?;
-            self.shared
-                .counters
-                .attributes_created
-                .fetch_add(1, Ordering::Relaxed);
-            if self.transport.is_dry_run() {
-                tracing::info!(
-                    attribute = name,
-                    kind = kind.as_str(),
-                    "brevo dry run: attribute would be created (request written to the dry-run file)"
-                );
-            } else {
-                tracing::info!(
-                    attribute = name,
-                    kind = kind.as_str(),
-                    "brevo attribute created"
-                );
-            }
-        }
-        Ok(())
-    }
-
-    fn setup_answer(
-        &mut self,
-        call: &str,
-        response: Result<BrevoResponse, CallError>,
-    ) -> Result<BrevoResponse, BrevoError> {
-        match response {
-            Ok(r) if retry::classify(Some(r.status)) == Class::Success => Ok(r),
-            Ok(r) => {
-                let (code, message) = retry::error_body(&r.body);
-                Err(BrevoError::Setup {
-                    call: call.to_string(),
-                    detail: format!("{} {code}: {message}", r.status),
-                })
-            }
-            Err(CallError::Fatal) => Err(self.fatal_error()),
-            Err(CallError::GaveUp(detail)) => Err(BrevoError::Setup {
-                call: call.to_string(),
-                detail,
-            }),
-        }
-    }
-
-    fn fatal_error(&self) -> BrevoError {
-        match &self.fatal {
-            Some(BrevoError::Unauthorized { code, message }) => BrevoError::Unauthorized {
-                code: code.clone(),
-                message: message.clone(),
-            },
-            Some(BrevoError::Forbidden {
-                status,
-                code,
-                message,
-            }) => BrevoError::Forbidden {
-                status: *status,
-                code: code.clone(),
-                message: message.clone(),
-            },
-            _ => BrevoError::Closed,
-        }
     }
 
     /// The owner loop.
@@ -320,7 +231,13 @@ impl Worker {
     /// Folds records into the coalescer / event list. Each thread's records come in push
     /// order; across threads the decisions' stamps decide which one is the latest.
     fn apply(&mut self, items: Vec<Item>) {
-        let today = day_of(SystemTime::now());
+        let now = SystemTime::now();
+        let today = day_of(now);
+        self.coalescer.set_now(
+            now.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+                .unwrap_or(0),
+        );
         let mut decisions = 0u64;
         for item in &items {
             match item {
@@ -456,7 +373,7 @@ impl Worker {
                     Family::Contacts => &mut self.contacts_budget,
                     Family::Events => &mut self.events_budget,
                 };
-                match budget.try_acquire(Instant::now()) {
+                match budget.try_acquire(Instant::now()).await {
                     Ok(()) => break,
                     Err(at) => self.pause_until(at).await,
                 }
@@ -477,8 +394,8 @@ impl Worker {
             };
             let answer = self.transport.send(request).await;
             match family {
-                Family::Contacts => self.contacts_budget.finished(Instant::now()),
-                Family::Events => self.events_budget.finished(Instant::now()),
+                Family::Contacts => self.contacts_budget.finished(Instant::now()).await,
+                Family::Events => self.events_budget.finished(Instant::now()).await,
             }
             let status = answer.as_ref().ok().map(|r| r.status);
             match retry::classify(status) {
@@ -495,8 +412,8 @@ impl Worker {
                     tracing::debug!(path = %path, wait_ms = wait.as_millis() as u64, "brevo 429");
                     let until = Instant::now() + wait;
                     match family {
-                        Family::Contacts => self.contacts_budget.block_until(until),
-                        Family::Events => self.events_budget.block_until(until),
+                        Family::Contacts => self.contacts_budget.block_until(until).await,
+                        Family::Events => self.events_budget.block_until(until).await,
                     }
                 }
                 Class::Retry => {
