@@ -395,9 +395,10 @@ pub(crate) fn impression_visitor(
 pub(crate) fn derived_uuid(uuid: &str) -> String {
     let hash = crate::bucketing::murmur3_32(uuid.as_bytes(), 0x5eed);
     let prefix = format!("{hash:08x}");
+    // `get` is `None` unless byte 8 is a char boundary.
     match uuid.get(8..) {
-        Some(rest) if uuid.is_char_boundary(8) => format!("{prefix}{rest}"),
-        _ => format!("{prefix}-{uuid}"),
+        Some(rest) => format!("{prefix}{rest}"),
+        None => format!("{prefix}-{uuid}"),
     }
 }
 
@@ -531,6 +532,52 @@ mod tests {
         assert_eq!(r(json!(null)), None);
         assert_eq!(r(json!({})), None);
         assert_eq!(revenue_of(&tags(json!({}))), None);
+    }
+
+    /// The conversion's accessors give what was tracked: the datafile event's id, revenue and
+    /// value parsed from the tags, and the tags as given.
+    #[test]
+    fn conversion_accessors() {
+        let config = crate::ProjectConfig::parse(
+            r#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
+                "events":[{"id":"4001","key":"buy","experimentIds":[]}]}"#,
+        )
+        .unwrap();
+        let user = crate::UserContext::new("u1");
+        let given = tags(json!({"revenue": "42", "value": "3.5", "k": "v"}));
+        let c = crate::Decider::new(&config)
+            .track(&user, "buy", Some(&given))
+            .unwrap();
+        assert_eq!(c.event_key(), "buy");
+        assert_eq!(c.event_id(), "4001");
+        assert_eq!(c.revenue(), Some(&json!(42)));
+        assert_eq!(c.value(), Some(&json!(3.5)));
+        assert_eq!(c.tags(), Some(&given));
+        let bare = crate::Decider::new(&config)
+            .track(&user, "buy", None)
+            .unwrap();
+        assert_eq!(
+            (bare.revenue(), bare.value(), bare.tags()),
+            (None, None, None)
+        );
+    }
+
+    /// An impression's variation id reads back from text or from a number (as the number's
+    /// decimal text); null or absent is none; anything else is an error.
+    #[test]
+    fn variation_id_reads_text_or_number() {
+        let read = |id: Value| {
+            serde_json::from_value::<SnapshotDecision>(json!({
+                "campaign_id": null, "experiment_id": "e", "variation_id": id,
+                "metadata": {"flag_key": "f", "rule_key": "", "rule_type": "rollout",
+                             "variation_key": "", "enabled": false}
+            }))
+            .map(|d| d.variation_id)
+        };
+        assert_eq!(read(json!("77")).unwrap(), Some("77".to_string()));
+        assert_eq!(read(json!(77)).unwrap(), Some("77".to_string()));
+        assert_eq!(read(json!(null)).unwrap(), None);
+        assert!(read(json!(true)).is_err());
     }
 
     #[test]
