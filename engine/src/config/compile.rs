@@ -9,8 +9,8 @@ use super::audiences::{self, Audiences};
 use super::key_order::js_key_order;
 use super::variable_store::VariableStore;
 use super::{
-    AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
-    Variation, NOT_A_RULE,
+    Audience, AudienceRule, CmabRule, Entity, Event, Experiment, Flag, FlagVariable, Group,
+    ProjectConfig, Rollout, Variation, NOT_A_RULE,
 };
 use crate::audience::flat::ConditionTrees;
 use crate::audience::{compile_tree, js_key, js_truthy, Tree};
@@ -163,6 +163,11 @@ impl Builder {
             has_local_holdouts: false,
             group,
             cmab: e.cmab.as_ref().is_some_and(js_truthy),
+            cmab_rule: e
+                .cmab
+                .as_ref()
+                .filter(|c| js_truthy(c))
+                .map(|c| Box::new(cmab_rule(c))),
             is_fr: e.kind.as_deref() == Some("fr"),
             exclude_targeted_deliveries: false,
             local_holdouts: Vec::new(),
@@ -512,6 +517,7 @@ pub(super) fn compile(
             *key = i.public_key.clone().unwrap_or_default();
         }
     }
+    let odp_segments = odp_segments(&audiences);
     let region = raw
         .region
         .filter(|r| !r.is_empty())
@@ -567,7 +573,54 @@ pub(super) fn compile(
         events,
         event_key_map,
         odp,
+        odp_segments,
     })
+}
+
+/// A rule's `cmab` object (`trafficAllocation`, `attributeIds`).
+fn cmab_rule(c: &Value) -> CmabRule {
+    let traffic_end = c
+        .get("trafficAllocation")
+        .and_then(Value::as_f64)
+        .map_or(0, end_of_range);
+    let attribute_ids = match c.get("attributeIds") {
+        Some(Value::Array(ids)) => Some(ids.iter().map(string_of).collect()),
+        _ => None,
+    };
+    CmabRule {
+        traffic_end,
+        attribute_ids,
+    }
+}
+
+/// `segmentsToCheck`: `qualified` values over `audiencesById` (ids in `Object.keys` order, the
+/// typed audience winning an id), each audience's tree walked in order, de-duplicated.
+fn odp_segments(audiences: &[Audience]) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Array(items) => items.iter().for_each(|x| walk(x, out)),
+            Value::Object(o) if o.get("match").and_then(Value::as_str) == Some("qualified") => {
+                if let Some(s) = o.get("value").and_then(Value::as_str) {
+                    if !out.iter().any(|x| x == s) {
+                        out.push(s.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let ids = js_key_order(audiences.iter().map(|a| a.id.as_str()));
+    for id in ids {
+        if let Some(a) = audiences.iter().rev().find(|a| a.id == id) {
+            if a.conditions.contains("qualified") {
+                if let Ok(tree) = serde_json::from_str::<Value>(&a.conditions) {
+                    walk(&tree, &mut out);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn push_by_id(list: &mut Vec<(String, usize)>, id: &str, v: usize) {

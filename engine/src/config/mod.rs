@@ -4,6 +4,7 @@
 mod audiences;
 mod compile;
 mod key_order;
+pub(crate) use key_order::js_key_order;
 mod variable_store;
 
 use rustc_hash::FxHashMap;
@@ -131,6 +132,18 @@ pub(crate) struct Experiment {
     pub is_fr: bool,
     /// Position in [`ProjectConfig::experiments`]; [`NOT_A_RULE`] for a holdout.
     pub index: u32,
+    /// The rule's `cmab` object when `cmab` is set (JavaScript `!!experiment.cmab`).
+    pub cmab_rule: Option<Box<CmabRule>>,
+}
+
+/// A CMAB rule's `cmab` object.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CmabRule {
+    /// `cmab.trafficAllocation` as an exclusive bucket bound (0 when absent: nobody is in).
+    pub traffic_end: u32,
+    /// `cmab.attributeIds` (strings or numbers as strings); `None` when not an array, which
+    /// makes every prediction fail as in JavaScript (`forEach` of a non-array throws).
+    pub attribute_ids: Option<Vec<String>>,
 }
 
 /// A mutual-exclusion group.
@@ -261,6 +274,9 @@ pub struct ProjectConfig {
     pub(crate) event_key_map: FxHashMap<String, usize>,
     /// ODP integration `(host, publicKey)`: the first non-empty of each among `key == "odp"` entries.
     pub(crate) odp: Option<(String, String)>,
+    /// Every `qualified` condition value, de-duplicated, in JavaScript's `audiencesById` order
+    /// (`segmentsToCheck`).
+    pub(crate) odp_segments: Vec<String>,
 }
 
 /// Whether a parse keeps the datafile text ([`ProjectConfig::datafile`]) unless told otherwise.
@@ -380,6 +396,12 @@ impl ProjectConfig {
     /// The ODP integration `(host, public key)`, when the datafile has an `odp` integration.
     pub fn odp_integration(&self) -> Option<(&str, &str)> {
         self.odp.as_ref().map(|(h, k)| (h.as_str(), k.as_str()))
+    }
+
+    /// The segments ODP is asked about (`segmentsToCheck`): every `qualified` condition value of
+    /// the audiences, de-duplicated, in JavaScript's `audiencesById` order.
+    pub fn odp_segments_to_check(&self) -> &[String] {
+        &self.odp_segments
     }
 
     /// The layer id of an experiment or rule by id (JavaScript `getLayerId`).
@@ -547,6 +569,14 @@ impl ProjectConfig {
 
     pub(crate) fn event(&self, key: &str) -> Option<&Event> {
         self.event_key_map.get(key).map(|i| &self.events[*i])
+    }
+
+    /// The key of the attribute with id `id`.
+    pub(crate) fn attribute_key_of(&self, id: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, k)| k.as_str())
     }
 
     pub(crate) fn attribute_id(&self, key: &str) -> Option<&str> {

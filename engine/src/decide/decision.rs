@@ -67,6 +67,15 @@ impl<const ON: bool> Reasons<ON> {
         }
     }
 
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.list.truncate(len);
+    }
+
     pub(crate) fn into_vec(self) -> Vec<String> {
         self.list
     }
@@ -93,6 +102,8 @@ pub struct Decision<'a> {
     pub(crate) options: DecideOptions,
     pub(crate) omitted: bool,
     pub(crate) error: bool,
+    /// The uuid of the CMAB prediction that chose the variation (async decisions only).
+    pub(crate) cmab_uuid: Option<String>,
 }
 
 impl<'a> Decision<'a> {
@@ -111,6 +122,7 @@ impl<'a> Decision<'a> {
             options: DecideOptions::NONE,
             omitted: false,
             error: true,
+            cmab_uuid: None,
         }
     }
 
@@ -230,9 +242,15 @@ impl<'a> Decision<'a> {
         self.omitted
     }
 
-    /// True for an error decision (unknown flag key).
+    /// True for an error decision (unknown flag key, failed CMAB prediction).
     pub fn is_error(&self) -> bool {
         self.error
+    }
+
+    /// The uuid of the CMAB prediction that chose the variation (the impression's
+    /// `metadata.cmab_uuid`); `None` for every other decision.
+    pub fn cmab_uuid(&self) -> Option<&str> {
+        self.cmab_uuid.as_deref()
     }
 
     pub(crate) fn main_impression(&self) -> bool {
@@ -278,6 +296,7 @@ impl<'a> Decision<'a> {
                 self.enabled(),
                 timestamp_ms,
                 uuid.to_string(),
+                self.cmab_uuid.as_deref(),
             ));
         }
         if self.extra_impression() {
@@ -297,6 +316,7 @@ impl<'a> Decision<'a> {
                     variation.feature_enabled,
                     timestamp_ms,
                     id,
+                    None,
                 ));
             }
         }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::cmab::{CmabAnswer, CmabAnswers};
 use super::decision::{DecisionSource, Outcome, Reasons};
 use super::forced::ForcedVariations;
 use super::profile::Tracker;
@@ -39,6 +40,25 @@ pub(crate) struct Flow<'a, 'u, const REASONS: bool> {
     pub forced: Option<&'a ForcedVariations>,
     pub tracker: Option<&'u mut Tracker<'a>>,
     pub reasons: Reasons<REASONS>,
+    /// `None`: the sync API (a CMAB rule is "not supported" and skipped). `Some`: the async
+    /// API with the predictions known so far.
+    pub cmab: Option<&'u CmabAnswers>,
+    /// What the CMAB step left: a rule waiting for its prediction, or a failed one.
+    pub cmab_state: CmabState<'a>,
+}
+
+/// How a flow run ended with respect to CMAB.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) enum CmabState<'a> {
+    /// No prediction needed (or all were known).
+    #[default]
+    Clear,
+    /// This rule (in the CMAB traffic) has no prediction yet; the flow stopped there.
+    Needs(&'a Experiment),
+    /// The prediction for this rule failed: an error decision, no rollout.
+    Failed,
+    /// The decision came from this rule's prediction (answer index in the answers).
+    Decided(usize),
 }
 
 impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
@@ -105,7 +125,11 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
                     }
                 }
             }
-            if let Some(found) = self.resolve_variation(e) {
+            let resolved = self.resolve_variation(e);
+            if matches!(self.cmab_state, CmabState::Needs(_) | CmabState::Failed) {
+                return Some(outcome(None, None, DecisionSource::FeatureTest));
+            }
+            if let Some(found) = resolved {
                 // JavaScript re-finds the bucketed variation by key in this rule, then in the
                 // flag; when neither has it (traffic naming another experiment's variation) the
                 // remaining experiment rules are skipped and the rollout decides.
@@ -251,9 +275,11 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
             return None;
         }
         let found = if e.cmab {
-            self.reasons
-                .add(|| "CMAB is not supported in sync mode.".to_string());
-            None
+            match self.cmab_step(e) {
+                CmabStep::Variation(v) => Some(v),
+                CmabStep::NoVariation => None,
+                CmabStep::Stop => return None,
+            }
         } else {
             self.bucket(e)
         };
@@ -270,10 +296,57 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
                         v.key, e.key
                     )
                 });
-                if let Some(tracker) = self.tracker.as_deref_mut() {
+                // CMAB choices are not saved to the user profile.
+                if let (Some(tracker), false) = (self.tracker.as_deref_mut(), e.cmab) {
                     tracker.set(&e.id, &v.id);
                 }
                 Some(v)
+            }
+        }
+    }
+
+    /// The CMAB step of an experiment rule (JavaScript `getDecisionForCmabExperiment`).
+    #[inline(never)]
+    fn cmab_step(&mut self, e: &'a Experiment) -> CmabStep<'a> {
+        let Some(answers) = self.cmab else {
+            self.reasons
+                .add(|| "CMAB is not supported in sync mode.".to_string());
+            return CmabStep::NoVariation;
+        };
+        // The traffic check: the bucketer with one `$` range ending at cmab.trafficAllocation.
+        let mark = self.reasons.len();
+        let end = e.cmab_rule.as_ref().map_or(0, |c| c.traffic_end);
+        if !self.in_group(e) {
+            return CmabStep::NoVariation;
+        }
+        let value = self.bucketing_key.bucket_value(&e.id);
+        let uid = self.user.user_id();
+        self.reasons
+            .add(|| format!("Assigned bucket {value} to user with bucketing ID {uid}."));
+        if value >= end {
+            return CmabStep::NoVariation;
+        }
+        // In the CMAB traffic: the bucketer's reasons are dropped.
+        self.reasons.truncate(mark);
+        match answers.find(&e.id) {
+            None => {
+                self.cmab_state = CmabState::Needs(e);
+                CmabStep::Stop
+            }
+            Some((_, CmabAnswer::Failed)) => {
+                self.reasons
+                    .add(|| format!("Failed to fetch CMAB data for experiment {}.", e.key));
+                self.cmab_state = CmabState::Failed;
+                CmabStep::Stop
+            }
+            Some((i, CmabAnswer::Variation { variation_id, .. })) => {
+                match self.config.variation_by_id(variation_id) {
+                    Some(v) => {
+                        self.cmab_state = CmabState::Decided(i);
+                        CmabStep::Variation(v)
+                    }
+                    None => CmabStep::NoVariation,
+                }
             }
         }
     }
@@ -330,35 +403,8 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
     fn bucket(&mut self, e: &'a Experiment) -> Option<&'a Variation> {
         let config = self.config;
         let uid = self.user.user_id();
-        if let Some(group) = e
-            .group
-            .map(|g| &config.groups[g as usize])
-            .filter(|g| g.random)
-        {
-            let group_bucket = self.bucketing_key.bucket_value(&group.id);
-            match find_bucket(group_bucket, &group.traffic) {
-                None => {
-                    self.reasons.add(|| {
-                        format!("User {uid} is not in any experiment of group {}.", group.id)
-                    });
-                    return None;
-                }
-                Some(id) if *id != e.id => {
-                    self.reasons.add(|| {
-                        format!(
-                            "User {uid} is not in experiment {} of group {}.",
-                            e.key, group.id
-                        )
-                    });
-                    return None;
-                }
-                Some(_) => self.reasons.add(|| {
-                    format!(
-                        "User {uid} is in experiment {} of group {}.",
-                        e.key, group.id
-                    )
-                }),
-            }
+        if !self.in_group(e) {
+            return None;
         }
         let value = self.bucketing_key.bucket_value(&e.id);
         self.reasons
@@ -372,6 +418,44 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
             }
             Some(Entity::Empty) | None => None,
         }
+    }
+
+    /// Mutex-group selection (spec §2.3): false when the group picks another experiment.
+    #[inline]
+    fn in_group(&mut self, e: &'a Experiment) -> bool {
+        let config = self.config;
+        let uid = self.user.user_id();
+        if let Some(group) = e
+            .group
+            .map(|g| &config.groups[g as usize])
+            .filter(|g| g.random)
+        {
+            let group_bucket = self.bucketing_key.bucket_value(&group.id);
+            match find_bucket(group_bucket, &group.traffic) {
+                None => {
+                    self.reasons.add(|| {
+                        format!("User {uid} is not in any experiment of group {}.", group.id)
+                    });
+                    return false;
+                }
+                Some(id) if *id != e.id => {
+                    self.reasons.add(|| {
+                        format!(
+                            "User {uid} is not in experiment {} of group {}.",
+                            e.key, group.id
+                        )
+                    });
+                    return false;
+                }
+                Some(_) => self.reasons.add(|| {
+                    format!(
+                        "User {uid} is in experiment {} of group {}.",
+                        e.key, group.id
+                    )
+                }),
+            }
+        }
+        true
     }
 
     /// A forced decision from the user context, if its variation key is one of the flag's.
@@ -413,6 +497,15 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
         }
         found
     }
+}
+
+/// What the CMAB step gives the rule.
+enum CmabStep<'a> {
+    Variation(&'a Variation),
+    /// Out of the CMAB traffic, sync mode, or an unknown predicted variation: next rule.
+    NoVariation,
+    /// Waiting for a prediction, or the prediction failed: the flag stops here.
+    Stop,
 }
 
 fn outcome<'a>(
