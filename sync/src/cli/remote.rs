@@ -232,7 +232,10 @@ impl Runner {
                 None => None,
             };
             let segments = found.clone().map_or(Value::Null, |s| json!(s));
-            user.set_qualified_segments(found.clone().unwrap_or_default());
+            match found.clone() {
+                Some(list) => user.set_qualified_segments(list),
+                None => user.clear_qualified_segments(),
+            }
             extra.insert(
                 "segments_fetch".into(),
                 json!({"ok": found.is_some(), "segments": segments}),
