@@ -518,6 +518,7 @@ pub(super) fn compile(
         }
     }
     let odp_segments = odp_segments(&audiences);
+    let has_cmab = experiments.iter().any(|e| e.cmab);
     let region = raw
         .region
         .filter(|r| !r.is_empty())
@@ -574,6 +575,7 @@ pub(super) fn compile(
         event_key_map,
         odp,
         odp_segments,
+        has_cmab,
     })
 }
 

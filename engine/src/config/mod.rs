@@ -277,6 +277,8 @@ pub struct ProjectConfig {
     /// Every `qualified` condition value, de-duplicated, in JavaScript's `audiencesById` order
     /// (`segmentsToCheck`).
     pub(crate) odp_segments: Vec<String>,
+    /// Some rule has `cmab` set.
+    pub(crate) has_cmab: bool,
 }
 
 /// Whether a parse keeps the datafile text ([`ProjectConfig::datafile`]) unless told otherwise.
@@ -402,6 +404,11 @@ impl ProjectConfig {
     /// the audiences, de-duplicated, in JavaScript's `audiencesById` order.
     pub fn odp_segments_to_check(&self) -> &[String] {
         &self.odp_segments
+    }
+
+    /// Whether some rule is a CMAB rule (else the async decide answers as the sync one).
+    pub fn has_cmab_rules(&self) -> bool {
+        self.has_cmab
     }
 
     /// The layer id of an experiment or rule by id (JavaScript `getLayerId`).

@@ -93,7 +93,8 @@ impl Client {
     }
 
     /// The async decide: error decisions first (JavaScript's result order), no notification
-    /// for them, impressions built here.
+    /// for them, impressions built here. A config without CMAB rules takes the sync path
+    /// (same answers, its allocations).
     pub(crate) async fn decide_async_ref(
         &self,
         user: UserRef<'_>,
@@ -102,6 +103,16 @@ impl Client {
     ) -> Vec<FlagDecision> {
         let inner = &*self.inner;
         let config = inner.config.load_full();
+        if !config.has_cmab_rules() {
+            // No CMAB rule: the async decide answers as the sync one; take its fast path.
+            return match keys {
+                AsyncKeys::One(key) => {
+                    vec![self.decide_ref(user, key, options, FlagDecision::from_engine)]
+                }
+                AsyncKeys::Keys(keys) => self.decide_many(user, Some(keys), options),
+                AsyncKeys::All => self.decide_many(user, None, options),
+            };
+        }
         let forced = inner.forced.snapshot().map(|g| Arc::clone(&*g));
         let decider = inner.decider(&config, forced.as_ref());
         let decisions = decide_async(&decider, Some(&inner.cmab), user.get(), keys, options).await;

@@ -47,6 +47,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/config", get(config))
         .route("/v1/datafile", get(datafile))
         .route("/v1/batch", post(batch))
+        .route("/v1/send-odp-event", post(send_odp_event))
         .merge(super::extra::routes())
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&rt),
@@ -161,12 +162,6 @@ pub(crate) fn build_user(user_id: &str, attributes: Option<&Map<String, Value>>)
 
 /// The user and options of a decide request.
 fn decide_input(body: &DecideContext) -> Result<(UserContext, DecideOptions), Answer> {
-    if body.fetch_segments == Some(true) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "body.fetchSegments: ODP segments are not supported by this server; leave fetchSegments out or false",
-        ));
-    }
     let mut user = build_user(&body.user_id, body.user_attributes.as_ref());
     let mut options = DecideOptions::NONE;
     for (i, name) in body.decide_options.iter().flatten().enumerate() {
@@ -189,25 +184,63 @@ fn decide_input(body: &DecideContext) -> Result<(UserContext, DecideOptions), An
     Ok((user, options))
 }
 
+/// `fetchSegments: true`: the user's ODP segments, fetched with `fetchSegmentsOptions`
+/// (`IGNORE_CACHE`, `RESET_CACHE`), set on the user (cleared when the fetch fails, as the SDK
+/// sets `null`).
+async fn fetch_segments(
+    p: &ProjectRuntime,
+    body: &DecideContext,
+    user: &mut UserContext,
+) -> Result<(), Answer> {
+    if body.fetch_segments != Some(true) {
+        return Ok(());
+    }
+    let mut options = Vec::new();
+    for (i, name) in body.fetch_segments_options.iter().flatten().enumerate() {
+        match name.parse::<crate::remote::SegmentOption>() {
+            Ok(o) => options.push(o),
+            Err(_) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "body.fetchSegmentsOptions[{i}]: unknown option `{name}` (known: IGNORE_CACHE, RESET_CACHE)"
+                    ),
+                ))
+            }
+        }
+    }
+    match p
+        .client
+        .fetch_qualified_segments(&body.user_id, &options)
+        .await
+    {
+        Some(segments) => user.set_qualified_segments(segments),
+        None => user.clear_qualified_segments(),
+    }
+    Ok(())
+}
+
 /// The decisions of a decide request: one object for one key, else an array.
 enum Decided {
     One(crate::FlagDecision),
     Many(Vec<crate::FlagDecision>),
 }
 
-fn decide_flags(
+/// Decides through the client's async API (CMAB rules decided, as the SDK's `decideAsync`).
+async fn decide_flags(
     p: &ProjectRuntime,
     keys: &[String],
     body: &DecideContext,
 ) -> Result<Decided, Answer> {
-    let (user, options) = decide_input(body)?;
+    let (mut user, options) = decide_input(body)?;
+    fetch_segments(p, body, &mut user).await?;
     Ok(if keys.len() == 1 {
-        Decided::One(p.client.decide(&user, &keys[0], options))
+        Decided::One(p.client.decide_async(&user, &keys[0], options).await)
     } else if keys.is_empty() {
-        Decided::Many(p.client.decide_all(&user, options))
+        Decided::Many(p.client.decide_all_async(&user, options).await)
     } else {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        Decided::Many(p.client.decide_for_keys(&user, &refs, options))
+        Decided::Many(p.client.decide_for_keys_async(&user, &refs, options).await)
     })
 }
 
@@ -273,8 +306,8 @@ fn render_decided<'a>(
 }
 
 /// `POST /v1/decide` on parsed input, as a JSON value (for `/v1/batch`).
-pub(crate) fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Answer {
-    let decided = match decide_flags(p, keys, &body) {
+pub(crate) async fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Answer {
+    let decided = match decide_flags(p, keys, &body).await {
         Ok(d) => d,
         Err(a) => return a,
     };
@@ -285,8 +318,8 @@ pub(crate) fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext
 }
 
 /// `POST /v1/decide` on parsed input, written straight to the response bytes.
-fn decide_response(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Response {
-    let decided = match decide_flags(p, keys, &body) {
+async fn decide_response(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Response {
+    let decided = match decide_flags(p, keys, &body).await {
         Ok(d) => d,
         Err(a) => return respond(a),
     };
@@ -347,7 +380,7 @@ async fn decide(
         Ok(b) => b,
         Err(e) => return respond(error(StatusCode::BAD_REQUEST, e)),
     };
-    decide_response(p, &query_values(uri.query(), "keys"), body)
+    decide_response(p, &query_values(uri.query(), "keys"), body).await
 }
 
 async fn track(
@@ -381,7 +414,7 @@ fn now_rfc3339() -> String {
 }
 
 /// One batched operation, dispatched like the route it names.
-fn batch_one(rt: &Runtime, outer_key: Option<&str>, op: &agent::BatchOperation) -> Answer {
+async fn batch_one(rt: &Runtime, outer_key: Option<&str>, op: &agent::BatchOperation) -> Answer {
     let op_key = op.headers.as_ref().and_then(|h| {
         h.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(agent::SDK_KEY_HEADER))
@@ -410,7 +443,7 @@ fn batch_one(rt: &Runtime, outer_key: Option<&str>, op: &agent::BatchOperation) 
     let body = op.body.clone().unwrap_or(Value::Null);
     match (op.method.to_ascii_uppercase().as_str(), path) {
         ("POST", "/v1/decide") => match agent::parse_value::<DecideContext>(body) {
-            Ok(b) => decide_op(p, &param("keys"), b),
+            Ok(b) => decide_op(p, &param("keys"), b).await,
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         ("POST", "/v1/track") => match agent::parse_value::<TrackContext>(body) {
@@ -441,29 +474,25 @@ async fn batch(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Bytes) 
     let started_at = now_rfc3339();
     let outer_key = sdk_key(&headers);
     let mut error_count = 0;
-    let response = ctx
-        .operations
-        .iter()
-        .enumerate()
-        .map(|(i, op)| {
-            let started = now_rfc3339();
-            let (status, body) = batch_one(&rt, outer_key, op);
-            if status != StatusCode::OK {
-                error_count += 1;
-            }
-            let (method, url) = agent::batch_echo(&op.method, &op.url);
-            BatchResponseItem {
-                status: status.as_u16(),
-                request_id: uuid::Uuid::new_v4().to_string(),
-                operation_id: op.operation_id.clone().unwrap_or_else(|| i.to_string()),
-                method,
-                url,
-                body,
-                started_at: started,
-                ended_at: now_rfc3339(),
-            }
-        })
-        .collect();
+    let mut response = Vec::with_capacity(ctx.operations.len());
+    for (i, op) in ctx.operations.iter().enumerate() {
+        let started = now_rfc3339();
+        let (status, body) = batch_one(&rt, outer_key, op).await;
+        if status != StatusCode::OK {
+            error_count += 1;
+        }
+        let (method, url) = agent::batch_echo(&op.method, &op.url);
+        response.push(BatchResponseItem {
+            status: status.as_u16(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            operation_id: op.operation_id.clone().unwrap_or_else(|| i.to_string()),
+            method,
+            url,
+            body,
+            started_at: started,
+            ended_at: now_rfc3339(),
+        });
+    }
     let answer = BatchResponse {
         started_at,
         ended_at: now_rfc3339(),
@@ -474,6 +503,35 @@ async fn batch(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Bytes) 
         StatusCode::OK,
         serde_json::to_value(answer).unwrap_or(Value::Null),
     ))
+}
+
+/// `POST /v1/send-odp-event` (Agent): `{action, type?, identifiers, data?}` queued to ODP;
+/// answers `{"success": true}`, or 400 when the event is invalid or ODP is not configured.
+async fn send_odp_event(
+    State(rt): State<Arc<Runtime>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = match project(&rt, sdk_key(&headers)) {
+        Ok(p) => p,
+        Err(a) => return respond(a),
+    };
+    let event: agent::OdpEventBody = match agent::parse_body(&body) {
+        Ok(b) => b,
+        Err(e) => return respond(error(StatusCode::BAD_REQUEST, e)),
+    };
+    let pairs = |m: Option<Map<String, Value>>| -> Vec<(String, Value)> {
+        m.into_iter().flatten().collect()
+    };
+    match p.client.send_odp_event(
+        &event.action,
+        event.kind.as_deref(),
+        pairs(event.identifiers),
+        pairs(event.data),
+    ) {
+        Ok(()) => respond((StatusCode::OK, serde_json::json!({"success": true}))),
+        Err(e) => respond(error(StatusCode::BAD_REQUEST, e.to_string())),
+    }
 }
 
 async fn webhook_handler(
