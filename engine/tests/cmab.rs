@@ -69,8 +69,7 @@ fn request_carries_rule_and_filtered_attributes_in_object_key_order() {
     );
     // attributeIds ["100","101","7"]: integer-like keys come out ascending; country is not named.
     let ids: Vec<&str> = r
-        .attributes
-        .as_ref()
+        .attributes()
         .expect("known ids")
         .iter()
         .map(|(id, _)| *id)
@@ -155,7 +154,8 @@ fn unknown_attribute_id_asks_without_attributes_and_disabled_traffic_never_asks(
     let mut call = decider.start_async(&u, AsyncKeys::One("f_bad_attr"), REASONS);
     let pending = call.pending(&u);
     assert_eq!(pending.len(), 1);
-    assert!(pending[0].attributes.is_none());
+    assert!(!pending[0].attributes_known());
+    assert!(pending[0].attributes().is_none());
     // cmab without trafficAllocation: nobody is in, no request, the rollout decides.
     let mut call = decider.start_async(&u, AsyncKeys::One("f_no_traffic"), REASONS);
     assert!(call.pending(&u).is_empty());

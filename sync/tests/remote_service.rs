@@ -47,7 +47,7 @@ fn user(id: &str, age: i64) -> UserContext {
 
 /// The prediction request of `f_two_cmab`'s second rule (`attributeIds: []`, 100 % traffic)
 /// or, with `age >= 18`, of its first rule (`attributeIds: ["101"]`).
-fn request<'a>(config: &'a ProjectConfig, u: &UserContext) -> CmabRequest<'a> {
+fn request<'a, 'u>(config: &'a ProjectConfig, u: &'u UserContext) -> CmabRequest<'a, 'u> {
     let mut call =
         Decider::new(config).start_async(u, AsyncKeys::One("f_two_cmab"), DecideOptions::NONE);
     call.pending(u).pop().expect("a prediction is needed")
@@ -69,17 +69,17 @@ async fn miss_hit_attribute_change_hit() {
     let config = config();
     let (a30, a31) = (user("u1", 30), user("u1", 31));
     let first = svc
-        .get_decision("u1", &request(&config, &a30), NONE)
+        .get_decision(&request(&config, &a30), NONE)
         .await
         .expect("ok");
     let again = svc
-        .get_decision("u1", &request(&config, &a30), NONE)
+        .get_decision(&request(&config, &a30), NONE)
         .await
         .expect("ok");
     assert_eq!(first, again, "a hit returns the cached uuid");
     assert_eq!(cmab_requests(&fake).len(), 1);
     let changed = svc
-        .get_decision("u1", &request(&config, &a31), NONE)
+        .get_decision(&request(&config, &a31), NONE)
         .await
         .expect("ok");
     assert_ne!(
@@ -87,7 +87,7 @@ async fn miss_hit_attribute_change_hit() {
         "another attribute hash refetches"
     );
     let hit = svc
-        .get_decision("u1", &request(&config, &a31), NONE)
+        .get_decision(&request(&config, &a31), NONE)
         .await
         .expect("ok");
     assert_eq!(hit, changed);
@@ -107,30 +107,30 @@ async fn ignore_does_not_save_and_wins_over_reset() {
     let config = config();
     let (u1, u2) = (user("u1", 30), user("u2", 30));
     let d1 = svc
-        .get_decision("u1", &request(&config, &u1), NONE)
+        .get_decision(&request(&config, &u1), NONE)
         .await
         .expect("ok");
     let d2 = svc
-        .get_decision("u2", &request(&config, &u2), NONE)
+        .get_decision(&request(&config, &u2), NONE)
         .await
         .expect("ok");
     let both = DecideOptions::NONE
         .with(DecideOption::IgnoreCmabCache)
         .with(DecideOption::ResetCmabCache);
     let ignored = svc
-        .get_decision("u1", &request(&config, &u1), both)
+        .get_decision(&request(&config, &u1), both)
         .await
         .expect("ok");
     assert_ne!(ignored.cmab_uuid, d1.cmab_uuid, "fetched");
     // Not saved, and RESET was not applied: both earlier entries still answer.
     assert_eq!(
-        svc.get_decision("u1", &request(&config, &u1), NONE)
+        svc.get_decision(&request(&config, &u1), NONE)
             .await
             .expect("ok"),
         d1
     );
     assert_eq!(
-        svc.get_decision("u2", &request(&config, &u2), NONE)
+        svc.get_decision(&request(&config, &u2), NONE)
             .await
             .expect("ok"),
         d2
@@ -145,33 +145,33 @@ async fn reset_clears_everyone_and_invalidate_only_that_user() {
     let config = config();
     let (u1, u2) = (user("u1", 30), user("u2", 30));
     let d1 = svc
-        .get_decision("u1", &request(&config, &u1), NONE)
+        .get_decision(&request(&config, &u1), NONE)
         .await
         .expect("ok");
     let d2 = svc
-        .get_decision("u2", &request(&config, &u2), NONE)
+        .get_decision(&request(&config, &u2), NONE)
         .await
         .expect("ok");
     let invalidate = NONE.with(DecideOption::InvalidateUserCmabCache);
     let d1b = svc
-        .get_decision("u1", &request(&config, &u1), invalidate)
+        .get_decision(&request(&config, &u1), invalidate)
         .await
         .expect("ok");
     assert_ne!(d1b.cmab_uuid, d1.cmab_uuid);
     assert_eq!(
-        svc.get_decision("u2", &request(&config, &u2), NONE)
+        svc.get_decision(&request(&config, &u2), NONE)
             .await
             .expect("ok"),
         d2
     );
     let reset = NONE.with(DecideOption::ResetCmabCache);
     let d1c = svc
-        .get_decision("u1", &request(&config, &u1), reset)
+        .get_decision(&request(&config, &u1), reset)
         .await
         .expect("ok");
     assert_ne!(d1c.cmab_uuid, d1b.cmab_uuid);
     let d2b = svc
-        .get_decision("u2", &request(&config, &u2), NONE)
+        .get_decision(&request(&config, &u2), NONE)
         .await
         .expect("ok");
     assert_ne!(d2b.cmab_uuid, d2.cmab_uuid, "RESET emptied u2's entry too");
@@ -184,8 +184,8 @@ async fn concurrent_calls_for_one_user_and_rule_make_one_request() {
     let svc = service(&fake);
     let config = config();
     let u = user("u1", 30);
-    let requests: Vec<CmabRequest<'_>> = (0..5).map(|_| request(&config, &u)).collect();
-    let results = futures_join(requests.iter().map(|r| svc.get_decision("u1", r, NONE))).await;
+    let requests: Vec<CmabRequest<'_, '_>> = (0..5).map(|_| request(&config, &u)).collect();
+    let results = futures_join(requests.iter().map(|r| svc.get_decision(r, NONE))).await;
     let uuids: std::collections::BTreeSet<String> = results
         .into_iter()
         .map(|r| r.expect("ok").cmab_uuid)
@@ -194,7 +194,7 @@ async fn concurrent_calls_for_one_user_and_rule_make_one_request() {
     assert_eq!(cmab_requests(&fake).len(), 1);
     // With IGNORE_CMAB_CACHE every call fetches.
     let ignore = NONE.with(DecideOption::IgnoreCmabCache);
-    let results = futures_join(requests.iter().map(|r| svc.get_decision("u1", r, ignore))).await;
+    let results = futures_join(requests.iter().map(|r| svc.get_decision(r, ignore))).await;
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(cmab_requests(&fake).len(), 6);
 }
@@ -236,7 +236,7 @@ async fn one_retry_with_the_same_uuid_and_failures_are_not_cached() {
     let config = config();
     let flaky = user("cmab_flaky_1", 30);
     let d = svc
-        .get_decision("cmab_flaky_1", &request(&config, &flaky), NONE)
+        .get_decision(&request(&config, &flaky), NONE)
         .await
         .expect("the retry succeeds");
     let log = cmab_requests(&fake);
@@ -248,20 +248,14 @@ async fn one_retry_with_the_same_uuid_and_failures_are_not_cached() {
         json!(d.cmab_uuid)
     );
     let broken = user("cmab_err500_1", 30);
-    let err = svc
-        .get_decision("cmab_err500_1", &request(&config, &broken), NONE)
-        .await;
+    let err = svc.get_decision(&request(&config, &broken), NONE).await;
     assert!(matches!(err, Err(CmabError::Status(500))), "{err:?}");
     assert_eq!(cmab_requests(&fake).len(), 4, "two attempts");
-    let err = svc
-        .get_decision("cmab_err500_1", &request(&config, &broken), NONE)
-        .await;
+    let err = svc.get_decision(&request(&config, &broken), NONE).await;
     assert!(err.is_err());
     assert_eq!(cmab_requests(&fake).len(), 6, "nothing was cached");
     let bad = user("cmab_badjson_1", 30);
-    let err = svc
-        .get_decision("cmab_badjson_1", &request(&config, &bad), NONE)
-        .await;
+    let err = svc.get_decision(&request(&config, &bad), NONE).await;
     assert!(matches!(err, Err(CmabError::InvalidResponse)), "{err:?}");
 }
 
@@ -273,7 +267,7 @@ async fn unknown_attribute_id_fails_without_a_request() {
     let u = user("u1", 30);
     let mut call = Decider::new(&config).start_async(&u, AsyncKeys::One("f_bad_attr"), NONE);
     let r = call.pending(&u).pop().expect("asks");
-    let err = svc.get_decision("u1", &r, NONE).await;
+    let err = svc.get_decision(&r, NONE).await;
     assert!(
         matches!(err, Err(CmabError::UnknownAttribute(_))),
         "{err:?}"
@@ -302,7 +296,7 @@ async fn a_refused_connection_and_a_silent_server_fail_within_the_timeout() {
         .retries(1, Duration::from_millis(10))
         .build()
         .expect("service");
-    let err = svc.get_decision("u1", &request(&config, &u), NONE).await;
+    let err = svc.get_decision(&request(&config, &u), NONE).await;
     assert!(
         matches!(err, Err(CmabError::Transport(ref e)) if e.is_timeout()),
         "{err:?}"
@@ -318,7 +312,7 @@ async fn a_refused_connection_and_a_silent_server_fail_within_the_timeout() {
         .retries(1, Duration::from_millis(10))
         .build()
         .expect("service");
-    let err = svc.get_decision("u1", &request(&config, &u), NONE).await;
+    let err = svc.get_decision(&request(&config, &u), NONE).await;
     assert!(matches!(err, Err(CmabError::Transport(_))), "{err:?}");
 }
 

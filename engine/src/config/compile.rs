@@ -519,6 +519,7 @@ pub(super) fn compile(
     }
     let odp_segments = odp_segments(&audiences);
     let has_cmab = experiments.iter().any(|e| e.cmab);
+    resolve_cmab_attributes(&mut experiments, &attributes);
     let region = raw
         .region
         .filter(|r| !r.is_empty())
@@ -592,6 +593,47 @@ fn cmab_rule(c: &Value) -> CmabRule {
     CmabRule {
         traffic_end,
         attribute_ids,
+        attributes: None,
+        hash_order: Vec::new(),
+    }
+}
+
+/// Resolves each CMAB rule's attribute ids to keys, in request and hash order.
+fn resolve_cmab_attributes(experiments: &mut [Experiment], attributes: &[(String, String)]) {
+    for rule in experiments
+        .iter_mut()
+        .filter_map(|e| e.cmab_rule.as_deref_mut())
+    {
+        let Some(ids) = &rule.attribute_ids else {
+            continue;
+        };
+        let mut resolved: Vec<(String, String)> = Vec::with_capacity(ids.len());
+        let mut known = true;
+        for id in ids {
+            match attributes.iter().find(|(i, _)| i == id) {
+                Some((_, key)) if !resolved.iter().any(|(i, _)| i == id) => {
+                    resolved.push((id.clone(), key.clone()));
+                }
+                Some(_) => {}
+                None => known = false,
+            }
+        }
+        if !known {
+            continue;
+        }
+        let order = js_key_order(resolved.iter().map(|(id, _)| id.as_str()));
+        let ordered: Vec<(String, String)> = order
+            .iter()
+            .filter_map(|id| resolved.iter().find(|(i, _)| i == id).cloned())
+            .collect();
+        let mut hash_order: Vec<u32> = (0..ordered.len() as u32).collect();
+        hash_order.sort_by(|a, b| {
+            let ka = ordered[*a as usize].0.encode_utf16();
+            let kb = ordered[*b as usize].0.encode_utf16();
+            ka.cmp(kb)
+        });
+        rule.attributes = Some(ordered);
+        rule.hash_order = hash_order;
     }
 }
 

@@ -4,7 +4,6 @@
 mod audiences;
 mod compile;
 mod key_order;
-pub(crate) use key_order::js_key_order;
 mod variable_store;
 
 use rustc_hash::FxHashMap;
@@ -141,9 +140,14 @@ pub(crate) struct Experiment {
 pub(crate) struct CmabRule {
     /// `cmab.trafficAllocation` as an exclusive bucket bound (0 when absent: nobody is in).
     pub traffic_end: u32,
-    /// `cmab.attributeIds` (strings or numbers as strings); `None` when not an array, which
-    /// makes every prediction fail as in JavaScript (`forEach` of a non-array throws).
+    /// `cmab.attributeIds` (strings or numbers as strings); `None` when not an array.
     pub attribute_ids: Option<Vec<String>>,
+    /// `(attribute id, attribute key)` without repeats, in `Object.keys` order of the filtered
+    /// object (the order of the request); `None` when an id names no attribute or
+    /// `attributeIds` is not a list (JavaScript throws: every prediction fails).
+    pub attributes: Option<Vec<(String, String)>>,
+    /// Indexes into `attributes` in UTF-16 order of the ids (the attribute hash's key order).
+    pub hash_order: Vec<u32>,
 }
 
 /// A mutual-exclusion group.
@@ -576,14 +580,6 @@ impl ProjectConfig {
 
     pub(crate) fn event(&self, key: &str) -> Option<&Event> {
         self.event_key_map.get(key).map(|i| &self.events[*i])
-    }
-
-    /// The key of the attribute with id `id`.
-    pub(crate) fn attribute_key_of(&self, id: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(i, _)| i == id)
-            .map(|(_, k)| k.as_str())
     }
 
     pub(crate) fn attribute_id(&self, key: &str) -> Option<&str> {

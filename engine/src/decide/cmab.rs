@@ -9,6 +9,7 @@
 //! the run reaches the same rule with the same reasons and goes on past it.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -18,7 +19,8 @@ use super::options::{DecideOption, DecideOptions};
 use super::profile::Tracker;
 use super::{Call, Decider};
 use crate::audience::attributes::UserAttributes;
-use crate::config::{Experiment, Flag};
+use crate::config::{CmabRule, Flag};
+use crate::user::AttributeValue;
 use crate::user::UserContext;
 
 /// The prediction service's answer for one rule, given back to [`CmabCall::answer`].
@@ -29,9 +31,9 @@ pub enum CmabAnswer {
     /// rule) and the uuid of the prediction request (the impression's `metadata.cmab_uuid`).
     Variation {
         /// The variation id (`String(predictions[0].variation_id)`).
-        variation_id: String,
+        variation_id: Arc<str>,
         /// The request's `cmabUUID`.
-        cmab_uuid: String,
+        cmab_uuid: Arc<str>,
     },
     /// The prediction failed: the flag gets an error decision with its reasons, no rollout
     /// is evaluated and no impression is sent.
@@ -40,7 +42,7 @@ pub enum CmabAnswer {
 
 impl CmabAnswer {
     /// A predicted variation.
-    pub fn variation(variation_id: impl Into<String>, cmab_uuid: impl Into<String>) -> Self {
+    pub fn variation(variation_id: impl Into<Arc<str>>, cmab_uuid: impl Into<Arc<str>>) -> Self {
         CmabAnswer::Variation {
             variation_id: variation_id.into(),
             cmab_uuid: cmab_uuid.into(),
@@ -62,20 +64,21 @@ impl CmabAnswers {
             .find(|(_, (id, _))| id == rule_id)
             .map(|(i, (_, a))| (i, a))
     }
+}
 
-    fn uuid_of(&self, index: usize, rule: &Experiment) -> Option<&str> {
-        match self.list.get(index) {
-            Some((id, CmabAnswer::Variation { cmab_uuid, .. })) if *id == rule.id => {
-                Some(cmab_uuid)
-            }
-            _ => None,
-        }
-    }
+/// A synchronous look into the runtime's prediction cache, asked before a prediction is
+/// requested: an answer there finishes the flag in the same run (no request, no second run).
+/// It must answer only what the full lookup would (same key, same attribute hash, no cache
+/// option in force, no request for that user and rule in flight); `None` sends the flag the
+/// usual way ([`CmabCall::pending`] lists it).
+pub trait CmabCache: Sync {
+    /// The cached answer for `request` (its `slot` and `flag_key` are not set here).
+    fn cached(&self, request: &CmabRequest<'_, '_>) -> Option<CmabAnswer>;
 }
 
 /// A prediction one flag of a [`CmabCall`] waits for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CmabRequest<'a> {
+#[derive(Debug, Clone, Copy)]
+pub struct CmabRequest<'a, 'u> {
     /// The flag's place in the call (give it back to [`CmabCall::answer`]).
     pub slot: usize,
     /// The flag key.
@@ -84,39 +87,125 @@ pub struct CmabRequest<'a> {
     pub rule_id: &'a str,
     /// The rule key (for the failure reason and logs).
     pub rule_key: &'a str,
-    /// The user's attributes named by `cmab.attributeIds`, as `(attribute id, value)` in the
-    /// order JavaScript sends them (`Object.keys` of the filtered object). `None` when an id
-    /// names no attribute of the datafile (or `attributeIds` is not a list): JavaScript then
-    /// throws, so the prediction must be answered [`CmabAnswer::Failed`] without a request.
-    pub attributes: Option<Vec<(&'a str, Value)>>,
+    pub(crate) rule: Option<&'a CmabRule>,
+    pub(crate) user: &'u UserContext,
 }
 
-impl CmabRequest<'_> {
+impl<'a, 'u> CmabRequest<'a, 'u> {
+    /// The user id (`visitorId`).
+    pub fn user_id(&self) -> &'u str {
+        self.user.user_id()
+    }
+
+    fn resolved(&self) -> Option<&'a [(String, String)]> {
+        self.rule?.attributes.as_deref()
+    }
+
+    /// False when `cmab.attributeIds` names an attribute the datafile does not have (or is not
+    /// a list): JavaScript then throws, so the prediction must be answered
+    /// [`CmabAnswer::Failed`] without a request.
+    pub fn attributes_known(&self) -> bool {
+        self.resolved().is_some()
+    }
+
+    /// The user's attributes named by `cmab.attributeIds`, as `(attribute id, value)` in the
+    /// order JavaScript sends them (`Object.keys` of the filtered object); `None` when
+    /// [`attributes_known`](Self::attributes_known) is false.
+    pub fn attributes(&self) -> Option<Vec<(&'a str, Value)>> {
+        let resolved = self.resolved()?;
+        Some(
+            resolved
+                .iter()
+                .filter_map(|(id, key)| Some((id.as_str(), self.user.attribute(key)?.to_json())))
+                .collect(),
+        )
+    }
+
     /// `JSON.stringify(filtered, Object.keys(filtered).sort())`: the text whose murmur3 hash
-    /// the CMAB cache compares. Empty when [`attributes`](Self::attributes) is `None`.
-    pub fn attributes_json(&self) -> String {
-        let Some(attributes) = &self.attributes else {
-            return String::new();
+    /// the CMAB cache compares, written into `out` (cleared first). Empty when the attributes
+    /// are not known.
+    pub fn write_attributes_json(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let (Some(resolved), Some(rule)) = (self.resolved(), self.rule) else {
+            return;
         };
-        let mut sorted: Vec<&(&str, Value)> = attributes.iter().collect();
-        sorted.sort_by(|a, b| js_string_cmp(a.0, b.0));
-        let mut out = String::from("{");
-        for (i, (id, value)) in sorted.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
+        out.push(b'{');
+        let mut first = true;
+        for &i in &rule.hash_order {
+            let (id, key) = &resolved[i as usize];
+            let Some(value) = self.user.attribute(key) else {
+                continue;
+            };
+            if !first {
+                out.push(b',');
             }
-            out.push_str(&Value::String((*id).to_string()).to_string());
-            out.push(':');
-            out.push_str(&crate::jsnum::stringify(value));
+            first = false;
+            write_json_str(out, id);
+            out.push(b':');
+            write_json_value(out, value);
         }
-        out.push('}');
-        out
+        out.push(b'}');
+    }
+
+    /// [`write_attributes_json`](Self::write_attributes_json) as a string.
+    pub fn attributes_json(&self) -> String {
+        let mut out = Vec::new();
+        self.write_attributes_json(&mut out);
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
-/// JavaScript's default `sort()` order: UTF-16 code units.
-fn js_string_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
+    // Writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// An integer in decimal, without the formatting machinery.
+fn push_int(out: &mut Vec<u8>, i: i64) {
+    if i < 0 {
+        out.push(b'-');
+    }
+    let mut n = i.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn write_json_value(out: &mut Vec<u8>, value: &AttributeValue) {
+    use std::io::Write;
+    let _ = match value {
+        AttributeValue::String(s) => {
+            write_json_str(out, s);
+            Ok(())
+        }
+        AttributeValue::Bool(b) => out
+            .write_all(if *b { b"true" } else { b"false" })
+            .map_err(|_| ()),
+        AttributeValue::Int(i) => {
+            push_int(out, *i);
+            Ok(())
+        }
+        AttributeValue::Float(f) => {
+            serde_json::to_writer(&mut *out, &crate::jsnum::number_to_json(*f)).map_err(|_| ())
+        }
+        AttributeValue::Null => out.write_all(b"null").map_err(|_| ()),
+    };
 }
 
 /// Which flags an async call decides.
@@ -171,7 +260,11 @@ impl<'a> Decider<'a> {
     ) -> CmabCall<'a> {
         let mut options = options | self.default_options;
         let config = self.config;
-        let mut slots = Vec::new();
+        let mut slots = Vec::with_capacity(match keys {
+            AsyncKeys::One(_) => 1,
+            AsyncKeys::Keys(k) => k.len(),
+            AsyncKeys::All => config.flag_order.len(),
+        });
         let mut push = |key: &str| {
             let flag = config.flag(key);
             let slot = Slot {
@@ -221,7 +314,16 @@ impl<'a> Decider<'a> {
 impl<'a> CmabCall<'a> {
     /// Runs every flag not decided yet; returns the predictions they wait for (empty: the
     /// call is complete). `user` must be the user the call was started with.
-    pub fn pending(&mut self, user: &UserContext) -> Vec<CmabRequest<'a>> {
+    pub fn pending<'u>(&mut self, user: &'u UserContext) -> Vec<CmabRequest<'a, 'u>> {
+        self.pending_with(user, None)
+    }
+
+    /// [`pending`](Self::pending), asking `cache` first for each prediction (see [`CmabCache`]).
+    pub fn pending_with<'u>(
+        &mut self,
+        user: &'u UserContext,
+        cache: Option<&dyn CmabCache>,
+    ) -> Vec<CmabRequest<'a, 'u>> {
         let mut out = Vec::new();
         if self.slots.iter().all(|s| s.decision.is_some()) {
             return out;
@@ -234,10 +336,10 @@ impl<'a> CmabCall<'a> {
                 continue;
             };
             let tracker = self.tracker.as_mut();
-            let (outcome, reasons, state) = if reasons_on {
-                run::<true>(&self.decider, &call, flag, tracker, &slot.answers)
+            let (outcome, reasons, state, uuid) = if reasons_on {
+                run::<true>(&self.decider, &call, flag, tracker, &slot.answers, cache)
             } else {
-                run::<false>(&self.decider, &call, flag, tracker, &slot.answers)
+                run::<false>(&self.decider, &call, flag, tracker, &slot.answers, cache)
             };
             match state {
                 CmabState::Needs(rule) => {
@@ -246,7 +348,8 @@ impl<'a> CmabCall<'a> {
                         flag_key: flag.key.as_str(),
                         rule_id: rule.id.as_str(),
                         rule_key: rule.key.as_str(),
-                        attributes: filtered_attributes(&self.decider, user, rule),
+                        rule: rule.cmab_rule.as_deref(),
+                        user,
                     });
                 }
                 CmabState::Failed => {
@@ -255,7 +358,7 @@ impl<'a> CmabCall<'a> {
                         reasons
                     } else {
                         let tracker = self.tracker.as_mut();
-                        run::<true>(&self.decider, &call, flag, tracker, &slot.answers).1
+                        run::<true>(&self.decider, &call, flag, tracker, &slot.answers, cache).1
                     };
                     slot.decision = Some(Decision {
                         config,
@@ -276,9 +379,7 @@ impl<'a> CmabCall<'a> {
                 }
                 CmabState::Clear | CmabState::Decided(_) => {
                     let cmab_uuid = match (state, outcome.rule) {
-                        (CmabState::Decided(i), Some(rule)) => {
-                            slot.answers.uuid_of(i, rule).map(str::to_string)
-                        }
+                        (CmabState::Decided(by), Some(rule)) if std::ptr::eq(by, rule) => uuid,
                         _ => None,
                     };
                     let mut d = Decision {
@@ -324,6 +425,11 @@ impl<'a> CmabCall<'a> {
             self.pending(user);
         }
         self.decider.save_profile(user, self.tracker.take());
+        if self.slots.len() == 1 {
+            let mut one = Vec::with_capacity(1);
+            one.extend(self.slots.pop().and_then(|s| s.decision));
+            return one;
+        }
         let mut unknown = Vec::new();
         let mut failed = Vec::new();
         let mut rest = Vec::with_capacity(self.slots.len());
@@ -346,74 +452,20 @@ impl<'a> CmabCall<'a> {
     }
 }
 
+type Run<'a> = (Outcome<'a>, Vec<String>, CmabState<'a>, Option<Arc<str>>);
+
 fn run<'a, const REASONS: bool>(
     decider: &Decider<'a>,
     call: &Call<'a, '_>,
     flag: &'a Flag,
     tracker: Option<&mut Tracker<'a>>,
     answers: &CmabAnswers,
-) -> (Outcome<'a>, Vec<String>, CmabState<'a>) {
+    cache: Option<&dyn CmabCache>,
+) -> Run<'a> {
     let mut flow = decider.flow::<REASONS>(call, tracker);
     flow.cmab = Some(answers);
+    flow.cmab_cache = cache;
     let outcome = flow.decide_flag(flag);
-    (outcome, flow.reasons.into_vec(), flow.cmab_state)
-}
-
-/// The user's attributes named by the rule's `cmab.attributeIds` (JavaScript
-/// `filterAttributes`), keyed by attribute id, in `Object.keys` order.
-fn filtered_attributes<'a>(
-    decider: &Decider<'a>,
-    user: &UserContext,
-    rule: &'a Experiment,
-) -> Option<Vec<(&'a str, Value)>> {
-    let config = decider.config;
-    let ids = rule.cmab_rule.as_ref()?.attribute_ids.as_ref()?;
-    let mut out: Vec<(&'a str, Value)> = Vec::with_capacity(ids.len());
-    for id in ids {
-        let key = config.attribute_key_of(id)?;
-        if let Some(value) = user.attribute(key) {
-            match out.iter_mut().find(|(i, _)| *i == id.as_str()) {
-                Some(slot) => slot.1 = value.to_json(),
-                None => out.push((id.as_str(), value.to_json())),
-            }
-        }
-    }
-    let order = crate::config::js_key_order(out.iter().map(|(id, _)| *id));
-    if order.iter().zip(&out).any(|(a, b)| *a != b.0) {
-        let mut sorted = Vec::with_capacity(out.len());
-        for id in order {
-            if let Some(i) = out.iter().position(|(x, _)| *x == id) {
-                sorted.push(out.swap_remove(i));
-            }
-        }
-        return Some(sorted);
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn attributes_json_sorts_ids_and_prints_numbers_as_javascript() {
-        let request = CmabRequest {
-            slot: 0,
-            flag_key: "f",
-            rule_id: "r",
-            rule_key: "k",
-            attributes: Some(vec![
-                ("9", json!(30.0)),
-                ("10", json!("x")),
-                ("a", Value::Null),
-            ]),
-        };
-        assert_eq!(request.attributes_json(), r#"{"10":"x","9":30,"a":null}"#);
-        let none = CmabRequest {
-            attributes: None,
-            ..request
-        };
-        assert_eq!(none.attributes_json(), "");
-    }
+    let uuid = flow.cmab_uuid.take();
+    (outcome, flow.reasons.into_vec(), flow.cmab_state, uuid)
 }

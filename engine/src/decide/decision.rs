@@ -103,7 +103,7 @@ pub struct Decision<'a> {
     pub(crate) omitted: bool,
     pub(crate) error: bool,
     /// The uuid of the CMAB prediction that chose the variation (async decisions only).
-    pub(crate) cmab_uuid: Option<String>,
+    pub(crate) cmab_uuid: Option<std::sync::Arc<str>>,
 }
 
 impl<'a> Decision<'a> {

@@ -80,6 +80,8 @@ impl<'a> Decider<'a> {
             reasons: Reasons::new(),
             cmab: None,
             cmab_state: Default::default(),
+            cmab_cache: None,
+            cmab_uuid: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::cmab::{CmabAnswer, CmabAnswers};
+use super::cmab::{CmabAnswer, CmabAnswers, CmabCache, CmabRequest};
 use super::decision::{DecisionSource, Outcome, Reasons};
 use super::forced::ForcedVariations;
 use super::profile::Tracker;
@@ -45,6 +45,10 @@ pub(crate) struct Flow<'a, 'u, const REASONS: bool> {
     pub cmab: Option<&'u CmabAnswers>,
     /// What the CMAB step left: a rule waiting for its prediction, or a failed one.
     pub cmab_state: CmabState<'a>,
+    /// Asked before a rule without an answer waits for one.
+    pub cmab_cache: Option<&'u dyn CmabCache>,
+    /// The uuid of the prediction that decided (with [`CmabState::Decided`]).
+    pub cmab_uuid: Option<std::sync::Arc<str>>,
 }
 
 /// How a flow run ended with respect to CMAB.
@@ -57,8 +61,8 @@ pub(crate) enum CmabState<'a> {
     Needs(&'a Experiment),
     /// The prediction for this rule failed: an error decision, no rollout.
     Failed,
-    /// The decision came from this rule's prediction (answer index in the answers).
-    Decided(usize),
+    /// The decision came from this rule's prediction.
+    Decided(&'a Experiment),
 }
 
 impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
@@ -328,26 +332,56 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
         }
         // In the CMAB traffic: the bucketer's reasons are dropped.
         self.reasons.truncate(mark);
-        match answers.find(&e.id) {
+        let answer = match answers.find(&e.id) {
+            Some((_, a)) => a,
             None => {
-                self.cmab_state = CmabState::Needs(e);
-                CmabStep::Stop
+                let request = CmabRequest {
+                    slot: usize::MAX,
+                    flag_key: "",
+                    rule_id: &e.id,
+                    rule_key: &e.key,
+                    rule: e.cmab_rule.as_deref(),
+                    user: self.user,
+                };
+                match self.cmab_cache.and_then(|c| c.cached(&request)) {
+                    Some(CmabAnswer::Variation {
+                        variation_id,
+                        cmab_uuid,
+                    }) => {
+                        return match self.config.variation_by_id(&variation_id) {
+                            Some(v) => {
+                                self.cmab_state = CmabState::Decided(e);
+                                self.cmab_uuid = Some(cmab_uuid);
+                                CmabStep::Variation(v)
+                            }
+                            None => CmabStep::NoVariation,
+                        };
+                    }
+                    Some(CmabAnswer::Failed) | None => {
+                        self.cmab_state = CmabState::Needs(e);
+                        return CmabStep::Stop;
+                    }
+                }
             }
-            Some((_, CmabAnswer::Failed)) => {
+        };
+        match answer {
+            CmabAnswer::Failed => {
                 self.reasons
                     .add(|| format!("Failed to fetch CMAB data for experiment {}.", e.key));
                 self.cmab_state = CmabState::Failed;
                 CmabStep::Stop
             }
-            Some((i, CmabAnswer::Variation { variation_id, .. })) => {
-                match self.config.variation_by_id(variation_id) {
-                    Some(v) => {
-                        self.cmab_state = CmabState::Decided(i);
-                        CmabStep::Variation(v)
-                    }
-                    None => CmabStep::NoVariation,
+            CmabAnswer::Variation {
+                variation_id,
+                cmab_uuid,
+            } => match self.config.variation_by_id(variation_id) {
+                Some(v) => {
+                    self.cmab_state = CmabState::Decided(e);
+                    self.cmab_uuid = Some(cmab_uuid.clone());
+                    CmabStep::Variation(v)
                 }
-            }
+                None => CmabStep::NoVariation,
+            },
         }
     }
 

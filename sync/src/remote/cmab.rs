@@ -2,10 +2,14 @@
 //! `remote-decisions.md` §1.4-§1.5): the prediction request with one retry, the cache with its
 //! attribute hash and options, and one request at a time per user and rule.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flagbridge_engine::bucketing::murmur3_32;
-use flagbridge_engine::{js_json_stringify, CmabRequest, DecideOption, DecideOptions};
+use flagbridge_engine::{
+    js_json_stringify, CmabAnswer, CmabCache, CmabRequest, DecideOption, DecideOptions,
+};
 use serde_json::{json, Value};
 
 use super::cache::TtlLru;
@@ -66,7 +70,25 @@ pub struct CmabDecision {
 #[derive(Debug, Clone)]
 struct Cached {
     attributes_hash: u32,
-    decision: CmabDecision,
+    variation_id: Arc<str>,
+    cmab_uuid: Arc<str>,
+}
+
+/// One serialiser: the turn, and how many calls hold or wait for it (a cache peek answers
+/// only while none does).
+#[derive(Debug, Default)]
+struct Serializer {
+    turn: tokio::sync::Mutex<()>,
+    busy: AtomicU32,
+}
+
+/// Counts a call as holding or waiting for a serialiser while it lives.
+struct Busy<'s>(&'s AtomicU32);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Settings of a [`CmabService`].
@@ -149,9 +171,7 @@ impl CmabServiceBuilder {
         Ok(CmabService {
             http,
             cache: TtlLru::new(self.cache_size, self.cache_ttl),
-            serializers: (0..SERIALIZERS)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
+            serializers: (0..SERIALIZERS).map(|_| Serializer::default()).collect(),
             settings: self,
         })
     }
@@ -162,14 +182,76 @@ impl CmabServiceBuilder {
 pub struct CmabService {
     http: reqwest::Client,
     cache: TtlLru<Cached>,
-    serializers: Box<[tokio::sync::Mutex<()>]>,
+    serializers: Box<[Serializer]>,
     settings: CmabServiceBuilder,
+}
+
+thread_local! {
+    /// The attribute JSON and the cache key of a cache peek, reused.
+    static PEEK_BUFFERS: std::cell::RefCell<(Vec<u8>, String)> =
+        const { std::cell::RefCell::new((Vec::new(), String::new())) };
+}
+
+/// The cache answers for the engine before a request is listed, when no call holds or waits
+/// for that user and rule's serialiser and the entry's attribute hash matches: the lookup
+/// `get_decision` would make, without waiting (a call arriving meanwhile would come after
+/// this one in JavaScript's serial order too). Used only when no CMAB cache option is
+/// in force ([`CmabService::cache_may_answer`]).
+impl CmabCache for CmabService {
+    fn cached(&self, request: &CmabRequest<'_, '_>) -> Option<CmabAnswer> {
+        if !request.attributes_known() {
+            return None;
+        }
+        PEEK_BUFFERS.with(|buffers| {
+            let (json, key) = &mut *buffers.try_borrow_mut().ok()?;
+            write_cache_key(key, request.user_id(), request.rule_id);
+            if self.serializer(key)?.busy.load(Ordering::Acquire) != 0 {
+                return None;
+            }
+            request.write_attributes_json(json);
+            let hash = murmur3_32(json, 0);
+            let cached = self.cache.lookup(key)?;
+            (cached.attributes_hash == hash)
+                .then(|| CmabAnswer::variation(cached.variation_id, cached.cmab_uuid))
+        })
+    }
 }
 
 /// `${userId.length}-${userId}-${ruleId}`, the length in UTF-16 code units.
 pub fn cache_key(user_id: &str, rule_id: &str) -> String {
-    let len = user_id.encode_utf16().count();
-    format!("{len}-{user_id}-{rule_id}")
+    let mut key = String::new();
+    write_cache_key(&mut key, user_id, rule_id);
+    key
+}
+
+/// [`cache_key`] into `key` (cleared first); built by hand, `format!` costs more than the
+/// rest of a cache hit's key work.
+fn write_cache_key(key: &mut String, user_id: &str, rule_id: &str) {
+    key.clear();
+    let len = if user_id.is_ascii() {
+        user_id.len()
+    } else {
+        user_id.encode_utf16().count()
+    };
+    let mut digits = [0u8; 20];
+    let mut n = len;
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    key.reserve(digits.len() - at + user_id.len() + rule_id.len() + 2);
+    for &d in &digits[at..] {
+        key.push(char::from(d));
+    }
+    key.push('-');
+    key.push_str(user_id);
+    key.push('-');
+    key.push_str(rule_id);
 }
 
 impl CmabService {
@@ -184,21 +266,25 @@ impl CmabService {
     /// `INVALIDATE_USER_CMAB_CACHE` apply, in that order).
     pub async fn get_decision(
         &self,
-        user_id: &str,
-        request: &CmabRequest<'_>,
+        request: &CmabRequest<'_, '_>,
         options: DecideOptions,
     ) -> Result<CmabDecision, CmabError> {
+        let user_id = request.user_id();
         let key = cache_key(user_id, request.rule_id);
-        let index = murmur3_32(key.as_bytes(), 0) as usize % SERIALIZERS;
-        let _turn = match self.serializers.get(index) {
-            Some(m) => Some(m.lock().await),
+        let serializer = self.serializer(&key);
+        let _busy = serializer.map(|s| {
+            s.busy.fetch_add(1, Ordering::AcqRel);
+            Busy(&s.busy)
+        });
+        let _turn = match serializer {
+            Some(s) => Some(s.turn.lock().await),
             None => None,
         };
-        let Some(attributes) = &request.attributes else {
+        let Some(attributes) = request.attributes() else {
             return Err(CmabError::UnknownAttribute(request.rule_id.to_string()));
         };
         if options.contains(DecideOption::IgnoreCmabCache) {
-            return self.fetch(user_id, request.rule_id, attributes).await;
+            return self.fetch(user_id, request.rule_id, &attributes).await;
         }
         if options.contains(DecideOption::ResetCmabCache) {
             self.cache.reset();
@@ -209,19 +295,36 @@ impl CmabService {
         let attributes_hash = murmur3_32(request.attributes_json().as_bytes(), 0);
         if let Some(cached) = self.cache.lookup(&key) {
             if cached.attributes_hash == attributes_hash {
-                return Ok(cached.decision);
+                return Ok(CmabDecision {
+                    variation_id: cached.variation_id.to_string(),
+                    cmab_uuid: cached.cmab_uuid.to_string(),
+                });
             }
             self.cache.remove(&key);
         }
-        let decision = self.fetch(user_id, request.rule_id, attributes).await?;
+        let decision = self.fetch(user_id, request.rule_id, &attributes).await?;
         self.cache.save(
             key,
             Cached {
                 attributes_hash,
-                decision: decision.clone(),
+                variation_id: decision.variation_id.as_str().into(),
+                cmab_uuid: decision.cmab_uuid.as_str().into(),
             },
         );
         Ok(decision)
+    }
+
+    /// The serialiser of a cache key (JavaScript's `SerialRunner` per murmur3 bucket).
+    fn serializer(&self, key: &str) -> Option<&Serializer> {
+        let index = murmur3_32(key.as_bytes(), 0) as usize % SERIALIZERS;
+        self.serializers.get(index)
+    }
+
+    /// Whether `options` (with the client's defaults) let the in-process cache answer first.
+    pub fn cache_may_answer(options: DecideOptions) -> bool {
+        !(options.contains(DecideOption::IgnoreCmabCache)
+            || options.contains(DecideOption::ResetCmabCache)
+            || options.contains(DecideOption::InvalidateUserCmabCache))
     }
 
     /// Empties the cache (as `RESET_CMAB_CACHE` does).

@@ -22,8 +22,14 @@ pub async fn decide_async<'a>(
 ) -> Vec<Decision<'a>> {
     let mut call = decider.start_async(user, keys, options);
     let all_options = options | decider.default_decide_options();
+    let cache = match cmab {
+        Some(service) if CmabService::cache_may_answer(all_options) => {
+            Some(service as &dyn flagbridge_engine::CmabCache)
+        }
+        _ => None,
+    };
     loop {
-        let pending = call.pending(user);
+        let pending = call.pending_with(user, cache);
         if pending.is_empty() {
             break;
         }
@@ -32,7 +38,7 @@ pub async fn decide_async<'a>(
                 return CmabAnswer::Failed;
             };
             match service
-                .get_decision(user.user_id(), request, all_options)
+                .get_decision(request, all_options)
                 .await
             {
                 Ok(d) => CmabAnswer::variation(d.variation_id, d.cmab_uuid),
