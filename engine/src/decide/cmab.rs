@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::decision::{Decision, DecisionSource, Outcome};
-use super::flow::CmabState;
+use super::flow::{CmabSide, CmabState};
 use super::options::{DecideOption, DecideOptions};
 use super::profile::Tracker;
 use super::{Call, Decider};
@@ -462,10 +462,15 @@ fn run<'a, const REASONS: bool>(
     answers: &CmabAnswers,
     cache: Option<&dyn CmabCache>,
 ) -> Run<'a> {
+    let side = CmabSide {
+        answers,
+        cache,
+        state: std::cell::Cell::new(CmabState::Clear),
+        uuid: std::cell::Cell::new(None),
+    };
     let mut flow = decider.flow::<REASONS>(call, tracker);
-    flow.cmab = Some(answers);
-    flow.cmab_cache = cache;
+    flow.cmab = Some(&side);
     let outcome = flow.decide_flag(flag);
-    let uuid = flow.cmab_uuid.take();
-    (outcome, flow.reasons.into_vec(), flow.cmab_state, uuid)
+    let reasons = flow.reasons.into_vec();
+    (outcome, reasons, side.state.get(), side.uuid.take())
 }

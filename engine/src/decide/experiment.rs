@@ -79,9 +79,6 @@ impl<'a> Decider<'a> {
             tracker,
             reasons: Reasons::new(),
             cmab: None,
-            cmab_state: Default::default(),
-            cmab_cache: None,
-            cmab_uuid: None,
         }
     }
 }

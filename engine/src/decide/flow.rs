@@ -41,14 +41,20 @@ pub(crate) struct Flow<'a, 'u, const REASONS: bool> {
     pub tracker: Option<&'u mut Tracker<'a>>,
     pub reasons: Reasons<REASONS>,
     /// `None`: the sync API (a CMAB rule is "not supported" and skipped). `Some`: the async
-    /// API with the predictions known so far.
-    pub cmab: Option<&'u CmabAnswers>,
-    /// What the CMAB step left: a rule waiting for its prediction, or a failed one.
-    pub cmab_state: CmabState<'a>,
+    /// API's state (one pointer, so the sync path carries no CMAB state to set up or drop).
+    pub cmab: Option<&'u CmabSide<'a, 'u>>,
+}
+
+/// The async API's CMAB state for one flow run.
+pub(crate) struct CmabSide<'a, 'u> {
+    /// The predictions known so far.
+    pub answers: &'u CmabAnswers,
     /// Asked before a rule without an answer waits for one.
-    pub cmab_cache: Option<&'u dyn CmabCache>,
+    pub cache: Option<&'u dyn CmabCache>,
+    /// What the CMAB step left: a rule waiting for its prediction, or a failed one.
+    pub state: std::cell::Cell<CmabState<'a>>,
     /// The uuid of the prediction that decided (with [`CmabState::Decided`]).
-    pub cmab_uuid: Option<std::sync::Arc<str>>,
+    pub uuid: std::cell::Cell<Option<std::sync::Arc<str>>>,
 }
 
 /// How a flow run ended with respect to CMAB.
@@ -130,7 +136,7 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
                 }
             }
             let resolved = self.resolve_variation(e);
-            if matches!(self.cmab_state, CmabState::Needs(_) | CmabState::Failed) {
+            if e.cmab && self.cmab_stopped() {
                 return Some(outcome(None, None, DecisionSource::FeatureTest));
             }
             if let Some(found) = resolved {
@@ -312,11 +318,11 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
     /// The CMAB step of an experiment rule (JavaScript `getDecisionForCmabExperiment`).
     #[inline(never)]
     fn cmab_step(&mut self, e: &'a Experiment) -> CmabStep<'a> {
-        let Some(answers) = self.cmab else {
+        if self.cmab.is_none() {
             self.reasons
                 .add(|| "CMAB is not supported in sync mode.".to_string());
             return CmabStep::NoVariation;
-        };
+        }
         // The traffic check: the bucketer with one `$` range ending at cmab.trafficAllocation.
         let mark = self.reasons.len();
         let end = e.cmab_rule.as_ref().map_or(0, |c| c.traffic_end);
@@ -332,7 +338,12 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
         }
         // In the CMAB traffic: the bucketer's reasons are dropped.
         self.reasons.truncate(mark);
-        let answer = match answers.find(&e.id) {
+        let config = self.config;
+        let user = self.user;
+        let Some(side) = self.cmab else {
+            return CmabStep::NoVariation;
+        };
+        let answer = match side.answers.find(&e.id) {
             Some((_, a)) => a,
             None => {
                 let request = CmabRequest {
@@ -341,48 +352,53 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
                     rule_id: &e.id,
                     rule_key: &e.key,
                     rule: e.cmab_rule.as_deref(),
-                    user: self.user,
+                    user,
                 };
-                match self.cmab_cache.and_then(|c| c.cached(&request)) {
+                return match side.cache.and_then(|c| c.cached(&request)) {
                     Some(CmabAnswer::Variation {
                         variation_id,
                         cmab_uuid,
-                    }) => {
-                        return match self.config.variation_by_id(&variation_id) {
-                            Some(v) => {
-                                self.cmab_state = CmabState::Decided(e);
-                                self.cmab_uuid = Some(cmab_uuid);
-                                CmabStep::Variation(v)
-                            }
-                            None => CmabStep::NoVariation,
-                        };
-                    }
+                    }) => match config.variation_by_id(&variation_id) {
+                        Some(v) => {
+                            side.state.set(CmabState::Decided(e));
+                            side.uuid.set(Some(cmab_uuid));
+                            CmabStep::Variation(v)
+                        }
+                        None => CmabStep::NoVariation,
+                    },
                     Some(CmabAnswer::Failed) | None => {
-                        self.cmab_state = CmabState::Needs(e);
-                        return CmabStep::Stop;
+                        side.state.set(CmabState::Needs(e));
+                        CmabStep::Stop
                     }
-                }
+                };
             }
         };
         match answer {
             CmabAnswer::Failed => {
+                side.state.set(CmabState::Failed);
                 self.reasons
                     .add(|| format!("Failed to fetch CMAB data for experiment {}.", e.key));
-                self.cmab_state = CmabState::Failed;
                 CmabStep::Stop
             }
             CmabAnswer::Variation {
                 variation_id,
                 cmab_uuid,
-            } => match self.config.variation_by_id(variation_id) {
+            } => match config.variation_by_id(variation_id) {
                 Some(v) => {
-                    self.cmab_state = CmabState::Decided(e);
-                    self.cmab_uuid = Some(cmab_uuid.clone());
+                    side.state.set(CmabState::Decided(e));
+                    side.uuid.set(Some(cmab_uuid.clone()));
                     CmabStep::Variation(v)
                 }
                 None => CmabStep::NoVariation,
             },
         }
+    }
+
+    /// The async flow stopped at a CMAB rule (waiting, or failed).
+    #[inline(never)]
+    fn cmab_stopped(&self) -> bool {
+        self.cmab
+            .is_some_and(|s| matches!(s.state.get(), CmabState::Needs(_) | CmabState::Failed))
     }
 
     fn holdout_variation(&mut self, h: &'a Experiment) -> Option<&'a Variation> {
