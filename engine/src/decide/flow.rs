@@ -453,7 +453,7 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
     fn bucket(&mut self, e: &'a Experiment) -> Option<&'a Variation> {
         let config = self.config;
         let uid = self.user.user_id();
-        if !self.in_group(e) {
+        if e.group.is_some() && !self.in_group(e) {
             return None;
         }
         let value = self.bucketing_key.bucket_value(&e.id);
@@ -471,7 +471,7 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
     }
 
     /// Mutex-group selection (spec §2.3): false when the group picks another experiment.
-    #[inline]
+    #[inline(never)]
     fn in_group(&mut self, e: &'a Experiment) -> bool {
         let config = self.config;
         let uid = self.user.user_id();
