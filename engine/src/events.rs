@@ -224,7 +224,7 @@ pub struct DecisionMetadata {
     pub variation_key: String,
     /// Whether the flag was enabled.
     pub enabled: bool,
-    /// CMAB decisions only (never set by this engine).
+    /// CMAB decisions only: the uuid of the prediction that chose the variation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmab_uuid: Option<String>,
 }
@@ -346,6 +346,7 @@ pub(crate) fn impression_visitor(
     enabled: bool,
     timestamp_ms: u64,
     uuid: String,
+    cmab_uuid: Option<&str>,
 ) -> Visitor {
     let experiment_id = rule.map(|e| e.id.clone()).unwrap_or_default();
     let layer_id = match (rule, source) {
@@ -370,7 +371,7 @@ pub(crate) fn impression_visitor(
             rule_type: source.as_str().to_string(),
             variation_key: variation.map(|v| v.key.clone()).unwrap_or_default(),
             enabled,
-            cmab_uuid: None,
+            cmab_uuid: cmab_uuid.map(str::to_string),
         },
     };
     Visitor {

@@ -94,6 +94,7 @@ mod variables;
 pub use audience::semver::compare as compare_versions;
 pub use config::{ParseOptions, ProjectConfig, DEFAULT_KEEP_DATAFILE_TEXT};
 pub use datafile::{DatafileError, SUPPORTED_VERSIONS};
+pub use decide::cmab::{AsyncKeys, CmabAnswer, CmabCache, CmabCall, CmabRequest};
 pub use decide::decision::{Decision, DecisionSource};
 pub use decide::forced::ForcedVariations;
 pub use decide::options::{DecideOption, DecideOptions, UnknownDecideOption};
@@ -114,3 +115,8 @@ pub use user::{
     EXPERIMENT_BUCKET_MAP_ATTRIBUTE,
 };
 pub use variables::cast as cast_variable;
+
+/// `JSON.stringify` of a JSON value as JavaScript prints it (integral floats as integers).
+pub fn js_json_stringify(value: &serde_json::Value) -> String {
+    jsnum::stringify(value)
+}

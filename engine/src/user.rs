@@ -325,6 +325,13 @@ impl UserContext {
         self.qualified_segments = Some(segments);
     }
 
+    /// Forget the qualified segments (JavaScript's `qualifiedSegments = null`, as after a failed
+    /// fetch): `qualified` conditions are then false.
+    pub fn clear_qualified_segments(&mut self) {
+        self.version = next_version();
+        self.qualified_segments = None;
+    }
+
     /// The qualified segments, `None` when never set.
     pub fn qualified_segments(&self) -> Option<&[String]> {
         self.qualified_segments.as_deref()

@@ -35,6 +35,12 @@ pub enum BuildError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The CMAB service could not be built.
+    #[error(transparent)]
+    Cmab(#[from] crate::remote::CmabBuildError),
+    /// The ODP manager could not be built.
+    #[error(transparent)]
+    Odp(#[from] crate::remote::OdpBuildError),
 }
 
 /// `ClientBuilder::start` could not produce a serving client.

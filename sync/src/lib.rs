@@ -34,6 +34,7 @@ mod handoff;
 pub mod notify;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
+pub mod remote;
 pub mod rest;
 pub mod scheduled;
 pub mod serve;

@@ -96,22 +96,31 @@ async fn lenient_inputs_and_json_errors() {
         )
         .await;
     assert_eq!(d.as_array().map(Vec::len), Some(2), "{d}");
-    // fetchSegments: true is refused, false is fine.
+    // fetchSegments: an unknown option is refused; without ODP configured the fetch finds
+    // nothing and the decide goes on (as the SDK without an ODP manager).
     let (status, e) = s
-        .post("/v1/decide", &json!({"userId": "u", "fetchSegments": true}))
+        .post(
+            "/v1/decide",
+            &json!({"userId": "u", "fetchSegments": true, "fetchSegmentsOptions": ["NOPE"]}),
+        )
         .await;
     assert_eq!(status, 400);
     assert!(
-        e["error"].as_str().unwrap().contains("fetchSegments"),
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("fetchSegmentsOptions"),
         "{e}"
     );
-    let (status, _) = s
-        .post(
-            "/v1/decide",
-            &json!({"userId": "u", "fetchSegments": false}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    for fetch in [true, false] {
+        let (status, _) = s
+            .post(
+                "/v1/decide",
+                &json!({"userId": "u", "fetchSegments": fetch}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
     // Every 4xx is JSON: unknown path, wrong method, body too large, bad JSON.
     let checks = [
         s.http.get(format!("{}/v1/nothing", s.base)),

@@ -9,8 +9,8 @@ use super::audiences::{self, Audiences};
 use super::key_order::js_key_order;
 use super::variable_store::VariableStore;
 use super::{
-    AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
-    Variation, NOT_A_RULE,
+    Audience, AudienceRule, CmabRule, Entity, Event, Experiment, Flag, FlagVariable, Group,
+    ProjectConfig, Rollout, Variation, NOT_A_RULE,
 };
 use crate::audience::flat::ConditionTrees;
 use crate::audience::{compile_tree, js_key, js_truthy, Tree};
@@ -163,6 +163,11 @@ impl Builder {
             has_local_holdouts: false,
             group,
             cmab: e.cmab.as_ref().is_some_and(js_truthy),
+            cmab_rule: e
+                .cmab
+                .as_ref()
+                .filter(|c| js_truthy(c))
+                .map(|c| Box::new(cmab_rule(c))),
             is_fr: e.kind.as_deref() == Some("fr"),
             exclude_targeted_deliveries: false,
             local_holdouts: Vec::new(),
@@ -512,6 +517,9 @@ pub(super) fn compile(
             *key = i.public_key.clone().unwrap_or_default();
         }
     }
+    let odp_segments = odp_segments(&audiences);
+    let has_cmab = experiments.iter().any(|e| e.cmab);
+    resolve_cmab_attributes(&mut experiments, &attributes);
     let region = raw
         .region
         .filter(|r| !r.is_empty())
@@ -567,7 +575,96 @@ pub(super) fn compile(
         events,
         event_key_map,
         odp,
+        odp_segments,
+        has_cmab,
     })
+}
+
+/// A rule's `cmab` object (`trafficAllocation`, `attributeIds`).
+fn cmab_rule(c: &Value) -> CmabRule {
+    let traffic_end = c
+        .get("trafficAllocation")
+        .and_then(Value::as_f64)
+        .map_or(0, end_of_range);
+    let attribute_ids = match c.get("attributeIds") {
+        Some(Value::Array(ids)) => Some(ids.iter().map(string_of).collect()),
+        _ => None,
+    };
+    CmabRule {
+        traffic_end,
+        attribute_ids,
+        attributes: None,
+        hash_order: Vec::new(),
+    }
+}
+
+/// Resolves each CMAB rule's attribute ids to keys, in request and hash order.
+fn resolve_cmab_attributes(experiments: &mut [Experiment], attributes: &[(String, String)]) {
+    for rule in experiments
+        .iter_mut()
+        .filter_map(|e| e.cmab_rule.as_deref_mut())
+    {
+        let Some(ids) = &rule.attribute_ids else {
+            continue;
+        };
+        let mut resolved: Vec<(String, String)> = Vec::with_capacity(ids.len());
+        let mut known = true;
+        for id in ids {
+            match attributes.iter().find(|(i, _)| i == id) {
+                Some((_, key)) if !resolved.iter().any(|(i, _)| i == id) => {
+                    resolved.push((id.clone(), key.clone()));
+                }
+                Some(_) => {}
+                None => known = false,
+            }
+        }
+        if !known {
+            continue;
+        }
+        let order = js_key_order(resolved.iter().map(|(id, _)| id.as_str()));
+        let ordered: Vec<(String, String)> = order
+            .iter()
+            .filter_map(|id| resolved.iter().find(|(i, _)| i == id).cloned())
+            .collect();
+        let mut hash_order: Vec<u32> = (0..ordered.len() as u32).collect();
+        hash_order.sort_by(|a, b| {
+            let ka = ordered[*a as usize].0.encode_utf16();
+            let kb = ordered[*b as usize].0.encode_utf16();
+            ka.cmp(kb)
+        });
+        rule.attributes = Some(ordered);
+        rule.hash_order = hash_order;
+    }
+}
+
+/// `segmentsToCheck`: `qualified` values over `audiencesById` (ids in `Object.keys` order, the
+/// typed audience winning an id), each audience's tree walked in order, de-duplicated.
+fn odp_segments(audiences: &[Audience]) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Array(items) => items.iter().for_each(|x| walk(x, out)),
+            Value::Object(o) if o.get("match").and_then(Value::as_str) == Some("qualified") => {
+                if let Some(s) = o.get("value").and_then(Value::as_str) {
+                    if !out.iter().any(|x| x == s) {
+                        out.push(s.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let ids = js_key_order(audiences.iter().map(|a| a.id.as_str()));
+    for id in ids {
+        if let Some(a) = audiences.iter().rev().find(|a| a.id == id) {
+            if a.conditions.contains("qualified") {
+                if let Ok(tree) = serde_json::from_str::<Value>(&a.conditions) {
+                    walk(&tree, &mut out);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn push_by_id(list: &mut Vec<(String, usize)>, id: &str, v: usize) {

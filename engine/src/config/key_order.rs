@@ -15,7 +15,7 @@ fn array_index(key: &str) -> Option<u32> {
 }
 
 /// Order unique keys as `Object.keys` would: array indexes ascending, then insertion order.
-pub(super) fn js_key_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+pub(crate) fn js_key_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let mut seen: Vec<&str> = Vec::new();
     let mut set = rustc_hash::FxHashSet::default();
     for k in keys {

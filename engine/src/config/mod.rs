@@ -131,6 +131,23 @@ pub(crate) struct Experiment {
     pub is_fr: bool,
     /// Position in [`ProjectConfig::experiments`]; [`NOT_A_RULE`] for a holdout.
     pub index: u32,
+    /// The rule's `cmab` object when `cmab` is set (JavaScript `!!experiment.cmab`).
+    pub cmab_rule: Option<Box<CmabRule>>,
+}
+
+/// A CMAB rule's `cmab` object.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CmabRule {
+    /// `cmab.trafficAllocation` as an exclusive bucket bound (0 when absent: nobody is in).
+    pub traffic_end: u32,
+    /// `cmab.attributeIds` (strings or numbers as strings); `None` when not an array.
+    pub attribute_ids: Option<Vec<String>>,
+    /// `(attribute id, attribute key)` without repeats, in `Object.keys` order of the filtered
+    /// object (the order of the request); `None` when an id names no attribute or
+    /// `attributeIds` is not a list (JavaScript throws: every prediction fails).
+    pub attributes: Option<Vec<(String, String)>>,
+    /// Indexes into `attributes` in UTF-16 order of the ids (the attribute hash's key order).
+    pub hash_order: Vec<u32>,
 }
 
 /// A mutual-exclusion group.
@@ -261,6 +278,11 @@ pub struct ProjectConfig {
     pub(crate) event_key_map: FxHashMap<String, usize>,
     /// ODP integration `(host, publicKey)`: the first non-empty of each among `key == "odp"` entries.
     pub(crate) odp: Option<(String, String)>,
+    /// Every `qualified` condition value, de-duplicated, in JavaScript's `audiencesById` order
+    /// (`segmentsToCheck`).
+    pub(crate) odp_segments: Vec<String>,
+    /// Some rule has `cmab` set.
+    pub(crate) has_cmab: bool,
 }
 
 /// Whether a parse keeps the datafile text ([`ProjectConfig::datafile`]) unless told otherwise.
@@ -380,6 +402,17 @@ impl ProjectConfig {
     /// The ODP integration `(host, public key)`, when the datafile has an `odp` integration.
     pub fn odp_integration(&self) -> Option<(&str, &str)> {
         self.odp.as_ref().map(|(h, k)| (h.as_str(), k.as_str()))
+    }
+
+    /// The segments ODP is asked about (`segmentsToCheck`): every `qualified` condition value of
+    /// the audiences, de-duplicated, in JavaScript's `audiencesById` order.
+    pub fn odp_segments_to_check(&self) -> &[String] {
+        &self.odp_segments
+    }
+
+    /// Whether some rule is a CMAB rule (else the async decide answers as the sync one).
+    pub fn has_cmab_rules(&self) -> bool {
+        self.has_cmab
     }
 
     /// The layer id of an experiment or rule by id (JavaScript `getLayerId`).

@@ -71,6 +71,15 @@ impl<const ON: bool> Reasons<ON> {
         }
     }
 
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.list.truncate(len);
+    }
+
     pub(crate) fn into_vec(self) -> Vec<String> {
         self.list
     }
@@ -97,6 +106,8 @@ pub struct Decision<'a> {
     pub(crate) options: DecideOptions,
     pub(crate) omitted: bool,
     pub(crate) error: bool,
+    /// The uuid of the CMAB prediction that chose the variation (async decisions only).
+    pub(crate) cmab_uuid: Option<std::sync::Arc<str>>,
 }
 
 impl<'a> Decision<'a> {
@@ -115,6 +126,7 @@ impl<'a> Decision<'a> {
             options: DecideOptions::NONE,
             omitted: false,
             error: true,
+            cmab_uuid: None,
         }
     }
 
@@ -234,9 +246,15 @@ impl<'a> Decision<'a> {
         self.omitted
     }
 
-    /// True for an error decision (unknown flag key).
+    /// True for an error decision (unknown flag key, failed CMAB prediction).
     pub fn is_error(&self) -> bool {
         self.error
+    }
+
+    /// The uuid of the CMAB prediction that chose the variation (the impression's
+    /// `metadata.cmab_uuid`); `None` for every other decision.
+    pub fn cmab_uuid(&self) -> Option<&str> {
+        self.cmab_uuid.as_deref()
     }
 
     pub(crate) fn main_impression(&self) -> bool {
@@ -290,6 +308,7 @@ impl<'a> Decision<'a> {
                 self.impression_enabled(),
                 timestamp_ms,
                 uuid.to_string(),
+                self.cmab_uuid.as_deref(),
             ));
         }
         if self.extra_impression() {
@@ -309,6 +328,7 @@ impl<'a> Decision<'a> {
                     variation.feature_enabled,
                     timestamp_ms,
                     id,
+                    None,
                 ));
             }
         }

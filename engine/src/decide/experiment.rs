@@ -60,6 +60,7 @@ impl<'a> Decider<'a> {
             options,
             omitted: false,
             error: false,
+            cmab_uuid: None,
         })
     }
 
@@ -77,6 +78,7 @@ impl<'a> Decider<'a> {
             forced: self.forced,
             tracker,
             reasons: Reasons::new(),
+            cmab: None,
         }
     }
 }

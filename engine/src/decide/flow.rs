@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::cmab::{CmabAnswer, CmabAnswers, CmabCache, CmabRequest};
 use super::decision::{DecisionSource, Outcome, Reasons};
 use super::forced::ForcedVariations;
 use super::profile::Tracker;
@@ -39,6 +40,35 @@ pub(crate) struct Flow<'a, 'u, const REASONS: bool> {
     pub forced: Option<&'a ForcedVariations>,
     pub tracker: Option<&'u mut Tracker<'a>>,
     pub reasons: Reasons<REASONS>,
+    /// `None`: the sync API (a CMAB rule is "not supported" and skipped). `Some`: the async
+    /// API's state (one pointer, so the sync path carries no CMAB state to set up or drop).
+    pub cmab: Option<&'u CmabSide<'a, 'u>>,
+}
+
+/// The async API's CMAB state for one flow run.
+pub(crate) struct CmabSide<'a, 'u> {
+    /// The predictions known so far.
+    pub answers: &'u CmabAnswers,
+    /// Asked before a rule without an answer waits for one.
+    pub cache: Option<&'u dyn CmabCache>,
+    /// What the CMAB step left: a rule waiting for its prediction, or a failed one.
+    pub state: std::cell::Cell<CmabState<'a>>,
+    /// The uuid of the prediction that decided (with [`CmabState::Decided`]).
+    pub uuid: std::cell::Cell<Option<std::sync::Arc<str>>>,
+}
+
+/// How a flow run ended with respect to CMAB.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) enum CmabState<'a> {
+    /// No prediction needed (or all were known).
+    #[default]
+    Clear,
+    /// This rule (in the CMAB traffic) has no prediction yet; the flow stopped there.
+    Needs(&'a Experiment),
+    /// The prediction for this rule failed: an error decision, no rollout.
+    Failed,
+    /// The decision came from this rule's prediction.
+    Decided(&'a Experiment),
 }
 
 impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
@@ -105,7 +135,11 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
                     }
                 }
             }
-            if let Some(found) = self.resolve_variation(e) {
+            let resolved = self.resolve_variation(e);
+            if e.cmab && self.cmab_stopped() {
+                return Some(outcome(None, None, DecisionSource::FeatureTest));
+            }
+            if let Some(found) = resolved {
                 // JavaScript re-finds the bucketed variation by key in this rule, then in the
                 // flag; when neither has it (traffic naming another experiment's variation) the
                 // remaining experiment rules are skipped and the rollout decides.
@@ -251,9 +285,11 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
             return None;
         }
         let found = if e.cmab {
-            self.reasons
-                .add(|| "CMAB is not supported in sync mode.".to_string());
-            None
+            match self.cmab_step(e) {
+                CmabStep::Variation(v) => Some(v),
+                CmabStep::NoVariation => None,
+                CmabStep::Stop => return None,
+            }
         } else {
             self.bucket(e)
         };
@@ -270,12 +306,99 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
                         v.key, e.key
                     )
                 });
-                if let Some(tracker) = self.tracker.as_deref_mut() {
+                // CMAB choices are not saved to the user profile.
+                if let (Some(tracker), false) = (self.tracker.as_deref_mut(), e.cmab) {
                     tracker.set(&e.id, &v.id);
                 }
                 Some(v)
             }
         }
+    }
+
+    /// The CMAB step of an experiment rule (JavaScript `getDecisionForCmabExperiment`).
+    #[inline(never)]
+    fn cmab_step(&mut self, e: &'a Experiment) -> CmabStep<'a> {
+        if self.cmab.is_none() {
+            self.reasons
+                .add(|| "CMAB is not supported in sync mode.".to_string());
+            return CmabStep::NoVariation;
+        }
+        // The traffic check: the bucketer with one `$` range ending at cmab.trafficAllocation.
+        let mark = self.reasons.len();
+        let end = e.cmab_rule.as_ref().map_or(0, |c| c.traffic_end);
+        if !self.in_group(e) {
+            return CmabStep::NoVariation;
+        }
+        let value = self.bucketing_key.bucket_value(&e.id);
+        let uid = self.user.user_id();
+        self.reasons
+            .add(|| format!("Assigned bucket {value} to user with bucketing ID {uid}."));
+        if value >= end {
+            return CmabStep::NoVariation;
+        }
+        // In the CMAB traffic: the bucketer's reasons are dropped.
+        self.reasons.truncate(mark);
+        let config = self.config;
+        let user = self.user;
+        let Some(side) = self.cmab else {
+            return CmabStep::NoVariation;
+        };
+        let answer = match side.answers.find(&e.id) {
+            Some((_, a)) => a,
+            None => {
+                let request = CmabRequest {
+                    slot: usize::MAX,
+                    flag_key: "",
+                    rule_id: &e.id,
+                    rule_key: &e.key,
+                    rule: e.cmab_rule.as_deref(),
+                    user,
+                };
+                return match side.cache.and_then(|c| c.cached(&request)) {
+                    Some(CmabAnswer::Variation {
+                        variation_id,
+                        cmab_uuid,
+                    }) => match config.variation_by_id(&variation_id) {
+                        Some(v) => {
+                            side.state.set(CmabState::Decided(e));
+                            side.uuid.set(Some(cmab_uuid));
+                            CmabStep::Variation(v)
+                        }
+                        None => CmabStep::NoVariation,
+                    },
+                    Some(CmabAnswer::Failed) | None => {
+                        side.state.set(CmabState::Needs(e));
+                        CmabStep::Stop
+                    }
+                };
+            }
+        };
+        match answer {
+            CmabAnswer::Failed => {
+                side.state.set(CmabState::Failed);
+                self.reasons
+                    .add(|| format!("Failed to fetch CMAB data for experiment {}.", e.key));
+                CmabStep::Stop
+            }
+            CmabAnswer::Variation {
+                variation_id,
+                cmab_uuid,
+            } => match config.variation_by_id(variation_id) {
+                Some(v) => {
+                    side.state.set(CmabState::Decided(e));
+                    side.uuid.set(Some(cmab_uuid.clone()));
+                    CmabStep::Variation(v)
+                }
+                None => CmabStep::NoVariation,
+            },
+        }
+    }
+
+    /// The async flow stopped at a CMAB rule (waiting, or failed).
+    #[inline(never)]
+    fn cmab_stopped(&self) -> bool {
+        self.cmab
+            .is_some_and(|s| matches!(s.state.get(), CmabState::Needs(_) | CmabState::Failed))
     }
 
     fn holdout_variation(&mut self, h: &'a Experiment) -> Option<&'a Variation> {
@@ -330,35 +453,8 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
     fn bucket(&mut self, e: &'a Experiment) -> Option<&'a Variation> {
         let config = self.config;
         let uid = self.user.user_id();
-        if let Some(group) = e
-            .group
-            .map(|g| &config.groups[g as usize])
-            .filter(|g| g.random)
-        {
-            let group_bucket = self.bucketing_key.bucket_value(&group.id);
-            match find_bucket(group_bucket, &group.traffic) {
-                None => {
-                    self.reasons.add(|| {
-                        format!("User {uid} is not in any experiment of group {}.", group.id)
-                    });
-                    return None;
-                }
-                Some(id) if *id != e.id => {
-                    self.reasons.add(|| {
-                        format!(
-                            "User {uid} is not in experiment {} of group {}.",
-                            e.key, group.id
-                        )
-                    });
-                    return None;
-                }
-                Some(_) => self.reasons.add(|| {
-                    format!(
-                        "User {uid} is in experiment {} of group {}.",
-                        e.key, group.id
-                    )
-                }),
-            }
+        if e.group.is_some() && !self.in_group(e) {
+            return None;
         }
         let value = self.bucketing_key.bucket_value(&e.id);
         self.reasons
@@ -372,6 +468,44 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
             }
             Some(Entity::Empty) | None => None,
         }
+    }
+
+    /// Mutex-group selection (spec §2.3): false when the group picks another experiment.
+    #[inline(never)]
+    fn in_group(&mut self, e: &'a Experiment) -> bool {
+        let config = self.config;
+        let uid = self.user.user_id();
+        if let Some(group) = e
+            .group
+            .map(|g| &config.groups[g as usize])
+            .filter(|g| g.random)
+        {
+            let group_bucket = self.bucketing_key.bucket_value(&group.id);
+            match find_bucket(group_bucket, &group.traffic) {
+                None => {
+                    self.reasons.add(|| {
+                        format!("User {uid} is not in any experiment of group {}.", group.id)
+                    });
+                    return false;
+                }
+                Some(id) if *id != e.id => {
+                    self.reasons.add(|| {
+                        format!(
+                            "User {uid} is not in experiment {} of group {}.",
+                            e.key, group.id
+                        )
+                    });
+                    return false;
+                }
+                Some(_) => self.reasons.add(|| {
+                    format!(
+                        "User {uid} is in experiment {} of group {}.",
+                        e.key, group.id
+                    )
+                }),
+            }
+        }
+        true
     }
 
     /// A forced decision from the user context, if its variation key is one of the flag's.
@@ -413,6 +547,15 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
         }
         found
     }
+}
+
+/// What the CMAB step gives the rule.
+enum CmabStep<'a> {
+    Variation(&'a Variation),
+    /// Out of the CMAB traffic, sync mode, or an unknown predicted variation: next rule.
+    NoVariation,
+    /// Waiting for a prediction, or the prediction failed: the flag stops here.
+    Stop,
 }
 
 fn outcome<'a>(

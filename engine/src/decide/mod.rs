@@ -1,5 +1,6 @@
 //! Deciding flags for a user: [`Decider`] and the values it returns.
 
+pub(crate) mod cmab;
 pub(crate) mod decision;
 mod experiment;
 mod flow;
@@ -89,6 +90,11 @@ impl<'a> Decider<'a> {
     pub fn forced_variations(mut self, forced: &'a ForcedVariations) -> Self {
         self.forced = Some(forced);
         self
+    }
+
+    /// The options added to every call ([`default_options`](Self::default_options)).
+    pub fn default_decide_options(&self) -> DecideOptions {
+        self.default_options
     }
 
     /// The config this decider reads.
@@ -219,6 +225,7 @@ impl<'a> Decider<'a> {
             options,
             omitted: false,
             error: false,
+            cmab_uuid: None,
         }
     }
 

@@ -17,16 +17,27 @@ pub enum DecideOption {
     IncludeReasons,
     /// Leave variables out of the decision (`EXCLUDE_VARIABLES`).
     ExcludeVariables,
+    /// Async API: fetch a CMAB prediction without reading or filling the cache
+    /// (`IGNORE_CMAB_CACHE`).
+    IgnoreCmabCache,
+    /// Async API: empty the whole CMAB cache before the lookup (`RESET_CMAB_CACHE`).
+    ResetCmabCache,
+    /// Async API: drop this user's entry for the rule before the lookup
+    /// (`INVALIDATE_USER_CMAB_CACHE`).
+    InvalidateUserCmabCache,
 }
 
 impl DecideOption {
     /// Every option.
-    pub const ALL: [DecideOption; 5] = [
+    pub const ALL: [DecideOption; 8] = [
         DecideOption::DisableDecisionEvent,
         DecideOption::EnabledFlagsOnly,
         DecideOption::IgnoreUserProfileService,
         DecideOption::IncludeReasons,
         DecideOption::ExcludeVariables,
+        DecideOption::IgnoreCmabCache,
+        DecideOption::ResetCmabCache,
+        DecideOption::InvalidateUserCmabCache,
     ];
 
     /// The SDK string, e.g. "INCLUDE_REASONS".
@@ -37,17 +48,14 @@ impl DecideOption {
             DecideOption::IgnoreUserProfileService => "IGNORE_USER_PROFILE_SERVICE",
             DecideOption::IncludeReasons => "INCLUDE_REASONS",
             DecideOption::ExcludeVariables => "EXCLUDE_VARIABLES",
+            DecideOption::IgnoreCmabCache => "IGNORE_CMAB_CACHE",
+            DecideOption::ResetCmabCache => "RESET_CMAB_CACHE",
+            DecideOption::InvalidateUserCmabCache => "INVALIDATE_USER_CMAB_CACHE",
         }
     }
 
     fn bit(self) -> u8 {
-        match self {
-            DecideOption::DisableDecisionEvent => 1,
-            DecideOption::EnabledFlagsOnly => 2,
-            DecideOption::IgnoreUserProfileService => 4,
-            DecideOption::IncludeReasons => 8,
-            DecideOption::ExcludeVariables => 16,
-        }
+        option_bit(self)
     }
 }
 
@@ -111,6 +119,9 @@ const fn option_bit(option: DecideOption) -> u8 {
         DecideOption::IgnoreUserProfileService => 4,
         DecideOption::IncludeReasons => 8,
         DecideOption::ExcludeVariables => 16,
+        DecideOption::IgnoreCmabCache => 32,
+        DecideOption::ResetCmabCache => 64,
+        DecideOption::InvalidateUserCmabCache => 128,
     }
 }
 

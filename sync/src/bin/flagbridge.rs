@@ -29,6 +29,26 @@ enum Command {
         /// The JSONL cases file, `-` for stdin.
         #[arg(long)]
         cases: String,
+        /// Decide through the async API against this prediction + ODP service (CMAB at
+        /// `URL/predict/{ruleId}`, ODP at `URL`), accepting `decide_remote.mjs`'s case
+        /// extensions and writing its `#remote` lines (requests read from `URL/_log`).
+        #[arg(long)]
+        remote: Option<String>,
+        /// CMAB cache entries with --remote (0 = the default, 10000).
+        #[arg(long, default_value_t = flagbridge_sync::remote::DEFAULT_CMAB_CACHE_SIZE)]
+        cmab_cache_size: usize,
+        /// CMAB cache TTL in milliseconds with --remote (0 = the default, 30 minutes).
+        #[arg(long, default_value_t = 1_800_000)]
+        cmab_cache_ttl: u64,
+        /// ODP segment cache entries with --remote.
+        #[arg(long, default_value_t = flagbridge_sync::remote::DEFAULT_SEGMENTS_CACHE_SIZE)]
+        odp_cache_size: usize,
+        /// ODP segment cache TTL in milliseconds with --remote (default 10 minutes).
+        #[arg(long, default_value_t = 600_000)]
+        odp_cache_timeout: u64,
+        /// With --remote: no ODP manager (segment fetches answer none, without a request).
+        #[arg(long)]
+        no_odp: bool,
     },
     /// Serve the Optimizely Agent API (decide, track, config, datafile, batch), the datafile
     /// webhook, /health and /metrics. Without --config: the bundled example datafile on
@@ -99,7 +119,30 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Decide { datafile, cases } => decide(&datafile, &cases),
+        Command::Decide {
+            datafile,
+            cases,
+            remote: None,
+            ..
+        } => decide(&datafile, &cases),
+        Command::Decide {
+            datafile,
+            cases,
+            remote: Some(url),
+            cmab_cache_size,
+            cmab_cache_ttl,
+            odp_cache_size,
+            odp_cache_timeout,
+            no_odp,
+        } => {
+            let mut settings = flagbridge_sync::cli::remote::RemoteSettings::new(url);
+            settings.cmab_cache_size = cmab_cache_size;
+            settings.cmab_cache_ttl = std::time::Duration::from_millis(cmab_cache_ttl);
+            settings.odp_cache_size = odp_cache_size;
+            settings.odp_cache_ttl = std::time::Duration::from_millis(odp_cache_timeout);
+            settings.no_odp = no_odp;
+            decide_remote(&datafile, &cases, &settings)
+        }
         Command::Serve {
             config,
             listen,
@@ -367,6 +410,43 @@ fn decide(datafile: &Path, cases: &str) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match flagbridge_sync::cli::decide::run(datafile, cases, &mut out) {
+        Ok(summary) if summary.failed > 0 => {
+            drop(out);
+            eprintln!(
+                "error: {} of {} cases failed (their output lines hold \"error\")",
+                summary.failed, summary.cases
+            );
+            ExitCode::FAILURE
+        }
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn decide_remote(
+    datafile: &Path,
+    cases: &str,
+    settings: &flagbridge_sync::cli::remote::RemoteSettings,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = runtime.block_on(flagbridge_sync::cli::remote::run_remote(
+        datafile, cases, settings, &mut out,
+    ));
+    match result {
         Ok(summary) if summary.failed > 0 => {
             drop(out);
             eprintln!(

@@ -90,7 +90,7 @@ pub fn run_cases(config: &ProjectConfig, text: &str) -> Vec<Value> {
         .collect()
 }
 
-fn string_list(v: &Value) -> Option<Vec<String>> {
+pub(crate) fn string_list(v: &Value) -> Option<Vec<String>> {
     v.as_array()?
         .iter()
         .map(|x| x.as_str().map(str::to_string))
@@ -181,7 +181,7 @@ fn parse_case(v: Value) -> Result<Case, String> {
 /// Builds the user. Numbers are read as JavaScript's `JSON.parse` reads them (exactly; an
 /// integer beyond 2^53 becomes the nearest double). Object and array attribute values have no
 /// `AttributeValue`; they are left out (the SDK drops them from events too).
-fn user_context(user_id: &str, attributes: &Map<String, Value>) -> UserContext {
+pub(crate) fn user_context(user_id: &str, attributes: &Map<String, Value>) -> UserContext {
     let mut user = UserContext::new(user_id);
     for (key, value) in attributes {
         if let Some(v) = AttributeValue::from_json(value) {
@@ -211,7 +211,7 @@ fn experiment_bucket_map(map: &Map<String, Value>) -> HashMap<String, String> {
 }
 
 /// Unknown option strings are ignored, as the JavaScript SDK does.
-fn decide_options(options: &[String]) -> DecideOptions {
+pub(crate) fn decide_options(options: &[String]) -> DecideOptions {
     options
         .iter()
         .filter_map(|o| o.parse::<DecideOption>().ok())
@@ -283,7 +283,7 @@ fn run_case(config: &ProjectConfig, case: usize, c: Case) -> CaseOutput {
     }
 }
 
-fn decision_line(
+pub(crate) fn decision_line(
     case: usize,
     user: &UserContext,
     client: &ClientInfo,

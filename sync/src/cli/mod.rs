@@ -2,3 +2,5 @@
 
 pub mod cases;
 pub mod decide;
+pub mod remote;
+mod remote_log;

@@ -10,6 +10,7 @@ use crate::datafile::source::DatafileSource;
 use crate::events::sender::EventTransport;
 use crate::events::{self, EventSettings, EventStorage, MAX_PAYLOAD_BYTES};
 use crate::notify::DEFAULT_NOTIFICATION_CAPACITY;
+use crate::remote::{CmabService, CmabServiceBuilder, OdpManager, OdpManagerBuilder};
 use crate::sink::DecisionSink;
 use crate::BuildError;
 
@@ -68,6 +69,10 @@ pub struct ClientBuilder {
     pub(crate) user_profile_service: Option<Arc<dyn UserProfileService>>,
     pub(crate) sinks: Vec<Arc<dyn DecisionSink>>,
     pub(crate) notification_capacity: usize,
+    pub(crate) cmab: CmabServiceBuilder,
+    pub(crate) cmab_service: Option<Arc<CmabService>>,
+    pub(crate) odp: Option<OdpManagerBuilder>,
+    pub(crate) odp_manager: Option<Arc<OdpManager>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -107,6 +112,10 @@ impl Default for ClientBuilder {
             user_profile_service: None,
             sinks: Vec::new(),
             notification_capacity: DEFAULT_NOTIFICATION_CAPACITY,
+            cmab: CmabServiceBuilder::default(),
+            cmab_service: None,
+            odp: None,
+            odp_manager: None,
         }
     }
 }
@@ -358,6 +367,33 @@ impl ClientBuilder {
     /// [`DEFAULT_NOTIFICATION_CAPACITY`] (10,000).
     pub fn notification_capacity(mut self, capacity: usize) -> Self {
         self.notification_capacity = capacity;
+        self
+    }
+
+    /// CMAB predictions of the async decide (endpoint template, cache, timeouts). Default:
+    /// [`CmabServiceBuilder::default`] (Optimizely's endpoint, 10,000 entries, 30 minutes).
+    pub fn cmab(mut self, cmab: CmabServiceBuilder) -> Self {
+        self.cmab = cmab;
+        self
+    }
+
+    /// A CMAB service shared with other clients (its cache with them); replaces
+    /// [`cmab`](Self::cmab). Default: none (one is built from `cmab`).
+    pub fn cmab_service(mut self, service: Arc<CmabService>) -> Self {
+        self.cmab_service = Some(service);
+        self
+    }
+
+    /// ODP segments and events (opt-in, as in the SDK). Default: none (segment fetches answer
+    /// none, events are dropped).
+    pub fn odp(mut self, odp: OdpManagerBuilder) -> Self {
+        self.odp = Some(odp);
+        self
+    }
+
+    /// An ODP manager shared with other clients; replaces [`odp`](Self::odp). Default: none.
+    pub fn odp_manager(mut self, manager: Arc<OdpManager>) -> Self {
+        self.odp_manager = Some(manager);
         self
     }
 

@@ -39,6 +39,19 @@ impl FlagDecision {
         }
     }
 
+    /// A decision for a flag the call did not decide (not reached in practice).
+    pub(crate) fn missing(flag_key: &str) -> Self {
+        FlagDecision {
+            flag_key: flag_key.to_owned(),
+            enabled: false,
+            variation_key: None,
+            rule_key: None,
+            rule_type: "rollout",
+            variables: Map::new(),
+            reasons: Vec::new(),
+        }
+    }
+
     /// One variable's value.
     pub fn variable(&self, key: &str) -> Option<&Value> {
         self.variables.get(key)

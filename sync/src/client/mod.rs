@@ -11,6 +11,7 @@ mod activate;
 mod builder;
 mod config_cache;
 mod decision;
+mod remote;
 mod user;
 
 pub use builder::{
@@ -85,6 +86,8 @@ struct Inner {
     ups: Option<Arc<dyn UserProfileService>>,
     forced: Forced,
     client_info: Arc<ClientInfo>,
+    cmab: Arc<crate::remote::CmabService>,
+    odp: Option<Arc<crate::remote::OdpManager>>,
 }
 
 impl ClientBuilder {
@@ -185,6 +188,18 @@ impl ClientBuilder {
             None
         };
 
+        let cmab = match self.cmab_service.clone() {
+            Some(service) => service,
+            None => Arc::new(self.cmab.clone().build().map_err(BuildError::from)?),
+        };
+        let odp = match (self.odp_manager.clone(), self.odp.clone()) {
+            (Some(manager), _) => Some(manager),
+            (None, Some(builder)) => Some(Arc::new(builder.build().map_err(BuildError::from)?)),
+            (None, None) => None,
+        };
+        if let Some(odp) = &odp {
+            remote::spawn_odp_flusher(odp);
+        }
         let revision = store.load().revision().to_owned();
         tracing::info!(%revision, ?origin, "flagbridge client started");
         Ok(Client {
@@ -207,6 +222,8 @@ impl ClientBuilder {
                     client_name: self.client_name,
                     client_version: self.client_version,
                 }),
+                cmab,
+                odp,
             }),
         })
     }
@@ -623,6 +640,9 @@ impl Client {
     pub async fn close(&self) -> u64 {
         if let Some(poller) = &self.inner.poller {
             poller.stop().await;
+        }
+        if let Some(odp) = &self.inner.odp {
+            odp.flush().await;
         }
         match &self.inner.events {
             Some(events) => events.close().await,

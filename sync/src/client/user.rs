@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use flagbridge_engine::{AttributeValue, DecideOptions, Decision, UserContext};
+use flagbridge_engine::{AsyncKeys, AttributeValue, DecideOptions, Decision, UserContext};
 use serde_json::{Map, Value};
 
 use super::{Client, FlagDecision};
+use crate::remote::SegmentOption;
 
 /// A user context bound to a [`Client`]: attributes, forced decisions, decide and track.
 ///
@@ -91,6 +92,62 @@ impl ClientUserContext {
     pub fn decide_all(&self, options: DecideOptions) -> Vec<FlagDecision> {
         self.client
             .decide_many(UserRef::Shared(&self.user), None, options)
+    }
+
+    /// Decides one flag through the async API (CMAB rules ask the prediction service).
+    pub async fn decide_async(&self, flag_key: &str, options: DecideOptions) -> FlagDecision {
+        let mut all = self
+            .client
+            .decide_async_ref(
+                UserRef::Shared(&self.user),
+                AsyncKeys::One(flag_key),
+                options,
+            )
+            .await;
+        all.pop().unwrap_or_else(|| FlagDecision::missing(flag_key))
+    }
+
+    /// Decides several flags through the async API.
+    pub async fn decide_for_keys_async(
+        &self,
+        keys: &[&str],
+        options: DecideOptions,
+    ) -> Vec<FlagDecision> {
+        self.client
+            .decide_async_ref(UserRef::Shared(&self.user), AsyncKeys::Keys(keys), options)
+            .await
+    }
+
+    /// Decides every flag through the async API.
+    pub async fn decide_all_async(&self, options: DecideOptions) -> Vec<FlagDecision> {
+        self.client
+            .decide_async_ref(UserRef::Shared(&self.user), AsyncKeys::All, options)
+            .await
+    }
+
+    /// Sets the ODP segments the user qualifies for.
+    pub fn set_qualified_segments(&mut self, segments: Vec<String>) {
+        Arc::make_mut(&mut self.user).set_qualified_segments(segments);
+    }
+
+    /// Fetches the user's segments from ODP and keeps them on this context (JavaScript
+    /// `fetchQualifiedSegments`); on failure the segments are cleared and false is returned.
+    pub async fn fetch_qualified_segments(&mut self, options: &[SegmentOption]) -> bool {
+        let found = self
+            .client
+            .fetch_qualified_segments(self.user.user_id(), options)
+            .await;
+        let user = Arc::make_mut(&mut self.user);
+        match found {
+            Some(segments) => {
+                user.set_qualified_segments(segments);
+                true
+            }
+            None => {
+                user.clear_qualified_segments();
+                false
+            }
+        }
     }
 
     /// Records a conversion; false for an unknown event key (nothing is sent).

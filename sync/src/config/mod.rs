@@ -7,6 +7,7 @@
 pub mod agent_api;
 mod env;
 mod mapping;
+pub mod remote_section;
 pub mod schema;
 mod secret;
 mod store;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
+pub use remote_section::{CmabSection, OdpSection};
 pub use schema::{
     ContactIdentityKind, CronSchedule, DatafileSection, EventsSection, FieldMappingSection,
     FileConfig, LogLevel, MappingFile, MappingSection, MappingValue, RateLimitSection,
@@ -86,6 +88,10 @@ pub struct Config {
     pub datafile: DatafileSection,
     /// Event batching.
     pub events: EventsSection,
+    /// CMAB predictions (`connectors.optimizely.cmab`).
+    pub cmab: CmabSection,
+    /// ODP segments and events (`connectors.optimizely.odp`).
+    pub odp: OdpSection,
     /// Logging switches.
     pub logging: Logging,
     /// Directory for sync state, results cache and checkpoints.

@@ -210,6 +210,12 @@ pub struct OptimizelySection {
     /// Pacing of the REST sync, per personal access token.
     #[serde(default)]
     pub rate_limit: RestRateLimitSection,
+    /// CMAB predictions of `/v1/decide`.
+    #[serde(default)]
+    pub cmab: super::remote_section::CmabSection,
+    /// ODP segments (`fetchSegments`) and events (`/v1/send-odp-event`).
+    #[serde(default)]
+    pub odp: super::remote_section::OdpSection,
 }
 
 /// Default REST calls per minute per personal access token (the connector page's limit).

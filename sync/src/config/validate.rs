@@ -253,6 +253,8 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
         urls,
         datafile: opt.datafile,
         events: opt.events,
+        cmab: opt.cmab,
+        odp: opt.odp,
         logging: Logging {
             level: opt.log_level,
             debug: opt.debug,

@@ -23,12 +23,28 @@ pub struct DecideContext {
     /// Forced decisions.
     #[serde(default)]
     pub forced_decisions: Option<Vec<ForcedDecision>>,
-    /// ODP segments: not supported (no ODP); `true` is refused with a 400.
+    /// Fetch the user's ODP segments before deciding (needs `connectors.optimizely.odp`).
     #[serde(default)]
     pub fetch_segments: Option<bool>,
-    /// Accepted and ignored.
+    /// `IGNORE_CACHE`, `RESET_CACHE` for the segment fetch.
     #[serde(default)]
     pub fetch_segments_options: Option<Vec<String>>,
+}
+
+/// The body of `POST /v1/send-odp-event`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OdpEventBody {
+    /// Action (required, not empty).
+    pub action: String,
+    /// Event type (`fullstack` when absent or empty).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Identifiers (at least one).
+    #[serde(default)]
+    pub identifiers: Option<Map<String, Value>>,
+    /// Data: string, number, boolean or null values.
+    #[serde(default)]
+    pub data: Option<Map<String, Value>>,
 }
 
 /// A forced decision.

@@ -48,6 +48,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/config", get(config))
         .route("/v1/datafile", get(datafile))
         .route("/v1/batch", post(batch))
+        .route("/v1/send-odp-event", post(send_odp_event))
         .merge(super::extra::routes())
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&rt),
@@ -162,12 +163,6 @@ pub(crate) fn build_user(user_id: &str, attributes: Option<&Map<String, Value>>)
 
 /// The user and options of a decide request.
 fn decide_input(body: &DecideContext) -> Result<(UserContext, DecideOptions), Answer> {
-    if body.fetch_segments == Some(true) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "body.fetchSegments: ODP segments are not supported by this server; leave fetchSegments out or false",
-        ));
-    }
     let mut user = build_user(&body.user_id, body.user_attributes.as_ref());
     let mut options = DecideOptions::NONE;
     for (i, name) in body.decide_options.iter().flatten().enumerate() {
@@ -190,16 +185,73 @@ fn decide_input(body: &DecideContext) -> Result<(UserContext, DecideOptions), An
     Ok((user, options))
 }
 
-/// Decides the request's flags and hands the borrowed answer to `write` (one object for one
-/// key, else an array without the decisions `ENABLED_FLAGS_ONLY` drops).
-fn decide_flags<R>(
+/// `fetchSegments: true`: the user's ODP segments, fetched with `fetchSegmentsOptions`
+/// (`IGNORE_CACHE`, `RESET_CACHE`), set on the user (cleared when the fetch fails, as the SDK
+/// sets `null`).
+async fn fetch_segments(
+    p: &ProjectRuntime,
+    body: &DecideContext,
+    user: &mut UserContext,
+) -> Result<(), Answer> {
+    if body.fetch_segments != Some(true) {
+        return Ok(());
+    }
+    let mut options = Vec::new();
+    for (i, name) in body.fetch_segments_options.iter().flatten().enumerate() {
+        match name.parse::<crate::remote::SegmentOption>() {
+            Ok(o) => options.push(o),
+            Err(_) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "body.fetchSegmentsOptions[{i}]: unknown option `{name}` (known: IGNORE_CACHE, RESET_CACHE)"
+                    ),
+                ))
+            }
+        }
+    }
+    match p
+        .client
+        .fetch_qualified_segments(&body.user_id, &options)
+        .await
+    {
+        Some(segments) => user.set_qualified_segments(segments),
+        None => user.clear_qualified_segments(),
+    }
+    Ok(())
+}
+
+/// Decides the request's flags and hands the answer to `write` (one object for one key, else
+/// an array without the decisions `ENABLED_FLAGS_ONLY` drops). Without CMAB rules the
+/// engine's borrowed decisions are written as they are; with them the client's async decide
+/// (predictions fetched, as the SDK's `decideAsync`) gives owned decisions.
+async fn decide_flags<R>(
     p: &ProjectRuntime,
     keys: &[String],
     body: &DecideContext,
     write: impl FnOnce(DecidedOut<'_>) -> R,
 ) -> Result<R, Answer> {
-    let (user, options) = decide_input(body)?;
+    let (mut user, options) = decide_input(body)?;
+    fetch_segments(p, body, &mut user).await?;
     let user_out = user_json(body)?;
+    if p.client.config().has_cmab_rules() {
+        return Ok(if keys.len() == 1 {
+            let d = p.client.decide_async(&user, &keys[0], options).await;
+            write(DecidedOut::One(DecisionOut::owned(&d, &user_out)))
+        } else {
+            let all = if keys.is_empty() {
+                p.client.decide_all_async(&user, options).await
+            } else {
+                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+                p.client.decide_for_keys_async(&user, &refs, options).await
+            };
+            write(DecidedOut::Many(
+                all.iter()
+                    .map(|d| DecisionOut::owned(d, &user_out))
+                    .collect(),
+            ))
+        });
+    }
     Ok(if keys.len() == 1 {
         p.client.decide_with(&user, &keys[0], options, |d| {
             write(DecidedOut::One(DecisionOut::new(d, &user_out)))
@@ -228,12 +280,19 @@ struct DecisionOut<'a> {
     reasons: &'a [String],
 }
 
-/// A decision's variables as a JSON object, written from the engine's values.
-struct Variables<'a>(&'a Decision<'a>);
+/// A decision's variables as a JSON object: written from the engine's values, or the
+/// client's copy (async decides).
+enum Variables<'a> {
+    Engine(&'a Decision<'a>),
+    Owned(&'a Map<String, Value>),
+}
 
 impl serde::Serialize for Variables<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.variables())
+        match self {
+            Variables::Engine(d) => serializer.collect_map(d.variables()),
+            Variables::Owned(map) => map.serialize(serializer),
+        }
     }
 }
 
@@ -247,13 +306,28 @@ struct UserOut<'a> {
 impl<'a> DecisionOut<'a> {
     fn new(d: &'a Decision<'a>, user: &'a RawValue) -> Self {
         DecisionOut {
-            variables: Variables(d),
+            variables: Variables::Engine(d),
             variation_key: d.variation_key().unwrap_or_default(),
             enabled: d.enabled(),
             rule_key: d.rule_key().unwrap_or_default(),
             flag_key: d.flag_key(),
             user_context: user,
             reasons: d.reasons(),
+        }
+    }
+}
+
+impl<'a> DecisionOut<'a> {
+    /// From the client's owned decision (the async decide).
+    fn owned(d: &'a crate::FlagDecision, user: &'a RawValue) -> Self {
+        DecisionOut {
+            variables: Variables::Owned(&d.variables),
+            variation_key: d.variation_key.as_deref().unwrap_or_default(),
+            enabled: d.enabled,
+            rule_key: d.rule_key.as_deref().unwrap_or_default(),
+            flag_key: &d.flag_key,
+            user_context: user,
+            reasons: &d.reasons,
         }
     }
 }
@@ -287,8 +361,8 @@ fn user_json(body: &DecideContext) -> Result<Box<RawValue>, Answer> {
 }
 
 /// `POST /v1/decide` on parsed input, as a JSON value (for `/v1/batch`).
-pub(crate) fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Answer {
-    match decide_flags(p, keys, &body, |out| serde_json::to_value(out)) {
+pub(crate) async fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Answer {
+    match decide_flags(p, keys, &body, |out| serde_json::to_value(out)).await {
         Ok(Ok(v)) => (StatusCode::OK, v),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(a) => a,
@@ -296,8 +370,8 @@ pub(crate) fn decide_op(p: &ProjectRuntime, keys: &[String], body: DecideContext
 }
 
 /// `POST /v1/decide` on parsed input, written straight to the response bytes.
-fn decide_response(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Response {
-    match decide_flags(p, keys, &body, |out| serde_json::to_vec(&out)) {
+async fn decide_response(p: &ProjectRuntime, keys: &[String], body: DecideContext) -> Response {
+    match decide_flags(p, keys, &body, |out| serde_json::to_vec(&out)).await {
         Err(a) => respond(a),
         Ok(Ok(bytes)) => (
             StatusCode::OK,
@@ -355,7 +429,7 @@ async fn decide(
         Ok(b) => b,
         Err(e) => return respond(error(StatusCode::BAD_REQUEST, e)),
     };
-    decide_response(p, &query_values(uri.query(), "keys"), body)
+    decide_response(p, &query_values(uri.query(), "keys"), body).await
 }
 
 async fn track(
@@ -389,7 +463,7 @@ fn now_rfc3339() -> String {
 }
 
 /// One batched operation, dispatched like the route it names.
-fn batch_one(rt: &Runtime, outer_key: Option<&str>, op: &agent::BatchOperation) -> Answer {
+async fn batch_one(rt: &Runtime, outer_key: Option<&str>, op: &agent::BatchOperation) -> Answer {
     let op_key = op.headers.as_ref().and_then(|h| {
         h.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(agent::SDK_KEY_HEADER))
@@ -418,7 +492,7 @@ fn batch_one(rt: &Runtime, outer_key: Option<&str>, op: &agent::BatchOperation) 
     let body = op.body.clone().unwrap_or(Value::Null);
     match (op.method.to_ascii_uppercase().as_str(), path) {
         ("POST", "/v1/decide") => match agent::parse_value::<DecideContext>(body) {
-            Ok(b) => decide_op(p, &param("keys"), b),
+            Ok(b) => decide_op(p, &param("keys"), b).await,
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         ("POST", "/v1/track") => match agent::parse_value::<TrackContext>(body) {
@@ -449,29 +523,25 @@ async fn batch(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Bytes) 
     let started_at = now_rfc3339();
     let outer_key = sdk_key(&headers);
     let mut error_count = 0;
-    let response = ctx
-        .operations
-        .iter()
-        .enumerate()
-        .map(|(i, op)| {
-            let started = now_rfc3339();
-            let (status, body) = batch_one(&rt, outer_key, op);
-            if status != StatusCode::OK {
-                error_count += 1;
-            }
-            let (method, url) = agent::batch_echo(&op.method, &op.url);
-            BatchResponseItem {
-                status: status.as_u16(),
-                request_id: uuid::Uuid::new_v4().to_string(),
-                operation_id: op.operation_id.clone().unwrap_or_else(|| i.to_string()),
-                method,
-                url,
-                body,
-                started_at: started,
-                ended_at: now_rfc3339(),
-            }
-        })
-        .collect();
+    let mut response = Vec::with_capacity(ctx.operations.len());
+    for (i, op) in ctx.operations.iter().enumerate() {
+        let started = now_rfc3339();
+        let (status, body) = batch_one(&rt, outer_key, op).await;
+        if status != StatusCode::OK {
+            error_count += 1;
+        }
+        let (method, url) = agent::batch_echo(&op.method, &op.url);
+        response.push(BatchResponseItem {
+            status: status.as_u16(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            operation_id: op.operation_id.clone().unwrap_or_else(|| i.to_string()),
+            method,
+            url,
+            body,
+            started_at: started,
+            ended_at: now_rfc3339(),
+        });
+    }
     let answer = BatchResponse {
         started_at,
         ended_at: now_rfc3339(),
@@ -482,6 +552,35 @@ async fn batch(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Bytes) 
         StatusCode::OK,
         serde_json::to_value(answer).unwrap_or(Value::Null),
     ))
+}
+
+/// `POST /v1/send-odp-event` (Agent): `{action, type?, identifiers, data?}` queued to ODP;
+/// answers `{"success": true}`, or 400 when the event is invalid or ODP is not configured.
+async fn send_odp_event(
+    State(rt): State<Arc<Runtime>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = match project(&rt, sdk_key(&headers)) {
+        Ok(p) => p,
+        Err(a) => return respond(a),
+    };
+    let event: agent::OdpEventBody = match agent::parse_body(&body) {
+        Ok(b) => b,
+        Err(e) => return respond(error(StatusCode::BAD_REQUEST, e)),
+    };
+    let pairs = |m: Option<Map<String, Value>>| -> Vec<(String, Value)> {
+        m.into_iter().flatten().collect()
+    };
+    match p.client.send_odp_event(
+        &event.action,
+        event.kind.as_deref(),
+        pairs(event.identifiers),
+        pairs(event.data),
+    ) {
+        Ok(()) => respond((StatusCode::OK, serde_json::json!({"success": true}))),
+        Err(e) => respond(error(StatusCode::BAD_REQUEST, e.to_string())),
+    }
 }
 
 async fn webhook_handler(
@@ -581,5 +680,17 @@ mod tests {
             })
             .collect();
         assert_eq!(borrowed, serde_json::to_value(owned).unwrap());
+        // The async decide's owned decisions render the same.
+        let copies: Vec<crate::FlagDecision> = decisions
+            .iter()
+            .map(crate::FlagDecision::from_engine)
+            .collect();
+        let from_owned = DecidedOut::Many(
+            copies
+                .iter()
+                .map(|d| DecisionOut::owned(d, &user_out))
+                .collect(),
+        );
+        assert_eq!(serde_json::to_value(from_owned).unwrap(), borrowed);
     }
 }

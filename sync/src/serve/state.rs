@@ -302,7 +302,11 @@ impl Runtime {
                     crate::EventStorage::Memory
                 })
                 .client_info("flagbridge", env!("CARGO_PKG_VERSION"))
-                .decision_sink(Arc::new(sink));
+                .decision_sink(Arc::new(sink))
+                .cmab(config.cmab.builder());
+            if let Some(odp) = config.odp.builder() {
+                builder = builder.odp(odp);
+            }
             let profiles = config
                 .server
                 .api

@@ -1,6 +1,6 @@
-//! In-process fake servers on 127.0.0.1 for tests (feature `testing`): a datafile CDN and an
-//! event endpoint that behave like the real ones, with switchable faults. Reused by the
-//! connector's end-to-end tests.
+//! In-process fake servers on 127.0.0.1 for tests (feature `testing`): a datafile CDN, an
+//! event endpoint and a CMAB + ODP service that behave like the real ones, with switchable
+//! faults. Reused by the connector's end-to-end tests.
 //!
 //! Every response carries `Connection: close`, so a test with a paused clock never reuses a
 //! connection the server has timed out.
@@ -9,11 +9,13 @@ mod cdn;
 mod datafile;
 mod event_endpoint;
 mod redis_server;
+mod remote;
 
 pub use cdn::{CdnFault, FakeCdn};
 pub use datafile::{datafile, datafile_json, SDK_KEY};
 pub use event_endpoint::{EventFault, FakeEventEndpoint};
 pub use redis_server::RedisServer;
+pub use remote::{fnv1a32, parse_segments_query, FakeRemote};
 
 use std::net::SocketAddr;
 

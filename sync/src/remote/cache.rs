@@ -1,0 +1,112 @@
+//! The SDK's `InMemoryLruCache`: a size-bounded LRU whose entries expire after a TTL.
+//! A lookup refreshes recency and drops an expired entry (`expires_at <= now`); a save at full
+//! size evicts the least recently used entry.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hashlink::LruCache;
+
+/// A thread-safe LRU cache with a TTL (see the module doc).
+#[derive(Debug)]
+pub(crate) struct TtlLru<V> {
+    entries: Mutex<LruCache<String, (Instant, V)>>,
+    ttl: Duration,
+}
+
+impl<V: Clone> TtlLru<V> {
+    /// `capacity` entries (at least 1) living `ttl` each.
+    pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
+        TtlLru {
+            entries: Mutex::new(LruCache::new(capacity.max(1))),
+            ttl,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, (Instant, V)>> {
+        // A panic while holding the lock leaves a consistent map; keep using it.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn lookup(&self, key: &str) -> Option<V> {
+        self.lookup_at(key, Instant::now())
+    }
+
+    pub(crate) fn lookup_at(&self, key: &str, now: Instant) -> Option<V> {
+        let mut entries = self.lock();
+        let expired = match entries.get(key) {
+            None => return None,
+            Some((expires_at, value)) if *expires_at > now => return Some(value.clone()),
+            Some(_) => true,
+        };
+        if expired {
+            entries.remove(key);
+        }
+        None
+    }
+
+    pub(crate) fn save(&self, key: String, value: V) {
+        self.save_at(key, value, Instant::now());
+    }
+
+    pub(crate) fn save_at(&self, key: String, value: V, now: Instant) {
+        let expires_at = now + self.ttl;
+        let mut entries = self.lock();
+        entries.remove(&key);
+        entries.insert(key, (expires_at, value));
+    }
+
+    pub(crate) fn remove(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    pub(crate) fn reset(&self) {
+        self.lock().clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_exactly_at_the_ttl() {
+        let cache = TtlLru::new(10, Duration::from_millis(100));
+        let t0 = Instant::now();
+        cache.save_at("k".into(), 1, t0);
+        assert_eq!(
+            cache.lookup_at("k", t0 + Duration::from_millis(99)),
+            Some(1)
+        );
+        assert_eq!(cache.lookup_at("k", t0 + Duration::from_millis(100)), None);
+        assert_eq!(cache.len(), 0, "an expired entry is dropped on lookup");
+    }
+
+    #[test]
+    fn a_lookup_refreshes_recency_and_a_full_save_evicts_the_oldest() {
+        let cache = TtlLru::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        cache.save_at("a".into(), 1, t0);
+        cache.save_at("b".into(), 2, t0);
+        assert_eq!(cache.lookup_at("a", t0), Some(1));
+        cache.save_at("c".into(), 3, t0);
+        assert_eq!(
+            cache.lookup_at("b", t0),
+            None,
+            "b was the least recently used"
+        );
+        assert_eq!(cache.lookup_at("a", t0), Some(1));
+        assert_eq!(cache.lookup_at("c", t0), Some(3));
+        cache.remove("a");
+        assert_eq!(cache.lookup_at("a", t0), None);
+        cache.reset();
+        assert_eq!(cache.len(), 0);
+    }
+}

@@ -1,0 +1,86 @@
+//! The async decide (JavaScript `decideAsync` / `decideForKeysAsync` / `decideAllAsync`): the
+//! engine's [`CmabCall`](flagbridge_engine::CmabCall) driven to the end, the predictions of one
+//! round fetched concurrently (JavaScript starts every flag's fetch before awaiting any).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use flagbridge_engine::{AsyncKeys, CmabAnswer, DecideOptions, Decider, Decision, UserContext};
+
+use super::cmab::CmabService;
+
+/// Decides `keys` for `user` with CMAB rules answered by `cmab` (`None`: every prediction
+/// fails, as a missing service would). `options` are the call's; the decider adds its
+/// defaults (the same set is given to the CMAB cache).
+pub async fn decide_async<'a>(
+    decider: &Decider<'a>,
+    cmab: Option<&CmabService>,
+    user: &UserContext,
+    keys: AsyncKeys<'_>,
+    options: DecideOptions,
+) -> Vec<Decision<'a>> {
+    let mut call = decider.start_async(user, keys, options);
+    let all_options = options | decider.default_decide_options();
+    let cache = match cmab {
+        Some(service) if CmabService::cache_may_answer(all_options) => {
+            Some(service as &dyn flagbridge_engine::CmabCache)
+        }
+        _ => None,
+    };
+    loop {
+        let pending = call.pending_with(user, cache);
+        if pending.is_empty() {
+            break;
+        }
+        let answers = join_all(pending.iter().map(|request| async move {
+            let Some(service) = cmab else {
+                return CmabAnswer::Failed;
+            };
+            match service
+                .get_decision(request, all_options)
+                .await
+            {
+                Ok(d) => CmabAnswer::variation(d.variation_id, d.cmab_uuid),
+                Err(e) => {
+                    tracing::warn!(rule = request.rule_key, error = %e, "Failed to fetch CMAB data");
+                    CmabAnswer::Failed
+                }
+            }
+        }))
+        .await;
+        for (request, answer) in pending.iter().zip(answers) {
+            call.answer(request.slot, request.rule_id, answer);
+        }
+    }
+    call.finish(user)
+}
+
+/// Runs the futures concurrently on this task and returns their outputs in order.
+pub(crate) async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.map(Box::pin).collect();
+    if futures.len() == 1 {
+        if let Some(only) = futures.pop() {
+            return vec![only.await];
+        }
+    }
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(v) => *output = Some(v),
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
