@@ -606,3 +606,37 @@ fn a_decision_names_its_flag_by_index_in_the_config() {
     assert_eq!(unknown.flag_index(), None);
     assert_eq!(config.flag_key_at(u32::MAX), None);
 }
+
+/// Two flags that declare the same variable id with different types (the datafile allows it):
+/// each flag reads a variation's value as its own variable's type, as JavaScript casts by the
+/// flag's variable; the shared id must not make one flag see the other's type.
+#[test]
+fn a_variable_id_reused_with_another_type_reads_as_each_flags_type() {
+    let rollout = |id: &str, variation: &str| {
+        json!({"id": id, "experiments": [{
+            "id": format!("{id}-rule"), "key": format!("{id}-everyone"), "layerId": format!("{id}-layer"),
+            "status": "Running", "audienceIds": [],
+            "trafficAllocation": [{"entityId": variation, "endOfRange": 10000}],
+            "variations": [{"id": variation, "key": format!("{variation}-on"), "featureEnabled": true,
+                            "variables": [{"id": "900", "value": "42"}]}]
+        }]})
+    };
+    let df = json!({
+        "version": "4", "accountId": "1", "projectId": "2", "revision": "3",
+        "featureFlags": [
+            {"id": "f1", "key": "numbers", "experimentIds": [], "rolloutId": "r1",
+             "variables": [{"id": "900", "key": "n", "type": "integer", "defaultValue": "1"}]},
+            {"id": "f2", "key": "words", "experimentIds": [], "rolloutId": "r2",
+             "variables": [{"id": "900", "key": "s", "type": "string", "defaultValue": "one"}]}
+        ],
+        "rollouts": [rollout("r1", "701"), rollout("r2", "702")]
+    });
+    let config = ProjectConfig::parse(&df.to_string()).unwrap();
+    let user = UserContext::new("u1");
+    let decider = Decider::new(&config);
+    let numbers = decider.decide(&user, "numbers", DecideOptions::NONE);
+    let words = decider.decide(&user, "words", DecideOptions::NONE);
+    assert!(numbers.enabled() && words.enabled());
+    assert_eq!(numbers.variables().collect::<Vec<_>>(), [("n", &json!(42))]);
+    assert_eq!(words.variables().collect::<Vec<_>>(), [("s", &json!("42"))]);
+}
