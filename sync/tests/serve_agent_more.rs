@@ -376,6 +376,65 @@ async fn sqlite_profiles_survive_a_restart() {
     s.stop().await;
 }
 
+/// `store: redis` shares profiles between instances through the fleet's Redis: a profile
+/// saved on one instance makes the user sticky on another; without a `store:` section the
+/// start fails with an error naming both keys.
+#[tokio::test]
+async fn redis_profiles_are_shared_between_instances() {
+    use flagbridge_sync::config::agent_api::ProfileStoreKind;
+    use flagbridge_sync::fleet::FleetConfig;
+    let Ok(redis) = flagbridge_sync::testing::RedisServer::start() else {
+        eprintln!("redis_profiles_are_shared_between_instances: skipped, no redis-server");
+        assert!(std::env::var_os("CI").is_none(), "CI installs redis-server");
+        return;
+    };
+    let url = redis.url();
+    let with_redis = |c: &mut Config| {
+        c.server.api.user_profile_service = Some(UserProfileSection {
+            store: ProfileStoreKind::Redis,
+        });
+        c.store = Some(FleetConfig::new(url.clone()));
+    };
+    let a = start("ups-redis-a", with_redis).await;
+    let b = start("ups-redis-b", with_redis).await;
+    let free = json!({"userId": "f1", "userAttributes": {"plan": "free"}});
+    let (_, d) = b.post("/v1/decide?keys=checkout", &free).await;
+    assert_ne!(d["ruleKey"], "checkout_test", "{d}");
+    let (status, _) = a
+        .post(
+            "/v1/save",
+            &json!({"userId": "f1", "experimentBucketMap": {"50001": {"variation_id": "90001"}}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, l) = b.post("/v1/lookup", &json!({"userId": "f1"})).await;
+    assert_eq!(
+        l,
+        json!({"userId": "f1", "experimentBucketMap": {"50001": {"variation_id": "90001"}}})
+    );
+    let (_, d) = b.post("/v1/decide?keys=checkout", &free).await;
+    assert_eq!(
+        d["ruleKey"], "checkout_test",
+        "sticky on the other instance: {d}"
+    );
+    a.stop().await;
+    b.stop().await;
+
+    let text: &'static str = Box::leak(datafile_json("1").to_string().into_boxed_str());
+    let mut config = Config::embedded_default(text, "key").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    config.state_dir = dir.path().to_path_buf();
+    config.server.api.user_profile_service = Some(UserProfileSection {
+        store: ProfileStoreKind::Redis,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = serve::start(config, listener, RuntimeOptions::default())
+        .await
+        .err()
+        .expect("no store: section");
+    assert!(error.to_string().contains("store:"), "{error}");
+}
+
 #[tokio::test]
 async fn opt_in_endpoints_are_off_by_default_and_cors() {
     let s = start("defaults", |_| {}).await;

@@ -83,6 +83,8 @@ pub enum ProfileStoreKind {
     Memory,
     /// In `state_dir/profiles-<project>.sqlite` (kept across restarts; one process per file).
     Sqlite,
+    /// In the fleet's Redis (the top-level `store:`), shared by every instance.
+    Redis,
 }
 
 /// `server.api.cors:`.

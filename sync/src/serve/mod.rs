@@ -69,6 +69,9 @@ pub enum ServeError {
         /// Cause.
         source: rusqlite::Error,
     },
+    /// `server.api.user_profile_service.store: redis` without a top-level `store:` section.
+    #[error("server.api.user_profile_service.store: redis needs the top-level `store: {{url: redis://...}}` section")]
+    ProfileStoreNeedsRedis,
     /// The fleet's shared store could not be set up (a bad setting; an unreachable Redis
     /// does not stop a start).
     #[error("store: {0}")]

@@ -112,16 +112,115 @@ impl UserProfileService for SqliteProfiles {
     }
 }
 
+/// Profiles in the fleet's Redis (`store:`), shared by every instance: one string key per user,
+/// `{prefix}profiles:{project}:{user}`, holding the experiment -> variation map as JSON. The
+/// user profile service's contract is synchronous, so each lookup and save is one blocking
+/// round trip on the deciding thread, bounded by the store's command timeout; an unreachable
+/// Redis reads as no profile and a failed save is logged (decisions go on).
+pub struct RedisProfiles {
+    client: redis::Client,
+    conn: Mutex<Option<redis::Connection>>,
+    prefix: String,
+    timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for RedisProfiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisProfiles")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisProfiles {
+    /// Profiles of `project` in the fleet store.
+    pub fn new(fleet: &crate::fleet::Fleet, project: &str) -> Self {
+        RedisProfiles {
+            client: fleet.client().clone(),
+            conn: Mutex::new(None),
+            prefix: fleet.key(&format!("profiles:{project}:")),
+            timeout: fleet.command_timeout(),
+        }
+    }
+
+    /// Runs `f` on the connection (made on first use and after an error).
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            let conn = self.client.get_connection_with_timeout(self.timeout)?;
+            conn.set_read_timeout(Some(self.timeout))?;
+            conn.set_write_timeout(Some(self.timeout))?;
+            *slot = Some(conn);
+        }
+        let Some(conn) = slot.as_mut() else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no connection",
+            )));
+        };
+        let result = f(conn);
+        if result.is_err() {
+            *slot = None;
+        }
+        result
+    }
+}
+
+impl UserProfileService for RedisProfiles {
+    fn lookup(&self, user_id: &str) -> Option<UserProfile> {
+        let key = format!("{}{user_id}", self.prefix);
+        let text: Option<String> = match self.with_conn(|c| redis::cmd("GET").arg(&key).query(c)) {
+            Ok(t) => t,
+            Err(error) => {
+                tracing::error!(user_id, %error, "user profile lookup in redis failed; deciding without it");
+                return None;
+            }
+        };
+        let map: HashMap<String, String> = match text.map(|t| serde_json::from_str(&t)) {
+            None => return None,
+            Some(Ok(map)) => map,
+            Some(Err(error)) => {
+                tracing::error!(user_id, %error, "stored user profile in redis is not a map of strings");
+                return None;
+            }
+        };
+        Some(UserProfile {
+            user_id: user_id.to_string(),
+            experiment_bucket_map: map,
+        })
+    }
+
+    fn save(&self, profile: &UserProfile) {
+        let Ok(text) = serde_json::to_string(&profile.experiment_bucket_map) else {
+            return;
+        };
+        let key = format!("{}{}", self.prefix, profile.user_id);
+        if let Err(error) =
+            self.with_conn(|c| redis::cmd("SET").arg(&key).arg(&text).query::<()>(c))
+        {
+            tracing::error!(user_id = %profile.user_id, %error, "user profile save in redis failed");
+        }
+    }
+}
+
 /// The store configured by `server.api.user_profile_service` for `project` (SQLite files
-/// live in `state_dir`).
+/// live in `state_dir`; `redis` needs the top-level `store:`).
 pub fn store(
     kind: crate::config::agent_api::ProfileStoreKind,
     state_dir: &Path,
     project: &str,
+    fleet: Option<&crate::fleet::Fleet>,
 ) -> Result<Arc<dyn UserProfileService>, super::ServeError> {
     use crate::config::agent_api::ProfileStoreKind;
     Ok(match kind {
         ProfileStoreKind::Memory => Arc::new(MemoryProfiles::default()),
+        ProfileStoreKind::Redis => match fleet {
+            Some(fleet) => Arc::new(RedisProfiles::new(fleet, project)),
+            None => return Err(super::ServeError::ProfileStoreNeedsRedis),
+        },
         ProfileStoreKind::Sqlite => {
             let path = state_dir.join(format!("profiles-{project}.sqlite"));
             let store = SqliteProfiles::open(&path)
@@ -280,6 +379,7 @@ mod tests {
             crate::config::agent_api::ProfileStoreKind::Sqlite,
             &blocker,
             "p",
+            None,
         )
         .err()
         .expect("error");

@@ -312,7 +312,9 @@ impl Runtime {
                 .api
                 .user_profile_service
                 .as_ref()
-                .map(|u| super::profiles::store(u.store, &config.state_dir, &p.name))
+                .map(|u| {
+                    super::profiles::store(u.store, &config.state_dir, &p.name, fleet.as_ref())
+                })
                 .transpose()?;
             if let Some(ups) = &profiles {
                 builder = builder.user_profile_service(Arc::clone(ups));
