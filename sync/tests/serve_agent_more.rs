@@ -430,8 +430,7 @@ async fn redis_profiles_are_shared_between_instances() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let error = serve::start(config, listener, RuntimeOptions::default())
         .await
-        .err()
-        .expect("no store: section");
+        .expect_err("no store: section");
     assert!(error.to_string().contains("store:"), "{error}");
 }
 
