@@ -640,3 +640,18 @@ fn a_variable_id_reused_with_another_type_reads_as_each_flags_type() {
     assert_eq!(numbers.variables().collect::<Vec<_>>(), [("n", &json!(42))]);
     assert_eq!(words.variables().collect::<Vec<_>>(), [("s", &json!("42"))]);
 }
+
+/// A decision source prints as the impression's `rule_type`.
+#[test]
+fn decision_source_displays_as_rule_type() {
+    let shown: Vec<String> = [
+        DecisionSource::FeatureTest,
+        DecisionSource::Rollout,
+        DecisionSource::Holdout,
+        DecisionSource::Experiment,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(shown, ["feature-test", "rollout", "holdout", "experiment"]);
+}
