@@ -271,7 +271,17 @@ impl Worker {
         if done.is_empty() {
             return;
         }
-        for d in &done {
+        self.settle(&done, "acknowledgement");
+        self.shared
+            .counters
+            .contacts_written
+            .fetch_add(done.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Marks `done` as written, in the coalescer and in the store (`step` names what is
+    /// recorded in the error log line when the store fails).
+    pub(super) fn settle(&mut self, done: &[DueContact], step: &'static str) {
+        for d in done {
             self.coalescer.acknowledge(d.slot, d.derived.digest);
         }
         let rows: Vec<(&str, u64)> = done
@@ -283,12 +293,8 @@ impl Worker {
                 .counters
                 .store_errors
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "brevo store: acknowledgement not recorded");
+            tracing::error!(error = %e, step, "brevo store: outcome not recorded");
         }
-        self.shared
-            .counters
-            .contacts_written
-            .fetch_add(done.len() as u64, Ordering::Relaxed);
     }
 
     fn retry_or_set_aside(&mut self, d: &DueContact, code: &str, message: &str) {

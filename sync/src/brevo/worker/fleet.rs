@@ -74,20 +74,7 @@ impl Worker {
                 .collect();
             match outbox.publish(&refs).await {
                 Ok(_) => {
-                    for d in &due {
-                        self.coalescer.acknowledge(d.slot, d.derived.digest);
-                    }
-                    let rows: Vec<(&str, u64)> = due
-                        .iter()
-                        .map(|d| (&*self.coalescer.slot(d.slot).contact, d.derived.digest))
-                        .collect();
-                    if let Err(e) = self.store.record_outcomes(&rows, false) {
-                        self.shared
-                            .counters
-                            .store_errors
-                            .fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(error = %e, "brevo store: hand-off to the fleet not recorded");
-                    }
+                    self.settle(&due, "hand-off to the fleet");
                     self.shared
                         .counters
                         .contacts_published
