@@ -409,7 +409,20 @@ async fn sync_with<L: scheduled::ListWriter>(
 fn decide(datafile: &Path, cases: &str) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match flagbridge_sync::cli::decide::run(datafile, cases, &mut out) {
+    let result = flagbridge_sync::cli::decide::run(datafile, cases, &mut out);
+    decide_exit(result, out)
+}
+
+/// The exit code of a `decide` run: 0, 1 when a case failed (said on stderr after the output
+/// is flushed), 2 when the run could not be made.
+fn decide_exit(
+    result: Result<
+        flagbridge_sync::cli::decide::DecideSummary,
+        flagbridge_sync::cli::decide::DecideError,
+    >,
+    out: impl std::io::Write,
+) -> ExitCode {
+    match result {
         Ok(summary) if summary.failed > 0 => {
             drop(out);
             eprintln!(
@@ -446,21 +459,7 @@ fn decide_remote(
     let result = runtime.block_on(flagbridge_sync::cli::remote::run_remote(
         datafile, cases, settings, &mut out,
     ));
-    match result {
-        Ok(summary) if summary.failed > 0 => {
-            drop(out);
-            eprintln!(
-                "error: {} of {} cases failed (their output lines hold \"error\")",
-                summary.failed, summary.cases
-            );
-            ExitCode::FAILURE
-        }
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    decide_exit(result, out)
 }
 
 fn serve(config: Option<&Path>, listen: Option<std::net::SocketAddr>, with_sync: bool) -> ExitCode {

@@ -201,17 +201,7 @@ impl Worker {
         while let Some(d) = missing.next() {
             let attributes = self.write_attributes(&d);
             let contact = self.coalescer.slot(d.slot).contact.clone();
-            let body =
-                batch::upsert_body(self.cfg.identity, &contact, &attributes, &self.cfg.list_ids);
-            match self
-                .call(
-                    Family::Contacts,
-                    Method::Post,
-                    "/contacts".into(),
-                    Some(body),
-                )
-                .await
-            {
+            match self.create_contact(&contact, &attributes).await {
                 Ok(r) if retry::classify(Some(r.status)) == Class::Success => {
                     self.shared
                         .counters
@@ -276,6 +266,22 @@ impl Worker {
             .counters
             .contacts_written
             .fetch_add(done.len() as u64, Ordering::Relaxed);
+    }
+
+    /// `POST /contacts` of one contact with its attributes (created, or updated when it exists).
+    pub(super) async fn create_contact(
+        &mut self,
+        contact: &str,
+        attributes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<super::super::transport::BrevoResponse, CallError> {
+        let body = batch::upsert_body(self.cfg.identity, contact, attributes, &self.cfg.list_ids);
+        self.call(
+            Family::Contacts,
+            Method::Post,
+            "/contacts".into(),
+            Some(body),
+        )
+        .await
     }
 
     /// Marks `done` as written, in the coalescer and in the store (`step` names what is

@@ -292,21 +292,7 @@ impl Worker {
         }
         let mut missing = missing.into_iter();
         while let Some(w) = missing.next() {
-            let body = batch::upsert_body(
-                self.cfg.identity,
-                &w.claimed.contact,
-                &w.attributes,
-                &self.cfg.list_ids,
-            );
-            match self
-                .call(
-                    Family::Contacts,
-                    Method::Post,
-                    "/contacts".into(),
-                    Some(body),
-                )
-                .await
-            {
+            match self.create_contact(&w.claimed.contact, &w.attributes).await {
                 Ok(r) if retry::classify(Some(r.status)) == Class::Success => {
                     self.shared
                         .counters
