@@ -21,9 +21,9 @@ use compact_str::CompactString;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flagbridge_benches::pipelines::{dry_run_brevo_sync, wait_processed};
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
-use flagbridge_sync::brevo::bench_support::CoalescerBench;
 use flagbridge_sync::brevo::{AttrValue, BrevoSync, DecisionRecord, RuleSource, UserSnapshot};
-use flagbridge_sync::sink::DecisionSink;
+use flagbridge_sync::testing::CoalescerBench;
+use flagbridge_sync::DecisionSink;
 
 const DATAFILE: &str = include_str!("../../sync/tests/data/brevo_small_datafile.json");
 /// The sync's queue capacity: rings of 4,096 records per thread (the largest), an inbox of

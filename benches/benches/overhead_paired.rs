@@ -45,9 +45,9 @@ use flagbridge_benches::pipelines::{dry_run_brevo_sync, wait_processed, NullTran
 use flagbridge_benches::stats::{write_result, Summary};
 use flagbridge_benches::users;
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
-use flagbridge_sync::sink::DecisionSink;
 use flagbridge_sync::testing::datafile;
 use flagbridge_sync::Client;
+use flagbridge_sync::DecisionSink;
 
 /// Decides per timed batch.
 const BATCH: usize = 250;

@@ -41,7 +41,7 @@ fn main() {
         .iter()
         .map(|fx| peer::client(&fx.text).expect("optimizely crate loads the fixture"))
         .collect();
-    let crate_ctxs: Vec<Vec<optimizely::client::UserContext>> = clients
+    let crate_ctxs: Vec<Vec<optimizely::client::UserContext<'_>>> = clients
         .iter()
         .map(|client| {
             plan.users

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flagbridge_benches::fixtures::repo_root;
-use flagbridge_sync::config::Config;
-use flagbridge_sync::serve::{self, RuntimeOptions};
+use flagbridge_sync::connector::config::Config;
+use flagbridge_sync::connector::serve::{self, RuntimeOptions};
 use flagbridge_sync::testing::FakeEventEndpoint;
 use serde_json::{json, Value};
 

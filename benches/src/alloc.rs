@@ -34,6 +34,7 @@ fn add_live(delta: isize) {
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counting
 // around it only touches atomics and a const-initialised thread-local (no allocation).
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size() as isize);

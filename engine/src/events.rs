@@ -539,12 +539,12 @@ mod tests {
     /// value parsed from the tags, and the tags as given.
     #[test]
     fn conversion_accessors() {
-        let config = crate::ProjectConfig::parse(
+        let config = ProjectConfig::parse(
             r#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
                 "events":[{"id":"4001","key":"buy","experimentIds":[]}]}"#,
         )
         .unwrap();
-        let user = crate::UserContext::new("u1");
+        let user = UserContext::new("u1");
         let given = tags(json!({"revenue": "42", "value": "3.5", "k": "v"}));
         let c = crate::Decider::new(&config)
             .track(&user, "buy", Some(&given))

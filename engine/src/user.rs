@@ -83,7 +83,7 @@ impl Serialize for AttributeValue {
             AttributeValue::String(s) => serializer.serialize_str(s),
             AttributeValue::Bool(b) => serializer.serialize_bool(*b),
             AttributeValue::Int(i) => serializer.serialize_i64(*i),
-            AttributeValue::Float(f) => self::serialize_float(*f, serializer),
+            AttributeValue::Float(f) => serialize_float(*f, serializer),
             AttributeValue::Null => serializer.serialize_unit(),
         }
     }

@@ -1,4 +1,5 @@
 //! Deciding without INCLUDE_REASONS makes no heap allocation.
+#![allow(unsafe_code)] // a counting `GlobalAlloc` forwarding to `System`
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -8,8 +8,8 @@
 //!
 //! Events are off so that it runs without an account; see `embed_client` for the rest.
 
-use flagbridge_sync::openfeature::OptimizelyProvider;
 use flagbridge_sync::Client;
+use flagbridge_sync::OptimizelyProvider;
 use open_feature::provider::FeatureProvider;
 use open_feature::EvaluationContext;
 

@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use flagbridge_sync::backfill::{self, BackfillError, BackfillOptions};
-use flagbridge_sync::config::Config;
-use flagbridge_sync::scheduled::MembershipStore;
+use flagbridge_sync::connector::backfill::{self, BackfillError, BackfillOptions};
+use flagbridge_sync::connector::config::Config;
+use flagbridge_sync::connector::scheduled::MembershipStore;
 use flagbridge_sync::testing::datafile;
 
 fn setup(tag: &str, lines: &[String]) -> (std::path::PathBuf, Config, std::path::PathBuf) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::fake_brevo::FakeBrevo;
 use common::*;
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
-use flagbridge_sync::sink::DecisionSink;
+use flagbridge_sync::DecisionSink;
 use serde_json::{json, Map, Value};
 
 const DATAFILE: &str = include_str!("data/brevo_small_datafile.json");

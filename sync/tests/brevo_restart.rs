@@ -52,9 +52,7 @@ fn child_process() {
     runtime.block_on(async {
         let fake_url = url.to_string();
         let sync = flagbridge_sync::brevo::BrevoSync::builder()
-            .api_key(flagbridge_sync::brevo::ApiKey::new(
-                common::fake_brevo::API_KEY,
-            ))
+            .api_key(flagbridge_sync::brevo::ApiKey::new(fake_brevo::API_KEY))
             .base_url(fake_url)
             .store_path(Some(store.into()))
             .batch_size(BATCH)

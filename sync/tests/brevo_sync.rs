@@ -364,7 +364,7 @@ async fn unauthorized_mid_run_stops_the_sync() {
     assert!(!sync
         .sink()
         .record_decision(rollout(&user("a@x.io", "free", "x"), "g", true)));
-    assert!(!format!("{sync:?}").contains(common::fake_brevo::API_KEY));
+    assert!(!format!("{sync:?}").contains(fake_brevo::API_KEY));
     assert!(sync.close().await.is_err());
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use flagbridge_engine::{
     Conversion, DecideOption, DecideOptions, Decision, ProjectConfig, UserContext,
 };
-use flagbridge_sync::events::sender::{EventTransport, ReqwestEventTransport};
+use flagbridge_sync::events::{EventTransport, ReqwestEventTransport};
 use flagbridge_sync::testing::{datafile, EventFault, FakeEventEndpoint};
 use flagbridge_sync::{
     Client, ClientBuilder, DecisionSink, EventStorage, Notification, NotificationType,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use flagbridge_engine::ProjectConfig;
-use flagbridge_sync::cli::cases::run_cases;
+use flagbridge_sync::connector::cli::cases::run_cases;
 use serde_json::Value;
 
 mod conformance_diff;
@@ -450,7 +450,7 @@ fn check_notifications(
     notes_dir: &Path,
     min_compared: usize,
 ) {
-    use flagbridge_sync::cli::cases::run_case_with_notifications;
+    use flagbridge_sync::connector::cli::cases::run_case_with_notifications;
     let mut names: Vec<String> = std::fs::read_dir(notes_dir)
         .expect("notifications dir readable")
         .filter_map(|e| {

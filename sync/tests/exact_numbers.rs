@@ -3,9 +3,9 @@
 //! ULP away (`2.61960875592599`) does not match, and events and answers carry every digit.
 
 use flagbridge_engine::ProjectConfig;
-use flagbridge_sync::cli::cases::run_cases;
-use flagbridge_sync::config::Config;
-use flagbridge_sync::serve::{self, RuntimeOptions};
+use flagbridge_sync::connector::cli::cases::run_cases;
+use flagbridge_sync::connector::config::Config;
+use flagbridge_sync::connector::serve::{self, RuntimeOptions};
 use serde_json::Value;
 
 const EXACT: &str = "2.6196087559259906";

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_brevo::{FakeBrevo, API_KEY};
-use flagbridge_sync::serve::webhook;
+use flagbridge_sync::connector::serve::webhook;
 use flagbridge_sync::testing::{datafile, FakeCdn, FakeEventEndpoint, RedisServer};
 use serde_json::json;
 

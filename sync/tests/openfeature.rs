@@ -1,9 +1,9 @@
 //! The OpenFeature provider over the Client.
 #![cfg(feature = "openfeature")]
 
-use flagbridge_sync::openfeature::OptimizelyProvider;
 use flagbridge_sync::testing::datafile;
 use flagbridge_sync::Client;
+use flagbridge_sync::OptimizelyProvider;
 use open_feature::provider::FeatureProvider;
 use open_feature::{
     EvaluationContext, EvaluationErrorCode, EvaluationReason, FlagMetadataValue, Value,
@@ -129,7 +129,7 @@ async fn errors_are_typed() {
 #[derive(Default)]
 struct CountingSink(std::sync::atomic::AtomicUsize);
 
-impl flagbridge_sync::sink::DecisionSink for CountingSink {
+impl flagbridge_sync::DecisionSink for CountingSink {
     fn on_decision(
         &self,
         _config: &std::sync::Arc<flagbridge_engine::ProjectConfig>,

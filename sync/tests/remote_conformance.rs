@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flagbridge_sync::cli::remote::{run_remote, RemoteSettings};
+use flagbridge_sync::connector::cli::remote::{run_remote, RemoteSettings};
 use flagbridge_sync::testing::FakeRemote;
 use serde_json::Value;
 

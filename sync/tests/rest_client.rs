@@ -4,9 +4,9 @@ mod support;
 
 use std::time::Duration;
 
-use flagbridge_sync::config::Secret;
-use flagbridge_sync::rest::ratelimit::Window;
-use flagbridge_sync::rest::{RestClient, RestError, ResultsOutcome};
+use flagbridge_sync::connector::config::Secret;
+use flagbridge_sync::connector::rest::ratelimit::Window;
+use flagbridge_sync::connector::rest::{RestClient, RestError, ResultsOutcome};
 use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
 use url::Url;
 

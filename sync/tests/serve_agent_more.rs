@@ -2,9 +2,9 @@
 //! order of checks, `/v1/activate`, `/v1/override`, `/v1/lookup` + `/v1/save`, CORS; Agent's
 //! example scripts replayed request for request.
 
-use flagbridge_sync::config::agent_api::{CorsSection, UserProfileSection};
-use flagbridge_sync::config::{Config, Secret};
-use flagbridge_sync::serve::{self, webhook, RuntimeOptions, ServeHandle};
+use flagbridge_sync::connector::config::agent_api::{CorsSection, UserProfileSection};
+use flagbridge_sync::connector::config::{Config, Secret};
+use flagbridge_sync::connector::serve::{self, webhook, RuntimeOptions, ServeHandle};
 use flagbridge_sync::testing::datafile_json;
 use serde_json::{json, Value};
 
@@ -327,7 +327,7 @@ async fn activate_override_lookup_save() {
 /// the restart still makes the user sticky after it, and lookup returns it.
 #[tokio::test]
 async fn sqlite_profiles_survive_a_restart() {
-    use flagbridge_sync::config::agent_api::ProfileStoreKind;
+    use flagbridge_sync::connector::config::agent_api::ProfileStoreKind;
     let sqlite = |c: &mut Config| {
         c.server.api.user_profile_service = Some(UserProfileSection {
             store: ProfileStoreKind::Sqlite,
@@ -381,7 +381,7 @@ async fn sqlite_profiles_survive_a_restart() {
 /// start fails with an error naming both keys.
 #[tokio::test]
 async fn redis_profiles_are_shared_between_instances() {
-    use flagbridge_sync::config::agent_api::ProfileStoreKind;
+    use flagbridge_sync::connector::config::agent_api::ProfileStoreKind;
     use flagbridge_sync::fleet::FleetConfig;
     let Ok(redis) = flagbridge_sync::testing::RedisServer::start() else {
         eprintln!("redis_profiles_are_shared_between_instances: skipped, no redis-server");
@@ -562,7 +562,7 @@ async fn notification_event_stream_is_opt_in() {
 
 #[tokio::test]
 async fn oauth_tokens_grant_their_sdk_keys() {
-    use flagbridge_sync::config::agent_api::{OAuthClient, OAuthSection};
+    use flagbridge_sync::connector::config::agent_api::{OAuthClient, OAuthSection};
     let client = |id: &str, secret: &str, key: &str| OAuthClient {
         client_id: id.into(),
         client_secret: Secret::new(secret),
@@ -640,8 +640,8 @@ mod agent_examples {
 
     use std::path::PathBuf;
 
-    use flagbridge_sync::config::Config;
-    use flagbridge_sync::serve::{self, RuntimeOptions};
+    use flagbridge_sync::connector::config::Config;
+    use flagbridge_sync::connector::serve::{self, RuntimeOptions};
     use flagbridge_sync::testing::{datafile_json, FakeEventEndpoint};
     use serde_json::{json, Value};
 

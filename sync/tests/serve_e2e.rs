@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::fake_brevo::{FakeBrevo, API_KEY};
-use flagbridge_sync::config::{Config, Secret};
-use flagbridge_sync::rest::ratelimit::Window;
-use flagbridge_sync::scheduled::{run_once, BrevoLists, RunOptions};
-use flagbridge_sync::serve::{self, webhook, RuntimeOptions, ServeHandle};
+use flagbridge_sync::connector::config::{Config, Secret};
+use flagbridge_sync::connector::rest::ratelimit::Window;
+use flagbridge_sync::connector::scheduled::{run_once, BrevoLists, RunOptions};
+use flagbridge_sync::connector::serve::{self, webhook, RuntimeOptions, ServeHandle};
 use flagbridge_sync::testing::{datafile_json, FakeCdn, FakeEventEndpoint};
 use serde_json::{json, Value};
 use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
@@ -268,9 +268,10 @@ async fn two_projects_thousand_users_webhook_and_brevo() {
     let visitors = w.events.visitors().len();
     assert_eq!(visitors, web_decisions + 2 * 201, "impressions");
     // The assignment record lists the web project's experiment users.
-    let (store, _) =
-        flagbridge_sync::scheduled::MembershipStore::load(&w.dir.join("assignments.jsonl"))
-            .unwrap();
+    let (store, _) = flagbridge_sync::connector::scheduled::MembershipStore::load(
+        &w.dir.join("assignments.jsonl"),
+    )
+    .unwrap();
     assert_eq!(store.members("default", "50001", "90001").len(), 500);
     // 100 pro users of 1000..1200, plus user-2 decided there after the webhook.
     assert_eq!(store.members("mobile", "50001", "90001").len(), 101);

@@ -2,8 +2,8 @@
 //! (`testing::FakeRemote` on 127.0.0.1): `/v1/decide` decides CMAB rules through the prediction
 //! service, `fetchSegments` asks ODP, `/v1/send-odp-event` reaches `{host}/v3/events`.
 
-use flagbridge_sync::config::Config;
-use flagbridge_sync::serve::{self, RuntimeOptions};
+use flagbridge_sync::connector::config::Config;
+use flagbridge_sync::connector::serve::{self, RuntimeOptions};
 use flagbridge_sync::testing::FakeRemote;
 use serde_json::{json, Value};
 

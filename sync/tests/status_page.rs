@@ -12,10 +12,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::fake_brevo::FakeBrevo;
-use flagbridge_sync::config::{Config, Secret};
-use flagbridge_sync::rest::ratelimit::Window;
-use flagbridge_sync::scheduled::{run_once, Assignment, BrevoLists, MembershipWriter, RunOptions};
-use flagbridge_sync::serve::{self, RuntimeOptions};
+use flagbridge_sync::connector::config::{Config, Secret};
+use flagbridge_sync::connector::rest::ratelimit::Window;
+use flagbridge_sync::connector::scheduled::{
+    run_once, Assignment, BrevoLists, MembershipWriter, RunOptions,
+};
+use flagbridge_sync::connector::serve::{self, RuntimeOptions};
 use flagbridge_sync::testing::datafile;
 use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
 

@@ -6,9 +6,11 @@ mod support;
 use std::time::Duration;
 
 use common::fake_brevo::FakeBrevo;
-use flagbridge_sync::config::Config;
-use flagbridge_sync::rest::ratelimit::Window;
-use flagbridge_sync::scheduled::{run_once, Assignment, BrevoLists, MembershipWriter, RunOptions};
+use flagbridge_sync::connector::config::Config;
+use flagbridge_sync::connector::rest::ratelimit::Window;
+use flagbridge_sync::connector::scheduled::{
+    run_once, Assignment, BrevoLists, MembershipWriter, RunOptions,
+};
 use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
 
 fn assignment(project: &str, exp: u64, var: u64, user: &str) -> Assignment {
@@ -173,11 +175,11 @@ async fn sync_once_creates_winner_lists() {
 }
 
 trait IntoSecret {
-    fn into_secret(self) -> flagbridge_sync::config::Secret;
+    fn into_secret(self) -> flagbridge_sync::connector::config::Secret;
 }
 impl IntoSecret for &str {
-    fn into_secret(self) -> flagbridge_sync::config::Secret {
-        flagbridge_sync::config::Secret::new(self)
+    fn into_secret(self) -> flagbridge_sync::connector::config::Secret {
+        flagbridge_sync::connector::config::Secret::new(self)
     }
 }
 

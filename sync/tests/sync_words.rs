@@ -6,8 +6,8 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use flagbridge_sync::config::Config;
-use flagbridge_sync::scheduled::{run_once, DryRunLists, RunOptions};
+use flagbridge_sync::connector::config::Config;
+use flagbridge_sync::connector::scheduled::{run_once, DryRunLists, RunOptions};
 use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
 
 fn state_dir(name: &str) -> std::path::PathBuf {
@@ -102,9 +102,9 @@ async fn unknown_project_and_bad_token_are_said_in_words() {
     let dir = state_dir("unknown");
     let options = RunOptions {
         results_retry_delay: Duration::ZERO,
-        rest_pacing: Some(vec![flagbridge_sync::rest::ratelimit::Window::per_second(
-            10_000,
-        )]),
+        rest_pacing: Some(vec![
+            flagbridge_sync::connector::rest::ratelimit::Window::per_second(10_000),
+        ]),
         ..Default::default()
     };
     let config = Config::from_yaml(&yaml(&rest, &dir, "pat", "999", ""), &|_| None).unwrap();

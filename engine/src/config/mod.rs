@@ -595,10 +595,10 @@ mod tests {
 
     #[test]
     fn experiment_hot_fields_fill_one_cache_line() {
-        let end_of_id = std::mem::offset_of!(Experiment, id) + std::mem::size_of::<String>();
+        let end_of_id = std::mem::offset_of!(Experiment, id) + size_of::<String>();
         assert!(end_of_id <= 64, "hot fields end at byte {end_of_id}");
-        assert_eq!(std::mem::align_of::<Experiment>(), 64);
-        let end_of_key = std::mem::offset_of!(Flag, key) + std::mem::size_of::<String>();
+        assert_eq!(align_of::<Experiment>(), 64);
+        let end_of_key = std::mem::offset_of!(Flag, key) + size_of::<String>();
         assert!(end_of_key <= 64, "hot fields end at byte {end_of_key}");
     }
 }

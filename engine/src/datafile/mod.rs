@@ -44,13 +44,13 @@ pub enum DatafileError {
 pub(crate) fn read(text: &str) -> Result<raw::Datafile<'_>, DatafileError> {
     // Fast path without path tracking; a failing datafile is read again to name the field.
     // `from_str` trusts the text's UTF-8 (no per-string validation).
-    if let Ok(datafile) = serde_json::from_str::<raw::Datafile>(text) {
+    if let Ok(datafile) = serde_json::from_str::<raw::Datafile<'_>>(text) {
         check_version(Some(&datafile.version))?;
         return Ok(datafile);
     }
     let bytes = text.as_bytes();
     let mut de = serde_json::Deserializer::from_str(text);
-    let parsed: Result<raw::Datafile, _> = serde_path_to_error::deserialize(&mut de);
+    let parsed: Result<raw::Datafile<'_>, _> = serde_path_to_error::deserialize(&mut de);
     let datafile = match parsed {
         Ok(d) => {
             if let Err(e) = de.end() {

@@ -144,7 +144,7 @@ pub(crate) struct Datafile<'a> {
 /// A string, or a number taken as its decimal text. JavaScript accepts numeric ids anywhere
 /// (its maps are keyed by the id's string form, so `17155031309` and `"17155031309"` name the
 /// same entity); every id field of the datafile is read with these helpers.
-fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match Value::deserialize(d)? {
         Value::String(s) => Ok(s),
         Value::Number(n) => Ok(n.to_string()),
@@ -197,9 +197,7 @@ fn vec_cow_id<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'de, str>>, D::
 }
 
 /// An optional id: a string or a number (as its decimal text); absent or `null` is `None`.
-fn opt_string_or_number<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<String>, D::Error> {
+fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -211,7 +209,7 @@ fn opt_string_or_number<'de, D: serde::Deserializer<'de>>(
 }
 
 /// A list of ids, each a string or a number (as its decimal text).
-fn vec_string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+fn vec_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     struct Id(#[serde(deserialize_with = "string_or_number")] String);
     Ok(Vec::<Id>::deserialize(d)?
@@ -248,7 +246,7 @@ impl<'de> Deserialize<'de> for Id {
 /// A list, or `null` taken as the empty list.
 fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
-    D: serde::Deserializer<'de>,
+    D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())

@@ -482,7 +482,7 @@ mod tests {
         /// (stamp, flag, variation) applied in this order.
         type Decisions<'a> = &'a [(u64, &'a str, &'a str)];
         // Then the expected latest experiment (flag, variation).
-        let cases: [(Decisions, (&str, &str)); 5] = [
+        let cases: [(Decisions<'_>, (&str, &str)); 5] = [
             (&[(10, "f", "b"), (5, "g", "a")], ("f", "b")),
             (&[(10, "f", "b"), (10, "g", "a")], ("g", "a")),
             (&[(5, "g", "a"), (10, "f", "b")], ("f", "b")),

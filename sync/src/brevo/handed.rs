@@ -295,7 +295,7 @@ mod tests {
     #[test]
     fn a_decision_record_is_small() {
         // Written into a ring on every decision and read on the worker's core.
-        let size = std::mem::size_of::<HandedRecord>();
+        let size = size_of::<HandedRecord>();
         assert!(size <= 24, "{size}");
     }
     use flagbridge_engine::{DecideOptions, Decider, DecisionSource};
@@ -392,7 +392,7 @@ mod tests {
             Some((false, false))
         );
         // A new config with no identity: the config is not remembered either.
-        let other = super::tests::config();
+        let other = tests::config();
         assert!(sent.engine(&other, true, &anonymous, contact).is_none());
         assert_eq!(sends(&mut sent, &other, true, &u), (true, true));
     }

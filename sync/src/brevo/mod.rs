@@ -424,9 +424,9 @@ impl BrevoSyncBuilder {
     }
 }
 
-/// Internals exposed for the criterion benches only; not part of the API.
-#[doc(hidden)]
-pub mod bench_support {
+/// Internals exposed for the criterion benches (feature `testing`); not part of the API.
+#[cfg(feature = "testing")]
+pub(crate) mod bench_support {
     use super::coalesce::Coalescer;
     use super::config::{AttributeNames, DateFormat};
     use super::record::DecisionRecord;

@@ -1,14 +1,11 @@
 //! The Brevo HTTP transport: a trait (so tests and the dry run can replace it) and its reqwest impl.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use super::config::ApiKey;
 use super::error::BrevoError;
 
-/// A boxed future, as transports return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// HTTP method of a Brevo call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use flagbridge_engine::{DecideOptions, UserProfileService};
 
 use crate::datafile::source::DatafileSource;
-use crate::events::sender::EventTransport;
+use crate::events::EventTransport;
 use crate::events::{self, EventSettings, EventStorage, MAX_PAYLOAD_BYTES};
 use crate::notify::DEFAULT_NOTIFICATION_CAPACITY;
 use crate::remote::{CmabService, CmabServiceBuilder, OdpManager, OdpManagerBuilder};

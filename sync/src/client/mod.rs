@@ -38,8 +38,8 @@ use crate::datafile::source::{DatafileSource, DatafileTransport, FileTransport, 
 use crate::datafile::{first_config, ConfigOrigin, PollerHandle, StartSettings};
 use crate::error::{BuildError, RefreshError, StartError};
 use crate::events::record::{EventRecord, Flags, Impressions};
-use crate::events::sender::{EventTransport, ReqwestEventTransport};
 use crate::events::{EventProcessor, EventStats, PipelineParts};
+use crate::events::{EventTransport, ReqwestEventTransport};
 use crate::notify::{
     ConfigUpdateNotification, LogEventNotification, Notification, NotificationCenter,
     NotificationType, TrackNotification,

@@ -186,3 +186,14 @@ impl PollerHandle {
 
 #[cfg(test)]
 mod tests;
+
+/// The engine's compiled config is what the runtime keeps.
+impl Compiled for flagbridge_engine::ProjectConfig {
+    fn compile(text: &str) -> Result<Self, DatafileErrorBox> {
+        flagbridge_engine::ProjectConfig::parse(text).map_err(|e| Box::new(e) as DatafileErrorBox)
+    }
+
+    fn revision(&self) -> &str {
+        flagbridge_engine::ProjectConfig::revision(self)
+    }
+}

@@ -1,8 +1,6 @@
 //! Where the datafile comes from, and the transport that fetches it (conditional GET).
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
@@ -15,8 +13,7 @@ pub const DEFAULT_CDN_BASE_URL: &str = "https://cdn.optimizely.com";
 /// The base URL for authenticated datafiles: `{base}/datafiles/auth/{sdk_key}.json`.
 pub const DEFAULT_AUTH_BASE_URL: &str = "https://config.optimizely.com";
 
-/// A boxed future, as returned by the transport traits.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// Where the `Client` gets its datafile.
 #[derive(Clone, Debug, PartialEq, Eq)]

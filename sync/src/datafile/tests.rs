@@ -107,7 +107,7 @@ type Fault = (&'static str, Box<dyn Fn(&MemTransport)>);
 
 const INTERVAL: Duration = Duration::from_secs(60);
 
-fn settings(cache_path: Option<std::path::PathBuf>) -> StartSettings {
+fn settings(cache_path: Option<PathBuf>) -> StartSettings {
     StartSettings {
         poller: PollerSettings {
             interval: INTERVAL,
@@ -126,10 +126,7 @@ struct Running {
     applied: Arc<Mutex<Vec<String>>>,
 }
 
-async fn start(
-    transport: &MemTransport,
-    cache: Option<std::path::PathBuf>,
-) -> Result<Running, StartError> {
+async fn start(transport: &MemTransport, cache: Option<PathBuf>) -> Result<Running, StartError> {
     let settings = settings(cache);
     let started = first_config::<TestConfig>(transport, &settings).await?;
     let store = Arc::new(ArcSwap::from_pointee(started.config));

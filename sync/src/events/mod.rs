@@ -23,7 +23,7 @@ pub(crate) mod record;
 pub(crate) mod render;
 pub(crate) mod retry;
 pub(crate) mod send;
-pub mod sender;
+mod sender;
 pub(crate) mod store;
 
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ use pipeline::{Control, Pipeline};
 use record::{EventHanded, EventRecord};
 use render::Renderer;
 use send::SendSettings;
-use sender::EventTransport;
+pub use sender::{EventTransport, HttpReply, ReqwestEventTransport, TransportError};
 use store::EventStore;
 pub use store::{DeadLetter, EventStoreError};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 
-use crate::datafile::source::BoxFuture;
+use crate::BoxFuture;
 
 /// The endpoint's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use flagbridge_engine::{ClientInfo, DecideOptions, EventBatch, SnapshotEvent, Vi
 use super::record::EventRecord;
 use super::sender::{EventTransport, HttpReply, TransportError};
 use super::*;
-use crate::datafile::source::BoxFuture;
+use crate::BoxFuture;
 
 /// Answers from a script (then 204), after `delay`; records bodies and peak concurrency.
 #[derive(Default)]

@@ -6,9 +6,9 @@
 //! takes the answer back; this module makes the calls.
 
 mod cache;
-pub mod cmab;
+pub(crate) mod cmab;
 pub(crate) mod decide;
-pub mod odp;
+pub(crate) mod odp;
 
 pub use cmab::{
     CmabBuildError, CmabDecision, CmabError, CmabService, CmabServiceBuilder,

@@ -11,6 +11,7 @@ mod event_endpoint;
 mod redis_server;
 mod remote;
 
+pub use crate::brevo::bench_support::CoalescerBench;
 pub use cdn::{CdnFault, FakeCdn};
 pub use datafile::{datafile, datafile_json, SDK_KEY};
 pub use event_endpoint::{EventFault, FakeEventEndpoint};

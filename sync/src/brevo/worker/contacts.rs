@@ -272,7 +272,7 @@ impl Worker {
     pub(super) async fn create_contact(
         &mut self,
         contact: &str,
-        attributes: &serde_json::Map<String, serde_json::Value>,
+        attributes: &serde_json::Map<String, Value>,
     ) -> Result<super::super::transport::BrevoResponse, CallError> {
         let body = batch::upsert_body(self.cfg.identity, contact, attributes, &self.cfg.list_ids);
         self.call(

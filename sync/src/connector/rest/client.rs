@@ -9,7 +9,7 @@ use url::Url;
 use super::policy::{self, StatusClass};
 use super::ratelimit::{acquire_all, PacingWindows, RateLimiter, RestPacers, Window};
 use super::types::{Audience, Event, Experiment, ExperimentResults, Flag, FlagsPage, Project};
-use crate::config::Secret;
+use crate::connector::config::Secret;
 
 /// v2 page size (the API's maximum).
 pub const PER_PAGE: usize = 100;

@@ -219,9 +219,9 @@ pub struct OptimizelySection {
 }
 
 /// Default REST calls per minute per personal access token (the connector page's limit).
-pub const DEFAULT_REST_PER_MINUTE: u32 = crate::rest::ratelimit::REST_PER_MINUTE;
+pub const DEFAULT_REST_PER_MINUTE: u32 = crate::connector::rest::ratelimit::REST_PER_MINUTE;
 /// Default Results API calls per minute (the connector page's limit).
-pub const DEFAULT_RESULTS_PER_MINUTE: u32 = crate::rest::ratelimit::RESULTS_PER_MINUTE;
+pub const DEFAULT_RESULTS_PER_MINUTE: u32 = crate::connector::rest::ratelimit::RESULTS_PER_MINUTE;
 
 /// `connectors.optimizely.rate_limit`: REST pacing per personal access token, spread evenly
 /// over the minute (never a burst).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::config::Secret;
+use crate::connector::config::Secret;
 
 /// Flags API limit per second (documented).
 pub const FLAGS_PER_SECOND: u32 = 2;

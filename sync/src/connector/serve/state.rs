@@ -15,13 +15,13 @@ use crate::brevo::{
     ApiKey, AttributeNames, AttributeSwitches, BrevoSync, ContactIdentity, IdentitySource,
     RateBudget,
 };
-use crate::config::{
+use crate::connector::config::{
     BrevoSettings, Config, ContactIdentityKind, DatafileSource as ConfigSource, ProjectSettings,
 };
+use crate::connector::scheduled::membership::MEMBERSHIP_FILE;
+use crate::connector::scheduled::{Assignment, MembershipWriter};
 use crate::datafile::source::DatafileSource;
 use crate::notify::{Notification, NotificationType};
-use crate::scheduled::membership::MEMBERSHIP_FILE;
-use crate::scheduled::{Assignment, MembershipWriter};
 use crate::Client;
 
 /// Capacity of the assignment recorder's queue.
@@ -319,7 +319,7 @@ impl Runtime {
             if let Some(ups) = &profiles {
                 builder = builder.user_profile_service(Arc::clone(ups));
             }
-            if config.urls.events.as_str() != crate::config::schema::DEFAULT_EVENTS_URL {
+            if config.urls.events.as_str() != crate::connector::config::schema::DEFAULT_EVENTS_URL {
                 builder = builder.event_endpoint(config.urls.events.as_str());
             }
             let client = builder.start().await.map_err(|source| ServeError::Start {

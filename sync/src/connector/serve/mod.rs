@@ -29,15 +29,15 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::connector::config::Config;
 pub use state::{Runtime, RuntimeOptions};
 
 /// The bundled example datafile served without a config (`datafile-fixtures/small.json`).
-pub const EMBEDDED_DATAFILE: &str = include_str!("../../../datafile-fixtures/small.json");
+pub const EMBEDDED_DATAFILE: &str = include_str!("../../../../datafile-fixtures/small.json");
 
 /// The config `flagbridge serve` uses without `--config`: the bundled datafile, 127.0.0.1:8080,
 /// Brevo dry run, no events sent.
-pub fn embedded_config() -> Result<Config, crate::config::ConfigError> {
+pub fn embedded_config() -> Result<Config, crate::connector::config::ConfigError> {
     let sdk_key = serde_json::from_str::<serde_json::Value>(EMBEDDED_DATAFILE)
         .ok()
         .and_then(|v| v.get("sdkKey").and_then(|k| k.as_str()).map(str::to_string))

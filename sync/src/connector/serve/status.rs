@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::state::Runtime;
-use crate::scheduled::job::LAST_SYNC_FILE;
+use crate::connector::scheduled::job::LAST_SYNC_FILE;
 
 /// Seconds between two refreshes of the page.
 pub const REFRESH_SECS: u64 = 2;

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use flagbridge_engine::{AttributeValue, DecideOption, DecideOptions, UserContext};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
-use crate::serve::{Runtime, RuntimeOptions, ServeError};
+use crate::connector::config::Config;
+use crate::connector::serve::{Runtime, RuntimeOptions, ServeError};
 
 /// Default number of users between checkpoints (each checkpoint flushes the Brevo outbox first).
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;

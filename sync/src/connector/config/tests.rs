@@ -67,7 +67,7 @@ fn secrets_are_not_in_debug_output() {
 
 #[test]
 fn example_file_is_valid() {
-    let text = include_str!("../../../flagbridge.example.yaml");
+    let text = include_str!("../../../../flagbridge.example.yaml");
     let c = Config::from_yaml(text, &|name| Some(format!("value-of-{name}"))).unwrap();
     assert!(c.projects.len() >= 2);
 }
@@ -377,7 +377,7 @@ fn cron_schedules_compute_next_run() {
 /// and its `mapping` names and `field_mapping` names reach the Brevo attribute names.
 #[test]
 fn seed_config_loads_verbatim_and_means_what_it_says() {
-    let text = include_str!("../../tests/data/seed-config.yaml");
+    let text = include_str!("../../../tests/data/seed-config.yaml");
     assert!(text.contains("experiment_variation: EXPERIMENT_VARIATION"));
     assert!(text.contains("log_level: verbose"));
     let env = |name: &str| match name {

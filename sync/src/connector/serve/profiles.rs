@@ -209,12 +209,12 @@ impl UserProfileService for RedisProfiles {
 /// The store configured by `server.api.user_profile_service` for `project` (SQLite files
 /// live in `state_dir`; `redis` needs the top-level `store:`).
 pub fn store(
-    kind: crate::config::agent_api::ProfileStoreKind,
+    kind: crate::connector::config::agent_api::ProfileStoreKind,
     state_dir: &Path,
     project: &str,
     fleet: Option<&crate::fleet::Fleet>,
 ) -> Result<Arc<dyn UserProfileService>, super::ServeError> {
-    use crate::config::agent_api::ProfileStoreKind;
+    use crate::connector::config::agent_api::ProfileStoreKind;
     Ok(match kind {
         ProfileStoreKind::Memory => Arc::new(MemoryProfiles::default()),
         ProfileStoreKind::Redis => match fleet {
@@ -376,7 +376,7 @@ mod tests {
         let blocker = dir.path().join("not-a-dir");
         std::fs::write(&blocker, "x").unwrap();
         let error = store(
-            crate::config::agent_api::ProfileStoreKind::Sqlite,
+            crate::connector::config::agent_api::ProfileStoreKind::Sqlite,
             &blocker,
             "p",
             None,

@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use super::lists::ListWriter;
 use super::membership::{MembershipStore, MEMBERSHIP_FILE};
 pub use super::report::{ProjectReport, WinnerReport};
-use crate::config::Secret;
-use crate::config::{Config, ProjectSettings};
-use crate::rest::ratelimit::{PacerRegistry, PacingWindows, Window};
-use crate::rest::results::{ResultsCache, CACHE_FILE};
-use crate::rest::types::{Experiment, Project};
-use crate::rest::{pick_winners, RestClient, RestError, ResultsOutcome, Winner};
+use crate::connector::config::Secret;
+use crate::connector::config::{Config, ProjectSettings};
+use crate::connector::rest::ratelimit::{PacerRegistry, PacingWindows, Window};
+use crate::connector::rest::results::{ResultsCache, CACHE_FILE};
+use crate::connector::rest::types::{Experiment, Project};
+use crate::connector::rest::{pick_winners, RestClient, RestError, ResultsOutcome, Winner};
 
 /// File (in the state directory) recording which contacts each winners' list already has.
 pub const WINNERS_FILE: &str = "winners-state.json";

@@ -9,8 +9,8 @@ use flagbridge_engine::{Conversion, Decision, DecisionSource, ProjectConfig, Use
 use tokio::sync::mpsc;
 
 use crate::brevo::BrevoSink;
-use crate::config::MappingSection;
-use crate::scheduled::Assignment;
+use crate::connector::config::MappingSection;
+use crate::connector::scheduled::Assignment;
 use crate::sink::DecisionSink;
 
 /// Per-project counters shown by `/metrics`.

@@ -18,9 +18,9 @@ use url::Url;
 use crate::brevo::{
     ApiKey, BrevoRequest, BrevoTransport, Method, ReqwestTransport, TransportError,
 };
-use crate::config::Secret;
-use crate::rest::policy::{self, StatusClass};
-use crate::rest::ratelimit::{RateLimiter, Window};
+use crate::connector::config::Secret;
+use crate::connector::rest::policy::{self, StatusClass};
+use crate::connector::rest::ratelimit::{RateLimiter, Window};
 
 /// Brevo's page size for `GET /contacts/lists`.
 pub const LIST_PAGE: usize = 50;

@@ -86,7 +86,7 @@ pub fn pick_winners(experiment: &Experiment, results: &ExperimentResults) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rest::types::Datapoint;
+    use crate::connector::rest::types::Datapoint;
 
     fn vr(
         baseline: bool,

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::auth::bearer_matches;
 use super::state::Runtime;
-use crate::config::agent_api::OAuthSection;
+use crate::connector::config::agent_api::OAuthSection;
 
 /// The claims of a token.
 #[derive(Debug, Serialize, Deserialize)]

@@ -643,7 +643,7 @@ async fn metrics_handler(State(rt): State<Arc<Runtime>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::agent::{OptimizelyDecision, UserContextOut};
+    use crate::connector::serve::agent::{OptimizelyDecision, UserContextOut};
 
     /// The borrowed rendering equals Agent's `OptimizelyDecision` made from the owned
     /// `FlagDecision`s, for every flag of a real datafile (variables of each type, reasons).
@@ -657,8 +657,8 @@ mod tests {
             "userId": "u1", "userAttributes": attributes.clone()
         }))
         .unwrap();
-        let user = flagbridge_engine::UserContext::new("u1").with_attribute("plan", "pro");
-        let options = DecideOptions::NONE.with(flagbridge_engine::DecideOption::IncludeReasons);
+        let user = UserContext::new("u1").with_attribute("plan", "pro");
+        let options = DecideOptions::NONE.with(DecideOption::IncludeReasons);
         let decisions = flagbridge_engine::Decider::new(&config).decide_all(&user, options);
         assert!(decisions.iter().any(|d| d.variables().next().is_some()));
         let user_out = user_json(&body).unwrap();

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::state::Runtime;
-use crate::config::agent_api::CorsSection;
+use crate::connector::config::agent_api::CorsSection;
 
 /// Methods the API answers.
 const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
