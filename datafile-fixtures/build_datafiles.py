@@ -534,7 +534,7 @@ def region_eu_file():
 
 # ---------------------------------------------------------------------------------------------
 def quirks_file():
-    """Reference-SDK quirks (decisions.md §10): shared variation keys, cross-experiment entity ids,
+    """Reference-SDK quirks: shared variation keys, cross-experiment entity ids,
     non-numeric variation ids, dangling rolloutId, non-parsing variable values."""
     d = base("909", sendFlagDecisions=True)
     d["attributes"] = [{"id": "3901", "key": "k"}]

@@ -1,4 +1,4 @@
-//! Impression and conversion events in the logx v1 wire format (spec §5), built, not sent.
+//! Impression and conversion events in the logx v1 wire format, built, not sent.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -263,7 +263,7 @@ fn array_index(key: &str) -> Option<u64> {
         .filter(|n| *n < u64::from(u32::MAX))
 }
 
-/// The user's attributes that events carry, in the SDK's order (§5.2): `(entity id, key,
+/// The user's attributes that events carry, in the SDK's order: `(entity id, key,
 /// value)` for each attribute known to the datafile (or `$opt_`) whose value events accept.
 pub(crate) fn ordered_event_attributes<'a>(
     config: &'a ProjectConfig,
@@ -287,7 +287,7 @@ pub(crate) fn ordered_event_attributes<'a>(
     })
 }
 
-/// Visitor attributes as the SDK builds them (§5.2).
+/// Visitor attributes as the SDK builds them.
 pub(crate) fn visitor_attributes(
     config: &ProjectConfig,
     user: &UserContext,
@@ -334,7 +334,7 @@ fn numeric_id(id: &str) -> Option<String> {
     (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_string())
 }
 
-/// The visitor of one impression (§5.3, with the JavaScript id normalisation).
+/// The visitor of one impression (with the JavaScript id normalisation).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn impression_visitor(
     config: &ProjectConfig,

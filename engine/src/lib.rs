@@ -19,8 +19,8 @@
 //!
 //! # Behaviour
 //!
-//! The official JavaScript SDK 6.6.1 is the reference, including its quirks (see
-//! `/work/shared/spec/decisions.md` §10): the flag's variation list ordered by numeric id for
+//! The official JavaScript SDK 6.6.1 is the reference, including its quirks (as observed
+//! by running it): the flag's variation list ordered by numeric id for
 //! forced decisions; a rule-level forced decision taking that rule's own variation; variations
 //! looked up in one global map; a dangling `rolloutId` meaning no rollout and a dangling
 //! experiment id rejecting the datafile; a condition array whose first element is not a string

@@ -1,4 +1,4 @@
-//! The decision notification payload (spec §4.11), owned so it can cross threads.
+//! The decision notification payload, owned so it can cross threads.
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};

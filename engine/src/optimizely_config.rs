@@ -1,4 +1,4 @@
-//! `OptimizelyConfig` (spec §7): a serializable summary of the datafile, shaped like the
+//! `OptimizelyConfig`: a serializable summary of the datafile, shaped like the
 //! JavaScript SDK's `getOptimizelyConfig()` (camelCase names).
 
 use serde::ser::SerializeMap;

@@ -1,4 +1,4 @@
-//! CMAB rules in the async API (spec `remote-decisions.md` §1): the engine asks for a
+//! CMAB rules in the async API (as the JS SDK 6.6.1 decides them): the engine asks for a
 //! prediction after the traffic check and finishes the decision with the answer; the sync API
 //! keeps JavaScript's "not supported" fall-through. Datafile:
 //! `datafile-fixtures/remote/cmab_odp.json`.

@@ -1,4 +1,4 @@
-//! Decide behaviour: spec §8.2 vectors, §10 JavaScript facts, options, sticky bucketing, events.
+//! Decide behaviour: the JS SDK's test vectors and quirks, options, sticky bucketing, events.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

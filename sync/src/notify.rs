@@ -1,4 +1,4 @@
-//! Notification listeners (DECISION, TRACK, LOG_EVENT, CONFIG_UPDATE; §4.11).
+//! Notification listeners (DECISION, TRACK, LOG_EVENT, CONFIG_UPDATE).
 //!
 //! Listeners run on one dedicated thread fed by a bounded channel: the decide path only does a
 //! `try_send` (and only when a listener of that type exists), so a slow listener makes the

@@ -1,6 +1,6 @@
 //! The CMAB service, the ODP manager and the client's async decide against the in-process fake
-//! (`testing::FakeRemote`, 127.0.0.1): one test per cache and option rule of the spec
-//! (`remote-decisions.md` §1.4, §2), counted through the fake's request log.
+//! (`testing::FakeRemote`, 127.0.0.1): one test per cache and option rule of the
+//! JS SDK 6.6.1's CMAB service and ODP segment manager, counted through the fake's request log.
 
 use std::time::Duration;
 

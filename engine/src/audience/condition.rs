@@ -1,4 +1,4 @@
-//! Leaf conditions of an audience: compiled once, evaluated against a user (spec §3.3).
+//! Leaf conditions of an audience: compiled once, evaluated against a user.
 //!
 //! Follows the JavaScript SDK: `custom_attribute` knows every match except `qualified`;
 //! `third_party_dimension` knows only `qualified`; a literal `null` match is an unknown match.

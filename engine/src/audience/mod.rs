@@ -1,4 +1,4 @@
-//! Audiences: condition trees with three-valued and/or/not (spec §3), leaf matchers, semver.
+//! Audiences: condition trees with three-valued and/or/not, leaf matchers, semver.
 
 pub(crate) mod attributes;
 pub(crate) mod condition;
@@ -17,7 +17,7 @@ pub(crate) enum Tree<L> {
     Leaf(L),
 }
 
-/// Compile a JSON condition tree with the JavaScript SDK's operator detection (§3.2):
+/// Compile a JSON condition tree with the JavaScript SDK's operator detection:
 /// a first element "and"/"or"/"not" is the operator over the rest; another string first element
 /// means OR over all elements; a non-string first element means OR over the rest (JS drops it).
 pub(crate) fn compile_tree<L>(value: &Value, leaf: &mut dyn FnMut(&Value) -> L) -> Tree<L> {

@@ -1,4 +1,4 @@
-//! Optimizely's own "semantic version" rules (spec §3.4, JavaScript `semantic_version/index.ts`).
+//! Optimizely's own "semantic version" rules (JavaScript `semantic_version/index.ts`).
 //!
 //! Not strict semver: partial versions are allowed, the pre-release or build suffix is one opaque
 //! string, and the target's precision bounds the comparison (target "2" equals user "2.12").

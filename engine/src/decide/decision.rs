@@ -280,7 +280,7 @@ impl<'a> Decision<'a> {
             && self.outcome.extra_holdout.is_some()
     }
 
-    /// Whether an impression must be sent for this decision (spec §4.8).
+    /// Whether an impression must be sent for this decision.
     pub fn has_impression(&self) -> bool {
         self.main_impression() || self.extra_impression()
     }
@@ -338,7 +338,7 @@ impl<'a> Decision<'a> {
         Some(events::batch(self.config, client, visitors))
     }
 
-    /// The decision notification payload (spec §4.11).
+    /// The decision notification payload.
     pub fn notification(&self, user: &UserContext) -> DecisionNotification {
         DecisionNotification {
             flag_key: self.flag_key.to_string(),

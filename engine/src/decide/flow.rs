@@ -1,4 +1,4 @@
-//! The decision flow for one flag (JavaScript `resolveVariationForFlag`; spec §4.2-§4.5).
+//! The decision flow for one flag (JavaScript `resolveVariationForFlag`).
 //! Reason texts are the JavaScript SDK's.
 
 use std::fmt;
@@ -448,7 +448,7 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
         result
     }
 
-    /// Group selection, then the experiment's own traffic (spec §2.3-§2.4).
+    /// Group selection, then the experiment's own traffic.
     #[inline]
     fn bucket(&mut self, e: &'a Experiment) -> Option<&'a Variation> {
         let config = self.config;
@@ -470,7 +470,7 @@ impl<'a, const REASONS: bool> Flow<'a, '_, REASONS> {
         }
     }
 
-    /// Mutex-group selection (spec §2.3): false when the group picks another experiment.
+    /// Mutex-group selection: false when the group picks another experiment.
     #[inline(never)]
     fn in_group(&mut self, e: &'a Experiment) -> bool {
         let config = self.config;

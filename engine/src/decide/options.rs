@@ -1,4 +1,4 @@
-//! Decide options (spec §4.9) as a small `Copy` bit set.
+//! Decide options as a small `Copy` bit set.
 
 use std::fmt;
 use std::ops::{BitOr, BitOrAssign};

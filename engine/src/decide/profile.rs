@@ -1,4 +1,4 @@
-//! Sticky bucketing: the user profile service trait and the per-call tracker (spec §4.6).
+//! Sticky bucketing: the user profile service trait and the per-call tracker.
 
 use std::collections::HashMap;
 

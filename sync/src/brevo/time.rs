@@ -1,4 +1,5 @@
-//! Calendar dates for date attributes and event timestamps (UTC), without a date crate.
+//! Calendar dates for date attributes and event timestamps (UTC): plain arithmetic on days since
+//! the epoch, so the library needs no date crate (chrono is the connector's).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

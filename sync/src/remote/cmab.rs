@@ -1,6 +1,6 @@
-//! CMAB predictions (JS SDK 6.6.1 `DefaultCmabService` + `DefaultCmabClient`; spec
-//! `remote-decisions.md` §1.4-§1.5): the prediction request with one retry, the cache with its
-//! attribute hash and options, and one request at a time per user and rule.
+//! CMAB predictions (JS SDK 6.6.1 `DefaultCmabService` + `DefaultCmabClient`): the prediction
+//! request with one retry, the cache with its attribute hash and options, and one request at a
+//! time per user and rule.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

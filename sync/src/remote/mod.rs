@@ -1,5 +1,4 @@
-//! The two decision inputs that need a remote call, as the JS SDK 6.6.1 makes them (spec:
-//! `remote-decisions.md`): CMAB predictions ([`CmabService`]) and ODP segments and events
+//! The two decision inputs that need a remote call, as the JS SDK 6.6.1 makes them: CMAB predictions ([`CmabService`]) and ODP segments and events
 //! ([`OdpManager`]), plus the async decide that uses them ([`decide_async`]).
 //!
 //! The engine stays pure: [`flagbridge_engine::CmabCall`] says which rule needs a prediction and

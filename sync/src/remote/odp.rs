@@ -1,4 +1,4 @@
-//! ODP (JS SDK 6.6.1 `odp/`; spec `remote-decisions.md` §2): the segment manager (GraphQL
+//! ODP (JS SDK 6.6.1 `odp/`): the segment manager (GraphQL
 //! query to `{host}/v3/graphql`, its cache and options) and the event sender (`{host}/v3/events`).
 //! The host and public key come from the datafile's `odp` integration; the host can be
 //! overridden (tests, proxies).
