@@ -19,11 +19,12 @@ use compact_str::CompactString;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flagbridge_benches::pipelines::wait_processed;
 use flagbridge_sync::brevo::{
-    AttrValue, BoxFuture, BrevoRequest, BrevoResponse, BrevoSync, BrevoTransport, DecisionRecord,
-    RateBudget, RuleSource, TransportError, UserSnapshot,
+    AttrValue, BrevoRequest, BrevoResponse, BrevoSync, BrevoTransport, DecisionRecord, RateBudget,
+    RuleSource, UserSnapshot,
 };
 use flagbridge_sync::fleet::FleetConfig;
 use flagbridge_sync::testing::RedisServer;
+use flagbridge_sync::{BoxFuture, TransportError};
 
 /// Contacts per measured flush.
 const CONTACTS: u64 = 2_000;

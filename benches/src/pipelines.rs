@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use flagbridge_sync::brevo::BrevoSync;
-use flagbridge_sync::events::{EventTransport, HttpReply, TransportError};
+use flagbridge_sync::events::{EventTransport, HttpReply};
 use flagbridge_sync::BoxFuture;
+use flagbridge_sync::TransportError;
 
 /// An event endpoint that accepts everything at once (204), without I/O.
 pub struct NullTransport;

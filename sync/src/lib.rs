@@ -37,7 +37,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 
-mod backoff;
 pub mod brevo;
 pub mod client;
 mod clock;
@@ -46,9 +45,11 @@ mod error;
 pub mod events;
 pub mod fleet;
 mod handoff;
+mod http;
 mod notify;
 #[cfg(feature = "openfeature")]
 mod openfeature;
+mod pace;
 pub mod remote;
 mod sink;
 
@@ -67,6 +68,7 @@ pub use events::{EventStats, EventStorage};
 pub use flagbridge_engine::{
     self as engine, Conversion, DecideOption, DecideOptions, Decision, ProjectConfig, UserContext,
 };
+pub use http::TransportError;
 pub use notify::{Notification, NotificationCenter, NotificationType};
 #[cfg(feature = "openfeature")]
 pub use openfeature::OptimizelyProvider;

@@ -230,9 +230,9 @@ impl flagbridge_sync::brevo::BrevoTransport for Recording {
     fn send(
         &self,
         request: flagbridge_sync::brevo::BrevoRequest,
-    ) -> flagbridge_sync::brevo::BoxFuture<
+    ) -> flagbridge_sync::BoxFuture<
         '_,
-        Result<flagbridge_sync::brevo::BrevoResponse, flagbridge_sync::brevo::TransportError>,
+        Result<flagbridge_sync::brevo::BrevoResponse, flagbridge_sync::TransportError>,
     > {
         Box::pin(async move {
             self.sent

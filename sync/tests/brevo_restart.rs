@@ -236,9 +236,9 @@ impl flagbridge_sync::brevo::BrevoTransport for CommittedBeforeSend {
     fn send(
         &self,
         request: flagbridge_sync::brevo::BrevoRequest,
-    ) -> flagbridge_sync::brevo::BoxFuture<
+    ) -> flagbridge_sync::BoxFuture<
         '_,
-        Result<flagbridge_sync::brevo::BrevoResponse, flagbridge_sync::brevo::TransportError>,
+        Result<flagbridge_sync::brevo::BrevoResponse, flagbridge_sync::TransportError>,
     > {
         Box::pin(async move {
             let mut body = Vec::new();
@@ -300,9 +300,9 @@ async fn state_is_committed_before_every_send_even_between_commit_intervals() {
         fn send(
             &self,
             request: flagbridge_sync::brevo::BrevoRequest,
-        ) -> flagbridge_sync::brevo::BoxFuture<
+        ) -> flagbridge_sync::BoxFuture<
             '_,
-            Result<flagbridge_sync::brevo::BrevoResponse, flagbridge_sync::brevo::TransportError>,
+            Result<flagbridge_sync::brevo::BrevoResponse, flagbridge_sync::TransportError>,
         > {
             self.0.send(request)
         }

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use super::error::BrevoError;
 
+/// Margin added to the sliding second of the request budget so requests delayed in flight
+/// still land in Brevo's window as counted here.
+pub(crate) const JITTER_MARGIN: Duration = Duration::from_millis(50);
+
 /// Brevo's production API root (`/v3` included; paths are appended to it).
 pub const DEFAULT_BASE_URL: &str = "https://api.brevo.com/v3";
 /// The user attribute whose value identifies the Brevo contact.

@@ -9,9 +9,8 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use super::error::BrevoError;
-use super::transport::{
-    BoxFuture, BrevoRequest, BrevoResponse, BrevoTransport, Method, TransportError,
-};
+use super::transport::{BrevoRequest, BrevoResponse, BrevoTransport, Method};
+use crate::{BoxFuture, TransportError};
 
 /// Writes requests to a JSON-lines file instead of sending them.
 #[derive(Debug)]
@@ -47,10 +46,10 @@ impl DryRunTransport {
         let mut file = self
             .file
             .lock()
-            .map_err(|_| TransportError::Failed("dry-run file lock poisoned".into()))?;
+            .map_err(|_| TransportError::Other("dry-run file lock poisoned".into()))?;
         writeln!(file, "{line}")
             .and_then(|()| file.flush())
-            .map_err(|e| TransportError::Failed(format!("{}: {e}", self.path.display())))
+            .map_err(|e| TransportError::Other(format!("{}: {e}", self.path.display())))
     }
 }
 

@@ -35,6 +35,7 @@
 //! [`rate_limit_wait`](BrevoSyncBuilder::rate_limit_wait) when absent), the shape of 207
 //! answers, whether `/events/batch` is available ([`use_events_batch`](BrevoSyncBuilder::use_events_batch)).
 
+mod answer;
 mod batch;
 mod coalesce;
 mod config;
@@ -44,9 +45,7 @@ mod error;
 mod handed;
 mod handle;
 mod hook;
-pub(crate) mod ratelimit;
 mod record;
-mod retry;
 mod stamp;
 mod store;
 mod time;
@@ -60,6 +59,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+pub(crate) use config::JITTER_MARGIN;
 pub use config::{
     brevo_event_name, validate_attribute_name, ApiKey, AttributeNames, AttributeSwitches,
     AttributeType, ContactIdentity, DateFormat, IdentitySource, RateBudget, DEFAULT_BACKOFF_BASE,
@@ -76,10 +76,7 @@ pub use handle::{BrevoCounters, BrevoSink, BrevoSync, SetAside, SET_ASIDE_MEMORY
 pub use record::{
     AttrValue, AudienceSource, ConversionRecord, DecisionRecord, RuleSource, UserSnapshot,
 };
-pub use transport::{
-    BoxFuture, BrevoRequest, BrevoResponse, BrevoTransport, Method, ReqwestTransport,
-    TransportError,
-};
+pub use transport::{BrevoRequest, BrevoResponse, BrevoTransport, Method, ReqwestTransport};
 
 use config::Config;
 use handle::Shared;

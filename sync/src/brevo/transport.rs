@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::config::ApiKey;
 use super::error::BrevoError;
 
-pub use crate::BoxFuture;
+use crate::{BoxFuture, TransportError};
 
 /// HTTP method of a Brevo call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,18 +49,6 @@ pub struct BrevoResponse {
     pub body: Vec<u8>,
     /// `x-sib-ratelimit-reset` header, when sent.
     pub rate_limit_reset: Option<String>,
-}
-
-/// A request that got no HTTP answer. Never contains the API key.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum TransportError {
-    /// The request timed out.
-    #[error("timed out")]
-    Timeout,
-    /// Any other failure to get an answer (connection refused, reset, ...).
-    #[error("{0}")]
-    Failed(String),
 }
 
 /// Sends requests to Brevo (or pretends to).
@@ -125,28 +113,23 @@ impl BrevoTransport for ReqwestTransport {
                     .header("content-type", "application/json")
                     .body(body);
             }
-            let response = builder.send().await.map_err(map_error)?;
+            let response = builder.send().await.map_err(TransportError::from_reqwest)?;
             let status = response.status().as_u16();
             let rate_limit_reset = response
                 .headers()
                 .get("x-sib-ratelimit-reset")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let body = response.bytes().await.map_err(map_error)?.to_vec();
+            let body = response
+                .bytes()
+                .await
+                .map_err(TransportError::from_reqwest)?
+                .to_vec();
             Ok(BrevoResponse {
                 status,
                 body,
                 rate_limit_reset,
             })
         })
-    }
-}
-
-fn map_error(e: reqwest::Error) -> TransportError {
-    if e.is_timeout() {
-        TransportError::Timeout
-    } else {
-        // reqwest errors name the URL, never headers: the key stays out.
-        TransportError::Failed(e.without_url().to_string())
     }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backoff::backoff_delay;
 use crate::error::{DatafileErrorBox, RefreshError, StartError};
+use crate::http::backoff;
 use poller::{Command, OnApplied, Poller, PollerSettings, RefreshOutcome};
 use source::{DatafileTransport, Validators};
 
@@ -102,7 +102,7 @@ pub(crate) async fn first_config<C: Compiled>(
             }
         }
         attempt += 1;
-        let delay = backoff_delay(
+        let delay = backoff(
             settings.poller.backoff_base,
             settings.poller.interval,
             attempt,

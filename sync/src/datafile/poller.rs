@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::source::{DatafileTransport, FetchOutcome, Validators};
 use super::{cache, Compiled};
-use crate::backoff::backoff_delay;
 use crate::error::RefreshError;
+use crate::http::backoff;
 
 /// What a successful refresh did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,7 +109,7 @@ impl<C: Compiled> Poller<C> {
             let delay = if self.failures == 0 {
                 self.settings.interval
             } else {
-                backoff_delay(
+                backoff(
                     self.settings.backoff_base,
                     self.settings.interval,
                     self.failures,

@@ -13,7 +13,7 @@ pub const DEFAULT_CDN_BASE_URL: &str = "https://cdn.optimizely.com";
 /// The base URL for authenticated datafiles: `{base}/datafiles/auth/{sdk_key}.json`.
 pub const DEFAULT_AUTH_BASE_URL: &str = "https://config.optimizely.com";
 
-pub use crate::BoxFuture;
+use crate::BoxFuture;
 
 /// Where the `Client` gets its datafile.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,9 +7,10 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
 use super::poller::{PollerSettings, RefreshOutcome};
-use super::source::{BoxFuture, DatafileTransport, FetchOutcome, Validators};
+use super::source::{DatafileTransport, FetchOutcome, Validators};
 use super::*;
 use crate::error::{DatafileErrorBox, FetchError};
+use crate::BoxFuture;
 
 /// A stand-in for the engine's config: `{"version": "4", "revision": "N"}`.
 #[derive(Debug)]

@@ -21,7 +21,6 @@
 pub(crate) mod pipeline;
 pub(crate) mod record;
 pub(crate) mod render;
-pub(crate) mod retry;
 pub(crate) mod send;
 mod sender;
 pub(crate) mod store;
@@ -39,7 +38,7 @@ use pipeline::{Control, Pipeline};
 use record::{EventHanded, EventRecord};
 use render::Renderer;
 use send::SendSettings;
-pub use sender::{EventTransport, HttpReply, ReqwestEventTransport, TransportError};
+pub use sender::{EventTransport, HttpReply, ReqwestEventTransport};
 use store::EventStore;
 pub use store::{DeadLetter, EventStoreError};
 

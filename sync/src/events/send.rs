@@ -11,11 +11,11 @@ use bytes::Bytes;
 
 use super::pipeline::Segment;
 use super::render::BatchContext;
-use super::retry::{classify_status, Disposition};
 use super::sender::EventTransport;
 use super::store::EventStore;
 use super::{Counters, OnSent};
-use crate::backoff::backoff_delay;
+use crate::http::backoff;
+use crate::http::{Verdict, LOGX};
 
 /// What every request shares.
 pub(crate) struct SendSettings {
@@ -141,17 +141,17 @@ pub(crate) async fn send_request(
     let events: u32 = request.segments.iter().map(|s| s.count).sum();
     let mut attempt = 0u32;
     loop {
-        let (disposition, status, reason) =
-            match settings.transport.post(endpoint, body.clone()).await {
-                Ok(reply) => (
-                    classify_status(reply.status),
-                    reply.status,
-                    format!("HTTP {}: {}", reply.status, truncate(&reply.body, 300)),
-                ),
-                Err(error) => (Disposition::Retry, 0, error.to_string()),
-            };
-        match disposition {
-            Disposition::Delivered => {
+        let (verdict, status, reason) = match settings.transport.post(endpoint, body.clone()).await
+        {
+            Ok(reply) => (
+                LOGX.verdict(Some(reply.status)),
+                reply.status,
+                format!("HTTP {}: {}", reply.status, truncate(&reply.body, 300)),
+            ),
+            Err(error) => (Verdict::Retry, 0, error.to_string()),
+        };
+        match verdict {
+            Verdict::Done => {
                 let rows = rows(request);
                 on_store(&request.store, counters, "delete delivered", move |s| {
                     s.delete_segments(&rows)
@@ -164,11 +164,11 @@ pub(crate) async fn send_request(
                 on_sent(endpoint, &body);
                 return SendEnd::Delivered;
             }
-            Disposition::Drop => {
+            Verdict::SetAside | Verdict::Missing | Verdict::Stop => {
                 tracing::error!(%endpoint, events, bytes = body.len(), %reason, "event endpoint refused a batch; kept as dead letters (`flagbridge events dead-letters`)");
                 return dead_letter(request, counters, status, reason).await;
             }
-            Disposition::Retry => {
+            Verdict::Retry | Verdict::Wait => {
                 attempt += 1;
                 let age_ms = crate::clock::precise_ms().saturating_sub(oldest_ms);
                 if u128::from(age_ms) > settings.max_age.as_millis() {
@@ -184,7 +184,7 @@ pub(crate) async fn send_request(
                 } else {
                     tracing::debug!(%endpoint, %reason, attempt, "event batch retry");
                 }
-                let delay = backoff_delay(
+                let delay = backoff(
                     settings.retry_base,
                     settings.retry_max,
                     attempt,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 
-use crate::BoxFuture;
+use crate::{BoxFuture, TransportError};
 
 /// The endpoint's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,21 +14,6 @@ pub struct HttpReply {
     pub status: u16,
     /// The response body (for logging 400s).
     pub body: String,
-}
-
-/// A failed attempt without an HTTP answer; always worth a retry.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TransportError {
-    /// No answer within the timeout.
-    #[error("timed out")]
-    Timeout,
-    /// The connection failed.
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    /// Any other transport failure.
-    #[error("{0}")]
-    Other(String),
 }
 
 /// Posts a JSON body to the event endpoint.
@@ -66,15 +51,6 @@ impl EventTransport for ReqwestEventTransport {
         body: Bytes,
     ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
         Box::pin(async move {
-            let map = |e: reqwest::Error| {
-                if e.is_timeout() {
-                    TransportError::Timeout
-                } else if e.is_connect() {
-                    TransportError::Connect(e.to_string())
-                } else {
-                    TransportError::Other(e.to_string())
-                }
-            };
             let response = self
                 .client
                 .post(url)
@@ -82,7 +58,7 @@ impl EventTransport for ReqwestEventTransport {
                 .body(body)
                 .send()
                 .await
-                .map_err(map)?;
+                .map_err(TransportError::from_reqwest)?;
             let status = response.status().as_u16();
             let body = response.text().await.unwrap_or_default();
             Ok(HttpReply { status, body })

@@ -10,9 +10,10 @@ use bytes::Bytes;
 use flagbridge_engine::{ClientInfo, DecideOptions, EventBatch, SnapshotEvent, Visitor};
 
 use super::record::EventRecord;
-use super::sender::{EventTransport, HttpReply, TransportError};
+use super::sender::{EventTransport, HttpReply};
 use super::*;
 use crate::BoxFuture;
+use crate::TransportError;
 
 /// Answers from a script (then 204), after `delay`; records bodies and peak concurrency.
 #[derive(Default)]

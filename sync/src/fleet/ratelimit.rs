@@ -23,7 +23,7 @@ use crate::brevo::RateBudget;
 
 /// Margin added to the sliding second (as in the local limiter): requests delayed in flight
 /// still land in Brevo's window as counted here.
-pub(crate) const FLEET_JITTER_MARGIN: Duration = crate::brevo::ratelimit::JITTER_MARGIN;
+pub(crate) const FLEET_JITTER_MARGIN: Duration = crate::brevo::JITTER_MARGIN;
 
 /// Longest wait suggested while every slot of the second is held by requests in flight: ask
 /// again soon, one of them is likely answered by then.

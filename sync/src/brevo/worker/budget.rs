@@ -5,16 +5,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::super::config::RateBudget;
-use super::super::ratelimit::RateLimiter;
+use super::super::config::{RateBudget, JITTER_MARGIN};
 use crate::fleet::ratelimit::{Acquire, FleetLimiter};
 use crate::fleet::Fleet;
+use crate::pace::{Pacer, Window};
 
 /// How long the shared budget is not asked again after Redis failed (the local one is used).
 const FLEET_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub(super) struct Budget {
-    local: RateLimiter,
+    local: Pacer,
     fleet: Option<FleetLimiter>,
     /// Redis failed: the local budget is used until then.
     local_until: Option<Instant>,
@@ -30,7 +30,10 @@ impl Budget {
         request_timeout: Duration,
     ) -> Self {
         Budget {
-            local: RateLimiter::new(budget),
+            local: Pacer::new(vec![
+                Window::per_second(budget.per_second).with_margin(JITTER_MARGIN),
+                Window::per_hour(budget.per_hour),
+            ]),
             fleet: fleet.map(|f| FleetLimiter::new(f.clone(), family, budget, request_timeout)),
             local_until: None,
             granted_by_fleet: false,

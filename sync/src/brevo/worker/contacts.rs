@@ -5,14 +5,15 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
+use super::super::answer;
 use super::super::batch;
 use super::super::coalesce::DueContact;
 use super::super::config::ContactIdentity;
 use super::super::handle::SetAside;
-use super::super::retry::{self, Class};
 use super::super::time::{day_of, format_day};
 use super::super::transport::Method;
 use super::{CallError, Family, Worker};
+use crate::http::{self, Verdict};
 
 impl Worker {
     pub(super) async fn flush_contacts(&mut self) -> Result<(), CallError> {
@@ -82,8 +83,8 @@ impl Worker {
                     return Err(e);
                 }
             };
-            match retry::classify(Some(response.status)) {
-                Class::Success if response.status == 207 => {
+            match http::BREVO.verdict(Some(response.status)) {
+                Verdict::Done if response.status == 207 => {
                     let failed = partial_failures(&response.body, &group, |slot| {
                         &self.coalescer.slot(slot).contact
                     });
@@ -98,10 +99,10 @@ impl Worker {
                         );
                     }
                 }
-                Class::Success => self.acknowledge(group),
-                Class::NotFound => {
-                    let (_, message) = retry::error_body(&response.body);
-                    let unknown = retry::unknown_indexes(&message)
+                Verdict::Done => self.acknowledge(group),
+                Verdict::Missing => {
+                    let (_, message) = answer::error_body(&response.body);
+                    let unknown = answer::unknown_indexes(&message)
                         .map(|ix| {
                             ix.into_iter()
                                 .filter(|&i| i < group.len())
@@ -131,7 +132,7 @@ impl Worker {
                         groups.push(second);
                         groups.push(first);
                     } else {
-                        let (code, message) = retry::error_body(&response.body);
+                        let (code, message) = answer::error_body(&response.body);
                         for d in group {
                             self.set_aside(&d, response.status, &code, &message);
                         }
@@ -171,7 +172,7 @@ impl Worker {
                     )
                     .await;
                 match answer {
-                    Ok(r) if retry::classify(Some(r.status)) == Class::Success => {
+                    Ok(r) if http::BREVO.verdict(Some(r.status)) == Verdict::Done => {
                         self.shared
                             .counters
                             .contacts_created
@@ -180,7 +181,7 @@ impl Worker {
                         return Ok(());
                     }
                     Ok(r) => {
-                        let (code, message) = retry::error_body(&r.body);
+                        let (code, message) = answer::error_body(&r.body);
                         tracing::warn!(
                             status = r.status,
                             code,
@@ -202,7 +203,7 @@ impl Worker {
             let attributes = self.write_attributes(&d);
             let contact = self.coalescer.slot(d.slot).contact.clone();
             match self.create_contact(&contact, &attributes).await {
-                Ok(r) if retry::classify(Some(r.status)) == Class::Success => {
+                Ok(r) if http::BREVO.verdict(Some(r.status)) == Verdict::Done => {
                     self.shared
                         .counters
                         .contacts_created
@@ -210,7 +211,7 @@ impl Worker {
                     self.acknowledge(vec![d]);
                 }
                 Ok(r) => {
-                    let (code, message) = retry::error_body(&r.body);
+                    let (code, message) = answer::error_body(&r.body);
                     self.set_aside(&d, r.status, &code, &message);
                 }
                 Err(e) => {
@@ -238,11 +239,11 @@ impl Worker {
                 .call(Family::Contacts, Method::Put, path, Some(body))
                 .await
             {
-                Ok(r) => match retry::classify(Some(r.status)) {
-                    Class::Success => self.acknowledge(vec![d.clone()]),
-                    Class::NotFound => self.create_contacts(vec![d.clone()]).await?,
+                Ok(r) => match http::BREVO.verdict(Some(r.status)) {
+                    Verdict::Done => self.acknowledge(vec![d.clone()]),
+                    Verdict::Missing => self.create_contacts(vec![d.clone()]).await?,
                     _ => {
-                        let (code, message) = retry::error_body(&r.body);
+                        let (code, message) = answer::error_body(&r.body);
                         self.set_aside(d, r.status, &code, &message);
                     }
                 },

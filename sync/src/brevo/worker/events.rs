@@ -4,11 +4,12 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
+use super::super::answer;
 use super::super::batch;
 use super::super::handle::SetAside;
-use super::super::retry::{self, Class};
 use super::super::transport::Method;
 use super::{CallError, Family, PendingEvent, Worker};
+use crate::http::{self, Verdict};
 
 impl Worker {
     pub(super) async fn flush_events(&mut self) -> Result<(), CallError> {
@@ -67,8 +68,8 @@ impl Worker {
                     return Err(e);
                 }
             };
-            match retry::classify(Some(response.status)) {
-                Class::Success => {
+            match http::BREVO.verdict(Some(response.status)) {
+                Verdict::Done => {
                     let failed = if response.status == 207 {
                         // An answer we cannot read fails the whole call: retried, never counted as sent.
                         event_failures(&response.body, group.len())
@@ -108,7 +109,7 @@ impl Worker {
                     groups.push(first);
                 }
                 _ => {
-                    let (code, message) = retry::error_body(&response.body);
+                    let (code, message) = answer::error_body(&response.body);
                     for ev in group {
                         self.drop_event(ev, response.status, &code, &message);
                     }

@@ -14,15 +14,16 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
+use super::super::answer;
 use super::super::batch;
 use super::super::derive::{ContactState, Interner};
 use super::super::handle::SetAside;
-use super::super::retry::{self, Class};
 use super::super::time::{day_of, format_day};
 use super::super::transport::Method;
 use super::{CallError, Family, Worker};
 use crate::brevo::config::ContactIdentity;
 use crate::fleet::outbox::Claimed;
+use crate::http::{self, Verdict};
 
 /// Contacts merged into Redis per round trip.
 const PUBLISH_BATCH: usize = 500;
@@ -190,14 +191,14 @@ impl Worker {
                     return Err(e);
                 }
             };
-            match retry::classify(Some(response.status)) {
+            match http::BREVO.verdict(Some(response.status)) {
                 // A 207 names failures in a shape we cannot always map: the whole group is
                 // written again (contact writes are idempotent), up to max_attempts.
-                Class::Success if response.status == 207 => self.retry_fleet(group),
-                Class::Success => self.written(outbox, group).await,
-                Class::NotFound => {
-                    let (_, message) = retry::error_body(&response.body);
-                    let unknown = retry::unknown_indexes(&message)
+                Verdict::Done if response.status == 207 => self.retry_fleet(group),
+                Verdict::Done => self.written(outbox, group).await,
+                Verdict::Missing => {
+                    let (_, message) = answer::error_body(&response.body);
+                    let unknown = answer::unknown_indexes(&message)
                         .map(|ix| {
                             ix.into_iter()
                                 .filter(|&i| i < group.len())
@@ -228,7 +229,7 @@ impl Worker {
                     groups.push(first);
                 }
                 _ => {
-                    let (code, message) = retry::error_body(&response.body);
+                    let (code, message) = answer::error_body(&response.body);
                     self.set_aside_fleet(outbox, group, response.status, &code, &message)
                         .await;
                 }
@@ -266,7 +267,7 @@ impl Worker {
                     )
                     .await
                 {
-                    Ok(r) if retry::classify(Some(r.status)) == Class::Success => {
+                    Ok(r) if http::BREVO.verdict(Some(r.status)) == Verdict::Done => {
                         self.shared
                             .counters
                             .contacts_created
@@ -275,7 +276,7 @@ impl Worker {
                         return Ok(());
                     }
                     Ok(r) => {
-                        let (code, message) = retry::error_body(&r.body);
+                        let (code, message) = answer::error_body(&r.body);
                         tracing::warn!(
                             status = r.status,
                             code,
@@ -293,7 +294,7 @@ impl Worker {
         let mut missing = missing.into_iter();
         while let Some(w) = missing.next() {
             match self.create_contact(&w.claimed.contact, &w.attributes).await {
-                Ok(r) if retry::classify(Some(r.status)) == Class::Success => {
+                Ok(r) if http::BREVO.verdict(Some(r.status)) == Verdict::Done => {
                     self.shared
                         .counters
                         .contacts_created
@@ -301,7 +302,7 @@ impl Worker {
                     self.written(outbox, vec![w]).await;
                 }
                 Ok(r) => {
-                    let (code, message) = retry::error_body(&r.body);
+                    let (code, message) = answer::error_body(&r.body);
                     self.set_aside_fleet(outbox, vec![w], r.status, &code, &message)
                         .await;
                 }

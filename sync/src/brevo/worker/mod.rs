@@ -13,11 +13,12 @@ mod setup;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 
+use super::answer;
 use super::batch;
 use super::coalesce::Coalescer;
 use super::config::{brevo_event_name, Config};
@@ -26,10 +27,13 @@ use super::error::BrevoError;
 use super::handed::Item;
 use super::handle::Shared;
 use super::record::ConversionRecord;
-use super::retry::{self, Class};
 use super::store::Store;
 use super::time::{day_of, format_timestamp};
 use super::transport::{BrevoRequest, BrevoResponse, BrevoTransport, Method};
+use crate::http::{self, Verdict};
+
+/// The longest wait a 429 from Brevo can ask for (`x-sib-ratelimit-reset`).
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 
 /// A request from the handle to the worker.
 pub(crate) enum Command {
@@ -398,8 +402,8 @@ impl Worker {
                 Family::Events => self.events_budget.finished(Instant::now()).await,
             }
             let status = answer.as_ref().ok().map(|r| r.status);
-            match retry::classify(status) {
-                Class::RateLimited => {
+            match http::BREVO.verdict(status) {
+                Verdict::Wait => {
                     self.shared
                         .counters
                         .rate_limited
@@ -408,7 +412,8 @@ impl Worker {
                         .as_ref()
                         .ok()
                         .and_then(|r| r.rate_limit_reset.as_deref());
-                    let wait = retry::rate_limit_wait(reset, self.cfg.rate_limit_wait);
+                    let wait =
+                        http::header_wait(reset, self.cfg.rate_limit_wait, MAX_RATE_LIMIT_WAIT);
                     tracing::debug!(path = %path, wait_ms = wait.as_millis() as u64, "brevo 429");
                     let until = Instant::now() + wait;
                     match family {
@@ -416,13 +421,13 @@ impl Worker {
                         Family::Events => self.events_budget.block_until(until).await,
                     }
                 }
-                Class::Retry => {
+                Verdict::Retry => {
                     attempt += 1;
                     self.failures = self.failures.saturating_add(1);
                     self.shared.counters.retries.fetch_add(1, Ordering::Relaxed);
                     let detail = match &answer {
                         Ok(r) => {
-                            let (code, message) = retry::error_body(&r.body);
+                            let (code, message) = answer::error_body(&r.body);
                             format!(
                                 "{} {} -> {} {code} {message}",
                                 method.as_str(),
@@ -432,10 +437,10 @@ impl Worker {
                         }
                         Err(e) => format!("{} {} -> {e}", method.as_str(), path),
                     };
-                    let delay = retry::backoff(
-                        self.failures,
+                    let delay = http::backoff(
                         self.cfg.backoff_base,
                         self.cfg.backoff_max,
+                        self.failures,
                         fastrand::f64(),
                     );
                     self.retry_at = Some(Instant::now() + delay);
@@ -448,9 +453,9 @@ impl Worker {
                         return Err(CallError::GaveUp(detail));
                     }
                 }
-                Class::Unauthorized | Class::Forbidden => {
+                Verdict::Stop => {
                     let (status, (code, message)) = match &answer {
-                        Ok(r) => (r.status, retry::error_body(&r.body)),
+                        Ok(r) => (r.status, answer::error_body(&r.body)),
                         Err(_) => (0, Default::default()),
                     };
                     let error = if status == 401 {
@@ -468,7 +473,7 @@ impl Worker {
                     self.shared.counters.fatal.store(1, Ordering::Relaxed);
                     return Err(CallError::Fatal);
                 }
-                Class::Success | Class::NotFound | Class::Reject => {
+                Verdict::Done | Verdict::Missing | Verdict::SetAside => {
                     self.failures = 0;
                     // `answer` is Ok for every class but Retry.
                     return answer.map_err(|e| CallError::GaveUp(e.to_string()));

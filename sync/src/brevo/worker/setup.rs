@@ -2,10 +2,11 @@
 
 use std::sync::atomic::Ordering;
 
+use super::super::answer;
 use super::super::error::BrevoError;
-use super::super::retry::{self, Class};
 use super::super::transport::{BrevoResponse, Method};
 use super::{CallError, Family, Worker};
+use crate::http::{self, Verdict};
 
 impl Worker {
     /// Lists Brevo's attributes and creates the missing ones with the right type.
@@ -58,7 +59,7 @@ impl Worker {
                 .call(Family::Contacts, Method::Post, path, Some(body))
                 .await;
             if let Ok(r) = &response {
-                let (code, message) = retry::error_body(&r.body);
+                let (code, message) = answer::error_body(&r.body);
                 if r.status == 400
                     && (code == "duplicate_parameter" || message.contains("already exists"))
                 {
@@ -98,9 +99,9 @@ impl Worker {
         response: Result<BrevoResponse, CallError>,
     ) -> Result<BrevoResponse, BrevoError> {
         match response {
-            Ok(r) if retry::classify(Some(r.status)) == Class::Success => Ok(r),
+            Ok(r) if http::BREVO.verdict(Some(r.status)) == Verdict::Done => Ok(r),
             Ok(r) => {
-                let (code, message) = retry::error_body(&r.body);
+                let (code, message) = answer::error_body(&r.body);
                 Err(BrevoError::Setup {
                     call: call.to_string(),
                     detail: format!("{} {code}: {message}", r.status),

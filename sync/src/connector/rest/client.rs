@@ -6,10 +6,12 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::policy::{self, StatusClass};
 use super::ratelimit::{acquire_all, PacingWindows, RateLimiter, RestPacers, Window};
 use super::types::{Audience, Event, Experiment, ExperimentResults, Flag, FlagsPage, Project};
+use super::{MAX_ATTEMPTS, MAX_BACKOFF, REST_BACKOFF_BASE};
 use crate::connector::config::Secret;
+use crate::http::{self, Verdict};
+use crate::TransportError;
 
 /// v2 page size (the API's maximum).
 pub const PER_PAGE: usize = 100;
@@ -28,16 +30,18 @@ pub enum RestError {
         /// URL (without query secrets; the token is a header).
         url: String,
         /// Cause.
-        source: reqwest::Error,
+        source: TransportError,
     },
     /// A status that is not retried (401, 403, 404, ...), or retries ran out. A 401 says
     /// "check access_token (expired or revoked?)".
-    #[error("{url}: HTTP {status}: {}", status_words(*status, body))]
+    #[error("{url}: HTTP {status}: {}", status_words(hint, body))]
     Status {
         /// URL.
         url: String,
         /// Status code.
         status: u16,
+        /// What the status means for the operator ("" when nothing useful can be said).
+        hint: &'static str,
         /// Start of the body.
         body: String,
     },
@@ -57,15 +61,19 @@ pub enum RestError {
     },
 }
 
-/// The message of a failed status: the troubleshooting hint first, then the body.
-fn status_words(status: u16, body: &str) -> String {
-    let hint = match status {
+/// What a refused Optimizely REST status means for the operator.
+fn rest_hint(status: u16) -> &'static str {
+    match status {
         401 => "check access_token (expired or revoked?): regenerate the personal access token",
         403 => "the access_token may not read this project (check the token's projects)",
         404 => "not found (check project_id)",
         429 => "rate limited and retries ran out (lower connectors.optimizely.rate_limit)",
         _ => "",
-    };
+    }
+}
+
+/// The message of a failed status: the troubleshooting hint first, then the body.
+fn status_words(hint: &str, body: &str) -> String {
     match (hint.is_empty(), body.trim().is_empty()) {
         (true, _) => body.to_string(),
         (false, true) => hint.to_string(),
@@ -97,7 +105,7 @@ pub struct RestClientBuilder {
 
 impl RestClientBuilder {
     /// First retry delay after a 5xx or a 429 without `Retry-After` (doubling per retry);
-    /// default [`policy::BASE_BACKOFF`].
+    /// default [`REST_BACKOFF_BASE`].
     pub fn backoff_base(mut self, base: Duration) -> Self {
         self.backoff_base = base;
         self
@@ -150,9 +158,9 @@ impl RestClientBuilder {
             .timeout(self.timeout)
             .user_agent(concat!("flagbridge/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| RestError::Http {
+            .map_err(|e| RestError::Http {
                 url: self.rest_base.to_string(),
-                source,
+                source: TransportError::from_reqwest(e),
             })?;
         let pacers = self.pacers.unwrap_or_else(|| self.pacing.pacers());
         Ok(RestClient {
@@ -186,7 +194,7 @@ impl RestClient {
             timeout: DEFAULT_TIMEOUT,
             pacing: PacingWindows::default(),
             pacers: None,
-            backoff_base: policy::BASE_BACKOFF,
+            backoff_base: REST_BACKOFF_BASE,
         }
     }
 
@@ -309,12 +317,15 @@ impl RestClient {
                 .await;
             let response = match response {
                 Ok(r) => r,
-                Err(source) => {
-                    if attempt < policy::MAX_ATTEMPTS
-                        && (source.is_timeout() || source.is_connect())
-                    {
-                        tokio::time::sleep(policy::retry_delay(attempt, None, self.backoff_base))
-                            .await;
+                Err(e) => {
+                    // No answer: worth another attempt when it timed out or could not connect.
+                    let source = TransportError::from_reqwest(e);
+                    let transient =
+                        matches!(source, TransportError::Timeout | TransportError::Connect(_));
+                    if attempt < MAX_ATTEMPTS && transient {
+                        let delay =
+                            http::backoff(self.backoff_base, MAX_BACKOFF, attempt, fastrand::f64());
+                        tokio::time::sleep(delay).await;
                         continue;
                     }
                     return Err(RestError::Http {
@@ -329,36 +340,38 @@ impl RestClient {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let body = response.bytes().await.map_err(|source| RestError::Http {
+            let body = response.bytes().await.map_err(|e| RestError::Http {
                 url: url.to_string(),
-                source,
+                source: TransportError::from_reqwest(e),
             })?;
-            match policy::classify(status.as_u16()) {
-                StatusClass::Success => return Ok((status, body.to_vec())),
-                StatusClass::Retry if attempt < policy::MAX_ATTEMPTS => {
-                    let delay =
-                        policy::retry_delay(attempt, retry_after.as_deref(), self.backoff_base);
-                    let why = if status == StatusCode::TOO_MANY_REQUESTS {
-                        "429 Too Many Requests (rate limited)".to_string()
-                    } else {
-                        format!("HTTP {}", status.as_u16())
-                    };
-                    tracing::warn!(
-                        "Optimizely answered {why} for {}; waiting {:.1} s before retry {attempt} of {}",
-                        url.path(),
-                        delay.as_secs_f64(),
-                        policy::MAX_ATTEMPTS - 1
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                StatusClass::Retry | StatusClass::Fail => {
-                    return Err(RestError::Status {
-                        url: url.to_string(),
-                        status: status.as_u16(),
-                        body: String::from_utf8_lossy(&body).chars().take(300).collect(),
-                    })
-                }
+            let refused = || RestError::Status {
+                url: url.to_string(),
+                status: status.as_u16(),
+                hint: rest_hint(status.as_u16()),
+                body: String::from_utf8_lossy(&body).chars().take(300).collect(),
+            };
+            let backoff = http::backoff(self.backoff_base, MAX_BACKOFF, attempt, fastrand::f64());
+            let delay = match http::REST.verdict(Some(status.as_u16())) {
+                Verdict::Done => return Ok((status, body.to_vec())),
+                Verdict::Retry => backoff,
+                Verdict::Wait => http::header_wait(retry_after.as_deref(), backoff, MAX_BACKOFF),
+                Verdict::Missing | Verdict::SetAside | Verdict::Stop => return Err(refused()),
+            };
+            if attempt >= MAX_ATTEMPTS {
+                return Err(refused());
             }
+            let why = if status == StatusCode::TOO_MANY_REQUESTS {
+                "429 Too Many Requests (rate limited)".to_string()
+            } else {
+                format!("HTTP {}", status.as_u16())
+            };
+            tracing::warn!(
+                "Optimizely answered {why} for {}; waiting {:.1} s before retry {attempt} of {}",
+                url.path(),
+                delay.as_secs_f64(),
+                MAX_ATTEMPTS - 1
+            );
+            tokio::time::sleep(delay).await;
         }
     }
 }
@@ -431,6 +444,7 @@ mod tests {
         let e = RestError::Status {
             url: "https://api.optimizely.com/v2/projects".into(),
             status: 401,
+            hint: rest_hint(401),
             body: String::new(),
         };
         assert!(e

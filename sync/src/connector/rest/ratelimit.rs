@@ -1,10 +1,10 @@
-//! Client-side pacing for the Optimizely REST APIs: "at most N calls per window" for several
-//! windows at once (the Flags API's 2/s and 120/min), and even spacing so a budget is never
-//! spent in a burst (50 requests per minute per personal access token = one every 1.2 s; results
+//! Pacing for the Optimizely REST APIs on the crate's one rate limiter (`crate::pace`): "at most
+//! N calls per window" for several windows at once (the Flags API's 2/s and 120/min), and even
+//! spacing so a budget is never spent in a burst (50 requests per minute per personal access token = one every 1.2 s; results
 //! 10 per minute = one every 6 s). [`PacerRegistry`] hands every client of one token the same
 //! pacers, so two runs (or two projects) of one token share the token's budget.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,23 +23,10 @@ pub const RESULTS_PER_MINUTE: u32 = 10;
 /// spaced evenly; every call of the token counts (v2, Flags API, results).
 pub const REST_PER_MINUTE: u32 = 50;
 
-/// One limit: at most `max` calls in any `window`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Window {
-    /// Window length.
-    pub window: Duration,
-    /// Calls allowed in it.
-    pub max: u32,
-}
+use crate::pace::Pacer;
+pub use crate::pace::Window;
 
 impl Window {
-    /// `max` calls per second.
-    pub fn per_second(max: u32) -> Self {
-        Window {
-            window: Duration::from_secs(1),
-            max,
-        }
-    }
     /// `max` calls per minute.
     pub fn per_minute(max: u32) -> Self {
         Window {
@@ -47,9 +34,7 @@ impl Window {
             max,
         }
     }
-}
 
-impl Window {
     /// `per_minute` calls per minute, evenly spaced (one every `60 s / per_minute`): never a
     /// burst, and never more than `per_minute` in any minute.
     pub fn spaced_per_minute(per_minute: u32) -> Self {
@@ -60,54 +45,24 @@ impl Window {
     }
 }
 
-/// How long to wait before the next call may start, given the start times of earlier calls
-/// (oldest first). Pure; the heart of [`RateLimiter`].
-pub fn wait_before_next(history: &VecDeque<Instant>, now: Instant, windows: &[Window]) -> Duration {
-    let mut wait = Duration::ZERO;
-    for w in windows {
-        let max = w.max.max(1) as usize;
-        // Calls still inside the window.
-        let inside: Vec<&Instant> = history
-            .iter()
-            .filter(|t| now.saturating_duration_since(**t) < w.window)
-            .collect();
-        if inside.len() >= max {
-            // The call that must leave the window first: the (len - max + 1)-th oldest.
-            let leaving = inside[inside.len() - max];
-            let free_at = *leaving + w.window;
-            wait = wait.max(free_at.saturating_duration_since(now));
-        }
-    }
-    wait
-}
-
-/// A shared pacer: `acquire().await` returns when a call may start.
+/// A shared pacer over the crate's one rate limiter: `acquire().await` returns when a call
+/// may start.
 #[derive(Debug)]
 pub struct RateLimiter {
-    windows: Vec<Window>,
-    history: Mutex<VecDeque<Instant>>,
+    pacer: Mutex<Pacer>,
 }
 
 impl RateLimiter {
     /// A limiter that honours every window.
     pub fn new(windows: Vec<Window>) -> Self {
         RateLimiter {
-            windows,
-            history: Mutex::new(VecDeque::new()),
+            pacer: Mutex::new(Pacer::new(windows)),
         }
     }
 
     /// Waits until a call is allowed and records it.
     pub async fn acquire(&self) {
         acquire_all(&[self]).await;
-    }
-
-    fn longest(&self) -> Duration {
-        self.windows
-            .iter()
-            .map(|w| w.window)
-            .max()
-            .unwrap_or(Duration::ZERO)
     }
 }
 
@@ -119,28 +74,19 @@ pub async fn acquire_all(limiters: &[&RateLimiter]) {
     loop {
         let mut guards = Vec::with_capacity(limiters.len());
         for l in limiters {
-            guards.push(l.history.lock().await);
+            guards.push(l.pacer.lock().await);
         }
         let now = Instant::now();
-        let mut wait = Duration::ZERO;
-        for (l, history) in limiters.iter().zip(guards.iter_mut()) {
-            let longest = l.longest();
-            while history
-                .front()
-                .is_some_and(|t| now.saturating_duration_since(*t) >= longest)
-            {
-                history.pop_front();
-            }
-            wait = wait.max(wait_before_next(history, now, &l.windows));
-        }
-        if wait.is_zero() {
-            for history in guards.iter_mut() {
-                history.push_back(now);
+        let ready = guards.iter().map(|p| p.ready_at(now)).max().unwrap_or(now);
+        if ready <= now {
+            for pacer in guards.iter_mut() {
+                // Every pacer has room at `now` (checked under the same locks).
+                let _ = pacer.try_acquire(now);
             }
             return;
         }
         drop(guards);
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep_until(ready).await;
     }
 }
 
@@ -231,65 +177,6 @@ impl PacerRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wait_table() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let flags = [Window::per_second(2), Window::per_minute(120)];
-        // (offsets of earlier calls in ms, now offset in ms, windows, expected wait ms)
-        let cases: &[(&[u64], u64, &[Window], u64)] = &[
-            (&[], 0, &flags, 0),
-            (&[0], 0, &flags, 0),
-            (&[0, 10], 20, &flags, 980),
-            (&[0, 10], 999, &flags, 1),
-            (&[0, 10], 1000, &flags, 0),
-            (&[0, 10], 1010, &flags, 0),
-            (&[0, 500, 1000], 1200, &flags, 300),
-            (&[0], 30_000, &[Window::per_minute(1)], 30_000),
-        ];
-        for (past, now, windows, want) in cases {
-            let history: VecDeque<Instant> = past.iter().map(|o| t0 + ms(*o)).collect();
-            let got = wait_before_next(&history, t0 + ms(*now), windows);
-            assert_eq!(got, ms(*want), "past {past:?} now {now}");
-        }
-        // 120 calls spread over the first 60 s: the 121st waits for the first to leave.
-        let history: VecDeque<Instant> = (0..120).map(|i| t0 + ms(i * 500)).collect();
-        assert_eq!(wait_before_next(&history, t0 + ms(59_999), &flags), ms(1));
-    }
-
-    proptest::proptest! {
-        /// Whatever the arrivals, the start times the limiter hands out never put more than
-        /// `max` calls in any window, and no call starts before it arrives.
-        #[test]
-        fn no_window_is_ever_overfull(
-            mut arrivals in proptest::collection::vec(0u64..5_000, 1..60),
-            per_second in 1u32..4,
-            per_minute in 1u32..30,
-        ) {
-            arrivals.sort_unstable();
-            let windows = [Window::per_second(per_second), Window::per_minute(per_minute)];
-            let t0 = Instant::now();
-            let mut history = VecDeque::new();
-            let mut starts = Vec::new();
-            let mut clock = t0;
-            for a in arrivals {
-                let arrive = t0 + Duration::from_millis(a);
-                clock = clock.max(arrive);
-                let wait = wait_before_next(&history, clock, &windows);
-                clock += wait;
-                proptest::prop_assert!(clock >= arrive);
-                history.push_back(clock);
-                starts.push(clock);
-            }
-            for w in windows {
-                for (i, s) in starts.iter().enumerate() {
-                    let inside = starts[i..].iter().filter(|t| t.duration_since(*s) < w.window).count();
-                    proptest::prop_assert!(inside <= w.max as usize, "{} calls in {:?}", inside, w.window);
-                }
-            }
-        }
-    }
 
     #[tokio::test(start_paused = true)]
     async fn limiter_spaces_calls() {

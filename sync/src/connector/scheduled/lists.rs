@@ -15,12 +15,12 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
-use crate::brevo::{
-    ApiKey, BrevoRequest, BrevoTransport, Method, ReqwestTransport, TransportError,
-};
+use crate::brevo::{ApiKey, BrevoRequest, BrevoTransport, Method, ReqwestTransport};
 use crate::connector::config::Secret;
-use crate::connector::rest::policy::{self, StatusClass};
 use crate::connector::rest::ratelimit::{RateLimiter, Window};
+use crate::connector::rest::{RestError, MAX_ATTEMPTS, MAX_BACKOFF, REST_BACKOFF_BASE};
+use crate::http::{self, Verdict};
+use crate::TransportError;
 
 /// Brevo's page size for `GET /contacts/lists`.
 pub const LIST_PAGE: usize = 50;
@@ -29,32 +29,9 @@ pub const LIST_PAGE: usize = 50;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ListError {
-    /// Transport failure.
-    #[error("{url}: request failed: {source}")]
-    Http {
-        /// URL.
-        url: String,
-        /// Cause.
-        source: TransportError,
-    },
-    /// Unexpected status (after retries for 429/5xx).
-    #[error("{url}: HTTP {status}: {body}")]
-    Status {
-        /// URL.
-        url: String,
-        /// Status.
-        status: u16,
-        /// Start of the body.
-        body: String,
-    },
-    /// Unexpected body.
-    #[error("{url}: unexpected body: {message}")]
-    Decode {
-        /// URL.
-        url: String,
-        /// Message.
-        message: String,
-    },
+    /// A call failed: no answer, a refused status, or an unexpected body.
+    #[error(transparent)]
+    Call(#[from] RestError),
     /// Lists cannot be created without a folder.
     #[error(
         "connectors.brevo.winners_folder_id: not set; Brevo needs a folder to create list `{list}`"
@@ -199,9 +176,9 @@ impl BrevoLists {
             ApiKey::new(api_key.expose()),
             Duration::from_secs(30),
         )
-        .map_err(|e| ListError::Http {
+        .map_err(|e| RestError::Http {
             url: base.to_string(),
-            source: TransportError::Failed(e.to_string()),
+            source: TransportError::Other(e.to_string()),
         })?;
         Ok(BrevoLists {
             transport,
@@ -219,10 +196,11 @@ impl BrevoLists {
     }
 
     fn url(&self, rel: &str) -> Result<Url, ListError> {
-        self.base.join(rel).map_err(|e| ListError::Decode {
+        let url = self.base.join(rel).map_err(|e| RestError::Decode {
             url: format!("{}{rel}", self.base),
             message: e.to_string(),
-        })
+        })?;
+        Ok(url)
     }
 
     /// One call with pacing and retries on 429/5xx (`x-sib-ratelimit-reset` honoured), through
@@ -254,32 +232,44 @@ impl BrevoLists {
                 self.transport
                     .send(request)
                     .await
-                    .map_err(|source| ListError::Http {
+                    .map_err(|source| RestError::Http {
                         url: url.to_string(),
                         source,
                     })?;
             let status =
                 StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match policy::classify(response.status) {
-                StatusClass::Retry if attempt < policy::MAX_ATTEMPTS => {
-                    tokio::time::sleep(policy::retry_delay(
-                        attempt,
-                        response.rate_limit_reset.as_deref(),
-                        policy::BASE_BACKOFF,
-                    ))
-                    .await;
+            let backoff = http::backoff(REST_BACKOFF_BASE, MAX_BACKOFF, attempt, fastrand::f64());
+            let delay = match http::BREVO.verdict(Some(response.status)) {
+                Verdict::Retry => backoff,
+                Verdict::Wait => {
+                    http::header_wait(response.rate_limit_reset.as_deref(), backoff, MAX_BACKOFF)
                 }
                 _ => return Ok((status, response.body)),
+            };
+            if attempt >= MAX_ATTEMPTS {
+                return Ok((status, response.body));
             }
+            tokio::time::sleep(delay).await;
         }
     }
 }
 
-fn status_error(url: &Url, status: StatusCode, body: &[u8]) -> ListError {
-    ListError::Status {
+fn status_error(url: &Url, status: StatusCode, body: &[u8]) -> RestError {
+    RestError::Status {
         url: url.to_string(),
         status: status.as_u16(),
+        hint: brevo_hint(status.as_u16()),
         body: String::from_utf8_lossy(body).chars().take(300).collect(),
+    }
+}
+
+/// What a refused Brevo status means for the operator.
+fn brevo_hint(status: u16) -> &'static str {
+    match status {
+        401 => "check connectors.brevo.api_key (Brevo refuses it)",
+        402 | 403 => "the Brevo account or key may not manage lists (plan, permissions)",
+        429 => "rate limited and retries ran out",
+        _ => "",
     }
 }
 
@@ -290,9 +280,9 @@ impl ListWriter for BrevoLists {
             let url = self.url(&format!("contacts/lists?limit={LIST_PAGE}&offset={offset}"))?;
             let (status, body) = self.call(Method::Get, &url, None).await?;
             if !status.is_success() {
-                return Err(status_error(&url, status, &body));
+                return Err(ListError::Call(status_error(&url, status, &body)));
             }
-            let page: ListsPage = serde_json::from_slice(&body).map_err(|e| ListError::Decode {
+            let page: ListsPage = serde_json::from_slice(&body).map_err(|e| RestError::Decode {
                 url: url.to_string(),
                 message: e.to_string(),
             })?;
@@ -311,9 +301,9 @@ impl ListWriter for BrevoLists {
         let body = serde_json::json!({"name": name, "folderId": folder_id});
         let (status, bytes) = self.call(Method::Post, &url, Some(body)).await?;
         if !status.is_success() {
-            return Err(status_error(&url, status, &bytes));
+            return Err(ListError::Call(status_error(&url, status, &bytes)));
         }
-        let created: Created = serde_json::from_slice(&bytes).map_err(|e| ListError::Decode {
+        let created: Created = serde_json::from_slice(&bytes).map_err(|e| RestError::Decode {
             url: url.to_string(),
             message: e.to_string(),
         })?;
@@ -337,10 +327,10 @@ impl ListWriter for BrevoLists {
             let body = serde_json::json!({ key: chunk });
             let (status, bytes) = self.call(Method::Post, &url, Some(body)).await?;
             if !status.is_success() {
-                return Err(status_error(&url, status, &bytes));
+                return Err(ListError::Call(status_error(&url, status, &bytes)));
             }
             let answer: AddAnswer =
-                serde_json::from_slice(&bytes).map_err(|e| ListError::Decode {
+                serde_json::from_slice(&bytes).map_err(|e| RestError::Decode {
                     url: url.to_string(),
                     message: e.to_string(),
                 })?;
