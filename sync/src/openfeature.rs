@@ -1,49 +1,4 @@
-//! An OpenFeature provider over the [`Client`] (feature `openfeature`).
-//!
-//! - Boolean evaluation of `flag_key`: whether the flag is enabled for the user; of
-//!   `flag_key.variable_key` (when no flag has that whole key): that boolean variable.
-//! - String, integer, float and structured evaluations of `flag_key.variable_key`: that
-//!   variable. A `json` variable (or a `string` with `subType: json`) evaluates as a structure
-//!   when it is an object (fields that are `null` are left out: OpenFeature has no null) and
-//!   as a string to its JSON text (arrays included).
-//! - The evaluation context's targeting key is the user id; its fields are the attributes
-//!   (strings, booleans, integers and floats; other kinds are skipped).
-//! - Several evaluations of one flag for one user (same id and attributes, same datafile
-//!   revision) are one decision: one impression, one decision notification, as one `decide`
-//!   would send. The provider remembers up to [`DEFAULT_DECISION_CACHE_CAPACITY`] such
-//!   decisions ([`OptimizelyProvider::with_decision_cache_capacity`]; 0 decides every time).
-//! - The variant is the variation key; the reason is `SPLIT` for an experiment rule,
-//!   `TARGETING_MATCH` for a delivery rule or holdout, `DEFAULT` when no variation applied;
-//!   flag metadata carries `ruleKey`, `variationKey` and `ruleType`.
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use flagbridge_sync::openfeature::OptimizelyProvider;
-//! use open_feature::provider::FeatureProvider;
-//! use open_feature::EvaluationContext;
-//!
-//! let client = flagbridge_sync::Client::builder().sdk_key("YOUR_SDK_KEY").start().await?;
-//! let provider = OptimizelyProvider::new(client);
-//! let user = EvaluationContext::default()
-//!     .with_targeting_key("user-1")
-//!     .with_custom_field("plan", "pro");
-//! // Each evaluation falls back to its default on an error (unknown flag, wrong type...).
-//! let on = provider
-//!     .resolve_bool_value("checkout", &user)
-//!     .await
-//!     .map_or(false, |d| d.value);
-//! let color = provider
-//!     .resolve_string_value("checkout.color", &user)
-//!     .await
-//!     .map_or_else(|_| "grey".to_string(), |d| d.value);
-//! let dark = provider
-//!     .resolve_bool_value("checkout.dark_mode", &user)
-//!     .await
-//!     .map_or(false, |d| d.value);
-//! println!("{on} {color} {dark}"); // one impression for `checkout`, not three
-//! # Ok(())
-//! # }
-//! ```
+//! The OpenFeature provider over the `Client` (feature `openfeature`).
 
 use async_trait::async_trait;
 use flagbridge_engine::{DecideOptions, UserContext};
@@ -70,7 +25,52 @@ struct DecisionCache {
     entries: HashMap<(String, String), FlagDecision>,
 }
 
-/// The OpenFeature provider for flagbridge.
+/// An OpenFeature provider over the [`Client`] (feature `openfeature`).
+///
+/// - Boolean evaluation of `flag_key`: whether the flag is enabled for the user; of
+///   `flag_key.variable_key` (when no flag has that whole key): that boolean variable.
+/// - String, integer, float and structured evaluations of `flag_key.variable_key`: that
+///   variable. A `json` variable (or a `string` with `subType: json`) evaluates as a structure
+///   when it is an object (fields that are `null` are left out: OpenFeature has no null) and
+///   as a string to its JSON text (arrays included).
+/// - The evaluation context's targeting key is the user id; its fields are the attributes
+///   (strings, booleans, integers and floats; other kinds are skipped).
+/// - Several evaluations of one flag for one user (same id and attributes, same datafile
+///   revision) are one decision: one impression, one decision notification, as one `decide`
+///   would send. The provider remembers up to `DEFAULT_DECISION_CACHE_CAPACITY` (10,000) such
+///   decisions ([`OptimizelyProvider::with_decision_cache_capacity`]; 0 decides every time).
+/// - The variant is the variation key; the reason is `SPLIT` for an experiment rule,
+///   `TARGETING_MATCH` for a delivery rule or holdout, `DEFAULT` when no variation applied;
+///   flag metadata carries `ruleKey`, `variationKey` and `ruleType`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use flagbridge_sync::OptimizelyProvider;
+/// use open_feature::provider::FeatureProvider;
+/// use open_feature::EvaluationContext;
+///
+/// let client = flagbridge_sync::Client::builder().sdk_key("YOUR_SDK_KEY").start().await?;
+/// let provider = OptimizelyProvider::new(client);
+/// let user = EvaluationContext::default()
+///     .with_targeting_key("user-1")
+///     .with_custom_field("plan", "pro");
+/// // Each evaluation falls back to its default on an error (unknown flag, wrong type...).
+/// let on = provider
+///     .resolve_bool_value("checkout", &user)
+///     .await
+///     .map_or(false, |d| d.value);
+/// let color = provider
+///     .resolve_string_value("checkout.color", &user)
+///     .await
+///     .map_or_else(|_| "grey".to_string(), |d| d.value);
+/// let dark = provider
+///     .resolve_bool_value("checkout.dark_mode", &user)
+///     .await
+///     .map_or(false, |d| d.value);
+/// println!("{on} {color} {dark}"); // one impression for `checkout`, not three
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct OptimizelyProvider {
     client: Client,
@@ -87,7 +87,7 @@ fn fingerprint(user: &UserContext) -> String {
 
 impl OptimizelyProvider {
     /// A provider deciding through `client`, remembering up to
-    /// [`DEFAULT_DECISION_CACHE_CAPACITY`] decisions.
+    /// `DEFAULT_DECISION_CACHE_CAPACITY` (10,000) decisions.
     pub fn new(client: Client) -> Self {
         OptimizelyProvider {
             client,

@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use flagbridge_engine::{AttributeKey, UserContext};
+
 use super::error::BrevoError;
 
 /// Margin added to the sliding second of the request budget so requests delayed in flight
@@ -343,6 +345,35 @@ pub(crate) struct Config {
     pub fleet: Option<crate::fleet::Fleet>,
 }
 
+/// Where contact identities come from, ready for lookups on the decide path.
+pub(crate) enum Identity {
+    /// A user attribute (its name hashed once).
+    Attribute(AttributeKey),
+    /// The user id.
+    UserId,
+}
+
+impl Identity {
+    pub(crate) fn new(source: &IdentitySource) -> Self {
+        match source {
+            IdentitySource::Attribute(name) => {
+                Identity::Attribute(AttributeKey::new(name.as_str()))
+            }
+            IdentitySource::UserId => Identity::UserId,
+        }
+    }
+
+    /// The contact identity of a user; `None` when missing, not a string, or empty.
+    #[inline]
+    pub(crate) fn contact_of<'u>(&self, user: &'u UserContext) -> Option<&'u str> {
+        let contact = match self {
+            Identity::Attribute(key) => user.attribute_by_key(key)?.as_str()?,
+            Identity::UserId => user.user_id(),
+        };
+        (!contact.is_empty()).then_some(contact)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +415,22 @@ mod tests {
         let key = ApiKey::new("xkeysib-secret");
         assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
         assert!(!format!("{:?}", Some(key)).contains("secret"));
+    }
+
+    #[test]
+    fn identity_sources() {
+        let u = UserContext::new("u1").with_attribute("email", "a@x.io");
+        let by_attr = Identity::new(&IdentitySource::Attribute("email".into()));
+        let by_id = Identity::new(&IdentitySource::UserId);
+        assert_eq!(by_attr.contact_of(&u), Some("a@x.io"));
+        assert_eq!(by_id.contact_of(&u), Some("u1"));
+        let none = UserContext::new("u2").with_attribute("email", 5i64);
+        assert_eq!(by_attr.contact_of(&none), None);
+        assert_eq!(by_attr.contact_of(&UserContext::new("u3")), None);
+        assert_eq!(
+            by_attr.contact_of(&UserContext::new("u4").with_attribute("email", "")),
+            None
+        );
+        assert_eq!(by_id.contact_of(&UserContext::new("")), None);
     }
 }

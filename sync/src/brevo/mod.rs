@@ -42,10 +42,11 @@ mod config;
 pub(crate) mod derive;
 mod dry_run;
 mod error;
-mod handed;
-mod handle;
-mod hook;
 mod record;
+mod ring;
+mod service;
+mod shared;
+mod sink;
 mod stamp;
 mod store;
 mod time;
@@ -72,14 +73,16 @@ pub use config::{
 };
 pub use dry_run::DryRunTransport;
 pub use error::BrevoError;
-pub use handle::{BrevoCounters, BrevoSink, BrevoSync, SetAside, SET_ASIDE_MEMORY};
 pub use record::{
     AttrValue, AudienceSource, ConversionRecord, DecisionRecord, RuleSource, UserSnapshot,
 };
+pub use service::{BrevoCounters, BrevoSync};
+pub use shared::{SetAside, SET_ASIDE_MEMORY};
+pub use sink::BrevoSink;
 pub use transport::{BrevoRequest, BrevoResponse, BrevoTransport, Method, ReqwestTransport};
 
 use config::Config;
-use handle::Shared;
+use shared::Shared;
 use worker::Worker;
 
 /// Default path of the on-disk store.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use compact_str::CompactString;
+use flagbridge_engine::{AttributeValue, ProjectConfig, UserContext};
 
 /// A user attribute value, as copied from the user context.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,4 +110,29 @@ pub struct ConversionRecord {
     pub tags: Option<serde_json::Map<String, serde_json::Value>>,
     /// When it happened.
     pub at: SystemTime,
+}
+
+fn engine_value(v: &AttrValue) -> AttributeValue {
+    match v {
+        AttrValue::String(s) => AttributeValue::String(s.to_string()),
+        AttrValue::Bool(b) => AttributeValue::Bool(*b),
+        AttrValue::Int(i) => AttributeValue::Int(*i),
+        AttrValue::Float(f) => AttributeValue::Float(*f),
+        AttrValue::Null => AttributeValue::Null,
+    }
+}
+
+impl AudienceSource for ProjectConfig {
+    /// Names of the datafile audiences whose conditions evaluate to true for the user
+    /// (unknown counts as no match).
+    fn matching_audiences(&self, user: &UserSnapshot) -> Vec<String> {
+        let mut context = UserContext::new(&*user.user_id);
+        for (key, value) in user.attributes.iter() {
+            context.set_attribute(&**key, engine_value(value));
+        }
+        self.audiences()
+            .filter(|(id, _)| self.evaluate_audience(id, &context) == Some(true))
+            .map(|(_, name)| name.to_string())
+            .collect()
+    }
 }

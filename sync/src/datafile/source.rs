@@ -23,7 +23,7 @@ pub enum DatafileSource {
     SdkKey {
         /// The environment's SDK key.
         sdk_key: String,
-        /// Base URL, [`DEFAULT_CDN_BASE_URL`] unless overridden (tests, private mirrors).
+        /// Base URL, [`DEFAULT_CDN_BASE_URL`](crate::client::DEFAULT_CDN_BASE_URL) unless overridden (tests, private mirrors).
         base_url: String,
     },
     /// A secure environment: `{base_url}/datafiles/auth/{sdk_key}.json` with
@@ -33,7 +33,7 @@ pub enum DatafileSource {
         sdk_key: String,
         /// The datafile access token (not a REST personal access token).
         token: String,
-        /// Base URL, [`DEFAULT_AUTH_BASE_URL`] unless overridden.
+        /// Base URL, [`DEFAULT_AUTH_BASE_URL`](crate::client::DEFAULT_AUTH_BASE_URL) unless overridden.
         base_url: String,
     },
     /// Any URL, fetched with a conditional GET.

@@ -5,15 +5,15 @@
 //!   the flags that need an impression) into its thread's ring (`crate::handoff`); a full ring
 //!   spills into a shared overflow list, so a burst never drops a record. Nothing on the
 //!   decide path waits.
-//! - **Durable queue.** The owner task ([`pipeline`]) renders each event's JSON straight into
+//! - **Durable queue.** The owner task (`pipeline.rs`) renders each event's JSON straight into
 //!   the open segment of its batch context and, every commit interval (default 100 ms), writes
-//!   the sealed segments to the SQLite store in one transaction ([`store`]). A `kill -9`
+//!   the sealed segments to the SQLite store in one transaction (`store.rs`). A `kill -9`
 //!   loses at most the events of the last commit interval (plus the records not yet taken from
 //!   the rings). The store has a size cap; past it events are dropped, counted and logged once
 //!   per streak.
 //! - **Senders.** Up to `concurrency` requests in flight (default 4), each one merged from
 //!   ready segments up to the batch size and bytes, retried with backoff and jitter and no
-//!   attempt cap until the age limit ([`send`]). 2xx deletes the segments; 4xx and expired
+//!   attempt cap until the age limit (`send.rs`). 2xx deletes the segments; 4xx and expired
 //!   segments become dead letters (`flagbridge events dead-letters`, `--resend`).
 //! - **Close** sends for at most the shutdown timeout; what is left stays in the store and is
 //!   sent at the next start.

@@ -2,12 +2,12 @@
 //!
 //! Without a `store:` section every instance keeps its own SQLite files in `state_dir`
 //! (the default). With one, the instances share through Redis:
-//! - **one Brevo budget** for the whole fleet ([`ratelimit`]): a Lua script that reads Redis's
+//! - **one Brevo budget** for the whole fleet (`ratelimit.rs`): a Lua script that reads Redis's
 //!   own clock (`TIME`) keeps a sliding-second log and an hour log per endpoint family, so the
 //!   instances together never exceed the per-second and per-hour budgets;
 //! - **one outbox of Brevo contacts** (`outbox`): per-contact merged state (the newest
 //!   decision wins whichever instance made it) and a stream claimed through a consumer group;
-//! - **one lease per scheduled run** ([`lease`]): `SET NX PX`, so a `flagbridge sync` schedule
+//! - **one lease per scheduled run** (`lease.rs`): `SET NX PX`, so a `flagbridge sync` schedule
 //!   runs on one instance whichever have it enabled;
 //! - **datafile updates** (`pubsub`): a webhook received by one replica refreshes all.
 //!

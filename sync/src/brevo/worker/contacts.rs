@@ -9,7 +9,7 @@ use super::super::answer;
 use super::super::batch;
 use super::super::coalesce::DueContact;
 use super::super::config::ContactIdentity;
-use super::super::handle::SetAside;
+use super::super::shared::SetAside;
 use super::super::time::{day_of, format_day};
 use super::super::transport::Method;
 use super::{CallError, Family, Worker};

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::super::answer;
 use super::super::batch;
-use super::super::handle::SetAside;
+use super::super::shared::SetAside;
 use super::super::transport::Method;
 use super::{CallError, Family, PendingEvent, Worker};
 use crate::http::{self, Verdict};

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::super::answer;
 use super::super::batch;
 use super::super::derive::{ContactState, Interner};
-use super::super::handle::SetAside;
+use super::super::shared::SetAside;
 use super::super::time::{day_of, format_day};
 use super::super::transport::Method;
 use super::{CallError, Family, Worker};

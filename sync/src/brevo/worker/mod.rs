@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 
 use super::answer;
@@ -24,9 +24,9 @@ use super::coalesce::Coalescer;
 use super::config::{brevo_event_name, Config};
 use super::derive::PersistedState;
 use super::error::BrevoError;
-use super::handed::Item;
-use super::handle::Shared;
 use super::record::ConversionRecord;
+use super::ring::Item;
+use super::shared::{Command, Shared};
 use super::store::Store;
 use super::time::{day_of, format_timestamp};
 use super::transport::{BrevoRequest, BrevoResponse, BrevoTransport, Method};
@@ -34,14 +34,6 @@ use crate::http::{self, Verdict};
 
 /// The longest wait a 429 from Brevo can ask for (`x-sib-ratelimit-reset`).
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
-
-/// A request from the handle to the worker.
-pub(crate) enum Command {
-    /// Send everything pending now; reply when done.
-    Flush(oneshot::Sender<Result<(), BrevoError>>),
-    /// Flush, commit and stop.
-    Close(oneshot::Sender<Result<(), BrevoError>>),
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {

@@ -1,63 +1,70 @@
-//! The engine side: `DecisionSink` for [`BrevoSink`] and audience evaluation for `ProjectConfig`.
+//! [`BrevoSink`]: what the decide path calls (the `DecisionSink` hook and the direct
+//! `record_*` entry points), and nothing else.
 //!
 //! On the decide path little is copied: the user snapshot (identity + attributes) once per
 //! user version and config on each thread, the keys as positions in the config (see
-//! `super::handed`); so a user deciding again costs a version comparison, a stamp (one load
+//! `super::ring`); so a user deciding again costs a version comparison, a stamp (one load
 //! while the thread decides alone) and one small push into the thread's ring; the contact is
 //! looked up only when the user is copied.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use compact_str::CompactString;
-use flagbridge_engine::{
-    AttributeKey, AttributeValue, Conversion, Decision, DecisionSource, ProjectConfig, UserContext,
-};
+use flagbridge_engine::{Conversion, Decision, DecisionSource, ProjectConfig, UserContext};
 
 use super::config::IdentitySource;
-use super::handed::{copied_keys, decision_record, snapshot, HandedRecord};
-use super::handle::BrevoSink;
-use super::record::{
-    AttrValue, AudienceSource, ConversionRecord, DecisionRecord, RuleSource, UserSnapshot,
-};
+use super::record::{ConversionRecord, DecisionRecord, RuleSource};
+use super::ring::{copied_keys, decision_record, snapshot, CopiedDecision, HandedRecord};
+use super::shared::Shared;
 use crate::sink::DecisionSink;
 
-fn engine_value(v: &AttrValue) -> AttributeValue {
-    match v {
-        AttrValue::String(s) => AttributeValue::String(s.to_string()),
-        AttrValue::Bool(b) => AttributeValue::Bool(*b),
-        AttrValue::Int(i) => AttributeValue::Int(*i),
-        AttrValue::Float(f) => AttributeValue::Float(*f),
-        AttrValue::Null => AttributeValue::Null,
+/// The cheap, cloneable entry point for the decide path. Implements the `DecisionSink` hook.
+#[derive(Clone)]
+pub struct BrevoSink {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for BrevoSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrevoSink").finish_non_exhaustive()
     }
 }
 
-/// Where contact identities come from, ready for lookups on the decide path.
-pub(crate) enum Identity {
-    /// A user attribute (its name hashed once).
-    Attribute(AttributeKey),
-    /// The user id.
-    UserId,
-}
-
-impl Identity {
-    pub(crate) fn new(source: &IdentitySource) -> Self {
-        match source {
-            IdentitySource::Attribute(name) => {
-                Identity::Attribute(AttributeKey::new(name.as_str()))
+impl BrevoSink {
+    /// Queues one decision; `false` when dropped (queue full or sync stopped, both counted).
+    /// Consecutive records of one thread that share their user `Arc` hand it over once.
+    pub fn record_decision(&self, record: DecisionRecord) -> bool {
+        self.shared.push_decision(|stamps, sent, out| {
+            if let Some(user) = sent.ready_user(record.user) {
+                out.push(HandedRecord::User(user));
             }
-            IdentitySource::UserId => Identity::UserId,
-        }
+            out.push(HandedRecord::Copied(Box::new(CopiedDecision {
+                seq: stamps.take(&mut sent.stamp),
+                keys: (record.flag_key, record.rule_key, record.variation_key),
+                enabled: record.enabled,
+                source: record.source,
+            })));
+        })
     }
 
-    /// The contact identity of a user; `None` when missing, not a string, or empty.
-    #[inline]
-    pub(crate) fn contact_of<'u>(&self, user: &'u UserContext) -> Option<&'u str> {
-        let contact = match self {
-            Identity::Attribute(key) => user.attribute_by_key(key)?.as_str()?,
-            Identity::UserId => user.user_id(),
-        };
-        (!contact.is_empty()).then_some(contact)
+    /// Queues one conversion; `false` when dropped (counted).
+    pub fn record_conversion(&self, record: ConversionRecord) -> bool {
+        self.shared.push_conversion(record)
+    }
+
+    /// Counts a decision or conversion skipped because the user has no contact identity.
+    pub fn count_skipped(&self) {
+        self.shared
+            .producer
+            .skipped_no_identity
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Where the contact identity comes from.
+    pub fn identity_source(&self) -> &IdentitySource {
+        &self.shared.identity_source
     }
 }
 
@@ -186,42 +193,5 @@ impl DecisionSink for BrevoSink {
         if let Some(record) = self.conversion_record(user, conversion, tags) {
             self.record_conversion(record);
         }
-    }
-}
-
-impl AudienceSource for ProjectConfig {
-    /// Names of the datafile audiences whose conditions evaluate to true for the user
-    /// (unknown counts as no match).
-    fn matching_audiences(&self, user: &UserSnapshot) -> Vec<String> {
-        let mut context = UserContext::new(&*user.user_id);
-        for (key, value) in user.attributes.iter() {
-            context.set_attribute(&**key, engine_value(value));
-        }
-        self.audiences()
-            .filter(|(id, _)| self.evaluate_audience(id, &context) == Some(true))
-            .map(|(_, name)| name.to_string())
-            .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identity_sources() {
-        let u = UserContext::new("u1").with_attribute("email", "a@x.io");
-        let by_attr = Identity::new(&IdentitySource::Attribute("email".into()));
-        let by_id = Identity::new(&IdentitySource::UserId);
-        assert_eq!(by_attr.contact_of(&u), Some("a@x.io"));
-        assert_eq!(by_id.contact_of(&u), Some("u1"));
-        let none = UserContext::new("u2").with_attribute("email", 5i64);
-        assert_eq!(by_attr.contact_of(&none), None);
-        assert_eq!(by_attr.contact_of(&UserContext::new("u3")), None);
-        assert_eq!(
-            by_attr.contact_of(&UserContext::new("u4").with_attribute("email", "")),
-            None
-        );
-        assert_eq!(by_id.contact_of(&UserContext::new("")), None);
     }
 }
