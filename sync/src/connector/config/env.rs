@@ -4,7 +4,7 @@
 //! environment is always a string and can never change the structure of the file.
 //! `${VAR:-fallback}` gives a fallback when `VAR` is unset or empty; `$${` stays a literal `${`.
 
-use serde_yaml_ng::Value;
+use yaml_serde::Value;
 
 use super::ConfigError;
 
@@ -31,7 +31,7 @@ pub(crate) fn interpolate(
             for (key, item) in map.iter_mut() {
                 let key = match key {
                     Value::String(k) => k.clone(),
-                    other => serde_yaml_ng::to_string(other)
+                    other => yaml_serde::to_string(other)
                         .unwrap_or_default()
                         .trim()
                         .to_string(),
@@ -145,8 +145,7 @@ mod tests {
 
     #[test]
     fn tree_paths_are_reported() {
-        let mut v: Value =
-            serde_yaml_ng::from_str("a:\n  list:\n    - ok\n    - ${NOPE}\n").unwrap();
+        let mut v: Value = yaml_serde::from_str("a:\n  list:\n    - ok\n    - ${NOPE}\n").unwrap();
         let err = interpolate(&mut v, "", &env).unwrap_err().to_string();
         assert!(err.starts_with("a.list[1]: "), "{err}");
     }

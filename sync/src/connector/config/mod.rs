@@ -293,8 +293,8 @@ impl FileConfig {
         text: &str,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<FileConfig, ConfigError> {
-        let mut value: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml {
+        let mut value: yaml_serde::Value =
+            yaml_serde::from_str(text).map_err(|e| ConfigError::Yaml {
                 location: e
                     .location()
                     .map(|l| format!("line {} column {}", l.line(), l.column()))
