@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fake_brevo::FakeBrevo;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use common::*;
 use flagbridge_sync::brevo::AudienceSource;
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::fake_brevo::FakeBrevo;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use common::*;
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
 use flagbridge_sync::DecisionSink;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::SystemTime;
 
-use common::fake_brevo::FakeBrevo;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use common::*;
 use flagbridge_sync::brevo::ConversionRecord;
 use serde_json::{json, Map, Value};

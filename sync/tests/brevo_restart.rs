@@ -14,7 +14,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::fake_brevo::FakeBrevo;
+use flagbridge_sync::testing::fake_brevo::{self, FakeBrevo};
 use common::*;
 use flagbridge_sync::brevo::ConversionRecord;
 use serde_json::Value;

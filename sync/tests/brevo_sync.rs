@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use common::fake_brevo::FakeBrevo;
+use flagbridge_sync::testing::fake_brevo::{self, FakeBrevo};
 use common::*;
 use flagbridge_sync::brevo::{
     AttributeNames, AudienceSource, BrevoError, ConversionRecord, DecisionRecord,

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fake_brevo::FakeBrevo;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use common::*;
 use flagbridge_sync::brevo::BrevoSync;
 use flagbridge_sync::fleet::FleetConfig;
