@@ -3,12 +3,11 @@
 //! Three `BrevoSync` instances in this process, each with its own store and Redis connection,
 //! one real `redis-server`, the in-process Brevo fake.
 
-mod common;
 
 use std::time::Duration;
 
 use flagbridge_sync::testing::fake_brevo::FakeBrevo;
-use common::*;
+use crate::common::*;
 use flagbridge_sync::brevo::BrevoSync;
 use flagbridge_sync::fleet::FleetConfig;
 use flagbridge_sync::testing::RedisServer;

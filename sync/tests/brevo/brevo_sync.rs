@@ -1,14 +1,13 @@
 //! End-to-end Brevo sync against the in-process fake Brevo: attributes, coalescing, unknown
 //! contacts, partials, refusals, setup errors (events: `brevo_events.rs`).
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use flagbridge_sync::testing::fake_brevo::{self, FakeBrevo};
-use common::*;
+use crate::common::*;
 use flagbridge_sync::brevo::{
     AttributeNames, AudienceSource, BrevoError, ConversionRecord, DecisionRecord,
 };
