@@ -4,6 +4,7 @@
 
 mod cli_check_config;
 mod cli_decide;
+mod cli_decide_cases;
 mod cli_serve;
 mod exact_numbers;
 mod rest_client;
