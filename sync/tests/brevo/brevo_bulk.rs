@@ -2,13 +2,12 @@
 //! budget (10 requests/s), reach Brevo within a minute through bulk imports, and no sliding
 //! second ever holds more requests than the budget.
 
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use crate::common::*;
 use flagbridge_sync::brevo::AudienceSource;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 
 fn email(i: usize) -> String {
     format!("new{i}@example.com")

@@ -1,12 +1,11 @@
 //! Decisions made by the engine reach Brevo through the `DecisionSink` hook, with
 //! `OPT_SEGMENTS` evaluated from the datafile's audiences in the worker.
 
-
 use std::sync::Arc;
 
-use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use crate::common::*;
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use flagbridge_sync::DecisionSink;
 use serde_json::{json, Map, Value};
 

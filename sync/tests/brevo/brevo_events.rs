@@ -1,12 +1,11 @@
 //! Conversions to Brevo events against the in-process fake Brevo: properties, batch limits,
 //! refusals set aside, one event per request when the batch endpoint is off.
 
-
 use std::time::SystemTime;
 
-use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use crate::common::*;
 use flagbridge_sync::brevo::ConversionRecord;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use serde_json::{json, Map, Value};
 
 #[tokio::test]

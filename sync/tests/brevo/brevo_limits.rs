@@ -1,11 +1,10 @@
 //! Rate limits and failures: a 429 storm, 5xx bursts, timeouts, and the client-side budget.
 
-
 use std::time::Duration;
 
-use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use crate::common::*;
 use flagbridge_sync::brevo::BrevoError;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 
 fn emails(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("u{i}@x.io")).collect()

@@ -9,13 +9,12 @@
 //! Also: at every send, the state being sent is already committed (a restart never finds an
 //! acknowledgement of a state the store does not hold).
 
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use flagbridge_sync::testing::fake_brevo::{self, FakeBrevo};
 use crate::common::*;
 use flagbridge_sync::brevo::ConversionRecord;
+use flagbridge_sync::testing::fake_brevo::{self, FakeBrevo};
 use serde_json::Value;
 
 const CHILD_ENV: &str = "FLAGBRIDGE_BREVO_RESTART_CHILD";

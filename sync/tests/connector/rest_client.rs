@@ -1,12 +1,13 @@
 //! The REST client against the fake Optimizely REST server.
 
-
 use std::time::Duration;
 
 use flagbridge_sync::connector::config::Secret;
 use flagbridge_sync::connector::rest::ratelimit::Window;
 use flagbridge_sync::connector::rest::{RestClient, RestError, ResultsOutcome};
-use flagbridge_sync::testing::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
+use flagbridge_sync::testing::optimizely_rest::{
+    experiment, results_body, FakeRest, ResultsAnswer,
+};
 use url::Url;
 
 fn client(fake: &FakeRest, token: &str) -> RestClient {
