@@ -9,7 +9,7 @@ use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use flagbridge_sync::DecisionSink;
 use serde_json::{json, Map, Value};
 
-const DATAFILE: &str = include_str!("data/brevo_small_datafile.json");
+const DATAFILE: &str = include_str!("../data/brevo_small_datafile.json");
 
 #[tokio::test]
 async fn engine_decisions_and_conversions_reach_brevo() {
