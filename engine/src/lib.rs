@@ -28,7 +28,7 @@
 //! the SDK words them; impressions with `rule_key: ""` and `campaign_id: null` when there is no
 //! rule. CMAB rules give no variation ("CMAB is not supported in sync mode.", as the SDK's sync
 //! `decide`). Tests compare decisions, reasons, impressions, conversions and `OptimizelyConfig`
-//! with the SDK's own output (`tests/js_golden.rs`); `sync/tests/conformance.rs` does the same for
+//! with the SDK's own output (`tests/js_golden.rs`); `tests/conformance/` does the same for
 //! the cases of `datafile-fixtures/`.
 //!
 //! # Performance

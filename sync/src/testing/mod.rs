@@ -1,6 +1,8 @@
 //! In-process fake servers on 127.0.0.1 for tests (feature `testing`): a datafile CDN, an
-//! event endpoint and a CMAB + ODP service that behave like the real ones, with switchable
-//! faults. Reused by the connector's end-to-end tests.
+//! event endpoint, a CMAB + ODP service, a Redis server, Brevo ([`fake_brevo`]) and the
+//! Optimizely REST API ([`optimizely_rest`]) that behave like the real ones, with switchable
+//! faults. The one home of the test doubles: the integration tests, the connector's end-to-end
+//! tests and the benchmarks use them from here.
 //!
 //! Every response carries `Connection: close`, so a test with a paused clock never reuses a
 //! connection the server has timed out.
@@ -8,6 +10,8 @@
 mod cdn;
 mod datafile;
 mod event_endpoint;
+pub mod fake_brevo;
+pub mod optimizely_rest;
 mod redis_server;
 mod remote;
 

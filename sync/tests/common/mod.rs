@@ -1,8 +1,6 @@
 //! Shared helpers of the Brevo sync integration tests.
 #![allow(dead_code)]
 
-pub mod fake_brevo;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +10,7 @@ use flagbridge_sync::brevo::{
     UserSnapshot,
 };
 
-use fake_brevo::{FakeBrevo, API_KEY};
+use flagbridge_sync::testing::fake_brevo::{FakeBrevo, API_KEY};
 
 /// Today's date (UTC) as `YYYY-MM-DD`, from the system's `date`.
 pub fn today() -> String {

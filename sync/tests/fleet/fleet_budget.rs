@@ -3,13 +3,11 @@
 //! Each "instance" is a `BrevoSync` with its own store and its own Redis connection, all in
 //! this process, against the in-process Brevo fake; a real `redis-server` on a free port.
 
-mod common;
-
 use std::time::Duration;
 
-use common::fake_brevo::FakeBrevo;
-use common::*;
+use crate::common::*;
 use flagbridge_sync::fleet::{Fleet, FleetConfig};
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use flagbridge_sync::testing::RedisServer;
 
 async fn fleet(redis: &RedisServer) -> Fleet {

@@ -1,17 +1,15 @@
 //! End-to-end Brevo sync against the in-process fake Brevo: attributes, coalescing, unknown
 //! contacts, partials, refusals, setup errors (events: `brevo_events.rs`).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use common::fake_brevo::FakeBrevo;
-use common::*;
+use crate::common::*;
 use flagbridge_sync::brevo::{
     AttributeNames, AudienceSource, BrevoError, ConversionRecord, DecisionRecord,
 };
+use flagbridge_sync::testing::fake_brevo::{self, FakeBrevo};
 use serde_json::{json, Map, Value};
 
 /// The attributes a contact must end with, computed from the decisions independently of the

@@ -1,13 +1,13 @@
 //! The REST client against the fake Optimizely REST server.
 
-mod support;
-
 use std::time::Duration;
 
 use flagbridge_sync::connector::config::Secret;
 use flagbridge_sync::connector::rest::ratelimit::Window;
 use flagbridge_sync::connector::rest::{RestClient, RestError, ResultsOutcome};
-use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
+use flagbridge_sync::testing::optimizely_rest::{
+    experiment, results_body, FakeRest, ResultsAnswer,
+};
 use url::Url;
 
 fn client(fake: &FakeRest, token: &str) -> RestClient {
@@ -154,7 +154,7 @@ async fn server_errors_are_retried_then_reported() {
 /// fake also tries the host-relative and absolute forms. Every form reads every page.
 #[tokio::test]
 async fn next_url_relative_to_the_api_base_or_absolute() {
-    use support::optimizely_rest::LinkStyle;
+    use flagbridge_sync::testing::optimizely_rest::LinkStyle;
     for style in [
         LinkStyle::FromApiBase,
         LinkStyle::FromHost,

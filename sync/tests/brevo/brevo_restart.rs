@@ -1,22 +1,20 @@
 //! Durability: a sync process killed with SIGKILL in the middle of a flush, then restarted on
 //! the same store, delivers every committed change and resends nothing Brevo acknowledged.
 //!
-//! The child process is this test binary re-run with `--ignored --exact child_process` and the
-//! parameters in an environment variable. `child_process` is `#[ignore]`d, so a normal run
-//! lists it as ignored rather than counting it as a passing test; run by hand without the
-//! environment variable it fails.
+//! The child process is this test binary re-run with
+//! `--ignored --exact brevo_restart::child_process` and the parameters in an environment
+//! variable. `child_process` is `#[ignore]`d, so a normal run lists it as ignored rather than
+//! counting it as a passing test; run by hand without the environment variable it fails.
 //!
 //! Also: at every send, the state being sent is already committed (a restart never finds an
 //! acknowledgement of a state the store does not hold).
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::fake_brevo::FakeBrevo;
-use common::*;
+use crate::common::*;
 use flagbridge_sync::brevo::ConversionRecord;
+use flagbridge_sync::testing::fake_brevo::{self, FakeBrevo};
 use serde_json::Value;
 
 const CHILD_ENV: &str = "FLAGBRIDGE_BREVO_RESTART_CHILD";
@@ -97,7 +95,7 @@ async fn killed_mid_flush_loses_nothing_and_resends_nothing_acknowledged() {
         .args([
             "--ignored",
             "--exact",
-            "child_process",
+            "brevo_restart::child_process",
             "--nocapture",
             "--test-threads=1",
         ])

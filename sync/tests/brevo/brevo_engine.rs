@@ -1,17 +1,15 @@
 //! Decisions made by the engine reach Brevo through the `DecisionSink` hook, with
 //! `OPT_SEGMENTS` evaluated from the datafile's audiences in the worker.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::fake_brevo::FakeBrevo;
-use common::*;
+use crate::common::*;
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use flagbridge_sync::DecisionSink;
 use serde_json::{json, Map, Value};
 
-const DATAFILE: &str = include_str!("data/brevo_small_datafile.json");
+const DATAFILE: &str = include_str!("../data/brevo_small_datafile.json");
 
 #[tokio::test]
 async fn engine_decisions_and_conversions_reach_brevo() {

@@ -1,14 +1,14 @@
 //! `flagbridge sync` says what it does: pacing, `/v2/projects`, 429/202/204 in words, a failed
 //! listing keeps the last good catalog. Against the in-process fake Optimizely REST server.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flagbridge_sync::connector::config::Config;
 use flagbridge_sync::connector::scheduled::{run_once, DryRunLists, RunOptions};
-use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
+use flagbridge_sync::testing::optimizely_rest::{
+    experiment, results_body, FakeRest, ResultsAnswer,
+};
 
 fn state_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("fb-words-{name}-{}", std::process::id()));

@@ -2,14 +2,12 @@
 //! budget (10 requests/s), reach Brevo within a minute through bulk imports, and no sliding
 //! second ever holds more requests than the budget.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fake_brevo::FakeBrevo;
-use common::*;
+use crate::common::*;
 use flagbridge_sync::brevo::AudienceSource;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 
 fn email(i: usize) -> String {
     format!("new{i}@example.com")
@@ -21,7 +19,7 @@ async fn three_thousand_unknown_contacts_within_a_minute_at_10_per_second() {
 }
 
 /// About a minute on this machine: run with
-/// `cargo test -p flagbridge-sync --test brevo_bulk -- --ignored --nocapture`.
+/// `cargo test -p flagbridge-sync --test brevo -- --ignored --nocapture brevo_bulk::`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow (100,000 contacts); run by hand"]
 async fn a_hundred_thousand_unknown_contacts_within_ten_minutes_at_10_per_second() {

@@ -1,9 +1,9 @@
 //! Every decision delivered, tried as users run it: a logx endpoint 100 ms away, bursts of
 //! 5xx, and a process killed with SIGKILL mid-flush then restarted on the same store.
 //!
-//! The child process is this test binary re-run with `--exact killed_child --ignored` and
-//! its parameters in an environment variable; the test is `#[ignore]`d, so a normal run does
-//! not count it.
+//! The child process is this test binary re-run with
+//! `--exact events_delivery::killed_child --ignored` and its parameters in an environment
+//! variable; the test is `#[ignore]`d, so a normal run does not count it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -150,7 +150,7 @@ async fn a_process_killed_mid_flush_loses_at_most_the_commit_window() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "killed_child",
+            "events_delivery::killed_child",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -1,17 +1,16 @@
 //! `flagbridge sync --once` against fake Optimizely REST and Brevo servers.
 
-mod common;
-mod support;
-
 use std::time::Duration;
 
-use common::fake_brevo::FakeBrevo;
 use flagbridge_sync::connector::config::Config;
 use flagbridge_sync::connector::rest::ratelimit::Window;
 use flagbridge_sync::connector::scheduled::{
     run_once, Assignment, BrevoLists, MembershipWriter, RunOptions,
 };
-use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
+use flagbridge_sync::testing::optimizely_rest::{
+    experiment, results_body, FakeRest, ResultsAnswer,
+};
 
 fn assignment(project: &str, exp: u64, var: u64, user: &str) -> Assignment {
     Assignment {

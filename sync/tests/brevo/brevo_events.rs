@@ -1,13 +1,11 @@
 //! Conversions to Brevo events against the in-process fake Brevo: properties, batch limits,
 //! refusals set aside, one event per request when the batch endpoint is off.
 
-mod common;
-
 use std::time::SystemTime;
 
-use common::fake_brevo::FakeBrevo;
-use common::*;
+use crate::common::*;
 use flagbridge_sync::brevo::ConversionRecord;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use serde_json::{json, Map, Value};
 
 #[tokio::test]

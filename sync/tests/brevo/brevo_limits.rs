@@ -1,12 +1,10 @@
 //! Rate limits and failures: a 429 storm, 5xx bursts, timeouts, and the client-side budget.
 
-mod common;
-
 use std::time::Duration;
 
-use common::fake_brevo::FakeBrevo;
-use common::*;
+use crate::common::*;
 use flagbridge_sync::brevo::BrevoError;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 
 fn emails(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("u{i}@x.io")).collect()

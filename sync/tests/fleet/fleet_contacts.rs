@@ -3,14 +3,12 @@
 //! Three `BrevoSync` instances in this process, each with its own store and Redis connection,
 //! one real `redis-server`, the in-process Brevo fake.
 
-mod common;
-
 use std::time::Duration;
 
-use common::fake_brevo::FakeBrevo;
-use common::*;
+use crate::common::*;
 use flagbridge_sync::brevo::BrevoSync;
 use flagbridge_sync::fleet::FleetConfig;
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
 use flagbridge_sync::testing::RedisServer;
 
 async fn instances(fake: &FakeBrevo, redis: &RedisServer, dir: &std::path::Path) -> Vec<BrevoSync> {

@@ -3,14 +3,12 @@
 //! it, the Brevo budget holds for the fleet, an instance killed mid-flush loses nothing, and
 //! Redis restarting or going away for 10 s loses nothing either.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fake_brevo::{FakeBrevo, API_KEY};
 use flagbridge_sync::connector::serve::webhook;
+use flagbridge_sync::testing::fake_brevo::{FakeBrevo, API_KEY};
 use flagbridge_sync::testing::{datafile, FakeCdn, FakeEventEndpoint, RedisServer};
 use serde_json::json;
 

@@ -4,14 +4,10 @@
 //! and users without the identity attribute, and the last REST sync with its winners' list.
 //! Skips (saying why) when no `chromium` is on the PATH; CI installs it (`.ci/run`).
 
-mod common;
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::fake_brevo::FakeBrevo;
 use flagbridge_sync::connector::config::{Config, Secret};
 use flagbridge_sync::connector::rest::ratelimit::Window;
 use flagbridge_sync::connector::scheduled::{
@@ -19,7 +15,10 @@ use flagbridge_sync::connector::scheduled::{
 };
 use flagbridge_sync::connector::serve::{self, RuntimeOptions};
 use flagbridge_sync::testing::datafile;
-use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
+use flagbridge_sync::testing::fake_brevo::FakeBrevo;
+use flagbridge_sync::testing::optimizely_rest::{
+    experiment, results_body, FakeRest, ResultsAnswer,
+};
 
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

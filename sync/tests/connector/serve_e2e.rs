@@ -2,20 +2,19 @@
 //! endpoint and a fake Brevo; 1,000 users decided over HTTP; a datafile change pushed by the
 //! webhook; Brevo's contacts checked against the decisions.
 
-mod common;
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::fake_brevo::{FakeBrevo, API_KEY};
 use flagbridge_sync::connector::config::{Config, Secret};
 use flagbridge_sync::connector::rest::ratelimit::Window;
 use flagbridge_sync::connector::scheduled::{run_once, BrevoLists, RunOptions};
 use flagbridge_sync::connector::serve::{self, webhook, RuntimeOptions, ServeHandle};
+use flagbridge_sync::testing::fake_brevo::{FakeBrevo, API_KEY};
+use flagbridge_sync::testing::optimizely_rest::{
+    experiment, results_body, FakeRest, ResultsAnswer,
+};
 use flagbridge_sync::testing::{datafile_json, FakeCdn, FakeEventEndpoint};
 use serde_json::{json, Value};
-use support::optimizely_rest::{experiment, results_body, FakeRest, ResultsAnswer};
 
 const KEY_A: &str = "KeyWeb";
 const KEY_B: &str = "KeyMobile";

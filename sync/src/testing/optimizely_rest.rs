@@ -2,7 +2,8 @@
 //! page/per_page pagination, Flags API `next_url`, results answering 202/204/200 from a script,
 //! and 429s on demand.
 
-#![allow(dead_code, clippy::result_large_err)]
+// A test double: a poisoned lock or a failed bind panics the test that drives it.
+#![allow(clippy::result_large_err, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -29,10 +30,15 @@ pub enum ResultsAnswer {
 /// What the fake serves and what it saw.
 #[derive(Default)]
 pub struct RestState {
+    /// The bearer token every request must carry.
     pub token: String,
+    /// `GET /v2/experiments` items, by project id.
     pub experiments: HashMap<String, Vec<Value>>,
+    /// `GET /v2/audiences` items, by project id.
     pub audiences: HashMap<String, Vec<Value>>,
+    /// `GET /v2/events` items, by project id.
     pub events: HashMap<String, Vec<Value>>,
+    /// Flags API items, by project id.
     pub flags: HashMap<String, Vec<Value>>,
     /// Per experiment id; the last answer repeats.
     pub results: HashMap<String, VecDeque<ResultsAnswer>>,
@@ -70,15 +76,19 @@ pub enum LinkStyle {
     Absolute,
 }
 
+/// The state, shared with the running server.
 pub type Shared = Arc<Mutex<RestState>>;
 
 /// A running fake.
 pub struct FakeRest {
+    /// The address it listens on.
     pub addr: SocketAddr,
+    /// What it serves and what it saw.
     pub state: Shared,
 }
 
 impl FakeRest {
+    /// Starts the server on 127.0.0.1, expecting `Authorization: Bearer {token}`.
     pub async fn start(token: &str) -> FakeRest {
         let state: Shared = Arc::new(Mutex::new(RestState {
             token: token.to_string(),
@@ -100,14 +110,17 @@ impl FakeRest {
         FakeRest { addr, state }
     }
 
+    /// The v2 REST API base (`http://…/v2/`).
     pub fn rest_base(&self) -> String {
         format!("http://{}/v2/", self.addr)
     }
 
+    /// The Flags API base (`http://…/flags/v1/`).
     pub fn flags_base(&self) -> String {
         format!("http://{}/flags/v1/", self.addr)
     }
 
+    /// Every request path (with query) so far, in order.
     pub fn log(&self) -> Vec<String> {
         self.state.lock().unwrap().log.clone()
     }

@@ -152,7 +152,7 @@ impl flagbridge_sync::DecisionSink for CountingSink {
 /// through the provider equals what `decide` gives; each flag is decided once per user.
 #[tokio::test]
 async fn provider_matches_decide_on_every_variable_type() {
-    let text = include_str!("../../datafile-fixtures/variables.json");
+    let text = include_str!("../../../datafile-fixtures/variables.json");
     let df: serde_json::Value = serde_json::from_str(text).unwrap();
     let sink = std::sync::Arc::new(CountingSink::default());
     let client = Client::builder()
@@ -244,7 +244,7 @@ async fn provider_matches_decide_on_every_variable_type() {
 
 #[tokio::test]
 async fn json_with_null_and_arrays_are_values() {
-    let text = include_str!("../../datafile-fixtures/variables.json");
+    let text = include_str!("../../../datafile-fixtures/variables.json");
     let client = Client::builder()
         .datafile(text)
         .events_enabled(false)

@@ -1,4 +1,4 @@
-//! An in-process Brevo-like server on 127.0.0.1 for the Brevo sync tests.
+//! An in-process Brevo-like server on 127.0.0.1 for the Brevo sync and connector tests.
 //!
 //! Keeps contacts and attributes, silently drops attribute values whose type does not match
 //! (as Brevo does), fails a whole `/contacts/batch` with 404 naming the indexes of unknown
@@ -7,7 +7,8 @@
 //! inject 5xx bursts, slow answers, hangs, 400s and 401s. Also holds contact lists (see
 //! `lists`: 50-per-page listing, `folderId` required on create), which `PUT /contacts/{id}`
 //! adds contacts to, and can answer the next requests with 429 on demand (`throttle_next`).
-#![allow(dead_code)]
+// A test double: a poisoned lock or a failed bind panics the test that drives it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "fake_brevo_lists.rs"]
 mod lists;
@@ -27,10 +28,13 @@ use tokio::time::Instant;
 
 use lists::{bad_list_ids, join_lists};
 
+/// The `api-key` [`FakeBrevo::start`] expects.
 pub const API_KEY: &str = "xkeysib-test-secret-key";
 
+/// One contact the fake holds.
 #[derive(Debug, Clone, Default)]
 pub struct Contact {
+    /// Its attributes (values of a mismatched type are dropped, as Brevo does).
     pub attributes: Map<String, Value>,
     /// Writes applied to this contact (batch items, upserts, imports).
     pub writes: u32,
@@ -38,18 +42,23 @@ pub struct Contact {
     pub lists: Vec<i64>,
 }
 
+/// What the fake holds, what it saw, and the faults it injects (see [`FakeBrevo::with`]).
 #[derive(Default)]
 pub struct Inner {
     /// The `api-key` every request must carry.
     pub api_key: String,
+    /// Contact attributes defined: name -> type (`text`, `float`, `boolean`, `date`).
     pub attributes: HashMap<String, String>,
+    /// Contacts by email.
     pub contacts: HashMap<String, Contact>,
+    /// Events accepted (`/events`, `/events/batch`), in order.
     pub events: Vec<Value>,
     /// Lists created with `POST /contacts/lists` (or `add_list`): id -> name. Members are the
     /// contacts whose `lists` hold the id.
     pub lists: BTreeMap<i64, String>,
     /// (method, path) of every request.
     pub requests: Vec<(String, String)>,
+    /// Requests allowed per second per endpoint family (more get 429).
     pub rate_limit: u32,
     windows: HashMap<&'static str, (Instant, u32)>,
     /// 429 answers given (rate limit and `throttle_next`).
@@ -64,22 +73,30 @@ pub struct Inner {
     pub failed: u32,
     /// Delay the answers of the next N requests by `slow_for`.
     pub slow_next: u32,
+    /// How long `slow_next` answers are delayed.
     pub slow_for: Duration,
     /// Never answer batch number N (1-based) and later ones: the request hangs.
     pub hang_from_batch: Option<u32>,
+    /// `/contacts/batch` requests received.
     pub batches_seen: u32,
     /// Contacts that fail once in a 207 partial answer.
     pub partial_once: HashSet<String>,
     /// Contacts refused with 400 whenever they appear.
     pub refuse: HashSet<String>,
+    /// Answer every request with 401.
     pub unauthorized: bool,
+    /// Id of the next contact created.
     pub next_id: i64,
+    /// `/contacts/import` requests accepted.
     pub imports: u32,
 }
 
+/// A running fake Brevo (`/v3/contacts…`, `/v3/events…`); clones share the server.
 #[derive(Clone)]
 pub struct FakeBrevo {
+    /// Its state.
     pub inner: Arc<Mutex<Inner>>,
+    /// The address it listens on.
     pub addr: SocketAddr,
 }
 
@@ -126,10 +143,12 @@ impl FakeBrevo {
         FakeBrevo { inner, addr }
     }
 
+    /// The API base URL (`http://…/v3`).
     pub fn url(&self) -> String {
         format!("http://{}/v3", self.addr)
     }
 
+    /// Runs `f` on the state, under its lock.
     pub fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
         f(&mut self.inner.lock().unwrap())
     }
@@ -143,6 +162,7 @@ impl FakeBrevo {
         });
     }
 
+    /// The contact with this email, if held.
     pub fn contact(&self, email: &str) -> Option<Contact> {
         self.with(|s| s.contacts.get(email).cloned())
     }
@@ -167,6 +187,7 @@ impl FakeBrevo {
         most
     }
 
+    /// Requests received with this method and path.
     pub fn count_requests(&self, method: &str, path: &str) -> usize {
         self.with(|s| {
             s.requests
