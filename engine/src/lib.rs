@@ -80,6 +80,8 @@
 
 mod audience;
 pub mod bucketing;
+#[cfg(feature = "cases")]
+pub mod cases;
 mod config;
 mod datafile;
 mod decide;

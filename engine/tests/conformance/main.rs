@@ -11,10 +11,8 @@
 //! (or notifications) compared and prints the totals; a golden key present twice is an error;
 //! with `CI=true` a missing shared datafile folder fails instead of skipping.
 //!
-//! The case runner is the one `flagbridge decide --cases` prints with
-//! (`sync/src/connector/cli/cases.rs`: the engine and serde_json only, no I/O), compiled in
-//! here by path so that this crate does not depend on `flagbridge-sync`; the binary's own
-//! tests are in `sync/tests/connector/cli_decide_cases.rs`.
+//! The case runner is the engine's `cases` module (feature `cases`), the one `flagbridge decide
+//! --cases` prints with; the binary's own tests are in `sync/tests/connector/cli_decide_cases.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,11 +20,9 @@ use std::path::{Path, PathBuf};
 use flagbridge_engine::ProjectConfig;
 use serde_json::Value;
 
-#[path = "../../../sync/src/connector/cli/cases.rs"]
-mod cases;
 mod conformance_diff;
-use cases::run_cases;
 use conformance_diff::{compare_line, diff_value, golden_map, line_key};
+use flagbridge_engine::cases::run_cases;
 
 /// Mismatches printed per file (all are counted).
 const PRINT_LIMIT: usize = 25;
@@ -361,7 +357,7 @@ fn check_notifications(
     notes_dir: &Path,
     min_compared: usize,
 ) {
-    use cases::run_case_with_notifications;
+    use flagbridge_engine::cases::run_case_with_notifications;
     let mut names: Vec<String> = std::fs::read_dir(notes_dir)
         .expect("notifications dir readable")
         .filter_map(|e| {

@@ -2,9 +2,10 @@
 
 mod app;
 mod args;
-pub mod cases;
 pub mod decide;
 pub mod remote;
 mod remote_log;
 
 pub use app::main;
+/// The JSONL case runner `flagbridge decide --cases` prints with (in the engine, feature `cases`).
+pub use flagbridge_engine::cases;

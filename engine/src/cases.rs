@@ -1,4 +1,4 @@
-//! Runs one JSONL case line (decide or track) through the engine and renders the output lines
+//! The case runner (feature `cases`): runs one JSONL case line (decide or track) through the engine and renders the output lines
 //! in the format of `datafile-fixtures/README.md` (the format the JavaScript SDK goldens use).
 //!
 //! Pure: no I/O, no clock. Timestamps and uuids are left out of the output, so the events are
@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use flagbridge_engine::{
+use crate::{
     AttributeValue, ClientInfo, DecideOption, DecideOptions, Decider, Decision, ProjectConfig,
     UserContext, EXPERIMENT_BUCKET_MAP_ATTRIBUTE,
 };
@@ -90,7 +90,8 @@ pub fn run_cases(config: &ProjectConfig, text: &str) -> Vec<Value> {
         .collect()
 }
 
-pub(crate) fn string_list(v: &Value) -> Option<Vec<String>> {
+/// A JSON array of strings; `None` when it is not one.
+pub fn string_list(v: &Value) -> Option<Vec<String>> {
     v.as_array()?
         .iter()
         .map(|x| x.as_str().map(str::to_string))
@@ -181,7 +182,7 @@ fn parse_case(v: Value) -> Result<Case, String> {
 /// Builds the user. Numbers are read as JavaScript's `JSON.parse` reads them (exactly; an
 /// integer beyond 2^53 becomes the nearest double). Object and array attribute values have no
 /// `AttributeValue`; they are left out (the SDK drops them from events too).
-pub(crate) fn user_context(user_id: &str, attributes: &Map<String, Value>) -> UserContext {
+pub fn user_context(user_id: &str, attributes: &Map<String, Value>) -> UserContext {
     let mut user = UserContext::new(user_id);
     for (key, value) in attributes {
         if let Some(v) = AttributeValue::from_json(value) {
@@ -211,7 +212,7 @@ fn experiment_bucket_map(map: &Map<String, Value>) -> HashMap<String, String> {
 }
 
 /// Unknown option strings are ignored, as the JavaScript SDK does.
-pub(crate) fn decide_options(options: &[String]) -> DecideOptions {
+pub fn decide_options(options: &[String]) -> DecideOptions {
     options
         .iter()
         .filter_map(|o| o.parse::<DecideOption>().ok())
@@ -283,7 +284,8 @@ fn run_case(config: &ProjectConfig, case: usize, c: Case) -> CaseOutput {
     }
 }
 
-pub(crate) fn decision_line(
+/// The output line of one decision (the goldens' format).
+pub fn decision_line(
     case: usize,
     user: &UserContext,
     client: &ClientInfo,
