@@ -42,10 +42,8 @@ pub use sender::{EventTransport, HttpReply, ReqwestEventTransport};
 use store::EventStore;
 pub use store::{DeadLetter, EventStoreError};
 
-/// The US event endpoint.
-pub const US_ENDPOINT: &str = "https://logx.optimizely.com/v1/events";
-/// The EU event endpoint (datafile `region == "EU"`).
-pub const EU_ENDPOINT: &str = "https://eu.logx.optimizely.com/v1/events";
+/// The event endpoints (US, EU data residency): the engine's.
+pub use flagbridge_engine::{EU_ENDPOINT, US_ENDPOINT};
 /// The largest body the endpoint accepts (3.5 MB); larger batches get 400.
 pub const MAX_PAYLOAD_BYTES: usize = 3_500_000;
 

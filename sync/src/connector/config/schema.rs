@@ -55,9 +55,9 @@ pub const DEFAULT_CDN_URL: &str = "https://cdn.optimizely.com";
 /// Default authenticated datafile base URL (`{base}/datafiles/auth/{sdk_key}.json`).
 pub const DEFAULT_AUTH_DATAFILE_URL: &str = "https://config.optimizely.com";
 /// Default event endpoint (US).
-pub const DEFAULT_EVENTS_URL: &str = "https://logx.optimizely.com/v1/events";
+pub const DEFAULT_EVENTS_URL: &str = flagbridge_engine::US_ENDPOINT;
 /// Default event endpoint for EU data residency.
-pub const DEFAULT_EVENTS_EU_URL: &str = "https://eu.logx.optimizely.com/v1/events";
+pub const DEFAULT_EVENTS_EU_URL: &str = flagbridge_engine::EU_ENDPOINT;
 /// Default Optimizely REST v2 base URL.
 pub const DEFAULT_REST_URL: &str = "https://api.optimizely.com/v2/";
 /// Default Optimizely Flags API base URL.
