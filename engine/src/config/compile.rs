@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::audiences::{self, Audiences};
 use super::key_order::js_key_order;
+use super::str_index::StrIndex;
 use super::variable_store::VariableStore;
 use super::{
     Audience, AudienceRule, CmabRule, Entity, Event, Experiment, Flag, FlagVariable, Group,
@@ -37,10 +38,10 @@ struct Builder {
     /// Where the rules' trees go.
     trees: ConditionTrees,
     variations: Vec<Variation>,
-    variation_id_map: FxHashMap<String, usize>,
+    variation_id_map: StrIndex,
     audience_id_map: FxHashMap<String, usize>,
     /// Variable types by variable id; more than one when flags reuse an id with other types.
-    var_kinds: FxHashMap<String, Vec<String>>,
+    var_kinds: FxHashMap<String, Vec<Cow<'static, str>>>,
     variables: VariableStore,
 }
 
@@ -59,10 +60,11 @@ impl Builder {
                     .map(Vec::as_slice)
                     .unwrap_or(&[]);
                 let slot = store.slot(&u.id);
-                let value = store.value(raw_value, kinds.first().map(String::as_str));
+                let value = store.value(raw_value, kinds.first().map(|k| k.as_ref()));
                 if kinds.len() > 1 {
                     for kind in kinds {
-                        alt_values.push((slot, kind.clone(), store.value(raw_value, Some(kind))));
+                        let value = store.value(raw_value, Some(kind));
+                        alt_values.push((slot, kind.to_string(), value));
                     }
                 }
                 (slot, value)
@@ -70,7 +72,6 @@ impl Builder {
             .collect();
         let variables = store.set(usages);
         let index = self.variations.len();
-        self.variation_id_map.insert(v.id.text.clone(), index);
         self.variations.push(Variation {
             index: index as u32,
             id: v.id.text,
@@ -81,12 +82,15 @@ impl Builder {
             variables,
             alt_values,
         });
+        let variations = &self.variations;
+        self.variation_id_map
+            .insert(&variations[index].id, index, |i| &variations[i].id);
         index
     }
 
     fn audience_rule(
         &mut self,
-        ids: &[Value],
+        ids: &raw::AudienceIds<'_>,
         conditions: Option<&Value>,
     ) -> (AudienceRule, String) {
         let ids_value;
@@ -150,7 +154,7 @@ impl Builder {
             id: e.id,
             key: e.key,
             layer_id: e.layer_id.unwrap_or_default(),
-            status: e.status.unwrap_or_default(),
+            status_running: e.status.as_deref() == Some("Running"),
             running: false,
             variations,
             traffic: (0, 0),
@@ -207,8 +211,8 @@ impl Builder {
                     Entity::Empty
                 } else {
                     self.variation_id_map
-                        .get(id.as_ref())
-                        .map_or(Entity::Invalid, |i| Entity::Variation(*i))
+                        .get(id.as_ref(), |i| &self.variations[i].id)
+                        .map_or(Entity::Invalid, Entity::Variation)
                 },
             })
             .collect()
@@ -235,8 +239,11 @@ pub(super) fn compile(
     for f in &raw.feature_flags {
         for v in &f.variables {
             // JavaScript casts by the deciding flag's variable type, so keep every type an id has.
-            let kinds: &mut Vec<String> = var_kinds.entry(v.id.clone()).or_default();
             let kind = variable_kind(v);
+            let kinds: &mut Vec<Cow<'static, str>> = match var_kinds.get_mut(v.id.as_str()) {
+                Some(kinds) => kinds,
+                None => var_kinds.entry(v.id.clone()).or_default(),
+            };
             if !kinds.contains(&kind) {
                 kinds.push(kind);
             }
@@ -247,7 +254,7 @@ pub(super) fn compile(
         audience_roots: audiences.iter().map(|a| a.tree).collect(),
         trees,
         variations: Vec::new(),
-        variation_id_map: FxHashMap::default(),
+        variation_id_map: StrIndex::default(),
         audience_id_map,
         var_kinds,
         variables: VariableStore::default(),
@@ -332,18 +339,18 @@ pub(super) fn compile(
         .map(|p| b.resolve(p.traffic))
         .collect();
 
-    let mut experiment_id_map = FxHashMap::default();
-    let mut experiment_key_map = FxHashMap::default();
+    let mut experiment_id_map = StrIndex::with_capacity(experiments.len());
+    let mut experiment_key_map = StrIndex::with_capacity(experiments.len());
     for (i, e) in experiments.iter().enumerate() {
-        experiment_id_map.insert(e.id.clone(), i);
-        experiment_key_map.insert(e.key.clone(), i);
+        experiment_id_map.insert(&e.id, i, |j| &experiments[j].id);
+        experiment_key_map.insert(&e.key, i, |j| &experiments[j].key);
     }
     let running: Vec<bool> = experiments
         .iter()
         .map(|e| {
             experiment_key_map
-                .get(&e.key)
-                .is_some_and(|i| experiments[*i].status == "Running")
+                .get(&e.key, |j| &experiments[j].key)
+                .is_some_and(|i| experiments[i].status_running)
         })
         .collect();
     for (e, r) in experiments.iter_mut().zip(running) {
@@ -354,7 +361,7 @@ pub(super) fn compile(
         }
     }
     for h in holdouts.iter_mut() {
-        h.running = h.status == "Running";
+        h.running = h.status_running;
     }
 
     // Experiments whose id several flag references name (the in-call sticky map matters).
@@ -370,7 +377,7 @@ pub(super) fn compile(
 
     // Flags.
     let mut flags = Vec::with_capacity(raw.feature_flags.len());
-    let mut flag_key_map = FxHashMap::default();
+    let mut flag_key_map = StrIndex::with_capacity(raw.feature_flags.len());
     let mut flag_rules = Vec::new();
     for (fi, f) in raw.feature_flags.into_iter().enumerate() {
         let rollout_id = f.rollout_id.unwrap_or_default();
@@ -383,9 +390,9 @@ pub(super) fn compile(
             .and_then(|r| rollouts[r].rules.last())
             .and_then(|rule| experiments[*rule].variations.first().copied());
         let mut exp_indexes = Vec::with_capacity(f.experiment_ids.len());
-        let mut by_id: Vec<(String, usize)> = Vec::new();
+        let mut by_id: Vec<(&str, usize)> = Vec::new();
         for (j, id) in f.experiment_ids.iter().enumerate() {
-            let Some(&ei) = experiment_id_map.get(id.as_ref()) else {
+            let Some(ei) = experiment_id_map.get(id.as_ref(), |j| &experiments[j].id) else {
                 return Err(DatafileError::Invalid {
                     path: format!("featureFlags[{fi}].experimentIds[{j}]"),
                     message: format!("experiment id \"{id}\" is not in the datafile"),
@@ -396,8 +403,8 @@ pub(super) fn compile(
                 if experiments[ei].is_fr {
                     let target = b
                         .variation_id_map
-                        .get(&b.variations[ev].id)
-                        .map_or(Entity::Invalid, |i| Entity::Variation(*i));
+                        .get(&b.variations[ev].id, |i| &b.variations[i].id)
+                        .map_or(Entity::Invalid, Entity::Variation);
                     experiments[ei].variations.push(ev);
                     traffic_lists[ei].push(Range {
                         end: 10_000,
@@ -417,22 +424,23 @@ pub(super) fn compile(
                 }
             }
         }
-        let order = js_key_order(by_id.iter().map(|(id, _)| id.as_str()));
+        let order = js_key_order(by_id.iter().map(|(id, _)| *id));
         let variations = order
             .iter()
             .filter_map(|id| by_id.iter().find(|(k, _)| k == id).map(|(_, v)| *v))
             .collect();
+        drop(by_id);
         let variables = f
             .variables
-            .iter()
+            .into_iter()
             .map(|v| {
-                let kind = variable_kind(v);
-                let default_raw = v.default_value.0.to_string();
+                let kind = variable_kind(&v);
+                let default_raw = v.default_value.0.into_owned();
                 let default_value = cast(&default_raw, &kind);
                 FlagVariable {
                     slot: b.variables.slot(&v.id),
-                    id: v.id.clone(),
-                    key: v.key.clone(),
+                    id: v.id,
+                    key: v.key,
                     kind,
                     default_raw,
                     default_value,
@@ -443,7 +451,6 @@ pub(super) fn compile(
             .iter()
             .enumerate()
             .any(|(i, e)| exp_indexes[..i].contains(e));
-        flag_key_map.insert(f.key.clone(), flags.len());
         // Indexes fit in u32: a datafile cannot hold 2^32 experiments (it would not fit in memory).
         let start = flag_rules.len() as u32;
         flag_rules.extend(exp_indexes.iter().map(|e| *e as u32));
@@ -463,6 +470,8 @@ pub(super) fn compile(
             variables,
             variations,
         });
+        let index = flags.len() - 1;
+        flag_key_map.insert(&flags[index].key, index, |j| &flags[j].key);
     }
     // One array of traffic ranges, after the "fr" everyone-else ranges were appended.
     let mut traffic = Vec::new();
@@ -482,7 +491,7 @@ pub(super) fn compile(
     }
     let flag_order = js_key_order(flags.iter().map(|f| f.key.as_str()))
         .into_iter()
-        .filter_map(|k| flag_key_map.get(k).copied())
+        .filter_map(|k| flag_key_map.get(k, |j| &flags[j].key))
         .collect();
 
     let attributes: Vec<(String, String)> =
@@ -667,18 +676,22 @@ fn odp_segments(audiences: &[Audience]) -> Vec<String> {
     out
 }
 
-fn push_by_id(list: &mut Vec<(String, usize)>, id: &str, v: usize) {
-    match list.iter_mut().find(|(k, _)| k == id) {
+fn push_by_id<'s>(list: &mut Vec<(&'s str, usize)>, id: &'s str, v: usize) {
+    match list.iter_mut().find(|(k, _)| *k == id) {
         Some(slot) => slot.1 = v,
-        None => list.push((id.to_string(), v)),
+        None => list.push((id, v)),
     }
 }
 
-/// The variable type, with `string` + `subType: json` read as `json`.
-fn variable_kind(v: &raw::Variable<'_>) -> String {
+/// The variable type, with `string` + `subType: json` read as `json` (the known types borrowed).
+fn variable_kind(v: &raw::Variable<'_>) -> Cow<'static, str> {
     if v.kind == "string" && v.sub_type.as_deref() == Some("json") {
-        "json".to_string()
-    } else {
-        v.kind.clone()
+        return Cow::Borrowed("json");
+    }
+    match KNOWN_KINDS.iter().find(|k| **k == v.kind) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(v.kind.to_string()),
     }
 }
+
+const KNOWN_KINDS: [&str; 5] = ["boolean", "integer", "double", "string", "json"];
