@@ -289,8 +289,10 @@ pub struct ProjectConfig {
     pub(crate) has_cmab: bool,
 }
 
-/// Whether a parse keeps the datafile text ([`ProjectConfig::datafile`]) unless told otherwise.
-pub const DEFAULT_KEEP_DATAFILE_TEXT: bool = true;
+/// Whether a parse keeps the datafile text ([`ProjectConfig::datafile`]) unless told otherwise:
+/// no, the text is a datafile's size of heap that only callers serving it again need (they ask
+/// with [`ParseOptions::keep_text`]).
+pub const DEFAULT_KEEP_DATAFILE_TEXT: bool = false;
 
 /// How [`ProjectConfig::parse_with`] builds a config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,8 +315,9 @@ impl ParseOptions {
     }
 
     /// Keep a copy of the datafile text in the config (for callers that serve it again, such
-    /// as `/v1/datafile`). Without it [`ProjectConfig::datafile`] is "" and the config is a
-    /// datafile's size smaller. Default: [`DEFAULT_KEEP_DATAFILE_TEXT`].
+    /// as `/v1/datafile`, or read [`OptimizelyConfig::datafile`](crate::OptimizelyConfig::datafile)).
+    /// Without it [`ProjectConfig::datafile`] is "" and the config is a datafile's size smaller.
+    /// Default: [`DEFAULT_KEEP_DATAFILE_TEXT`] (not kept).
     pub fn keep_text(mut self, keep: bool) -> Self {
         self.keep_text = keep;
         self
