@@ -250,11 +250,29 @@ pub(super) fn compile(
         }
     }
 
+    // Sized up front: no regrowth copies while compiling, no spare capacity kept.
+    let all_experiments = || {
+        let groups = raw.groups.iter().flat_map(|g| &g.experiments);
+        let rules = raw.rollouts.iter().flat_map(|r| &r.experiments);
+        raw.experiments.iter().chain(groups).chain(rules)
+    };
+    let experiment_count = all_experiments().count();
+    let variation_count = all_experiments().map(|e| e.variations.len()).sum::<usize>()
+        + raw
+            .holdouts
+            .iter()
+            .map(|h| h.variations.len())
+            .sum::<usize>()
+        + raw
+            .local_holdouts
+            .iter()
+            .map(|h| h.variations.len())
+            .sum::<usize>();
     let mut b = Builder {
         audience_roots: audiences.iter().map(|a| a.tree).collect(),
         trees,
-        variations: Vec::new(),
-        variation_id_map: StrIndex::default(),
+        variations: Vec::with_capacity(variation_count),
+        variation_id_map: StrIndex::with_capacity(variation_count),
         audience_id_map,
         var_kinds,
         variables: VariableStore::default(),
@@ -280,8 +298,8 @@ pub(super) fn compile(
     }
 
     // Experiments: top level, group experiments, rollout rules (the JavaScript order).
-    let mut pending = Vec::new();
-    let mut experiments = Vec::new();
+    let mut pending = Vec::with_capacity(experiment_count);
+    let mut experiments = Vec::with_capacity(experiment_count);
     for e in raw.experiments {
         let exp = b.experiment(e, None, &mut pending);
         experiments.push(exp);
@@ -378,7 +396,13 @@ pub(super) fn compile(
     // Flags.
     let mut flags = Vec::with_capacity(raw.feature_flags.len());
     let mut flag_key_map = StrIndex::with_capacity(raw.feature_flags.len());
-    let mut flag_rules = Vec::new();
+    let mut flag_rules = Vec::with_capacity(
+        raw.feature_flags
+            .iter()
+            .map(|f| f.experiment_ids.len())
+            .sum::<usize>()
+            + experiments.len(),
+    );
     for (fi, f) in raw.feature_flags.into_iter().enumerate() {
         let rollout_id = f.rollout_id.unwrap_or_default();
         let rollout = if rollout_id.is_empty() {
@@ -474,7 +498,8 @@ pub(super) fn compile(
         flag_key_map.insert(&flags[index].key, index, |j| &flags[j].key);
     }
     // One array of traffic ranges, after the "fr" everyone-else ranges were appended.
-    let mut traffic = Vec::new();
+    let ranges = traffic_lists.iter().chain(&holdout_traffic).map(Vec::len);
+    let mut traffic = Vec::with_capacity(ranges.sum());
     let all = experiments.iter_mut().chain(holdouts.iter_mut());
     for (e, list) in all.zip(traffic_lists.into_iter().chain(holdout_traffic)) {
         // A datafile cannot hold 2^32 ranges: it would not fit in memory.
@@ -557,9 +582,9 @@ pub(super) fn compile(
         },
         send_flag_decisions: raw.send_flag_decisions.as_ref().is_some_and(js_truthy),
         variations,
-        variable_ids: variable_store.ids,
-        variable_values: variable_store.values,
-        variable_sets: variable_store.sets,
+        variable_ids: shrunk(variable_store.ids),
+        variable_values: shrunk(variable_store.values),
+        variable_sets: shrunk(variable_store.sets),
         variation_id_map,
         experiments,
         non_rollout_experiments,
@@ -577,7 +602,7 @@ pub(super) fn compile(
         audiences,
         audience_id_map,
         audience_order,
-        condition_trees,
+        condition_trees: condition_trees.shrunk(),
         attribute_slots,
         attributes,
         attribute_key_map,
@@ -674,6 +699,12 @@ fn odp_segments(audiences: &[Audience]) -> Vec<String> {
         }
     }
     out
+}
+
+/// `v` without spare capacity (lists whose final length is not known up front).
+fn shrunk<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
 }
 
 fn push_by_id<'s>(list: &mut Vec<(&'s str, usize)>, id: &'s str, v: usize) {
