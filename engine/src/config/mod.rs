@@ -264,7 +264,7 @@ pub struct ProjectConfig {
     pub(crate) global_holdouts: Vec<usize>,
     pub(crate) groups: Vec<Group>,
     pub(crate) flags: Vec<Flag>,
-    pub(crate) flag_key_map: StrIndex,
+    pub(crate) flag_key_map: FxHashMap<String, usize>,
     /// Flag indexes in `Object.keys(featureKeyMap)` order.
     pub(crate) flag_order: Vec<usize>,
     pub(crate) rollouts: Vec<Rollout>,
@@ -521,9 +521,7 @@ impl ProjectConfig {
 
     #[inline]
     pub(crate) fn flag(&self, key: &str) -> Option<&Flag> {
-        self.flag_key_map
-            .get(key, |i| &self.flags[i].key)
-            .map(|i| &self.flags[i])
+        self.flag_key_map.get(key).map(|i| &self.flags[*i])
     }
 
     /// The variable usages of a variation.
