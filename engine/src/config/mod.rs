@@ -4,6 +4,7 @@
 mod audiences;
 mod compile;
 mod key_order;
+mod odp_cmab;
 mod str_index;
 mod variable_store;
 
