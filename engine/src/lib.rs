@@ -8,7 +8,7 @@
 //! - [`ProjectConfig`]: a datafile (versions "2", "3", "4") parsed and compiled once: indexes by
 //!   key and id, audiences pre-parsed, traffic resolved, variable values cast. Immutable,
 //!   `Send + Sync`. Errors are [`DatafileError`]. [`ParseOptions`] chooses whether the config
-//!   keeps the datafile text.
+//!   keeps the datafile text (by default it does not).
 //! - [`UserContext`]: user id, [`AttributeValue`] attributes, qualified segments, forced decisions.
 //! - [`Decider`]: `decide`, `decide_for_keys`, `decide_all` with [`DecideOptions`], plus `track`.
 //!   Optional [`UserProfileService`] (sticky bucketing) and [`ForcedVariations`].

@@ -269,7 +269,7 @@ impl Builder<'_> {
                     OptimizelyVariable {
                         id: var.id.clone(),
                         key: var.key.clone(),
-                        kind: var.kind.clone(),
+                        kind: var.kind.to_string(),
                         value: var.default_raw.clone(),
                     },
                 );
@@ -283,7 +283,7 @@ impl Builder<'_> {
                         OptimizelyVariable {
                             id: id.clone(),
                             key: def.key.clone(),
-                            kind: def.kind.clone(),
+                            kind: def.kind.to_string(),
                             value: if v.feature_enabled {
                                 raw.to_string()
                             } else {
@@ -392,7 +392,7 @@ pub(crate) fn build(config: &ProjectConfig) -> OptimizelyConfig {
                 OptimizelyVariable {
                     id: v.id.clone(),
                     key: v.key.clone(),
-                    kind: v.kind.clone(),
+                    kind: v.kind.to_string(),
                     value: v.default_raw.clone(),
                 },
             );

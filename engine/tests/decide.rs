@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use flagbridge_engine::{
     ClientInfo, DatafileError, DecideOption, DecideOptions, Decider, DecisionSource,
-    ForcedVariations, ProjectConfig, UserContext, UserProfile, UserProfileService, EU_ENDPOINT,
-    US_ENDPOINT,
+    ForcedVariations, ParseOptions, ProjectConfig, UserContext, UserProfile, UserProfileService,
+    EU_ENDPOINT, US_ENDPOINT,
 };
 use serde_json::{json, Value};
 
@@ -560,8 +560,10 @@ fn datafile_errors_and_tolerance() {
     let config = ProjectConfig::parse(&odd).unwrap();
     assert_eq!(config.evaluate_audience("t", &UserContext::new("u")), None);
     assert_eq!(config.audiences().collect::<Vec<_>>(), [("t", "n")]);
-    // Byte input and the original text.
+    // Byte input, and the original text only when asked for.
     let config = ProjectConfig::from_slice(odd.as_bytes()).unwrap();
+    assert_eq!(config.datafile(), "");
+    let config = ProjectConfig::parse_with(&odd, ParseOptions::new().keep_text(true)).unwrap();
     assert_eq!(config.datafile(), odd);
     assert_eq!(
         (config.region(), config.sdk_key(), config.environment_key()),

@@ -8,7 +8,7 @@
 //! `cd engine/tests/data/js && npm ci && node generate.js` (see `tests/data/js/README.md`).
 
 use flagbridge_engine::{
-    AttributeValue, ClientInfo, DecideOption, DecideOptions, Decider, DecisionSource,
+    AttributeValue, ClientInfo, DecideOption, DecideOptions, Decider, DecisionSource, ParseOptions,
     ProjectConfig, UserContext,
 };
 use serde_json::{json, Value};
@@ -146,7 +146,8 @@ fn edge_datafile_matches_the_javascript_sdk() {
 /// field).
 #[test]
 fn optimizely_config_matches_the_javascript_sdk() {
-    let config = ProjectConfig::parse(include_str!("data/edge.json")).unwrap();
+    let text = include_str!("data/edge.json");
+    let config = ProjectConfig::parse_with(text, ParseOptions::new().keep_text(true)).unwrap();
     let expected: Value =
         serde_json::from_str(include_str!("data/js/edge_optimizely_config.json")).unwrap();
     let got = serde_json::to_value(config.optimizely_config()).unwrap();

@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use flagbridge_engine::{DecideOption, DecideOptions, Decider, ProjectConfig, UserContext};
+use flagbridge_engine::{
+    DecideOption, DecideOptions, Decider, ParseOptions, ProjectConfig, UserContext,
+};
 
 /// `../shared/datafiles` next to the repository root.
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datafiles");
@@ -65,7 +67,7 @@ fn every_real_datafile_parses_and_decides() {
     }
     let mut decisions = 0;
     for (name, text) in &files {
-        let config = match ProjectConfig::parse(text) {
+        let config = match ProjectConfig::parse_with(text, ParseOptions::new().keep_text(true)) {
             Ok(c) => c,
             Err(e) => panic!("{name}: {e}"),
         };

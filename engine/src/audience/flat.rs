@@ -73,6 +73,13 @@ impl ConditionTrees {
         root as u32
     }
 
+    /// The same trees without spare capacity.
+    pub(crate) fn shrunk(mut self) -> Self {
+        self.nodes.shrink_to_fit();
+        self.conditions.shrink_to_fit();
+        self
+    }
+
     /// Record the root of each audience's tree (by audience index), for audience nodes.
     pub(crate) fn set_audience_roots(&mut self, roots: Vec<u32>) {
         self.audience_roots = roots;

@@ -7,10 +7,12 @@ use serde_json::Value;
 
 use super::audiences::{self, Audiences};
 use super::key_order::js_key_order;
+use super::odp_cmab::{cmab_rule, odp_segments, resolve_cmab_attributes};
+use super::str_index::StrIndex;
 use super::variable_store::VariableStore;
 use super::{
-    Audience, AudienceRule, CmabRule, Entity, Event, Experiment, Flag, FlagVariable, Group,
-    ProjectConfig, Rollout, Variation, NOT_A_RULE,
+    AudienceRule, Entity, Event, Experiment, Flag, FlagVariable, Group, ProjectConfig, Rollout,
+    Variation, NOT_A_RULE,
 };
 use crate::audience::flat::ConditionTrees;
 use crate::audience::{compile_tree, js_key, js_truthy, Tree};
@@ -24,7 +26,7 @@ struct Pending<'a> {
     traffic: Vec<(Cow<'a, str>, u32)>,
 }
 
-fn string_of(v: &Value) -> String {
+pub(super) fn string_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => js_key(other).unwrap_or_else(|| "[object Object]".to_string()),
@@ -37,10 +39,10 @@ struct Builder {
     /// Where the rules' trees go.
     trees: ConditionTrees,
     variations: Vec<Variation>,
-    variation_id_map: FxHashMap<String, usize>,
+    variation_id_map: StrIndex,
     audience_id_map: FxHashMap<String, usize>,
     /// Variable types by variable id; more than one when flags reuse an id with other types.
-    var_kinds: FxHashMap<String, Vec<String>>,
+    var_kinds: FxHashMap<String, Vec<Cow<'static, str>>>,
     variables: VariableStore,
 }
 
@@ -59,10 +61,11 @@ impl Builder {
                     .map(Vec::as_slice)
                     .unwrap_or(&[]);
                 let slot = store.slot(&u.id);
-                let value = store.value(raw_value, kinds.first().map(String::as_str));
+                let value = store.value(raw_value, kinds.first().map(|k| k.as_ref()));
                 if kinds.len() > 1 {
                     for kind in kinds {
-                        alt_values.push((slot, kind.clone(), store.value(raw_value, Some(kind))));
+                        let value = store.value(raw_value, Some(kind));
+                        alt_values.push((slot, kind.to_string(), value));
                     }
                 }
                 (slot, value)
@@ -70,7 +73,6 @@ impl Builder {
             .collect();
         let variables = store.set(usages);
         let index = self.variations.len();
-        self.variation_id_map.insert(v.id.text.clone(), index);
         self.variations.push(Variation {
             index: index as u32,
             id: v.id.text,
@@ -81,12 +83,15 @@ impl Builder {
             variables,
             alt_values,
         });
+        let variations = &self.variations;
+        self.variation_id_map
+            .insert(&variations[index].id, index, |i| &variations[i].id);
         index
     }
 
     fn audience_rule(
         &mut self,
-        ids: &[Value],
+        ids: &raw::AudienceIds<'_>,
         conditions: Option<&Value>,
     ) -> (AudienceRule, String) {
         let ids_value;
@@ -150,7 +155,7 @@ impl Builder {
             id: e.id,
             key: e.key,
             layer_id: e.layer_id.unwrap_or_default(),
-            status: e.status.unwrap_or_default(),
+            status_running: e.status.as_deref() == Some("Running"),
             running: false,
             variations,
             traffic: (0, 0),
@@ -207,8 +212,8 @@ impl Builder {
                     Entity::Empty
                 } else {
                     self.variation_id_map
-                        .get(id.as_ref())
-                        .map_or(Entity::Invalid, |i| Entity::Variation(*i))
+                        .get(id.as_ref(), |i| &self.variations[i].id)
+                        .map_or(Entity::Invalid, Entity::Variation)
                 },
             })
             .collect()
@@ -235,19 +240,40 @@ pub(super) fn compile(
     for f in &raw.feature_flags {
         for v in &f.variables {
             // JavaScript casts by the deciding flag's variable type, so keep every type an id has.
-            let kinds: &mut Vec<String> = var_kinds.entry(v.id.clone()).or_default();
             let kind = variable_kind(v);
+            let kinds: &mut Vec<Cow<'static, str>> = match var_kinds.get_mut(v.id.as_str()) {
+                Some(kinds) => kinds,
+                None => var_kinds.entry(v.id.clone()).or_default(),
+            };
             if !kinds.contains(&kind) {
                 kinds.push(kind);
             }
         }
     }
 
+    // Sized up front: no regrowth copies while compiling, no spare capacity kept.
+    let all_experiments = || {
+        let groups = raw.groups.iter().flat_map(|g| &g.experiments);
+        let rules = raw.rollouts.iter().flat_map(|r| &r.experiments);
+        raw.experiments.iter().chain(groups).chain(rules)
+    };
+    let experiment_count = all_experiments().count();
+    let variation_count = all_experiments().map(|e| e.variations.len()).sum::<usize>()
+        + raw
+            .holdouts
+            .iter()
+            .map(|h| h.variations.len())
+            .sum::<usize>()
+        + raw
+            .local_holdouts
+            .iter()
+            .map(|h| h.variations.len())
+            .sum::<usize>();
     let mut b = Builder {
         audience_roots: audiences.iter().map(|a| a.tree).collect(),
         trees,
-        variations: Vec::new(),
-        variation_id_map: FxHashMap::default(),
+        variations: Vec::with_capacity(variation_count),
+        variation_id_map: StrIndex::with_capacity(variation_count),
         audience_id_map,
         var_kinds,
         variables: VariableStore::default(),
@@ -273,8 +299,8 @@ pub(super) fn compile(
     }
 
     // Experiments: top level, group experiments, rollout rules (the JavaScript order).
-    let mut pending = Vec::new();
-    let mut experiments = Vec::new();
+    let mut pending = Vec::with_capacity(experiment_count);
+    let mut experiments = Vec::with_capacity(experiment_count);
     for e in raw.experiments {
         let exp = b.experiment(e, None, &mut pending);
         experiments.push(exp);
@@ -332,18 +358,18 @@ pub(super) fn compile(
         .map(|p| b.resolve(p.traffic))
         .collect();
 
-    let mut experiment_id_map = FxHashMap::default();
-    let mut experiment_key_map = FxHashMap::default();
+    let mut experiment_id_map = StrIndex::with_capacity(experiments.len());
+    let mut experiment_key_map = StrIndex::with_capacity(experiments.len());
     for (i, e) in experiments.iter().enumerate() {
-        experiment_id_map.insert(e.id.clone(), i);
-        experiment_key_map.insert(e.key.clone(), i);
+        experiment_id_map.insert(&e.id, i, |j| &experiments[j].id);
+        experiment_key_map.insert(&e.key, i, |j| &experiments[j].key);
     }
     let running: Vec<bool> = experiments
         .iter()
         .map(|e| {
             experiment_key_map
-                .get(&e.key)
-                .is_some_and(|i| experiments[*i].status == "Running")
+                .get(&e.key, |j| &experiments[j].key)
+                .is_some_and(|i| experiments[i].status_running)
         })
         .collect();
     for (e, r) in experiments.iter_mut().zip(running) {
@@ -354,7 +380,7 @@ pub(super) fn compile(
         }
     }
     for h in holdouts.iter_mut() {
-        h.running = h.status == "Running";
+        h.running = h.status_running;
     }
 
     // Experiments whose id several flag references name (the in-call sticky map matters).
@@ -370,8 +396,17 @@ pub(super) fn compile(
 
     // Flags.
     let mut flags = Vec::with_capacity(raw.feature_flags.len());
-    let mut flag_key_map = FxHashMap::default();
-    let mut flag_rules = Vec::new();
+    // Keyed by the string itself: the flag lookup is on every decide's path, where the hash-only
+    // index cost about 80 instructions more per lookup (callgrind); a flag key per flag is small.
+    let mut flag_key_map: FxHashMap<String, usize> =
+        FxHashMap::with_capacity_and_hasher(raw.feature_flags.len(), Default::default());
+    let mut flag_rules = Vec::with_capacity(
+        raw.feature_flags
+            .iter()
+            .map(|f| f.experiment_ids.len())
+            .sum::<usize>()
+            + experiments.len(),
+    );
     for (fi, f) in raw.feature_flags.into_iter().enumerate() {
         let rollout_id = f.rollout_id.unwrap_or_default();
         let rollout = if rollout_id.is_empty() {
@@ -383,9 +418,9 @@ pub(super) fn compile(
             .and_then(|r| rollouts[r].rules.last())
             .and_then(|rule| experiments[*rule].variations.first().copied());
         let mut exp_indexes = Vec::with_capacity(f.experiment_ids.len());
-        let mut by_id: Vec<(String, usize)> = Vec::new();
+        let mut by_id: Vec<(&str, usize)> = Vec::new();
         for (j, id) in f.experiment_ids.iter().enumerate() {
-            let Some(&ei) = experiment_id_map.get(id.as_ref()) else {
+            let Some(ei) = experiment_id_map.get(id.as_ref(), |j| &experiments[j].id) else {
                 return Err(DatafileError::Invalid {
                     path: format!("featureFlags[{fi}].experimentIds[{j}]"),
                     message: format!("experiment id \"{id}\" is not in the datafile"),
@@ -396,8 +431,8 @@ pub(super) fn compile(
                 if experiments[ei].is_fr {
                     let target = b
                         .variation_id_map
-                        .get(&b.variations[ev].id)
-                        .map_or(Entity::Invalid, |i| Entity::Variation(*i));
+                        .get(&b.variations[ev].id, |i| &b.variations[i].id)
+                        .map_or(Entity::Invalid, Entity::Variation);
                     experiments[ei].variations.push(ev);
                     traffic_lists[ei].push(Range {
                         end: 10_000,
@@ -417,22 +452,23 @@ pub(super) fn compile(
                 }
             }
         }
-        let order = js_key_order(by_id.iter().map(|(id, _)| id.as_str()));
+        let order = js_key_order(by_id.iter().map(|(id, _)| *id));
         let variations = order
             .iter()
             .filter_map(|id| by_id.iter().find(|(k, _)| k == id).map(|(_, v)| *v))
             .collect();
+        drop(by_id);
         let variables = f
             .variables
-            .iter()
+            .into_iter()
             .map(|v| {
-                let kind = variable_kind(v);
-                let default_raw = v.default_value.0.to_string();
+                let kind = variable_kind(&v);
+                let default_raw = v.default_value.0.into_owned();
                 let default_value = cast(&default_raw, &kind);
                 FlagVariable {
                     slot: b.variables.slot(&v.id),
-                    id: v.id.clone(),
-                    key: v.key.clone(),
+                    id: v.id,
+                    key: v.key,
                     kind,
                     default_raw,
                     default_value,
@@ -443,7 +479,6 @@ pub(super) fn compile(
             .iter()
             .enumerate()
             .any(|(i, e)| exp_indexes[..i].contains(e));
-        flag_key_map.insert(f.key.clone(), flags.len());
         // Indexes fit in u32: a datafile cannot hold 2^32 experiments (it would not fit in memory).
         let start = flag_rules.len() as u32;
         flag_rules.extend(exp_indexes.iter().map(|e| *e as u32));
@@ -463,9 +498,12 @@ pub(super) fn compile(
             variables,
             variations,
         });
+        let index = flags.len() - 1;
+        flag_key_map.insert(flags[index].key.clone(), index);
     }
     // One array of traffic ranges, after the "fr" everyone-else ranges were appended.
-    let mut traffic = Vec::new();
+    let ranges = traffic_lists.iter().chain(&holdout_traffic).map(Vec::len);
+    let mut traffic = Vec::with_capacity(ranges.sum());
     let all = experiments.iter_mut().chain(holdouts.iter_mut());
     for (e, list) in all.zip(traffic_lists.into_iter().chain(holdout_traffic)) {
         // A datafile cannot hold 2^32 ranges: it would not fit in memory.
@@ -517,7 +555,7 @@ pub(super) fn compile(
             *key = i.public_key.clone().unwrap_or_default();
         }
     }
-    let odp_segments = odp_segments(&audiences);
+    let odp_segments = odp_segments(&audiences, &b.audience_id_map);
     let has_cmab = experiments.iter().any(|e| e.cmab);
     resolve_cmab_attributes(&mut experiments, &attributes);
     let region = raw
@@ -548,9 +586,9 @@ pub(super) fn compile(
         },
         send_flag_decisions: raw.send_flag_decisions.as_ref().is_some_and(js_truthy),
         variations,
-        variable_ids: variable_store.ids,
-        variable_values: variable_store.values,
-        variable_sets: variable_store.sets,
+        variable_ids: shrunk(variable_store.ids),
+        variable_values: shrunk(variable_store.values),
+        variable_sets: shrunk(variable_store.sets),
         variation_id_map,
         experiments,
         non_rollout_experiments,
@@ -568,7 +606,7 @@ pub(super) fn compile(
         audiences,
         audience_id_map,
         audience_order,
-        condition_trees,
+        condition_trees: condition_trees.shrunk(),
         attribute_slots,
         attributes,
         attribute_key_map,
@@ -580,105 +618,28 @@ pub(super) fn compile(
     })
 }
 
-/// A rule's `cmab` object (`trafficAllocation`, `attributeIds`).
-fn cmab_rule(c: &Value) -> CmabRule {
-    let traffic_end = c
-        .get("trafficAllocation")
-        .and_then(Value::as_f64)
-        .map_or(0, end_of_range);
-    let attribute_ids = match c.get("attributeIds") {
-        Some(Value::Array(ids)) => Some(ids.iter().map(string_of).collect()),
-        _ => None,
-    };
-    CmabRule {
-        traffic_end,
-        attribute_ids,
-        attributes: None,
-        hash_order: Vec::new(),
-    }
+/// `v` without spare capacity (lists whose final length is not known up front).
+fn shrunk<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
 }
 
-/// Resolves each CMAB rule's attribute ids to keys, in request and hash order.
-fn resolve_cmab_attributes(experiments: &mut [Experiment], attributes: &[(String, String)]) {
-    for rule in experiments
-        .iter_mut()
-        .filter_map(|e| e.cmab_rule.as_deref_mut())
-    {
-        let Some(ids) = &rule.attribute_ids else {
-            continue;
-        };
-        let mut resolved: Vec<(String, String)> = Vec::with_capacity(ids.len());
-        let mut known = true;
-        for id in ids {
-            match attributes.iter().find(|(i, _)| i == id) {
-                Some((_, key)) if !resolved.iter().any(|(i, _)| i == id) => {
-                    resolved.push((id.clone(), key.clone()));
-                }
-                Some(_) => {}
-                None => known = false,
-            }
-        }
-        if !known {
-            continue;
-        }
-        let order = js_key_order(resolved.iter().map(|(id, _)| id.as_str()));
-        let ordered: Vec<(String, String)> = order
-            .iter()
-            .filter_map(|id| resolved.iter().find(|(i, _)| i == id).cloned())
-            .collect();
-        let mut hash_order: Vec<u32> = (0..ordered.len() as u32).collect();
-        hash_order.sort_by(|a, b| {
-            let ka = ordered[*a as usize].0.encode_utf16();
-            let kb = ordered[*b as usize].0.encode_utf16();
-            ka.cmp(kb)
-        });
-        rule.attributes = Some(ordered);
-        rule.hash_order = hash_order;
-    }
-}
-
-/// `segmentsToCheck`: `qualified` values over `audiencesById` (ids in `Object.keys` order, the
-/// typed audience winning an id), each audience's tree walked in order, de-duplicated.
-fn odp_segments(audiences: &[Audience]) -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Array(items) => items.iter().for_each(|x| walk(x, out)),
-            Value::Object(o) if o.get("match").and_then(Value::as_str) == Some("qualified") => {
-                if let Some(s) = o.get("value").and_then(Value::as_str) {
-                    if !out.iter().any(|x| x == s) {
-                        out.push(s.to_string());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    let ids = js_key_order(audiences.iter().map(|a| a.id.as_str()));
-    for id in ids {
-        if let Some(a) = audiences.iter().rev().find(|a| a.id == id) {
-            if a.conditions.contains("qualified") {
-                if let Ok(tree) = serde_json::from_str::<Value>(&a.conditions) {
-                    walk(&tree, &mut out);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn push_by_id(list: &mut Vec<(String, usize)>, id: &str, v: usize) {
-    match list.iter_mut().find(|(k, _)| k == id) {
+fn push_by_id<'s>(list: &mut Vec<(&'s str, usize)>, id: &'s str, v: usize) {
+    match list.iter_mut().find(|(k, _)| *k == id) {
         Some(slot) => slot.1 = v,
-        None => list.push((id.to_string(), v)),
+        None => list.push((id, v)),
     }
 }
 
-/// The variable type, with `string` + `subType: json` read as `json`.
-fn variable_kind(v: &raw::Variable<'_>) -> String {
+/// The variable type, with `string` + `subType: json` read as `json` (the known types borrowed).
+fn variable_kind(v: &raw::Variable<'_>) -> Cow<'static, str> {
     if v.kind == "string" && v.sub_type.as_deref() == Some("json") {
-        "json".to_string()
-    } else {
-        v.kind.clone()
+        return Cow::Borrowed("json");
+    }
+    match KNOWN_KINDS.iter().find(|k| **k == v.kind) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(v.kind.to_string()),
     }
 }
+
+const KNOWN_KINDS: [&str; 5] = ["boolean", "integer", "double", "string", "json"];

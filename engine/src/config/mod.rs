@@ -4,6 +4,8 @@
 mod audiences;
 mod compile;
 mod key_order;
+mod odp_cmab;
+mod str_index;
 mod variable_store;
 
 use rustc_hash::FxHashMap;
@@ -14,6 +16,7 @@ use crate::audience::flat::ConditionTrees;
 use crate::bucketing::Range;
 use crate::datafile::DatafileError;
 use crate::user::UserContext;
+use str_index::StrIndex;
 
 /// What a traffic range of an experiment, rule or holdout points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +124,8 @@ pub(crate) struct Experiment {
     pub variations: Vec<usize>,
     pub key: String,
     pub layer_id: String,
-    pub status: String,
+    /// Its own `status` is "Running" (for experiments, `running` is looked up by key instead).
+    pub status_running: bool,
     /// `JSON.stringify(audienceConditions || audienceIds)`, for reasons.
     pub audience_json: String,
     /// `audienceConditions` is an array (then `audience_json` is its `JSON.stringify`, which
@@ -165,7 +169,8 @@ pub(crate) struct FlagVariable {
     pub slot: u32,
     pub id: String,
     pub key: String,
-    pub kind: String,
+    /// The type (`string` + `subType: json` read as `json`); the known types are not allocated.
+    pub kind: std::borrow::Cow<'static, str>,
     pub default_raw: String,
     pub default_value: Value,
 }
@@ -245,13 +250,13 @@ pub struct ProjectConfig {
     pub(crate) variable_values: Vec<VariableValue>,
     /// Distinct usage lists of the variations.
     pub(crate) variable_sets: Vec<Box<[Usage]>>,
-    pub(crate) variation_id_map: FxHashMap<String, usize>,
+    pub(crate) variation_id_map: StrIndex,
     /// Top-level and group experiments, then rollout rules.
     pub(crate) experiments: Vec<Experiment>,
     /// Number of leading `experiments` that are top-level or group experiments.
     pub(crate) non_rollout_experiments: usize,
-    pub(crate) experiment_id_map: FxHashMap<String, usize>,
-    pub(crate) experiment_key_map: FxHashMap<String, usize>,
+    pub(crate) experiment_id_map: StrIndex,
+    pub(crate) experiment_key_map: StrIndex,
     pub(crate) holdouts: Vec<Experiment>,
     /// The traffic ranges of every experiment, rule and holdout, one after another.
     pub(crate) traffic: Vec<Range<Entity>>,
@@ -285,8 +290,10 @@ pub struct ProjectConfig {
     pub(crate) has_cmab: bool,
 }
 
-/// Whether a parse keeps the datafile text ([`ProjectConfig::datafile`]) unless told otherwise.
-pub const DEFAULT_KEEP_DATAFILE_TEXT: bool = true;
+/// Whether a parse keeps the datafile text ([`ProjectConfig::datafile`]) unless told otherwise:
+/// no, the text is a datafile's size of heap that only callers serving it again need (they ask
+/// with [`ParseOptions::keep_text`]).
+pub const DEFAULT_KEEP_DATAFILE_TEXT: bool = false;
 
 /// How [`ProjectConfig::parse_with`] builds a config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,8 +316,9 @@ impl ParseOptions {
     }
 
     /// Keep a copy of the datafile text in the config (for callers that serve it again, such
-    /// as `/v1/datafile`). Without it [`ProjectConfig::datafile`] is "" and the config is a
-    /// datafile's size smaller. Default: [`DEFAULT_KEEP_DATAFILE_TEXT`].
+    /// as `/v1/datafile`, or read [`OptimizelyConfig::datafile`](crate::OptimizelyConfig::datafile)).
+    /// Without it [`ProjectConfig::datafile`] is "" and the config is a datafile's size smaller.
+    /// Default: [`DEFAULT_KEEP_DATAFILE_TEXT`] (not kept).
     pub fn keep_text(mut self, keep: bool) -> Self {
         self.keep_text = keep;
         self
@@ -418,8 +426,8 @@ impl ProjectConfig {
     /// The layer id of an experiment or rule by id (JavaScript `getLayerId`).
     pub(crate) fn layer_id(&self, experiment_id: &str) -> Option<&str> {
         self.experiment_id_map
-            .get(experiment_id)
-            .map(|i| self.experiments[*i].layer_id.as_str())
+            .get(experiment_id, |i| &self.experiments[i].id)
+            .map(|i| self.experiments[i].layer_id.as_str())
     }
 
     /// Flag keys in the order decide-all uses (the datafile's, except that JavaScript puts
@@ -527,7 +535,9 @@ impl ProjectConfig {
 
     #[inline]
     pub(crate) fn variation_by_id(&self, id: &str) -> Option<&Variation> {
-        self.variation_id_map.get(id).map(|i| &self.variations[*i])
+        self.variation_id_map
+            .get(id, |i| &self.variations[i].id)
+            .map(|i| &self.variations[i])
     }
 
     /// JavaScript `getFlagVariationByKey`: the first variation with that key in the flag's list.
@@ -574,8 +584,8 @@ impl ProjectConfig {
 
     pub(crate) fn experiment_by_key(&self, key: &str) -> Option<&Experiment> {
         self.experiment_key_map
-            .get(key)
-            .map(|i| &self.experiments[*i])
+            .get(key, |i| &self.experiments[i].key)
+            .map(|i| &self.experiments[i])
     }
 
     pub(crate) fn event(&self, key: &str) -> Option<&Event> {

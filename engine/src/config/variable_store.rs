@@ -5,6 +5,7 @@ use std::hash::{Hash, Hasher};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
+use super::str_index::StrIndex;
 use super::{Usage, VariableValue};
 use crate::variables::cast;
 
@@ -12,24 +13,46 @@ use crate::variables::cast;
 #[derive(Default)]
 pub(super) struct VariableStore {
     pub ids: Vec<String>,
-    slots: FxHashMap<String, u32>,
+    slots: StrIndex,
     pub values: Vec<VariableValue>,
-    /// The type each value was cast by (`None`: left a string), to tell hash collisions apart.
-    value_kinds: Vec<Option<String>>,
+    /// The type each value was cast by (index into `kinds`; `u32::MAX`: left a string), to tell
+    /// hash collisions apart.
+    value_kinds: Vec<u32>,
+    /// The distinct type names seen (a handful: "string", "integer", ...).
+    kinds: Vec<String>,
     value_index: FxHashMap<u64, u32>,
     pub sets: Vec<Box<[Usage]>>,
-    set_index: FxHashMap<Box<[Usage]>, u32>,
+    /// Set hash -> the first set with that hash (collisions are compared, then stored anew).
+    set_index: FxHashMap<u64, u32>,
 }
+
+/// `value_kinds` entry of a value left a string.
+const NO_KIND: u32 = u32::MAX;
 
 impl VariableStore {
     pub(super) fn slot(&mut self, id: &str) -> u32 {
-        if let Some(slot) = self.slots.get(id) {
-            return *slot;
+        let ids = &self.ids;
+        if let Some(slot) = self.slots.get(id, |i| &ids[i]) {
+            return slot as u32;
         }
-        let slot = self.ids.len() as u32;
+        let slot = self.ids.len();
         self.ids.push(id.to_string());
-        self.slots.insert(id.to_string(), slot);
-        slot
+        let ids = &self.ids;
+        self.slots.insert(id, slot, |i| &ids[i]);
+        slot as u32
+    }
+
+    fn kind_index(&mut self, kind: Option<&str>) -> u32 {
+        let Some(kind) = kind else {
+            return NO_KIND;
+        };
+        match self.kinds.iter().position(|k| k == kind) {
+            Some(i) => i as u32,
+            None => {
+                self.kinds.push(kind.to_string());
+                (self.kinds.len() - 1) as u32
+            }
+        }
     }
 
     /// The index of `raw` cast by `kind` (kept a string without one).
@@ -37,9 +60,10 @@ impl VariableStore {
         let mut h = rustc_hash::FxHasher::default();
         (raw, kind).hash(&mut h);
         let key = h.finish();
+        let kind_index = self.kind_index(kind);
         if let Some(&i) = self.value_index.get(&key) {
-            let same = self.values[i as usize].raw() == raw
-                && self.value_kinds[i as usize].as_deref() == kind;
+            let same =
+                self.values[i as usize].raw() == raw && self.value_kinds[i as usize] == kind_index;
             if same {
                 return i;
             }
@@ -54,19 +78,24 @@ impl VariableStore {
             _ => Some(Box::from(raw)),
         };
         self.values.push(VariableValue { raw, value });
-        self.value_kinds.push(kind.map(str::to_string));
+        self.value_kinds.push(kind_index);
         self.value_index.entry(key).or_insert(index);
         index
     }
 
+    /// The index of the usage list `usages` (stored once; the map keeps only its hash).
     pub(super) fn set(&mut self, usages: Vec<Usage>) -> u32 {
-        if let Some(&i) = self.set_index.get(usages.as_slice()) {
-            return i;
+        let mut h = rustc_hash::FxHasher::default();
+        usages.hash(&mut h);
+        let key = h.finish();
+        if let Some(&i) = self.set_index.get(&key) {
+            if *self.sets[i as usize] == *usages {
+                return i;
+            }
         }
         let index = self.sets.len() as u32;
-        let set: Box<[Usage]> = usages.into_boxed_slice();
-        self.sets.push(set.clone());
-        self.set_index.insert(set, index);
+        self.sets.push(usages.into_boxed_slice());
+        self.set_index.entry(key).or_insert(index);
         index
     }
 }

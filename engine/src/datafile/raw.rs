@@ -243,6 +243,48 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+/// `audienceIds`: a JSON array, kept as its text (borrowed) until the compiler needs its items,
+/// which is only when `audienceConditions` is absent or falsy.
+#[derive(Default)]
+pub(crate) struct AudienceIds<'a>(Option<&'a serde_json::value::RawValue>);
+
+impl AudienceIds<'_> {
+    /// The ids (any JSON values; the text was checked to be an array when read).
+    pub(crate) fn to_vec(&self) -> Vec<Value> {
+        self.0
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for AudienceIds<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <&'de serde_json::value::RawValue>::deserialize(d)?;
+        if raw.get().starts_with('[') {
+            return Ok(AudienceIds(Some(raw)));
+        }
+        // Not an array: the same error as reading it as a list.
+        match serde_json::from_str::<Vec<IgnoredAny>>(raw.get()) {
+            Ok(_) => Ok(AudienceIds(Some(raw))),
+            Err(e) => {
+                let message = e.to_string();
+                let message = match message.rfind(" at line ") {
+                    Some(i) => &message[..i],
+                    None => &message,
+                };
+                Err(serde::de::Error::custom(message))
+            }
+        }
+    }
+}
+
+/// An optional string, borrowed from the datafile text when it holds no escapes.
+fn opt_borrowed_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'de>>::deserialize(d)?.map(|b| b.0))
+}
+
 /// A list, or `null` taken as the empty list.
 fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
@@ -318,16 +360,16 @@ pub(crate) struct Experiment<'a> {
     pub key: String,
     #[serde(default, deserialize_with = "opt_string_or_number")]
     pub layer_id: Option<String>,
-    #[serde(default)]
-    pub status: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_borrowed_str")]
+    pub status: Option<Cow<'a, str>>,
     #[serde(default)]
     #[serde(borrow)]
     pub variations: Vec<Variation<'a>>,
     #[serde(default)]
     #[serde(borrow)]
     pub traffic_allocation: Vec<TrafficAllocation<'a>>,
-    #[serde(default)]
-    pub audience_ids: Vec<Value>,
+    #[serde(default, borrow)]
+    pub audience_ids: AudienceIds<'a>,
     #[serde(default)]
     pub audience_conditions: Option<Value>,
     #[serde(default)]
@@ -359,8 +401,8 @@ pub(crate) struct Variable<'a> {
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
-    #[serde(rename = "type")]
-    pub kind: String,
+    #[serde(borrow, rename = "type")]
+    pub kind: Cow<'a, str>,
     #[serde(default)]
     pub sub_type: Option<String>,
     #[serde(borrow)]
@@ -407,16 +449,16 @@ pub(crate) struct Holdout<'a> {
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
     pub key: String,
-    #[serde(default)]
-    pub status: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_borrowed_str")]
+    pub status: Option<Cow<'a, str>>,
     #[serde(default)]
     #[serde(borrow)]
     pub variations: Vec<Variation<'a>>,
     #[serde(default)]
     #[serde(borrow)]
     pub traffic_allocation: Vec<TrafficAllocation<'a>>,
-    #[serde(default)]
-    pub audience_ids: Vec<Value>,
+    #[serde(default, borrow)]
+    pub audience_ids: AudienceIds<'a>,
     #[serde(default)]
     pub audience_conditions: Option<Value>,
     #[serde(default)]

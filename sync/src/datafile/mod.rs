@@ -190,7 +190,10 @@ mod tests;
 /// The engine's compiled config is what the runtime keeps.
 impl Compiled for flagbridge_engine::ProjectConfig {
     fn compile(text: &str) -> Result<Self, DatafileErrorBox> {
-        flagbridge_engine::ProjectConfig::parse(text).map_err(|e| Box::new(e) as DatafileErrorBox)
+        // The runtime keeps the text: `serve` answers `/v1/datafile` with it.
+        let options = flagbridge_engine::ParseOptions::new().keep_text(true);
+        flagbridge_engine::ProjectConfig::parse_with(text, options)
+            .map_err(|e| Box::new(e) as DatafileErrorBox)
     }
 
     fn revision(&self) -> &str {
