@@ -267,6 +267,70 @@ mod tests {
         }
     }
 
+    /// The same on the fixture datafiles with holdouts (a decision can carry two impressions:
+    /// the second gets a uuid derived from the first) and with a non-numeric variation id
+    /// (`variation_id` null), over many users: bytes equal to serde's, and the count returned is
+    /// the number of visitors written.
+    #[test]
+    fn written_visitors_equal_the_serialized_batch_on_fixtures() {
+        let client = ClientInfo {
+            client_name: "c".into(),
+            client_version: "1".into(),
+        };
+        let mut two_impressions = 0;
+        let mut null_variation_ids = 0;
+        for text in [
+            include_str!("../../datafile-fixtures/holdouts.json"),
+            include_str!("../../datafile-fixtures/quirks.json"),
+        ] {
+            let config = ProjectConfig::parse(text).unwrap();
+            let flags: Vec<&str> = config.flag_keys().collect();
+            for i in 0..300 {
+                let user = UserContext::new(format!("user-{i}"))
+                    .with_attribute("country", ["us", "fr", "de"][i % 3])
+                    .with_attribute("plan", ["free", "pro", "gold"][i % 3]);
+                let mut attributes = Vec::new();
+                write_visitor_attributes(&config, &user, &mut attributes);
+                for flag in &flags {
+                    let decision = Decider::new(&config).decide(&user, flag, DecideOptions::NONE);
+                    let visitors = decision
+                        .impression_event(&user, &client, 1_700_000_000_123, "uuid-1")
+                        .map(|b| b.visitors)
+                        .unwrap_or_default();
+                    let expected: Vec<String> = visitors
+                        .iter()
+                        .map(|v| serde_json::to_string(v).unwrap())
+                        .collect();
+                    let mut out = Vec::new();
+                    let n = decision.write_impression_visitors(
+                        user.user_id(),
+                        &attributes,
+                        1_700_000_000_123,
+                        "uuid-1",
+                        &mut out,
+                    );
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        expected.join(","),
+                        "{flag}"
+                    );
+                    assert_eq!(n, visitors.len(), "{flag}");
+                    two_impressions += usize::from(visitors.len() == 2);
+                    null_variation_ids += expected
+                        .iter()
+                        .filter(|v| v.contains(r#""variation_id":null"#))
+                        .count();
+                }
+            }
+        }
+        // Neither case may go unexercised.
+        assert!(two_impressions > 0, "no decision with two impressions");
+        assert!(
+            null_variation_ids > 0,
+            "no impression with a null variation_id"
+        );
+    }
+
     #[test]
     fn attributes_equal_the_serialized_list() {
         let config = ProjectConfig::parse(DATAFILE).unwrap();
