@@ -131,6 +131,31 @@ mod tests {
     }
 
     #[test]
+    fn js_truthy_is_javascripts_truthiness() {
+        let cases = [
+            ("null", false),
+            ("true", true),
+            ("false", false),
+            ("0", false),
+            ("0.0", false),
+            ("-0.0", false),
+            ("1", true),
+            ("-1", true),
+            ("0.5", true),
+            ("1e-300", true),
+            ("\"\"", false),
+            ("\"0\"", true),
+            ("\"false\"", true),
+            ("[]", true),
+            ("{}", true),
+        ];
+        for (json, truthy) in cases {
+            let v: Value = serde_json::from_str(json).unwrap();
+            assert_eq!(js_truthy(&v), truthy, "{json}");
+        }
+    }
+
+    #[test]
     fn js_key_is_the_javascript_property_key() {
         for (v, key) in [
             (json!("a1"), Some("a1")),
