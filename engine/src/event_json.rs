@@ -219,6 +219,20 @@ mod tests {
           "variations":[{"id":"55","key":"on","featureEnabled":true,"variables":[]}]}]}],
         "sendFlagDecisions":true}"#;
 
+    /// The visitors `write_impression_visitors` writes (timestamp and uuid as the serde side
+    /// uses them), and the count it returns.
+    fn written(decision: &Decision<'_>, user_id: &str, attributes: &[u8]) -> (String, usize) {
+        let mut out = Vec::new();
+        let n = decision.write_impression_visitors(
+            user_id,
+            attributes,
+            1_700_000_000_123,
+            "uuid-1",
+            &mut out,
+        );
+        (String::from_utf8(out).unwrap(), n)
+    }
+
     /// The bytes equal serde's rendering of the visitors of `impression_event`.
     #[test]
     fn written_visitors_equal_the_serialized_batch() {
@@ -253,15 +267,8 @@ mod tests {
                     .unwrap_or_default();
                 let mut attributes = Vec::new();
                 write_visitor_attributes(&config, user, &mut attributes);
-                let mut out = Vec::new();
-                let n = decision.write_impression_visitors(
-                    user.user_id(),
-                    &attributes,
-                    1_700_000_000_123,
-                    "uuid-1",
-                    &mut out,
-                );
-                assert_eq!(String::from_utf8(out).unwrap(), expected, "{flag}");
+                let (out, n) = written(&decision, user.user_id(), &attributes);
+                assert_eq!(out, expected, "{flag}");
                 assert_eq!(n, usize::from(!expected.is_empty()), "{flag}");
             }
         }
@@ -301,19 +308,8 @@ mod tests {
                         .iter()
                         .map(|v| serde_json::to_string(v).unwrap())
                         .collect();
-                    let mut out = Vec::new();
-                    let n = decision.write_impression_visitors(
-                        user.user_id(),
-                        &attributes,
-                        1_700_000_000_123,
-                        "uuid-1",
-                        &mut out,
-                    );
-                    assert_eq!(
-                        String::from_utf8(out).unwrap(),
-                        expected.join(","),
-                        "{flag}"
-                    );
+                    let (out, n) = written(&decision, user.user_id(), &attributes);
+                    assert_eq!(out, expected.join(","), "{flag}");
                     assert_eq!(n, visitors.len(), "{flag}");
                     two_impressions += usize::from(visitors.len() == 2);
                     null_variation_ids += expected
