@@ -4,7 +4,7 @@
 //! Datafile `datafile-fixtures/remote/cmab_odp.json`; 16 users in the CMAB traffic of `f_cmab`
 //! (rule `cmab_main`, three attributes named by `cmab.attributeIds`). `plain` decides `f_plain`
 //! (one A/B experiment: audience, bucketing) with the sync `Decider::decide`; `cmab_hit` decides
-//! `f_cmab` with `remote::decide_async`, every user's prediction already in the `CmabService`
+//! `f_cmab` with `remote::decide_one_async`, every user's prediction already in the `CmabService`
 //! cache (fetched once, untimed, from the in-process fake on 127.0.0.1). A hit never waits, so
 //! its future is polled once with a no-op waker (no runtime in the timed loop); a poll that is
 //! not ready would be a miss and aborts the bench. `sync_skip` is the sync decide of `f_cmab`
@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use flagbridge_engine::{AsyncKeys, DecideOptions, Decider, ProjectConfig, UserContext};
-use flagbridge_sync::remote::{decide_async, CmabService};
+use flagbridge_sync::remote::{decide_async, decide_one_async, CmabService};
 use flagbridge_sync::testing::FakeRemote;
 use serde_json::Value;
 
@@ -96,14 +96,14 @@ fn cmab(c: &mut Criterion) {
     group.bench_function("cmab_hit", |b| {
         b.iter(|| {
             i = (i + 1) % users.len();
-            let d = ready(decide_async(
+            let d = ready(decide_one_async(
                 &decider,
                 Some(&service),
                 black_box(&users[i]),
-                AsyncKeys::One(black_box("f_cmab")),
+                black_box("f_cmab"),
                 OPTIONS,
             ));
-            black_box(d[0].enabled())
+            black_box(d.enabled())
         })
     });
     group.bench_function("sync_skip", |b| {

@@ -96,7 +96,9 @@ mod variables;
 pub use audience::semver::compare as compare_versions;
 pub use config::{ParseOptions, ProjectConfig, DEFAULT_KEEP_DATAFILE_TEXT};
 pub use datafile::{DatafileError, SUPPORTED_VERSIONS};
-pub use decide::cmab::{AsyncKeys, CmabAnswer, CmabCache, CmabCall, CmabRequest};
+pub use decide::cmab::{
+    AsyncKeys, CmabAnswer, CmabAttributes, CmabCache, CmabCall, CmabRequest, OneAsync,
+};
 pub use decide::decision::{Decision, DecisionSource};
 pub use decide::forced::ForcedVariations;
 pub use decide::options::{DecideOption, DecideOptions, UnknownDecideOption};

@@ -4,8 +4,8 @@
 //! `datafile-fixtures/remote/cmab_odp.json`.
 
 use flagbridge_engine::{
-    AsyncKeys, ClientInfo, CmabAnswer, DecideOption, DecideOptions, Decider, ProjectConfig,
-    UserContext,
+    AsyncKeys, AttributeValue, ClientInfo, CmabAnswer, DecideOption, DecideOptions, Decider,
+    ProjectConfig, UserContext,
 };
 
 fn config() -> ProjectConfig {
@@ -75,7 +75,112 @@ fn request_carries_rule_and_filtered_attributes_in_object_key_order() {
         .map(|(id, _)| *id)
         .collect();
     assert_eq!(ids, ["7", "100", "101"]);
-    assert_eq!(r.attributes_json(), r#"{"100":"f","101":30,"7":2}"#);
+}
+
+/// A change to a user.
+type Edit = dyn Fn(&mut UserContext);
+
+/// The user of [`user`] without its `tier`.
+fn without_tier(u: &mut UserContext) {
+    let mut n = UserContext::new(u.user_id());
+    for (k, v) in u.attributes().filter(|(k, _)| *k != "tier") {
+        n.set_attribute(k, v.clone());
+    }
+    *u = n;
+}
+
+/// The cache compares the filtered attributes as JavaScript's `JSON.stringify` writes them
+/// (it hashes that text): values written alike match, anything else does not, and
+/// attributes outside `cmab.attributeIds` do not count.
+#[test]
+fn cached_attributes_match_when_their_json_text_would() {
+    let config = config();
+    let base = user_in_traffic(&config);
+    let decider = Decider::new(&config);
+    let saved = {
+        let mut call = decider.start_async(&base, AsyncKeys::One("f_cmab"), REASONS);
+        call.pending(&base)[0].attribute_values()
+    };
+    let same = |edit: &dyn Fn(&mut UserContext)| {
+        let mut u = base.clone();
+        edit(&mut u);
+        let mut call = decider.start_async(&u, AsyncKeys::One("f_cmab"), REASONS);
+        let pending = call.pending(&u);
+        pending[0].same_attributes(&saved)
+    };
+    // base: age 30, gender "f", tier 2 (named by attributeIds), country "fr" (not named).
+    let cases: [(&str, &Edit, bool); 10] = [
+        ("unchanged", &|_| {}, true),
+        (
+            "30 as the float 30.0",
+            &|u| u.set_attribute("age", 30.0),
+            true,
+        ),
+        (
+            "an attribute not named",
+            &|u| u.set_attribute("country", "de"),
+            true,
+        ),
+        ("another value", &|u| u.set_attribute("age", 31), false),
+        ("30.5", &|u| u.set_attribute("age", 30.5), false),
+        (
+            "\"30\" as a string",
+            &|u| u.set_attribute("age", "30"),
+            false,
+        ),
+        ("another string", &|u| u.set_attribute("gender", "m"), false),
+        ("true for 2", &|u| u.set_attribute("tier", true), false),
+        ("removed", &without_tier, false),
+        (
+            "null",
+            &|u| u.set_attribute("tier", AttributeValue::Null),
+            false,
+        ),
+    ];
+    for (name, edit, want) in cases {
+        assert_eq!(same(edit), want, "{name}");
+    }
+}
+
+/// `JSON.stringify` writes -0 as `0` and NaN and the infinities as `null`; absent and null
+/// differ (an absent key is left out).
+#[test]
+fn cached_attributes_follow_json_for_odd_numbers() {
+    let config = config();
+    let decider = Decider::new(&config);
+    let base = user_in_traffic(&config);
+    let values = |edit: &dyn Fn(&mut UserContext)| {
+        let mut u = base.clone();
+        edit(&mut u);
+        let mut call = decider.start_async(&u, AsyncKeys::One("f_cmab"), REASONS);
+        let v = call.pending(&u)[0].attribute_values();
+        (u, v)
+    };
+    let matches = |a: &dyn Fn(&mut UserContext), b: &dyn Fn(&mut UserContext)| {
+        let (_, saved) = values(a);
+        let (u, _) = values(b);
+        let mut call = decider.start_async(&u, AsyncKeys::One("f_cmab"), REASONS);
+        let pending = call.pending(&u);
+        pending[0].same_attributes(&saved)
+    };
+    assert!(matches(&|u| u.set_attribute("tier", 0), &|u| u
+        .set_attribute("tier", -0.0)));
+    assert!(matches(
+        &|u| u.set_attribute("tier", AttributeValue::Null),
+        &|u| u.set_attribute("tier", f64::NAN)
+    ));
+    assert!(matches(&|u| u.set_attribute("tier", f64::INFINITY), &|u| u
+        .set_attribute("tier", AttributeValue::Null)));
+    assert!(!matches(&without_tier, &|u| u
+        .set_attribute("tier", AttributeValue::Null)));
+    assert!(matches(&|u| u.set_attribute("tier", 1e20), &|u| u
+        .set_attribute("tier", 100_000_000_000_000_000_000.0)));
+    assert!(!matches(&|u| u.set_attribute("tier", 0.1 + 0.2), &|u| u
+        .set_attribute("tier", 0.3)));
+    assert!(matches(
+        &|u| u.set_attribute("tier", 9_007_199_254_740_992i64),
+        &|u| u.set_attribute("tier", 9_007_199_254_740_992.0)
+    ));
 }
 
 #[test]

@@ -150,8 +150,8 @@ pub(crate) struct CmabRule {
     /// object (the order of the request); `None` when an id names no attribute or
     /// `attributeIds` is not a list (JavaScript throws: every prediction fails).
     pub attributes: Option<Vec<(String, String)>>,
-    /// Indexes into `attributes` in UTF-16 order of the ids (the attribute hash's key order).
-    pub hash_order: Vec<u32>,
+    /// The attribute keys of `attributes`, in the same order, with their lookup hashes.
+    pub keys: Vec<crate::user::AttributeKey>,
 }
 
 /// A mutual-exclusion group.

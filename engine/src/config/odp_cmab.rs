@@ -7,6 +7,7 @@ use super::compile::string_of;
 use super::key_order::js_key_order;
 use super::{Audience, CmabRule, Experiment};
 use crate::bucketing::end_of_range;
+use crate::user::AttributeKey;
 
 /// A rule's `cmab` object (`trafficAllocation`, `attributeIds`).
 pub(super) fn cmab_rule(c: &Value) -> CmabRule {
@@ -22,11 +23,11 @@ pub(super) fn cmab_rule(c: &Value) -> CmabRule {
         traffic_end,
         attribute_ids,
         attributes: None,
-        hash_order: Vec::new(),
+        keys: Vec::new(),
     }
 }
 
-/// Resolves each CMAB rule's attribute ids to keys, in request and hash order.
+/// Resolves each CMAB rule's attribute ids to keys, in request order.
 pub(super) fn resolve_cmab_attributes(
     experiments: &mut [Experiment],
     attributes: &[(String, String)],
@@ -57,14 +58,11 @@ pub(super) fn resolve_cmab_attributes(
             .iter()
             .filter_map(|id| resolved.iter().find(|(i, _)| i == id).cloned())
             .collect();
-        let mut hash_order: Vec<u32> = (0..ordered.len() as u32).collect();
-        hash_order.sort_by(|a, b| {
-            let ka = ordered[*a as usize].0.encode_utf16();
-            let kb = ordered[*b as usize].0.encode_utf16();
-            ka.cmp(kb)
-        });
+        rule.keys = ordered
+            .iter()
+            .map(|(_, key)| AttributeKey::new(key.as_str()))
+            .collect();
         rule.attributes = Some(ordered);
-        rule.hash_order = hash_order;
     }
 }
 

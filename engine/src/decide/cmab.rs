@@ -68,7 +68,7 @@ impl CmabAnswers {
 
 /// A synchronous look into the runtime's prediction cache, asked before a prediction is
 /// requested: an answer there finishes the flag in the same run (no request, no second run).
-/// It must answer only what the full lookup would (same key, same attribute hash, no cache
+/// It must answer only what the full lookup would (same key, same filtered attributes, no cache
 /// option in force, no request for that user and rule in flight); `None` sends the flag the
 /// usual way ([`CmabCall::pending`] lists it).
 pub trait CmabCache: Sync {
@@ -121,91 +121,94 @@ impl<'a, 'u> CmabRequest<'a, 'u> {
         )
     }
 
-    /// `JSON.stringify(filtered, Object.keys(filtered).sort())`: the text whose murmur3 hash
-    /// the CMAB cache compares, written into `out` (cleared first). Empty when the attributes
-    /// are not known.
-    pub fn write_attributes_json(&self, out: &mut Vec<u8>) {
-        out.clear();
-        let (Some(resolved), Some(rule)) = (self.resolved(), self.rule) else {
-            return;
+    /// The filtered attributes' values, to keep beside a cached prediction and compare later
+    /// with [`same_attributes`](Self::same_attributes). Empty when the attributes are not known.
+    pub fn attribute_values(&self) -> CmabAttributes {
+        let Some(rule) = self.rule.filter(|r| r.attributes.is_some()) else {
+            return CmabAttributes::default();
         };
-        out.push(b'{');
-        let mut first = true;
-        for &i in &rule.hash_order {
-            let (id, key) = &resolved[i as usize];
-            let Some(value) = self.user.attribute(key) else {
-                continue;
-            };
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            write_json_str(out, id);
-            out.push(b':');
-            write_json_value(out, value);
-        }
-        out.push(b'}');
+        CmabAttributes(
+            rule.keys
+                .iter()
+                .map(|key| CmabValue::of(self.user.attribute_by_key(key)))
+                .collect(),
+        )
     }
 
-    /// [`write_attributes_json`](Self::write_attributes_json) as a string.
-    pub fn attributes_json(&self) -> String {
-        let mut out = Vec::new();
-        self.write_attributes_json(&mut out);
-        String::from_utf8(out).unwrap_or_default()
+    /// Whether the user's filtered attributes are those `saved` holds. JavaScript compares
+    /// `murmurhash.v3(JSON.stringify(filtered, Object.keys(filtered).sort()))`; this is true
+    /// exactly when those texts are equal (`5` and `5.0`, `-0` and `0`, `NaN` and `null` are
+    /// alike; an absent attribute differs from a null one), without a 32-bit hash's
+    /// collisions. Allocates nothing.
+    pub fn same_attributes(&self, saved: &CmabAttributes) -> bool {
+        let Some(rule) = self.rule.filter(|r| r.attributes.is_some()) else {
+            return false;
+        };
+        rule.keys.len() == saved.0.len()
+            && rule
+                .keys
+                .iter()
+                .zip(saved.0.iter())
+                .all(|(key, saved)| saved.matches(self.user.attribute_by_key(key)))
     }
 }
 
-fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
-    {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-        return;
-    }
-    // Writing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+/// A CMAB request's filtered attribute values, as the prediction cache keeps them
+/// ([`CmabRequest::attribute_values`], [`CmabRequest::same_attributes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CmabAttributes(Box<[CmabValue]>);
+
+/// One attribute reduced to what its JSON text says: two values are equal exactly when
+/// `JSON.stringify` writes them alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CmabValue {
+    /// Not set (left out of the filtered object).
+    Absent,
+    /// `null` (also NaN and the infinities, which JSON writes as `null`).
+    Null,
+    Bool(bool),
+    /// An integer, or a float with an integral value below 2^63 in magnitude.
+    Int(i64),
+    /// Any other finite float, by its bits.
+    Float(u64),
+    Str(Box<str>),
 }
 
-/// An integer in decimal, without the formatting machinery.
-fn push_int(out: &mut Vec<u8>, i: i64) {
-    if i < 0 {
-        out.push(b'-');
-    }
-    let mut n = i.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+impl CmabValue {
+    fn of(value: Option<&AttributeValue>) -> Self {
+        match value {
+            None => CmabValue::Absent,
+            Some(AttributeValue::Null) => CmabValue::Null,
+            Some(AttributeValue::Bool(b)) => CmabValue::Bool(*b),
+            Some(AttributeValue::Int(i)) => CmabValue::Int(*i),
+            Some(AttributeValue::Float(f)) => Self::float(*f),
+            Some(AttributeValue::String(s)) => CmabValue::Str(s.as_str().into()),
         }
     }
-    out.extend_from_slice(&digits[at..]);
-}
 
-fn write_json_value(out: &mut Vec<u8>, value: &AttributeValue) {
-    use std::io::Write;
-    let _ = match value {
-        AttributeValue::String(s) => {
-            write_json_str(out, s);
-            Ok(())
+    fn float(f: f64) -> Self {
+        if !f.is_finite() {
+            CmabValue::Null
+        } else if f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_808.0 {
+            // Integral and in range: exact (-0.0 becomes 0, as JSON writes it).
+            CmabValue::Int(f as i64)
+        } else {
+            CmabValue::Float(f.to_bits())
         }
-        AttributeValue::Bool(b) => out
-            .write_all(if *b { b"true" } else { b"false" })
-            .map_err(|_| ()),
-        AttributeValue::Int(i) => {
-            push_int(out, *i);
-            Ok(())
+    }
+
+    /// `*self == CmabValue::of(value)`, without allocating.
+    fn matches(&self, value: Option<&AttributeValue>) -> bool {
+        match (self, value) {
+            (CmabValue::Absent, None) => true,
+            (CmabValue::Null, Some(AttributeValue::Null)) => true,
+            (CmabValue::Bool(a), Some(AttributeValue::Bool(b))) => a == b,
+            (CmabValue::Int(a), Some(AttributeValue::Int(b))) => a == b,
+            (CmabValue::Str(a), Some(AttributeValue::String(b))) => **a == **b,
+            (_, Some(AttributeValue::Float(f))) => *self == Self::float(*f),
+            _ => false,
         }
-        AttributeValue::Float(f) => {
-            serde_json::to_writer(&mut *out, &crate::jsnum::number_to_json(*f)).map_err(|_| ())
-        }
-        AttributeValue::Null => out.write_all(b"null").map_err(|_| ()),
-    };
+    }
 }
 
 /// Which flags an async call decides.
@@ -265,19 +268,7 @@ impl<'a> Decider<'a> {
             AsyncKeys::Keys(k) => k.len(),
             AsyncKeys::All => config.flag_order.len(),
         });
-        let mut push = |key: &str| {
-            let flag = config.flag(key);
-            let slot = Slot {
-                flag_key: match flag {
-                    Some(f) => Cow::Borrowed(f.key.as_str()),
-                    None => Cow::Owned(key.to_string()),
-                },
-                flag,
-                answers: CmabAnswers::default(),
-                decision: flag.is_none().then(|| self.unknown_flag(key)),
-            };
-            slots.push(slot);
-        };
+        let mut push = |key: &str| slots.push(self.slot(key));
         match keys {
             AsyncKeys::One(key) => {
                 options = options.without(DecideOption::EnabledFlagsOnly);
@@ -309,6 +300,77 @@ impl<'a> Decider<'a> {
             tracker,
         }
     }
+    /// A one-flag async decide (`decideAsync`) finished in one flow run when it can: the flag
+    /// reaches no CMAB rule, or `cache` answers its prediction (no allocation beyond the
+    /// decision's). Otherwise the call to drive, as [`start_async`](Self::start_async) would
+    /// have started it.
+    pub fn decide_one_async(
+        &self,
+        user: &UserContext,
+        flag_key: &str,
+        options: DecideOptions,
+        cache: Option<&dyn CmabCache>,
+    ) -> OneAsync<'a> {
+        let options = (options | self.default_options).without(DecideOption::EnabledFlagsOnly);
+        let mut slot = self.slot(flag_key);
+        // As in `decide`: without a profile service or bucket map, one run of one flag needs
+        // a tracker only when the flag repeats an experiment.
+        let repeats = slot.flag.is_some_and(|f| f.repeats_experiment);
+        let mut tracker = self.load_profile(user, options, repeats);
+        if slot.decision.is_none() {
+            let call = Call::new(
+                user,
+                UserAttributes::scan(user, &self.config.attribute_slots),
+            );
+            let step = Step {
+                decider: self,
+                options,
+                only_enabled: false,
+                call: &call,
+                cache,
+            };
+            // A prediction it waits for is listed again by the call's `pending`.
+            let _ = step.step(&mut slot, 0, tracker.as_mut());
+        }
+        match slot.decision.take() {
+            Some(decision) => {
+                self.save_profile(user, tracker);
+                OneAsync::Decided(decision)
+            }
+            None => OneAsync::Waiting(CmabCall {
+                decider: *self,
+                options,
+                only_enabled: false,
+                slots: vec![slot],
+                // The call's runs keep a tracker, as `start_async` gives it (no second lookup:
+                // none was loaded only when there is nothing to look up).
+                tracker: tracker.or_else(|| self.load_profile(user, options, true)),
+            }),
+        }
+    }
+
+    /// The slot of `key` in a call (decided at once when no flag has that key).
+    fn slot(&self, key: &str) -> Slot<'a> {
+        let flag = self.config.flag(key);
+        Slot {
+            flag_key: match flag {
+                Some(f) => Cow::Borrowed(f.key.as_str()),
+                None => Cow::Owned(key.to_string()),
+            },
+            flag,
+            answers: CmabAnswers::default(),
+            decision: flag.is_none().then(|| self.unknown_flag(key)),
+        }
+    }
+}
+
+/// What [`Decider::decide_one_async`] gives.
+#[derive(Debug)]
+pub enum OneAsync<'a> {
+    /// Decided in one run (no prediction needed, or the cache had it).
+    Decided(Decision<'a>),
+    /// A prediction must be fetched: drive the call ([`CmabCall::pending`]).
+    Waiting(CmabCall<'a>),
 }
 
 impl<'a> CmabCall<'a> {
@@ -328,74 +390,20 @@ impl<'a> CmabCall<'a> {
         if self.slots.iter().all(|s| s.decision.is_some()) {
             return out;
         }
-        let config = self.decider.config;
-        let call = Call::new(user, UserAttributes::scan(user, &config.attribute_slots));
-        let reasons_on = self.options.contains(DecideOption::IncludeReasons);
+        let call = Call::new(
+            user,
+            UserAttributes::scan(user, &self.decider.config.attribute_slots),
+        );
+        let run = Step {
+            decider: &self.decider,
+            options: self.options,
+            only_enabled: self.only_enabled,
+            call: &call,
+            cache,
+        };
         for (index, slot) in self.slots.iter_mut().enumerate() {
-            let Some(flag) = slot.flag.filter(|_| slot.decision.is_none()) else {
-                continue;
-            };
-            let tracker = self.tracker.as_mut();
-            let (outcome, reasons, state, uuid) = if reasons_on {
-                run::<true>(&self.decider, &call, flag, tracker, &slot.answers, cache)
-            } else {
-                run::<false>(&self.decider, &call, flag, tracker, &slot.answers, cache)
-            };
-            match state {
-                CmabState::Needs(rule) => {
-                    out.push(CmabRequest {
-                        slot: index,
-                        flag_key: flag.key.as_str(),
-                        rule_id: rule.id.as_str(),
-                        rule_key: rule.key.as_str(),
-                        rule: rule.cmab_rule.as_deref(),
-                        user,
-                    });
-                }
-                CmabState::Failed => {
-                    // The error decision carries its reasons even without INCLUDE_REASONS.
-                    let reasons = if reasons_on {
-                        reasons
-                    } else {
-                        let tracker = self.tracker.as_mut();
-                        run::<true>(&self.decider, &call, flag, tracker, &slot.answers, cache).1
-                    };
-                    slot.decision = Some(Decision {
-                        config,
-                        flag_key: Cow::Borrowed(flag.key.as_str()),
-                        flag: None,
-                        outcome: Outcome {
-                            variation: None,
-                            rule: None,
-                            source: DecisionSource::Rollout,
-                            extra_holdout: None,
-                        },
-                        reasons,
-                        options: DecideOptions::NONE,
-                        omitted: false,
-                        error: true,
-                        cmab_uuid: None,
-                    });
-                }
-                CmabState::Clear | CmabState::Decided(_) => {
-                    let cmab_uuid = match (state, outcome.rule) {
-                        (CmabState::Decided(by), Some(rule)) if std::ptr::eq(by, rule) => uuid,
-                        _ => None,
-                    };
-                    let mut d = Decision {
-                        config,
-                        flag_key: Cow::Borrowed(flag.key.as_str()),
-                        flag: Some(flag),
-                        outcome,
-                        reasons,
-                        options: self.options,
-                        omitted: false,
-                        error: false,
-                        cmab_uuid,
-                    };
-                    d.omitted = self.only_enabled && !d.enabled();
-                    slot.decision = Some(d);
-                }
+            if slot.decision.is_none() {
+                out.extend(run.step(slot, index, self.tracker.as_mut()));
             }
         }
         out
@@ -446,31 +454,123 @@ impl<'a> CmabCall<'a> {
         unknown
     }
 
+    /// [`finish`](Self::finish) of a one-flag call (as [`Decider::decide_one_async`] starts).
+    pub fn finish_one(self, user: &UserContext) -> Decision<'a> {
+        let decider = self.decider;
+        let key = self.slots.first().map(|s| s.flag_key.to_string());
+        let decision = self.finish(user).into_iter().next();
+        // A call always finishes every flag; the fallback is never taken.
+        decision.unwrap_or_else(|| decider.unknown_flag(key.as_deref().unwrap_or_default()))
+    }
+
     /// The flag keys of the call, in slot order.
     pub fn flag_keys(&self) -> impl Iterator<Item = &str> {
         self.slots.iter().map(|s| s.flag_key.as_ref())
     }
 }
 
-type Run<'a> = (Outcome<'a>, Vec<String>, CmabState<'a>, Option<Arc<str>>);
-
-fn run<'a, const REASONS: bool>(
-    decider: &Decider<'a>,
-    call: &Call<'a, '_>,
-    flag: &'a Flag,
-    tracker: Option<&mut Tracker<'a>>,
-    answers: &CmabAnswers,
-    cache: Option<&dyn CmabCache>,
-) -> Run<'a> {
-    let side = CmabSide {
-        answers,
-        cache,
-        state: std::cell::Cell::new(CmabState::Clear),
-        uuid: std::cell::Cell::new(None),
-    };
-    let mut flow = decider.flow::<REASONS>(call, tracker);
-    flow.cmab = Some(&side);
-    let outcome = flow.decide_flag(flag);
-    let reasons = flow.reasons.into_vec();
-    (outcome, reasons, side.state.get(), side.uuid.take())
+/// One flow run of a flag of a call, with what every run of the call shares.
+struct Step<'s, 'a, 'u> {
+    decider: &'s Decider<'a>,
+    options: DecideOptions,
+    only_enabled: bool,
+    call: &'s Call<'a, 'u>,
+    cache: Option<&'s dyn CmabCache>,
 }
+
+impl<'a, 'u> Step<'_, 'a, 'u> {
+    /// Runs `slot`'s flag (known, not decided yet): sets its decision, or returns the
+    /// prediction it waits for.
+    fn step(
+        &self,
+        slot: &mut Slot<'a>,
+        index: usize,
+        mut tracker: Option<&mut Tracker<'a>>,
+    ) -> Option<CmabRequest<'a, 'u>> {
+        let flag = slot.flag?;
+        let config = self.decider.config;
+        let reasons_on = self.options.contains(DecideOption::IncludeReasons);
+        let (outcome, reasons, state, uuid) = if reasons_on {
+            self.run::<true>(flag, tracker.as_deref_mut(), &slot.answers)
+        } else {
+            self.run::<false>(flag, tracker.as_deref_mut(), &slot.answers)
+        };
+        match state {
+            CmabState::Needs(rule) => {
+                return Some(CmabRequest {
+                    slot: index,
+                    flag_key: flag.key.as_str(),
+                    rule_id: rule.id.as_str(),
+                    rule_key: rule.key.as_str(),
+                    rule: rule.cmab_rule.as_deref(),
+                    user: self.call.user,
+                });
+            }
+            CmabState::Failed => {
+                // The error decision carries its reasons even without INCLUDE_REASONS.
+                let reasons = if reasons_on {
+                    reasons
+                } else {
+                    self.run::<true>(flag, tracker, &slot.answers).1
+                };
+                slot.decision = Some(Decision {
+                    config,
+                    flag_key: Cow::Borrowed(flag.key.as_str()),
+                    flag: None,
+                    outcome: Outcome {
+                        variation: None,
+                        rule: None,
+                        source: DecisionSource::Rollout,
+                        extra_holdout: None,
+                    },
+                    reasons,
+                    options: DecideOptions::NONE,
+                    omitted: false,
+                    error: true,
+                    cmab_uuid: None,
+                });
+            }
+            CmabState::Clear | CmabState::Decided(_) => {
+                let cmab_uuid = match (state, outcome.rule) {
+                    (CmabState::Decided(by), Some(rule)) if std::ptr::eq(by, rule) => uuid,
+                    _ => None,
+                };
+                let mut d = Decision {
+                    config,
+                    flag_key: Cow::Borrowed(flag.key.as_str()),
+                    flag: Some(flag),
+                    outcome,
+                    reasons,
+                    options: self.options,
+                    omitted: false,
+                    error: false,
+                    cmab_uuid,
+                };
+                d.omitted = self.only_enabled && !d.enabled();
+                slot.decision = Some(d);
+            }
+        }
+        None
+    }
+
+    fn run<const REASONS: bool>(
+        &self,
+        flag: &'a Flag,
+        tracker: Option<&mut Tracker<'a>>,
+        answers: &CmabAnswers,
+    ) -> Run<'a> {
+        let side = CmabSide {
+            answers,
+            cache: self.cache,
+            state: std::cell::Cell::new(CmabState::Clear),
+            uuid: std::cell::Cell::new(None),
+        };
+        let mut flow = self.decider.flow::<REASONS>(self.call, tracker);
+        flow.cmab = Some(&side);
+        let outcome = flow.decide_flag(flag);
+        let reasons = flow.reasons.into_vec();
+        (outcome, reasons, side.state.get(), side.uuid.take())
+    }
+}
+
+type Run<'a> = (Outcome<'a>, Vec<String>, CmabState<'a>, Option<Arc<str>>);

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flagbridge_engine::bucketing::murmur3_32;
 use flagbridge_engine::{
-    js_json_stringify, CmabAnswer, CmabCache, CmabRequest, DecideOption, DecideOptions,
+    js_json_stringify, CmabAnswer, CmabAttributes, CmabCache, CmabRequest, DecideOption,
+    DecideOptions,
 };
 use serde_json::{json, Value};
 
@@ -69,7 +69,10 @@ pub struct CmabDecision {
 
 #[derive(Debug, Clone)]
 struct Cached {
-    attributes_hash: u32,
+    user_id: Box<str>,
+    rule_id: Box<str>,
+    /// The filtered attributes the prediction was made for (JavaScript keeps their hash).
+    attributes: CmabAttributes,
     variation_id: Arc<str>,
     cmab_uuid: Arc<str>,
 }
@@ -181,19 +184,13 @@ impl CmabServiceBuilder {
 #[derive(Debug)]
 pub struct CmabService {
     http: reqwest::Client,
-    cache: TtlLru<Cached>,
+    cache: TtlLru<u64, Cached>,
     serializers: Box<[Serializer]>,
     settings: CmabServiceBuilder,
 }
 
-thread_local! {
-    /// The attribute JSON and the cache key of a cache peek, reused.
-    static PEEK_BUFFERS: std::cell::RefCell<(Vec<u8>, String)> =
-        const { std::cell::RefCell::new((Vec::new(), String::new())) };
-}
-
 /// The cache answers for the engine before a request is listed, when no call holds or waits
-/// for that user and rule's serialiser and the entry's attribute hash matches: the lookup
+/// for that user and rule's serialiser and the entry's attributes match: the lookup
 /// `get_decision` would make, without waiting (a call arriving meanwhile would come after
 /// this one in JavaScript's serial order too). Used only when no CMAB cache option is
 /// in force ([`CmabService::cache_may_answer`]).
@@ -202,56 +199,39 @@ impl CmabCache for CmabService {
         if !request.attributes_known() {
             return None;
         }
-        PEEK_BUFFERS.with(|buffers| {
-            let (json, key) = &mut *buffers.try_borrow_mut().ok()?;
-            write_cache_key(key, request.user_id(), request.rule_id);
-            if self.serializer(key)?.busy.load(Ordering::Acquire) != 0 {
-                return None;
-            }
-            request.write_attributes_json(json);
-            let hash = murmur3_32(json, 0);
-            let cached = self.cache.lookup(key)?;
-            (cached.attributes_hash == hash)
-                .then(|| CmabAnswer::variation(cached.variation_id, cached.cmab_uuid))
-        })
-    }
-}
-
-/// `${userId.length}-${userId}-${ruleId}`, the length in UTF-16 code units.
-pub fn cache_key(user_id: &str, rule_id: &str) -> String {
-    let mut key = String::new();
-    write_cache_key(&mut key, user_id, rule_id);
-    key
-}
-
-/// [`cache_key`] into `key` (cleared first); built by hand, `format!` costs more than the
-/// rest of a cache hit's key work.
-fn write_cache_key(key: &mut String, user_id: &str, rule_id: &str) {
-    key.clear();
-    let len = if user_id.is_ascii() {
-        user_id.len()
-    } else {
-        user_id.encode_utf16().count()
-    };
-    let mut digits = [0u8; 20];
-    let mut n = len;
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+        let (user_id, rule_id) = (request.user_id(), request.rule_id);
+        let key = cache_key(user_id, rule_id);
+        if self.serializer(key)?.busy.load(Ordering::Acquire) != 0 {
+            return None;
         }
+        self.cache
+            .lookup_with(&key, |cached| {
+                (cached.is_for(user_id, rule_id) && request.same_attributes(&cached.attributes))
+                    .then(|| {
+                        CmabAnswer::variation(cached.variation_id.clone(), cached.cmab_uuid.clone())
+                    })
+            })
+            .flatten()
     }
-    key.reserve(digits.len() - at + user_id.len() + rule_id.len() + 2);
-    for &d in &digits[at..] {
-        key.push(char::from(d));
+}
+
+impl Cached {
+    fn is_for(&self, user_id: &str, rule_id: &str) -> bool {
+        *self.user_id == *user_id && *self.rule_id == *rule_id
     }
-    key.push('-');
-    key.push_str(user_id);
-    key.push('-');
-    key.push_str(rule_id);
+}
+
+/// The cache key of a user and rule. JavaScript keys its cache by the string
+/// `${userId.length}-${userId}-${ruleId}`; this is a 64-bit hash of the pair, and the entry
+/// keeps the pair itself, so two pairs with one hash never share an answer (one evicts the
+/// other, as a full cache would).
+fn cache_key(user_id: &str, rule_id: &str) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
+    // `str`'s Hash ends each string with a marker byte: ("a-1", "2") and ("a", "1-2") differ.
+    user_id.hash(&mut hasher);
+    rule_id.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl CmabService {
@@ -261,7 +241,7 @@ impl CmabService {
     }
 
     /// The prediction for `request` (JavaScript `getDecision`): from the cache when the entry's
-    /// attribute hash matches, else fetched (and saved). `options` are the call's decide options
+    /// attributes match (JavaScript: their hash), else fetched (and saved). `options` are the call's decide options
     /// with the client's defaults (`IGNORE_CMAB_CACHE`, `RESET_CMAB_CACHE`,
     /// `INVALIDATE_USER_CMAB_CACHE` apply, in that order).
     pub async fn get_decision(
@@ -271,7 +251,7 @@ impl CmabService {
     ) -> Result<CmabDecision, CmabError> {
         let user_id = request.user_id();
         let key = cache_key(user_id, request.rule_id);
-        let serializer = self.serializer(&key);
+        let serializer = self.serializer(key);
         let _busy = serializer.map(|s| {
             s.busy.fetch_add(1, Ordering::AcqRel);
             Busy(&s.busy)
@@ -292,9 +272,10 @@ impl CmabService {
         if options.contains(DecideOption::InvalidateUserCmabCache) {
             self.cache.remove(&key);
         }
-        let attributes_hash = murmur3_32(request.attributes_json().as_bytes(), 0);
         if let Some(cached) = self.cache.lookup(&key) {
-            if cached.attributes_hash == attributes_hash {
+            if cached.is_for(user_id, request.rule_id)
+                && request.same_attributes(&cached.attributes)
+            {
                 return Ok(CmabDecision {
                     variation_id: cached.variation_id.to_string(),
                     cmab_uuid: cached.cmab_uuid.to_string(),
@@ -306,7 +287,9 @@ impl CmabService {
         self.cache.save(
             key,
             Cached {
-                attributes_hash,
+                user_id: user_id.into(),
+                rule_id: request.rule_id.into(),
+                attributes: request.attribute_values(),
                 variation_id: decision.variation_id.as_str().into(),
                 cmab_uuid: decision.cmab_uuid.as_str().into(),
             },
@@ -314,10 +297,11 @@ impl CmabService {
         Ok(decision)
     }
 
-    /// The serialiser of a cache key (JavaScript's `SerialRunner` per murmur3 bucket).
-    fn serializer(&self, key: &str) -> Option<&Serializer> {
-        let index = murmur3_32(key.as_bytes(), 0) as usize % SERIALIZERS;
-        self.serializers.get(index)
+    /// The serialiser of a cache key (JavaScript's `SerialRunner`s, chosen by the murmur3 hash
+    /// of its key string: which unrelated pairs share one differs, the order of one pair's
+    /// calls does not).
+    fn serializer(&self, key: u64) -> Option<&Serializer> {
+        self.serializers.get((key % SERIALIZERS as u64) as usize)
     }
 
     /// Whether `options` (with the client's defaults) let the in-process cache answer first.
@@ -425,11 +409,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cache_key_counts_utf16_units() {
-        assert_eq!(cache_key("user1", "r"), "5-user1-r");
-        assert_eq!(cache_key("é😀", "r"), "3-é😀-r");
-        // The length prefix keeps "1-a" style ids apart.
+    fn cache_keys_keep_user_and_rule_apart() {
+        assert_eq!(cache_key("user1", "r"), cache_key("user1", "r"));
         assert_ne!(cache_key("a-1", "2"), cache_key("a", "1-2"));
+        assert_ne!(cache_key("ab", ""), cache_key("a", "b"));
     }
 
     #[test]

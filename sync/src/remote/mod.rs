@@ -14,7 +14,7 @@ pub use cmab::{
     DEFAULT_CMAB_CACHE_SIZE, DEFAULT_CMAB_CACHE_TTL, DEFAULT_CMAB_MAX_RETRIES,
     DEFAULT_CMAB_REQUEST_TIMEOUT, DEFAULT_CMAB_RETRY_BACKOFF, DEFAULT_PREDICTION_ENDPOINT_TEMPLATE,
 };
-pub use decide::decide_async;
+pub use decide::{decide_async, decide_one_async};
 pub use odp::{
     OdpBuildError, OdpError, OdpEvent, OdpEventError, OdpManager, OdpManagerBuilder, SegmentOption,
     DEFAULT_EVENTS_TIMEOUT, DEFAULT_EVENT_BATCH_SIZE, DEFAULT_EVENT_FLUSH_INTERVAL,

@@ -208,7 +208,7 @@ impl OdpManagerBuilder {
 #[derive(Debug)]
 pub struct OdpManager {
     http: reqwest::Client,
-    cache: TtlLru<Vec<String>>,
+    cache: TtlLru<String, Vec<String>>,
     /// The ODP settings last used `(host, key, segments)`: the cache is reset when they change.
     config_seen: Mutex<Option<(String, String, Vec<String>)>>,
     queue: Mutex<Vec<(String, String, OdpEvent)>>,
