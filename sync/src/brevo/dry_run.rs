@@ -73,7 +73,7 @@ impl BrevoTransport for DryRunTransport {
                 _ => (204, Vec::new()),
             };
             if request.method != Method::Get {
-                self.write_line(&request)?;
+                crate::blocking::blocking(|| self.write_line(&request))?;
             }
             tracing::debug!(method = request.method.as_str(), path = %request.path, "brevo dry run");
             Ok(BrevoResponse {

@@ -295,7 +295,8 @@ impl Worker {
             .iter()
             .map(|d| (&*self.coalescer.slot(d.slot).contact, d.derived.digest))
             .collect();
-        if let Err(e) = self.store.record_outcomes(&rows, false) {
+        let store = &mut self.store;
+        if let Err(e) = crate::blocking::blocking(|| store.record_outcomes(&rows, false)) {
             self.shared
                 .counters
                 .store_errors

@@ -136,7 +136,8 @@ impl Worker {
 
     fn remove_events(&mut self, ids: &[i64]) {
         let ids: Vec<i64> = ids.iter().copied().filter(|&id| id >= 0).collect();
-        if let Err(e) = self.store.remove_events(&ids) {
+        let store = &mut self.store;
+        if let Err(e) = crate::blocking::blocking(|| store.remove_events(&ids)) {
             self.shared
                 .counters
                 .store_errors

@@ -293,7 +293,8 @@ impl Worker {
             rows.push((&*self.coalescer.slot(*slot).contact, text, *digest));
         }
         let new_events = std::mem::take(&mut self.new_events);
-        match self.store.commit(&rows, &new_events) {
+        let store = &mut self.store;
+        match crate::blocking::blocking(|| store.commit(&rows, &new_events)) {
             Ok(ids) => {
                 self.shared
                     .counters
