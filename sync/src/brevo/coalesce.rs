@@ -30,6 +30,10 @@ pub(crate) struct Slot {
     dirty: bool,
     /// In the unsaved list.
     unsaved: bool,
+    /// Digest of the state last written to the store (`None`: never written). A contact
+    /// whose state went back to it before the commit (a decide_all of a returning user walks
+    /// the latest experiment through every flag and back) is not written again.
+    saved: Option<u64>,
     /// (config generation, attribute hash) of the last audience evaluation.
     segment_key: (u32, u64),
 }
@@ -88,6 +92,7 @@ impl Coalescer {
             attempts: 0,
             dirty: false,
             unsaved: false,
+            saved: None,
             segment_key: (0, 0),
         });
         self.index.insert(contact.into(), i);
@@ -251,7 +256,9 @@ impl Coalescer {
         (due, unchanged)
     }
 
-    /// Contacts changed since the last commit, with their persisted state and digest.
+    /// Contacts changed since the last commit, with their persisted state and digest; those
+    /// whose digest is the one last written are left out (what Brevo would see is stored
+    /// already; only decision times differ, which matter to a fleet only).
     pub(crate) fn take_unsaved(
         &mut self,
         names: &AttributeNames,
@@ -262,6 +269,10 @@ impl Coalescer {
             let s = &mut self.slots[slot as usize];
             s.unsaved = false;
             let digest = s.state.derive(&self.interner, names, date_format).digest;
+            if !self.fleet && s.saved == Some(digest) {
+                continue;
+            }
+            s.saved = Some(digest);
             out.push((slot, s.state.to_persisted(&self.interner), digest));
         }
         out
@@ -301,6 +312,7 @@ impl Coalescer {
         s.state = state;
         s.acked = acked;
         s.rejected = rejected;
+        s.saved = Some(digest);
         if digest != acked && digest != rejected && !s.dirty {
             s.dirty = true;
             self.dirty.push_back(slot);
@@ -388,6 +400,35 @@ mod tests {
         c.apply(&decision(&u, "f", true), stamp(), 1);
         let (due, unchanged) = c.take_due(10, &names, DateFormat::Date);
         assert_eq!((due.len(), unchanged), (0, 1));
+    }
+
+    /// A returning user's decide_all walks the latest experiment through every flag and back
+    /// to the same state: nothing to write to the store; a real change is written.
+    #[test]
+    fn a_state_back_to_the_saved_one_is_not_written_again() {
+        let mut c = Coalescer::default();
+        let names = AttributeNames::default();
+        let u = user("a@x.io", "free");
+        let decide_all = |c: &mut Coalescer, last: &str| {
+            let s = stamp();
+            for (flag, variation) in [("f1", "a"), ("f2", "b"), ("f3", last)] {
+                c.apply(&experiment(&u, flag, variation), s, 1);
+            }
+        };
+        decide_all(&mut c, "c");
+        assert_eq!(c.take_unsaved(&names, DateFormat::Date).len(), 1);
+        decide_all(&mut c, "c");
+        assert!(
+            c.has_unsaved(),
+            "the walk through the flags touched the contact"
+        );
+        assert!(c.take_unsaved(&names, DateFormat::Date).is_empty());
+        decide_all(&mut c, "d");
+        assert_eq!(c.take_unsaved(&names, DateFormat::Date).len(), 1);
+        // In a fleet every newer decision is written (its time orders instances' states).
+        c.set_fleet(true);
+        decide_all(&mut c, "d");
+        assert_eq!(c.take_unsaved(&names, DateFormat::Date).len(), 1);
     }
 
     #[test]
