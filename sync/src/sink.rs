@@ -12,6 +12,17 @@ use flagbridge_engine::{Conversion, Decision, ProjectConfig, UserContext};
 pub trait DecisionSink: Send + Sync {
     /// One flag decision, with the config it was made from.
     fn on_decision(&self, config: &Arc<ProjectConfig>, user: &UserContext, decision: &Decision<'_>);
+    /// [`on_decision`](Self::on_decision) of a user the caller holds in an `Arc` (a
+    /// `ClientUserContext`): a sink may keep a clone of the `Arc` instead of copying the user.
+    /// Default: `on_decision`.
+    fn on_shared_decision(
+        &self,
+        config: &Arc<ProjectConfig>,
+        user: &Arc<UserContext>,
+        decision: &Decision<'_>,
+    ) {
+        self.on_decision(config, user, decision);
+    }
     /// One conversion (`track`), with the event tags as given.
     fn on_conversion(
         &self,

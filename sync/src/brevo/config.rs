@@ -365,6 +365,19 @@ impl Identity {
 
     /// The contact identity of a user; `None` when missing, not a string, or empty.
     #[inline]
+    /// Where [`contact_of`](Self::contact_of) finds the contact in `user`.
+    pub(crate) fn contact_at(&self, user: &UserContext) -> Option<super::ring::ContactAt> {
+        use super::ring::ContactAt;
+        self.contact_of(user)?;
+        match self {
+            Identity::Attribute(key) => user
+                .attributes()
+                .position(|(name, _)| name == key.name())
+                .and_then(ContactAt::attribute),
+            Identity::UserId => Some(ContactAt::user_id()),
+        }
+    }
+
     pub(crate) fn contact_of<'u>(&self, user: &'u UserContext) -> Option<&'u str> {
         let contact = match self {
             Identity::Attribute(key) => user.attribute_by_key(key)?.as_str()?,

@@ -44,6 +44,14 @@ impl Handed for BrevoHanded {
                 received.user = Some(user);
                 return None;
             }
+            HandedRecord::Shared(user, at, segments) => {
+                // A thread sends the config before a user whose snapshot carries it.
+                let audiences = received.config.as_ref().filter(|_| segments);
+                received.user = at
+                    .read(&user)
+                    .map(|contact| snapshot(audiences, &user, contact));
+                return None;
+            }
             HandedRecord::Conversion(c) => return Some(Item::Conversion(c)),
             HandedRecord::Decision(p) => {
                 // Positions come after their config (a thread sends it first).
@@ -82,6 +90,10 @@ pub(crate) enum HandedRecord {
     Config(Arc<ProjectConfig>),
     /// The user of the next decisions.
     User(Arc<UserSnapshot>),
+    /// The user of the next decisions, shared with the caller (a `ClientUserContext`), where
+    /// its contact is, and whether its snapshot carries the ring's config for segments: copied
+    /// into a snapshot on the worker's side, not on the decide path.
+    Shared(Arc<UserContext>, ContactAt, bool),
     /// A conversion (boxed: rare and larger).
     Conversion(Box<ConversionRecord>),
 }
@@ -190,6 +202,9 @@ pub(crate) enum Item {
 /// The config and user snapshot a record must carry (`None`: the worker has it).
 pub(crate) type Changes = (Option<Arc<ProjectConfig>>, Option<Arc<UserSnapshot>>);
 
+/// The config and user records a decision must come after (`None`: the worker has it).
+pub(crate) type UserChanges = (Option<Arc<ProjectConfig>>, Option<HandedRecord>);
+
 /// What a thread remembers of what it sent on its ring (reset by the hand-off after a
 /// refusal, so the next record carries everything again).
 #[derive(Default)]
@@ -198,6 +213,8 @@ pub(crate) struct Sent {
     config: Option<Arc<ProjectConfig>>,
     /// The user snapshot the worker holds for the ring.
     snapshot: Option<Arc<UserSnapshot>>,
+    /// The shared user the worker holds (as a snapshot it made) for the ring.
+    shared: Option<Arc<UserContext>>,
     /// The engine user's version the snapshot was copied from, under `config`, and whether it
     /// carries `config` for segments; `None` when it was handed over ready-made.
     copied_from: Option<(u64, bool)>,
@@ -241,8 +258,42 @@ impl Sent {
         });
         let snapshot = snapshot(Some(config).filter(|_| segments), user, contact);
         self.snapshot = Some(Arc::clone(&snapshot));
+        self.shared = None;
         self.copied_from = copied_from;
         Some((new_config, Some(snapshot)))
+    }
+
+    /// [`engine`](Self::engine) for a user the caller shares in an `Arc`: the user record,
+    /// when the worker does not hold this user yet, is the `Arc` itself (one reference count,
+    /// no copy); `at` says where its contact is (`None`: no contact, nothing remembered).
+    #[inline]
+    pub(crate) fn shared(
+        &mut self,
+        config: &Arc<ProjectConfig>,
+        segments: bool,
+        user: &Arc<UserContext>,
+        at: impl FnOnce(&UserContext) -> Option<ContactAt>,
+    ) -> Option<UserChanges> {
+        let same_config = self.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, config));
+        let copied_from = Some((user.version(), segments));
+        let same_user = self.shared.as_ref().is_some_and(|u| Arc::ptr_eq(u, user))
+            && self.copied_from == copied_from;
+        if same_config && same_user {
+            return Some((None, None));
+        }
+        let at = at(user)?;
+        let new_config = (!same_config).then(|| {
+            self.config = Some(Arc::clone(config));
+            Arc::clone(config)
+        });
+        // A new config is sent with the user again: its snapshot carries the config.
+        self.snapshot = None;
+        self.shared = Some(Arc::clone(user));
+        self.copied_from = copied_from;
+        Some((
+            new_config,
+            Some(HandedRecord::Shared(Arc::clone(user), at, segments)),
+        ))
     }
 
     /// The snapshot a record with this ready-made user must carry: `None` when it is the one
@@ -256,8 +307,39 @@ impl Sent {
             return None;
         }
         self.snapshot = Some(Arc::clone(&user));
+        self.shared = None;
         self.copied_from = None;
         Some(user)
+    }
+}
+
+/// Where a user's contact identity is: the user id, or the value of the attribute at this
+/// position of [`UserContext::attributes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ContactAt(u32);
+
+impl ContactAt {
+    const USER_ID: u32 = u32::MAX;
+
+    /// The user id.
+    pub(crate) fn user_id() -> Self {
+        ContactAt(Self::USER_ID)
+    }
+
+    /// The attribute at `position`.
+    pub(crate) fn attribute(position: usize) -> Option<Self> {
+        u32::try_from(position)
+            .ok()
+            .filter(|&p| p != Self::USER_ID)
+            .map(ContactAt)
+    }
+
+    /// The contact in `user` (the user the position was taken from).
+    pub(crate) fn read(self, user: &UserContext) -> Option<&str> {
+        if self.0 == Self::USER_ID {
+            return Some(user.user_id());
+        }
+        user.attributes().nth(self.0 as usize)?.1.as_str()
     }
 }
 
@@ -410,6 +492,94 @@ mod tests {
         assert_eq!(sends(&mut sent, &config, false, &e), (true, true));
         assert!(sent.ready_user(Arc::clone(&u)).is_some());
         assert_eq!(sends(&mut sent, &config, false, &e), (false, true));
+    }
+
+    #[test]
+    fn a_shared_user_travels_as_its_arc_and_is_copied_on_the_worker_side() {
+        let (config, other_config) = (config(), config());
+        let u = Arc::new(
+            UserContext::new("u1")
+                .with_attribute("age", 30i64)
+                .with_attribute("email", "a@x.io"),
+        );
+        let identity = super::super::config::Identity::new(
+            &super::super::config::IdentitySource::Attribute("email".into()),
+        );
+        let mut sent = Sent::default();
+        let mut received = Received::default();
+        let send = |sent: &mut Sent,
+                    received: &mut Received,
+                    c: &Arc<ProjectConfig>,
+                    u: &Arc<UserContext>| {
+            let (config, user) = sent.shared(c, true, u, |u| identity.contact_at(u))?;
+            let flags = (config.is_some(), user.is_some());
+            for record in config.map(HandedRecord::Config).into_iter().chain(user) {
+                assert!(BrevoHanded::resolve(received, record).is_none());
+            }
+            Some(flags)
+        };
+        assert_eq!(
+            send(&mut sent, &mut received, &config, &u),
+            Some((true, true))
+        );
+        let held = received.user.clone().expect("the worker copied the user");
+        assert_eq!(&*held.contact, "a@x.io");
+        assert_eq!(held.attributes[0].1, AttrValue::Int(30));
+        assert!(held.audiences.is_some());
+        // The same Arc again: nothing; another user in turn, then the first again: sent.
+        assert_eq!(
+            send(&mut sent, &mut received, &config, &u),
+            Some((false, false))
+        );
+        let v = Arc::new(UserContext::new("u2").with_attribute("email", "b@x.io"));
+        assert_eq!(
+            send(&mut sent, &mut received, &config, &v),
+            Some((false, true))
+        );
+        assert_eq!(&*received.user.clone().expect("user").contact, "b@x.io");
+        assert_eq!(
+            send(&mut sent, &mut received, &config, &u),
+            Some((false, true))
+        );
+        // Another config: both (the snapshot names its config).
+        assert_eq!(
+            send(&mut sent, &mut received, &other_config, &u),
+            Some((true, true))
+        );
+        // No contact: skipped, nothing remembered.
+        let anonymous = Arc::new(UserContext::new("u3"));
+        assert_eq!(
+            send(&mut sent, &mut received, &other_config, &anonymous),
+            None
+        );
+        assert_eq!(
+            send(&mut sent, &mut received, &other_config, &u),
+            Some((false, false))
+        );
+        // A copied user after a shared one is copied, and the other way round.
+        assert_eq!(sends(&mut sent, &other_config, true, &u), (false, true));
+        assert_eq!(
+            send(&mut sent, &mut received, &other_config, &u),
+            Some((false, true))
+        );
+    }
+
+    #[test]
+    fn contact_positions_read_the_contact_back() {
+        let u = UserContext::new("id-1")
+            .with_attribute("a", 1i64)
+            .with_attribute("email", "a@x.io");
+        let at = |source: &str| {
+            let source = match source {
+                "" => super::super::config::IdentitySource::UserId,
+                name => super::super::config::IdentitySource::Attribute(name.into()),
+            };
+            super::super::config::Identity::new(&source).contact_at(&u)
+        };
+        assert_eq!(at("email").and_then(|p| p.read(&u)), Some("a@x.io"));
+        assert_eq!(at("").and_then(|p| p.read(&u)), Some("id-1"));
+        assert_eq!(at("a"), None, "not a string");
+        assert_eq!(at("missing"), None);
     }
 
     /// The keys of a record as the worker reads them, in `config`.

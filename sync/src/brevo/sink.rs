@@ -16,7 +16,9 @@ use flagbridge_engine::{Conversion, Decision, DecisionSource, ProjectConfig, Use
 
 use super::config::IdentitySource;
 use super::record::{ConversionRecord, DecisionRecord, RuleSource};
-use super::ring::{copied_keys, decision_record, snapshot, CopiedDecision, HandedRecord};
+use super::ring::{
+    copied_keys, decision_record, snapshot, CopiedDecision, HandedRecord, Sent, UserChanges,
+};
 use super::shared::Shared;
 use crate::sink::DecisionSink;
 
@@ -92,14 +94,44 @@ impl BrevoSink {
         user: &UserContext,
         decision: &Decision<'_>,
     ) -> bool {
-        let source = rule_source(decision);
         let identity = &self.shared.identity;
+        self.push_engine_decision(config, decision, |sent| {
+            // The contact is looked up only when the user is copied (a new user version).
+            let (config, user) = sent.engine(config, segments, user, |u| identity.contact_of(u))?;
+            Some((config, user.map(HandedRecord::User)))
+        })
+    }
+
+    /// [`record_engine_decision`](Self::record_engine_decision) of a user shared in an `Arc`
+    /// (a `ClientUserContext`): when the user changed on this thread, the record carries the
+    /// `Arc` and the worker's side copies the user, so users deciding in turn cost no copy on
+    /// the decide path.
+    pub(crate) fn record_shared_decision(
+        &self,
+        config: &Arc<ProjectConfig>,
+        segments: bool,
+        user: &Arc<UserContext>,
+        decision: &Decision<'_>,
+    ) -> bool {
+        let identity = &self.shared.identity;
+        self.push_engine_decision(config, decision, |sent| {
+            sent.shared(config, segments, user, |u| identity.contact_at(u))
+        })
+    }
+
+    /// Pushes a decision of `config` after the config and user records `changes` gives
+    /// (`None`: the user has no contact identity; skipped and counted).
+    #[inline]
+    fn push_engine_decision(
+        &self,
+        config: &Arc<ProjectConfig>,
+        decision: &Decision<'_>,
+        changes: impl FnOnce(&mut Sent) -> Option<UserChanges>,
+    ) -> bool {
+        let source = rule_source(decision);
         let mut skipped = false;
         let queued = self.shared.push_decision(|stamps, sent, out| {
-            // The contact is looked up only when the user is copied (a new user version).
-            let Some((config_change, user_change)) =
-                sent.engine(config, segments, user, |u| identity.contact_of(u))
-            else {
+            let Some((config_change, user_change)) = changes(sent) else {
                 skipped = true;
                 return;
             };
@@ -107,7 +139,7 @@ impl BrevoSink {
                 out.push(HandedRecord::Config(config));
             }
             if let Some(user) = user_change {
-                out.push(HandedRecord::User(user));
+                out.push(user);
             }
             let seq = stamps.take(&mut sent.stamp);
             out.push(decision_record(seq, decision, config, source));
@@ -181,6 +213,15 @@ impl DecisionSink for BrevoSink {
         decision: &Decision<'_>,
     ) {
         self.record_engine_decision(config, true, user, decision);
+    }
+
+    fn on_shared_decision(
+        &self,
+        config: &Arc<ProjectConfig>,
+        user: &Arc<UserContext>,
+        decision: &Decision<'_>,
+    ) {
+        self.record_shared_decision(config, true, user, decision);
     }
 
     fn on_conversion(

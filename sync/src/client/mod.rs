@@ -285,12 +285,16 @@ impl Inner {
     fn after_decision(
         &self,
         config: &Arc<ProjectConfig>,
-        user: &UserContext,
+        user: UserRef<'_>,
         decision: &Decision<'_>,
     ) {
         for sink in &self.sinks {
-            sink.on_decision(config, user, decision);
+            match user {
+                UserRef::Shared(shared) => sink.on_shared_decision(config, shared, decision),
+                UserRef::Borrowed(user) => sink.on_decision(config, user, decision),
+            }
         }
+        let user = user.get();
         if self.notifications.wants(NotificationType::Decision) {
             let mut notification = decision.notification(user);
             notification.decision_event_dispatched &= self.events.is_some();
@@ -422,7 +426,7 @@ impl Client {
                 inner
                     .decider(config, forced.as_deref())
                     .decide(user.get(), flag_key, options);
-            inner.after_decision(config, user.get(), &decision);
+            inner.after_decision(config, user, &decision);
             inner.push_impressions(
                 config,
                 forced.as_deref(),
@@ -498,7 +502,7 @@ impl Client {
             };
             inner.push_impressions(config, forced.as_deref(), user, options, decisions.iter());
             for decision in &decisions {
-                inner.after_decision(config, user.get(), decision);
+                inner.after_decision(config, user, decision);
             }
             f(&decisions)
         })

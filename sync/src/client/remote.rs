@@ -120,7 +120,7 @@ impl Client {
         let mut out = Vec::with_capacity(decisions.len());
         for decision in &decisions {
             if !decision.is_error() {
-                inner.after_decision(&config, user.get(), decision);
+                inner.after_decision(&config, user, decision);
             }
             if !decision.omitted_from_result() {
                 out.push(FlagDecision::from_engine(decision));
