@@ -188,4 +188,25 @@ mod tests {
         assert_eq!(s.iter().count(), 2);
         assert_eq!(DecideOptions::NONE | s, s);
     }
+
+    #[test]
+    fn or_assign_and_collect_add_options() {
+        let mut s = DecideOptions::from(DecideOption::IncludeReasons);
+        s |= DecideOption::ExcludeVariables | DecideOption::EnabledFlagsOnly;
+        assert_eq!(s.iter().count(), 3);
+        assert!(s.contains(DecideOption::IncludeReasons));
+        assert!(s.contains(DecideOption::EnabledFlagsOnly));
+        let collected: DecideOptions =
+            [DecideOption::ExcludeVariables, DecideOption::IncludeReasons]
+                .into_iter()
+                .collect();
+        assert_eq!(
+            collected,
+            DecideOption::ExcludeVariables | DecideOption::IncludeReasons
+        );
+        assert_eq!(
+            std::iter::empty().collect::<DecideOptions>(),
+            DecideOptions::NONE
+        );
+    }
 }
