@@ -209,4 +209,16 @@ mod tests {
             DecideOptions::NONE
         );
     }
+
+    #[test]
+    fn or_of_overlapping_sets_keeps_both() {
+        let a = DecideOption::IncludeReasons | DecideOption::ExcludeVariables;
+        let b = DecideOption::ExcludeVariables | DecideOption::EnabledFlagsOnly;
+        assert_eq!((a | b).iter().count(), 3);
+        assert_eq!(a | a, a);
+        let c = a | DecideOption::IncludeReasons;
+        assert_eq!(c, a);
+        assert!((DecideOptions::NONE | DecideOption::EnabledFlagsOnly)
+            .contains(DecideOption::EnabledFlagsOnly));
+    }
 }
