@@ -180,8 +180,8 @@ fn parse_case(v: Value) -> Result<Case, String> {
 }
 
 /// Builds the user. Numbers are read as JavaScript's `JSON.parse` reads them (exactly; an
-/// integer beyond 2^53 becomes the nearest double). Object and array attribute values have no
-/// `AttributeValue`; they are left out (the SDK drops them from events too).
+/// integer beyond 2^53 becomes the nearest double). Object and array values are
+/// [`AttributeValue::Json`] (`exists` true, unknown to other conditions, left out of events).
 pub fn user_context(user_id: &str, attributes: &Map<String, Value>) -> UserContext {
     let mut user = UserContext::new(user_id);
     for (key, value) in attributes {

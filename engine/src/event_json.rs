@@ -201,6 +201,10 @@ fn write_value(out: &mut Vec<u8>, value: &AttributeValue) {
             let _ = serde_json::to_writer(&mut *out, &jsnum::number_to_json(*f));
         }
         AttributeValue::Null => out.extend_from_slice(b"null"),
+        // Not an event value (`is_event_value`): never written; as JSON if it were.
+        AttributeValue::Json(v) => {
+            let _ = serde_json::to_writer(&mut *out, &**v);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ pub const BUCKETING_ID_ATTRIBUTE: &str = "$opt_bucketing_id";
 /// Attribute key the JavaScript SDK reads as a sticky-bucketing map (see [`UserContext::set_experiment_bucket_map`]).
 pub const EXPERIMENT_BUCKET_MAP_ATTRIBUTE: &str = "$opt_experiment_bucket_map";
 
-/// One user attribute value. Objects and arrays are not attribute values.
+/// One user attribute value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttributeValue {
     /// A string.
@@ -23,6 +23,10 @@ pub enum AttributeValue {
     Float(f64),
     /// An explicit null (present but unknown to every matcher except `exists`, which says false).
     Null,
+    /// A JSON object or array, as JavaScript's SDK keeps one: `exists` says true, every other
+    /// matcher unknown; left out of events; sent as it is in a CMAB request. Only
+    /// [`AttributeValue::from_json`] makes one.
+    Json(std::sync::Arc<serde_json::Value>),
 }
 
 /// 2^53: the largest magnitude the SDKs accept as a number.
@@ -64,6 +68,7 @@ impl AttributeValue {
             AttributeValue::Int(i) => serde_json::Value::from(*i),
             AttributeValue::Float(f) => crate::jsnum::number_to_json(*f),
             AttributeValue::Null => serde_json::Value::Null,
+            AttributeValue::Json(v) => (**v).clone(),
         }
     }
 
@@ -72,7 +77,7 @@ impl AttributeValue {
         match self {
             AttributeValue::String(_) | AttributeValue::Bool(_) => true,
             AttributeValue::Int(_) | AttributeValue::Float(_) => self.as_safe_number().is_some(),
-            AttributeValue::Null => false,
+            AttributeValue::Null | AttributeValue::Json(_) => false,
         }
     }
 }
@@ -85,6 +90,7 @@ impl Serialize for AttributeValue {
             AttributeValue::Int(i) => serializer.serialize_i64(*i),
             AttributeValue::Float(f) => serialize_float(*f, serializer),
             AttributeValue::Null => serializer.serialize_unit(),
+            AttributeValue::Json(v) => v.serialize(serializer),
         }
     }
 }
@@ -157,14 +163,17 @@ impl TryFrom<&serde_json::Value> for AttributeValue {
 impl AttributeValue {
     /// The attribute JavaScript's `JSON.parse` would give the SDK for a JSON value: integers
     /// beyond 2^53 become the nearest double (as `JSON.parse` reads them), other numbers are
-    /// kept exactly; objects and arrays are no attribute value (`None`: the SDK ignores them
-    /// in conditions and leaves them out of events).
+    /// kept exactly; objects and arrays are [`AttributeValue::Json`] (present for `exists`,
+    /// unknown to other conditions, left out of events, sent in CMAB requests).
     pub fn from_json(v: &serde_json::Value) -> Option<Self> {
         match v {
             serde_json::Value::Number(n)
                 if n.as_i64().is_some_and(|i| i.unsigned_abs() > 1 << 53) =>
             {
                 n.as_f64().map(AttributeValue::Float)
+            }
+            serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                Some(AttributeValue::Json(std::sync::Arc::new(v.clone())))
             }
             other => AttributeValue::try_from(other).ok(),
         }

@@ -300,3 +300,66 @@ fn segments_to_check_follow_audiences_by_id_order() {
         ["seg-c", "seg-a", "seg-b", "seg-d"]
     );
 }
+
+/// An object attribute (as `AttributeValue::from_json` keeps one) is sent as it is, and the
+/// cache compares it as `JSON.stringify` with the replacer list writes it: only keys that are
+/// attribute ids count, at every depth (`../shared/spec/remote-decisions.md`).
+#[test]
+fn object_attributes_are_sent_whole_and_compared_through_the_replacer_list() {
+    let config = config();
+    let decider = Decider::new(&config);
+    let base = user_in_traffic(&config);
+    let with_tier = |tier: serde_json::Value| {
+        let mut u = base.clone();
+        u.set_attribute(
+            "tier",
+            AttributeValue::from_json(&tier).expect("an object is an attribute value"),
+        );
+        u
+    };
+    let first = with_tier(serde_json::json!({"7": 1, "x": 2}));
+    let mut call = decider.start_async(&first, AsyncKeys::One("f_cmab"), REASONS);
+    let pending = call.pending(&first);
+    let sent: Vec<(String, serde_json::Value)> = pending[0]
+        .attributes()
+        .expect("known ids")
+        .into_iter()
+        .map(|(id, v)| (id.to_string(), v))
+        .collect();
+    assert!(sent.contains(&("7".to_string(), serde_json::json!({"7": 1, "x": 2}))));
+    let saved = pending[0].attribute_values();
+    let same = |u: &UserContext| {
+        let mut call = decider.start_async(u, AsyncKeys::One("f_cmab"), REASONS);
+        let pending = call.pending(u);
+        pending[0].same_attributes(&saved)
+    };
+    assert!(same(&first));
+    // "x" is no attribute id: the replacer list drops it, so the text is the same.
+    assert!(same(&with_tier(serde_json::json!({"7": 1, "x": 3}))));
+    assert!(same(&with_tier(serde_json::json!({"x": 9, "7": 1}))));
+    assert!(!same(&with_tier(serde_json::json!({"7": 2, "x": 2}))));
+    assert!(!same(&with_tier(serde_json::json!([1]))));
+    assert!(!same(&base));
+}
+
+/// Events leave object and array attributes out, as the SDK's `isAttributeValid` does.
+#[test]
+fn object_attributes_are_left_out_of_events() {
+    let config = config();
+    let mut u = user("u1");
+    u.set_attribute(
+        "tier",
+        AttributeValue::from_json(&serde_json::json!({"a": 1})).expect("object"),
+    );
+    let mut out = Vec::new();
+    flagbridge_engine::write_visitor_attributes(&config, &u, &mut out);
+    let attributes: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    let keys: Vec<&str> = attributes
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|a| a["key"].as_str())
+        .collect();
+    assert!(keys.contains(&"age"), "{keys:?}");
+    assert!(!keys.contains(&"tier"), "{keys:?}");
+}

@@ -73,10 +73,17 @@ fn integers_beyond_two_to_the_53_read_as_json_parse_does() {
         AttributeValue::from_json(&v),
         Some(AttributeValue::Int(9007199254740992))
     );
-    assert_eq!(AttributeValue::from_json(&serde_json::json!([1])), None);
+    // Objects and arrays are kept whole (JavaScript keeps them: `exists` sees them and a CMAB
+    // request sends them), never read as a number or a string.
+    let arr = serde_json::json!([1]);
     assert_eq!(
-        AttributeValue::from_json(&serde_json::json!({"a": 1})),
-        None
+        AttributeValue::from_json(&arr),
+        Some(AttributeValue::Json(std::sync::Arc::new(arr.clone())))
+    );
+    let obj = serde_json::json!({"a": 1});
+    assert_eq!(
+        AttributeValue::from_json(&obj),
+        Some(AttributeValue::Json(std::sync::Arc::new(obj.clone())))
     );
 }
 

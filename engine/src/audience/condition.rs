@@ -249,6 +249,9 @@ mod tests {
     fn matcher_truth_table() {
         let none = UserContext::new("u");
         let null = with(AttributeValue::Null);
+        let json = |v: Value| AttributeValue::from_json(&v).map(with).unwrap_or_default();
+        let object = json(json!({"x": "x"}));
+        let array = json(json!(["x", 2]));
         let cases: Vec<(Value, UserContext, Option<bool>)> = vec![
             (leaf("exact", json!("firefox")), with("firefox"), Some(true)),
             (leaf("exact", json!("firefox")), with("chrome"), Some(false)),
@@ -270,6 +273,13 @@ mod tests {
             (leaf("exists", json!(null)), with(""), Some(true)),
             (leaf("exists", json!(null)), with(0i64), Some(true)),
             (leaf("exists", json!(null)), with(false), Some(true)),
+            // Objects and arrays exist (JS SDK 6.6.1 checked) and match nothing else.
+            (leaf("exists", json!(null)), object.clone(), Some(true)),
+            (leaf("exists", json!(null)), array.clone(), Some(true)),
+            (leaf("exact", json!("x")), object.clone(), None),
+            (leaf("substring", json!("x")), array.clone(), None),
+            (leaf("gt", json!(1)), array.clone(), None),
+            (leaf("semver_eq", json!("1.0")), object.clone(), None),
             (leaf("gt", json!(10)), with(11i64), Some(true)),
             (leaf("gt", json!(10)), with(10i64), Some(false)),
             (leaf("gt", json!(10)), with("11"), None),

@@ -127,10 +127,17 @@ impl<'a, 'u> CmabRequest<'a, 'u> {
         let Some(rule) = self.rule.filter(|r| r.attributes.is_some()) else {
             return CmabAttributes::default();
         };
+        let mut allow = None;
         CmabAttributes(
             rule.keys
                 .iter()
-                .map(|key| CmabValue::of(self.user.attribute_by_key(key)))
+                .map(|key| match self.user.attribute_by_key(key) {
+                    Some(AttributeValue::Json(v)) => {
+                        let allow = allow.get_or_insert_with(|| self.present_ids(rule));
+                        CmabValue::Json(replaced_json(v, allow).into())
+                    }
+                    other => CmabValue::of(other),
+                })
                 .collect(),
         )
     }
@@ -138,19 +145,83 @@ impl<'a, 'u> CmabRequest<'a, 'u> {
     /// Whether the user's filtered attributes are those `saved` holds. JavaScript compares
     /// `murmurhash.v3(JSON.stringify(filtered, Object.keys(filtered).sort()))`; this is true
     /// exactly when those texts are equal (`5` and `5.0`, `-0` and `0`, `NaN` and `null` are
-    /// alike; an absent attribute differs from a null one), without a 32-bit hash's
-    /// collisions. Allocates nothing.
+    /// alike; an absent attribute differs from a null one; in an object or array value only
+    /// the keys that are attribute ids count, as the replacer list filters nested objects
+    /// too), without a 32-bit hash's collisions. Allocates nothing unless a value is an
+    /// object or array.
     pub fn same_attributes(&self, saved: &CmabAttributes) -> bool {
         let Some(rule) = self.rule.filter(|r| r.attributes.is_some()) else {
             return false;
         };
-        rule.keys.len() == saved.0.len()
-            && rule
-                .keys
-                .iter()
-                .zip(saved.0.iter())
-                .all(|(key, saved)| saved.matches(self.user.attribute_by_key(key)))
+        if rule.keys.len() != saved.0.len() {
+            return false;
+        }
+        let mut allow = None;
+        rule.keys.iter().zip(saved.0.iter()).all(|(key, saved)| {
+            match self.user.attribute_by_key(key) {
+                Some(AttributeValue::Json(v)) => {
+                    let allow = allow.get_or_insert_with(|| self.present_ids(rule));
+                    matches!(saved, CmabValue::Json(text) if **text == replaced_json(v, allow))
+                }
+                other => saved.matches(other),
+            }
+        })
     }
+
+    /// `Object.keys(filtered).sort()`: the ids of the rule's attributes the user has, in
+    /// UTF-16 order.
+    fn present_ids(&self, rule: &'a CmabRule) -> Vec<&'a str> {
+        let mut ids: Vec<&str> = rule
+            .attributes
+            .iter()
+            .flatten()
+            .zip(&rule.keys)
+            .filter(|(_, key)| self.user.attribute_by_key(key).is_some())
+            .map(|((id, _), _)| id.as_str())
+            .collect();
+        ids.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+        ids
+    }
+}
+
+/// `JSON.stringify(value, allow)` of an object or array: objects keep only the keys in
+/// `allow`, in its order (the replacer list applies at every depth); arrays keep every item.
+fn replaced_json(value: &Value, allow: &[&str]) -> String {
+    fn write(value: &Value, allow: &[&str], out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                out.push('{');
+                let mut first = true;
+                for key in allow {
+                    let Some(child) = map.get(*key) else { continue };
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    out.push_str(&crate::js_json_stringify(&Value::String(
+                        (*key).to_string(),
+                    )));
+                    out.push(':');
+                    write(child, allow, out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, allow, out);
+                }
+                out.push(']');
+            }
+            leaf => out.push_str(&crate::js_json_stringify(leaf)),
+        }
+    }
+    let mut out = String::new();
+    write(value, allow, &mut out);
+    out
 }
 
 /// A CMAB request's filtered attribute values, as the prediction cache keeps them
@@ -172,6 +243,8 @@ enum CmabValue {
     /// Any other finite float, by its bits.
     Float(u64),
     Str(Box<str>),
+    /// An object or array, as `JSON.stringify` with the replacer list writes it.
+    Json(Box<str>),
 }
 
 impl CmabValue {
@@ -183,6 +256,8 @@ impl CmabValue {
             Some(AttributeValue::Int(i)) => CmabValue::Int(*i),
             Some(AttributeValue::Float(f)) => Self::float(*f),
             Some(AttributeValue::String(s)) => CmabValue::Str(s.as_str().into()),
+            // Written with the replacer list by the caller; not reached.
+            Some(AttributeValue::Json(v)) => CmabValue::Json(crate::js_json_stringify(v).into()),
         }
     }
 

@@ -330,6 +330,7 @@ fn hash_attributes(user: &UserSnapshot) -> u64 {
             AttrValue::Int(i) => (2u8, i).hash(&mut h),
             AttrValue::Float(f) => (3u8, f.to_bits()).hash(&mut h),
             AttrValue::Null => 4u8.hash(&mut h),
+            AttrValue::Json(v) => (5u8, v.to_string()).hash(&mut h),
         }
     }
     h.finish()

@@ -19,6 +19,8 @@ pub enum AttrValue {
     Float(f64),
     /// JSON null.
     Null,
+    /// A JSON object or array (present for `exists` audience conditions only).
+    Json(Arc<serde_json::Value>),
 }
 
 /// The user as the worker needs it: contact identity, attributes and the config the user's
@@ -119,6 +121,7 @@ fn engine_value(v: &AttrValue) -> AttributeValue {
         AttrValue::Int(i) => AttributeValue::Int(*i),
         AttrValue::Float(f) => AttributeValue::Float(*f),
         AttrValue::Null => AttributeValue::Null,
+        AttrValue::Json(v) => AttributeValue::Json(Arc::clone(v)),
     }
 }
 

@@ -367,6 +367,7 @@ fn copy_value(v: &AttributeValue) -> AttrValue {
         AttributeValue::Int(i) => AttrValue::Int(*i),
         AttributeValue::Float(f) => AttrValue::Float(*f),
         AttributeValue::Null => AttrValue::Null,
+        AttributeValue::Json(v) => AttrValue::Json(Arc::clone(v)),
     }
 }
 

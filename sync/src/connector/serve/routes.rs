@@ -150,7 +150,8 @@ fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
 
 /// The user of a decide/track body. An empty id is a user id like any other (the JavaScript
 /// SDK decides for it); numbers are read exactly and integers beyond 2^53 as `JSON.parse` reads
-/// them; array and object attribute values are ignored, as the SDK ignores them.
+/// them; array and object values are kept as the SDK keeps them (`exists` true, unknown to
+/// other conditions, left out of events, sent in CMAB requests).
 pub(crate) fn build_user(user_id: &str, attributes: Option<&Map<String, Value>>) -> UserContext {
     let mut user = UserContext::new(user_id);
     for (key, value) in attributes.into_iter().flatten() {
