@@ -335,3 +335,87 @@ async fn state_is_committed_before_every_send_even_between_commit_intervals() {
     );
     sync.close().await.unwrap();
 }
+
+/// Decisions and conversions handed over while a Brevo request hangs reach the store within
+/// the commit interval (so a `kill -9` during the hang loses at most that window), instead of
+/// waiting in memory until the request returns or times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_handed_over_while_a_request_hangs_are_committed() {
+    let fake = FakeBrevo::start(1000).await;
+    fake.with(|s| s.hang_from_batch = Some(1));
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("sync.db");
+    let sync = builder(&fake, &store, 1000)
+        .batch_size(10)
+        .commit_interval(Duration::from_millis(100))
+        .flush_interval(Duration::from_secs(3600))
+        .request_timeout(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
+    let sink = sync.sink();
+    // Ten changed contacts: a flush on size, whose request hangs.
+    for i in 0..10 {
+        sink.record_decision(rollout(&user(&email(i), "free", "x"), "checkout", true));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while fake.with(|s| s.batches_seen) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no batch reached Brevo"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Handed over during the hang.
+    for i in 100..150 {
+        sink.record_decision(rollout(&user(&email(i), "free", "x"), "checkout", true));
+    }
+    for i in 0..5 {
+        sink.record_conversion(ConversionRecord {
+            contact: email(i).into(),
+            event_key: "purchase".into(),
+            tags: None,
+            at: SystemTime::now(),
+        });
+    }
+    // What a kill -9 would find: read the store as a restart would (WAL, another connection).
+    let read = || {
+        let conn = rusqlite::Connection::open(&store).unwrap();
+        let contacts: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM contacts WHERE contact LIKE 'r1__@example.com'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let events: i64 = conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        (contacts, events)
+    };
+    let started = std::time::Instant::now();
+    // Well under the 60 s request timeout: before this, nothing was committed until the
+    // request returned.
+    let bound = Duration::from_secs(10);
+    loop {
+        let (contacts, events) = read();
+        if contacts == 50 && events == 5 {
+            break;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "after {bound:?} of a hanging request the store holds {contacts} of 50 contacts \
+             and {events} of 5 conversions handed over during it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "records handed over during a hanging request were in the store after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        fake.with(|s| s.batches_seen),
+        1,
+        "the request is still hanging"
+    );
+}

@@ -107,3 +107,79 @@ async fn the_newest_decision_wins_whichever_instance_made_it() {
         s.close().await.unwrap();
     }
 }
+
+/// A replica whose Brevo request hangs still publishes what it is handed meanwhile (every
+/// flush interval), so the other replicas write those contacts; before, its changes waited
+/// until the hanging request returned or timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_a_hanging_request_keeps_publishing() {
+    let redis = RedisServer::start().unwrap();
+    let fake = FakeBrevo::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let first: Vec<String> = (0..10).map(|i| format!("h{i}@x.io")).collect();
+    let later: Vec<String> = (0..50).map(|i| format!("l{i}@x.io")).collect();
+    fake.add_contacts(first.iter().chain(&later).map(String::as_str));
+    let mut syncs = Vec::new();
+    for i in 0..2 {
+        let fleet = FleetConfig::new(redis.url())
+            .key_prefix("hang-test:")
+            .connect()
+            .await
+            .unwrap();
+        let sync = builder(&fake, &dir.path().join(format!("h{i}.db")), 1000)
+            .batch_size(100)
+            .flush_interval(Duration::from_millis(200))
+            .request_timeout(Duration::from_secs(120))
+            .fleet(fleet)
+            .start()
+            .await
+            .unwrap();
+        syncs.push(sync);
+    }
+    let (a, b) = (&syncs[0], &syncs[1]);
+    // A publishes, claims and writes its first contacts: that request hangs.
+    fake.with(|s| s.hang_from_batch = Some(1));
+    for e in &first {
+        a.sink()
+            .record_decision(rollout(&user(e, "free", "x"), "f", true));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while fake.with(|s| s.batches_seen) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A never wrote to Brevo"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    fake.with(|s| s.hang_from_batch = None);
+    // Handed to A during its hang; B writes them once A has published them.
+    for e in &later {
+        a.sink()
+            .record_decision(rollout(&user(e, "free", "x"), "f", true));
+    }
+    let started = std::time::Instant::now();
+    let bound = Duration::from_secs(20);
+    loop {
+        b.flush().await.unwrap();
+        let written = later
+            .iter()
+            .filter(|e| fake.contact(e).is_some_and(|c| c.writes > 0))
+            .count();
+        if written == later.len() {
+            break;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "{written} of {} contacts handed to a replica with a hanging request were \
+             written by the other after {bound:?}",
+            later.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "contacts handed to the hanging replica written by the other after {:?}",
+        started.elapsed()
+    );
+    assert!(fake.with(|s| s.batches_seen) > 1);
+    assert!(a.counters().contacts_published >= (first.len() + later.len()) as u64);
+}

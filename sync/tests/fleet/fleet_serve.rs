@@ -297,7 +297,7 @@ async fn kill_9_mid_flush_the_others_deliver_its_claimed_contacts_after_the_leas
     let mut victim = start(dir.path(), "victim", &fakes, &redis, 2);
     ready(&http, &[&victim]).await;
     // Every contact write hangs while the victim lives: it holds its claimed entries when
-    // killed (and, stuck in that write, hands nothing more to Redis).
+    // killed (what it is handed during the hang it still publishes, every flush interval).
     fakes.brevo.with(|s| {
         s.slow_next = u32::MAX;
         s.slow_for = Duration::from_secs(60);

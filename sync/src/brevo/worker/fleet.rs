@@ -50,46 +50,7 @@ impl Worker {
         &mut self,
         outbox: &mut crate::fleet::outbox::ContactOutbox,
     ) -> Result<(), CallError> {
-        // Publish.
-        loop {
-            self.drain();
-            self.maybe_commit();
-            let (due, _) =
-                self.coalescer
-                    .take_due(PUBLISH_BATCH, &self.cfg.names, self.cfg.date_format);
-            if due.is_empty() {
-                break;
-            }
-            let states: Vec<(String, _)> = due
-                .iter()
-                .map(|d| {
-                    (
-                        self.coalescer.slot(d.slot).contact.to_string(),
-                        self.coalescer.persisted(d.slot),
-                    )
-                })
-                .collect();
-            let refs: Vec<(&str, _)> = states
-                .iter()
-                .map(|(c, s)| (c.as_str(), s.clone()))
-                .collect();
-            match outbox.publish(&refs).await {
-                Ok(_) => {
-                    self.settle(&due, "hand-off to the fleet");
-                    self.shared
-                        .counters
-                        .contacts_published
-                        .fetch_add(due.len() as u64, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    // Redis unreachable (logged by the fleet handle): the changes wait here.
-                    for d in &due {
-                        self.coalescer.retry_later(d.slot);
-                    }
-                    break;
-                }
-            }
-        }
+        self.publish_local().await;
         // Deliver: first what failed last time, then new claims.
         loop {
             let (mut writing, exhausted): (Vec<_>, Vec<_>) = std::mem::take(&mut self.fleet_retry)
@@ -127,6 +88,55 @@ impl Worker {
                 return Ok(());
             }
         }
+    }
+
+    /// Publishes the contacts whose local state changed (after folding in what was handed
+    /// over and committing it), 500 per round trip, until none is left or Redis fails (the
+    /// changes then stay due here and go with the next publish).
+    pub(super) async fn publish_local(&mut self) {
+        let Some(mut publisher) = self.publisher.take() else {
+            return;
+        };
+        loop {
+            self.drain();
+            self.maybe_commit();
+            let (due, _) =
+                self.coalescer
+                    .take_due(PUBLISH_BATCH, &self.cfg.names, self.cfg.date_format);
+            if due.is_empty() {
+                break;
+            }
+            let states: Vec<(String, _)> = due
+                .iter()
+                .map(|d| {
+                    (
+                        self.coalescer.slot(d.slot).contact.to_string(),
+                        self.coalescer.persisted(d.slot),
+                    )
+                })
+                .collect();
+            let refs: Vec<(&str, _)> = states
+                .iter()
+                .map(|(c, s)| (c.as_str(), s.clone()))
+                .collect();
+            match publisher.publish(&refs).await {
+                Ok(_) => {
+                    self.settle(&due, "hand-off to the fleet");
+                    self.shared
+                        .counters
+                        .contacts_published
+                        .fetch_add(due.len() as u64, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    // Redis unreachable (logged by the fleet handle): the changes wait here.
+                    for d in &due {
+                        self.coalescer.retry_later(d.slot);
+                    }
+                    break;
+                }
+            }
+        }
+        self.publisher = Some(publisher);
     }
 
     /// The attributes of a claimed merged state (plus the write date).

@@ -62,7 +62,9 @@ pub(crate) struct Worker {
     shared: Arc<Shared>,
     /// Batches of records the hand-off's collector moved out of the threads' rings.
     inbox: mpsc::Receiver<Vec<Item>>,
-    transport: Box<dyn BrevoTransport>,
+    /// Shared so a request in flight does not borrow the worker (records are folded in and
+    /// committed while it is pending).
+    transport: Arc<dyn BrevoTransport>,
     store: Store,
     coalescer: Coalescer,
     contacts_budget: budget::Budget,
@@ -79,6 +81,9 @@ pub(crate) struct Worker {
     fatal: Option<BrevoError>,
     /// The fleet's shared contact outbox (`store:` Redis), when configured.
     outbox: Option<crate::fleet::outbox::ContactOutbox>,
+    /// A second handle on it for publishing local changes, also while a Brevo request of the
+    /// delivery side is pending.
+    publisher: Option<crate::fleet::outbox::ContactOutbox>,
     /// Claimed contacts whose write failed, retried at the next flush.
     fleet_retry: Vec<fleet::Writing>,
 }
@@ -123,6 +128,10 @@ impl Worker {
             .fleet
             .clone()
             .map(crate::fleet::outbox::ContactOutbox::new);
+        let publisher = cfg
+            .fleet
+            .clone()
+            .map(crate::fleet::outbox::ContactOutbox::new);
         let worker = Worker {
             contacts_budget: budget::Budget::new(
                 cfg.contacts_budget,
@@ -139,7 +148,7 @@ impl Worker {
             cfg,
             shared,
             inbox,
-            transport,
+            transport: Arc::from(transport),
             store,
             coalescer,
             new_events: Vec::new(),
@@ -149,6 +158,7 @@ impl Worker {
             last_commit: Instant::now(),
             fatal: None,
             outbox,
+            publisher,
             fleet_retry: Vec::new(),
         };
         worker.update_gauges();
@@ -348,6 +358,32 @@ impl Worker {
         }
     }
 
+    /// Sends one request and waits for its answer, meanwhile folding in the records that
+    /// arrive, committing them every commit interval and, with a fleet, publishing them every
+    /// flush interval: a request that hangs (up to the request timeout, and again on each
+    /// retry) neither holds accepted records outside the store nor keeps them from the fleet.
+    async fn await_answer(
+        &mut self,
+        request: BrevoRequest,
+    ) -> Result<BrevoResponse, crate::TransportError> {
+        let transport = Arc::clone(&self.transport);
+        let mut answer = transport.send(request);
+        let mut publish_at = Instant::now() + self.cfg.flush_interval;
+        loop {
+            let commit_at = self.last_commit + self.cfg.commit_interval;
+            tokio::select! {
+                biased;
+                answer = &mut answer => return answer,
+                Some(items) = self.inbox.recv() => self.apply(items),
+                _ = sleep_until(commit_at) => self.maybe_commit(),
+                _ = sleep_until(publish_at), if self.publisher.is_some() => {
+                    self.publish_local().await;
+                    publish_at = Instant::now() + self.cfg.flush_interval;
+                }
+            }
+        }
+    }
+
     /// Sends one request within the family's budget, waiting out 429s and retrying 5xx and
     /// timeouts with jittered backoff. Returns the first answer that is neither.
     async fn call(
@@ -389,7 +425,7 @@ impl Worker {
                 path: path.clone(),
                 body: body.clone(),
             };
-            let answer = self.transport.send(request).await;
+            let answer = self.await_answer(request).await;
             match family {
                 Family::Contacts => self.contacts_budget.finished(Instant::now()).await,
                 Family::Events => self.events_budget.finished(Instant::now()).await,
