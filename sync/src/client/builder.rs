@@ -73,6 +73,7 @@ pub struct ClientBuilder {
     pub(crate) cmab_service: Option<Arc<CmabService>>,
     pub(crate) odp: Option<OdpManagerBuilder>,
     pub(crate) odp_manager: Option<Arc<OdpManager>>,
+    pub(crate) fleet: Option<crate::fleet::Fleet>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -116,6 +117,7 @@ impl Default for ClientBuilder {
             cmab_service: None,
             odp: None,
             odp_manager: None,
+            fleet: None,
         }
     }
 }
@@ -327,6 +329,16 @@ impl ClientBuilder {
     pub fn event_timeouts(mut self, connect: Duration, total: Duration) -> Self {
         self.event_connect_timeout = connect;
         self.event_timeout = total;
+        self
+    }
+
+    /// Share the event queue with the other replicas of a fleet (`store:` Redis): requests are
+    /// stored locally, then handed over to a Redis stream that every replica's senders post
+    /// from (the lease of `fleet` bounds how long a stopped replica's claimed requests wait).
+    /// `flush` then returns once the events are in Redis. Default: none (this client posts
+    /// its own events).
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet);
         self
     }
 

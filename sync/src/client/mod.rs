@@ -185,6 +185,7 @@ impl ClientBuilder {
                     client_version: self.client_version.clone(),
                 }),
                 default_options: self.default_options,
+                fleet: self.fleet.clone(),
             })?)
         } else {
             None

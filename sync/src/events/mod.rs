@@ -18,6 +18,7 @@
 //! - **Close** sends for at most the shutdown timeout; what is left stays in the store and is
 //!   sent at the next start.
 
+mod fleet;
 pub(crate) mod pipeline;
 pub(crate) mod record;
 pub(crate) mod render;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use flagbridge_engine::{ClientInfo, DecideOptions};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::fleet::events::EventQueue;
 use crate::handoff::{Handoff, Pushed};
 use pipeline::{Control, Pipeline};
 use record::{EventHanded, EventRecord};
@@ -148,6 +150,7 @@ pub(crate) struct Counters {
     retries: AtomicU64,
     batches: AtomicU64,
     store_errors: AtomicU64,
+    handed: AtomicU64,
 }
 
 impl Counters {
@@ -177,6 +180,9 @@ impl Counters {
     }
     pub(crate) fn add_batch(&self) {
         self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_handed(&self, n: u64) {
+        self.handed.fetch_add(n, Ordering::Relaxed);
     }
     pub(crate) fn add_store_error(&self) {
         self.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -209,6 +215,9 @@ pub struct EventStats {
     pub batches: u64,
     /// Store operations that failed (the events stay in memory or in the store as they were).
     pub store_errors: u64,
+    /// With a fleet (`store:` Redis): events this pipeline handed over to the shared queue
+    /// (`sent` then counts the events this replica's senders posted, whoever handed them over).
+    pub handed_to_fleet: u64,
 }
 
 /// Records that found their ring full, waiting for the owner (bounded).
@@ -269,6 +278,8 @@ pub(crate) struct PipelineParts {
     pub(crate) on_sent: OnSent,
     pub(crate) client: Arc<ClientInfo>,
     pub(crate) default_options: DecideOptions,
+    /// The fleet's shared store (`store:` Redis), when configured.
+    pub(crate) fleet: Option<crate::fleet::Fleet>,
 }
 
 impl EventProcessor {
@@ -300,18 +311,42 @@ impl EventProcessor {
             parts.default_options,
             settings.endpoint_override.clone(),
         );
+        let on_sent = Arc::new(parts.on_sent);
+        let concurrency = settings.concurrency;
         let mut pipeline = Pipeline::new(
             records,
             Arc::clone(&handoff),
             Arc::clone(&spill),
             control_rx,
             settings,
-            send,
+            Arc::clone(&send),
             Arc::clone(&counters),
-            Arc::new(parts.on_sent),
+            Arc::clone(&on_sent),
             renderer,
             store.clone(),
         );
+        if let Some(f) = parts.fleet {
+            let queue = EventQueue::new(f.clone(), fleet::consumer_name(&f));
+            let (stop, stop_rx) = tokio::sync::watch::channel(None);
+            let senders = tokio::spawn(
+                fleet::FleetSenders {
+                    queue: queue.clone(),
+                    send,
+                    counters: Arc::clone(&counters),
+                    on_sent,
+                    store: store.clone(),
+                    concurrency,
+                    lease: f.lease_timeout(),
+                    stop: stop_rx,
+                }
+                .run(),
+            );
+            pipeline.set_fleet(pipeline::FleetPart {
+                queue,
+                stop,
+                senders,
+            });
+        }
         let restored = pipeline.restore()?;
         if restored > 0 {
             let path = store.as_ref().map(|s| {
@@ -387,6 +422,7 @@ impl EventProcessor {
             retries: c.retries.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             store_errors: c.store_errors.load(Ordering::Relaxed),
+            handed_to_fleet: c.handed.load(Ordering::Relaxed),
         }
     }
 }

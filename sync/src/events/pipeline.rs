@@ -15,15 +15,16 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::record::{EventHanded, EventRecord};
 use super::render::{BatchContext, Renderer, SegmentSink};
-use super::send::{send_request, Request, SendEnd, SendSettings};
+use super::send::{hand_over, send_request, Request, SendEnd, SendSettings};
 use super::store::EventStore;
 use super::{Counters, EventSettings, OnSent, Spill};
+use crate::fleet::events::EventQueue;
 use crate::handoff::Handoff;
 
 /// Control messages.
@@ -126,6 +127,16 @@ pub(crate) struct Pipeline {
     dropping: bool,
     /// Emptied segment buffers, reused by new segments (at most [`SPARE_BUFFERS`]).
     spare: Vec<Vec<u8>>,
+    /// With a fleet (`store:` Redis): requests are handed over to the shared queue instead of
+    /// posted, and the fleet's senders (stopped at close) post what any replica handed over.
+    fleet: Option<FleetPart>,
+}
+
+/// The pipeline's part of the fleet's event queue.
+pub(crate) struct FleetPart {
+    pub(crate) queue: EventQueue,
+    pub(crate) stop: watch::Sender<Option<Instant>>,
+    pub(crate) senders: tokio::task::JoinHandle<()>,
 }
 
 impl Pipeline {
@@ -166,7 +177,13 @@ impl Pipeline {
             force_until: 0,
             dropping: false,
             spare: Vec::new(),
+            fleet: None,
         }
+    }
+
+    /// Hands requests over to the fleet's queue instead of posting them.
+    pub(crate) fn set_fleet(&mut self, fleet: FleetPart) {
+        self.fleet = Some(fleet);
     }
 
     /// Queues what a previous run left in the store.
@@ -497,8 +514,12 @@ impl Pipeline {
             let send = Arc::clone(&self.send);
             let on_sent = Arc::clone(&self.on_sent);
             let counters = Arc::clone(&self.counters);
+            let queue = self.fleet.as_ref().map(|f| f.queue.clone());
             self.in_flight.spawn(async move {
-                let end = send_request(&request, &send, &counters, &on_sent).await;
+                let end = match &queue {
+                    Some(queue) => hand_over(&request, queue, &send, &counters).await,
+                    None => send_request(&request, &send, &counters, &on_sent).await,
+                };
                 let mut flight = flight;
                 flight.bodies = request
                     .segments
@@ -533,6 +554,7 @@ impl Pipeline {
         match end {
             SendEnd::Delivered => self.counters.add_sent(flight.events),
             SendEnd::DeadLettered => self.counters.add_dead_lettered(flight.events),
+            SendEnd::Handed => self.counters.add_handed(flight.events),
         }
         self.answer_flushes();
     }
@@ -583,6 +605,10 @@ impl Pipeline {
         }
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
+        if let Some(fleet) = self.fleet.take() {
+            let _ = fleet.stop.send(Some(deadline));
+            let _ = fleet.senders.await;
+        }
         let left: u64 = self.ready.iter().map(|s| u64::from(s.count)).sum::<u64>()
             + self.counters.in_flight_now();
         if left > 0 {

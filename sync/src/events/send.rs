@@ -14,6 +14,7 @@ use super::render::BatchContext;
 use super::sender::EventTransport;
 use super::store::EventStore;
 use super::{Counters, OnSent};
+use crate::fleet::events::{EventQueue, QueuedRequest};
 use crate::http::backoff;
 use crate::http::{Verdict, LOGX};
 
@@ -41,6 +42,8 @@ pub(crate) enum SendEnd {
     Delivered,
     /// Set aside: 4xx, or too old. Kept in the store's dead letters when there is a store.
     DeadLettered,
+    /// Appended to the fleet's shared queue (`store:` Redis), for any replica to post.
+    Handed,
 }
 
 /// The store rows of a request's segments.
@@ -73,43 +76,46 @@ async fn on_store(
     tracing::error!(%error, what, "event store update failed");
 }
 
-/// The request body: the envelope around every segment's visitors (those whose body is not
-/// held in memory are read back from the store, all in one blocking call).
-async fn body(request: &Request, counters: &Counters) -> Bytes {
+/// The bodies of a request's segments not held in memory, read back from the store (all in
+/// one blocking call); a failed read is logged and those segments are left out.
+async fn read_back(request: &Request, counters: &Counters) -> Vec<(i64, Vec<u8>)> {
     let missing: Vec<i64> = request
         .segments
         .iter()
         .filter(|s| s.body.is_none())
         .filter_map(|s| s.row)
         .collect();
-    let mut read: Vec<(i64, Vec<u8>)> = Vec::new();
-    if let (Some(store), false) = (&request.store, missing.is_empty()) {
-        let store = Arc::clone(store);
-        let done = tokio::task::spawn_blocking(move || {
-            let store = store.lock().unwrap_or_else(|e| e.into_inner());
-            missing
-                .into_iter()
-                .filter_map(|row| match store.segment_body(row) {
-                    Ok(body) => body.map(|b| Ok((row, b))),
-                    Err(e) => Some(Err(e)),
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await;
-        let error = match done {
-            Ok(Ok(bodies)) => {
-                read = bodies;
-                None
-            }
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(error) = error {
-            counters.add_store_error();
-            tracing::error!(%error, "cannot read stored events; they stay in the store");
-        }
-    }
-    let bodies = request
+    let (Some(store), false) = (&request.store, missing.is_empty()) else {
+        return Vec::new();
+    };
+    let store = Arc::clone(store);
+    let done = tokio::task::spawn_blocking(move || {
+        let store = store.lock().unwrap_or_else(|e| e.into_inner());
+        missing
+            .into_iter()
+            .filter_map(|row| match store.segment_body(row) {
+                Ok(body) => body.map(|b| Ok((row, b))),
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await;
+    let error = match done {
+        Ok(Ok(bodies)) => return bodies,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    counters.add_store_error();
+    tracing::error!(%error, "cannot read stored events; they stay in the store");
+    Vec::new()
+}
+
+/// Every segment's visitors, from memory or as read back.
+fn segment_bodies<'a>(
+    request: &'a Request,
+    read: &'a [(i64, Vec<u8>)],
+) -> impl Iterator<Item = &'a [u8]> {
+    request
         .segments
         .iter()
         .filter_map(|s| match (&s.body, s.row) {
@@ -119,26 +125,34 @@ async fn body(request: &Request, counters: &Counters) -> Bytes {
                 .find(|(r, _)| *r == row)
                 .map(|(_, b)| b.as_slice()),
             (None, None) => None,
-        });
-    Bytes::from(request.context.request_body(bodies))
+        })
 }
 
-/// Sends one request until it ends (see the module docs).
-pub(crate) async fn send_request(
-    request: &Request,
+/// The request body: the envelope around every segment's visitors.
+async fn body(request: &Request, counters: &Counters) -> Bytes {
+    let read = read_back(request, counters).await;
+    Bytes::from(request.context.request_body(segment_bodies(request, &read)))
+}
+
+/// How posting one body ended.
+pub(crate) enum Posted {
+    /// 2xx.
+    Delivered,
+    /// Refused (4xx) or past the age limit: to be kept as a dead letter.
+    SetAside { status: u16, reason: String },
+}
+
+/// Posts `body` until logx answers 2xx or refuses it, or its oldest event (stored at
+/// `oldest_ms`) passes the age limit: retried with backoff and jitter, the same body (the
+/// same uuids) every time. The one retry policy of both the local senders and the fleet's.
+pub(crate) async fn post(
     settings: &SendSettings,
     counters: &Counters,
-    on_sent: &OnSent,
-) -> SendEnd {
-    let body = body(request, counters).await;
-    let endpoint = request.context.endpoint.as_str();
-    let oldest_ms = request
-        .segments
-        .iter()
-        .map(|s| s.created_ms)
-        .min()
-        .unwrap_or(0);
-    let events: u32 = request.segments.iter().map(|s| s.count).sum();
+    endpoint: &str,
+    body: &Bytes,
+    oldest_ms: u64,
+    events: u32,
+) -> Posted {
     let mut attempt = 0u32;
     loop {
         let (verdict, status, reason) = match settings.transport.post(endpoint, body.clone()).await
@@ -152,21 +166,15 @@ pub(crate) async fn send_request(
         };
         match verdict {
             Verdict::Done => {
-                let rows = rows(request);
-                on_store(&request.store, counters, "delete delivered", move |s| {
-                    s.delete_segments(&rows)
-                })
-                .await;
                 if settings.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("event endpoint accepts events again");
                 }
                 counters.add_batch();
-                on_sent(endpoint, &body);
-                return SendEnd::Delivered;
+                return Posted::Delivered;
             }
             Verdict::SetAside | Verdict::Missing | Verdict::Stop => {
                 tracing::error!(%endpoint, events, bytes = body.len(), %reason, "event endpoint refused a batch; kept as dead letters (`flagbridge events dead-letters`)");
-                return dead_letter(request, counters, status, reason).await;
+                return Posted::SetAside { status, reason };
             }
             Verdict::Retry | Verdict::Wait => {
                 attempt += 1;
@@ -176,7 +184,7 @@ pub(crate) async fn send_request(
                         "older than the age limit after {attempt} attempts; last: {reason}"
                     );
                     tracing::error!(%endpoint, events, %reason, "event batch expired; kept as dead letters");
-                    return dead_letter(request, counters, status, reason).await;
+                    return Posted::SetAside { status, reason };
                 }
                 counters.add_retries(1);
                 if !settings.failing.swap(true, Ordering::Relaxed) {
@@ -194,6 +202,96 @@ pub(crate) async fn send_request(
             }
         }
     }
+}
+
+fn oldest_ms(request: &Request) -> u64 {
+    request
+        .segments
+        .iter()
+        .map(|s| s.created_ms)
+        .min()
+        .unwrap_or(0)
+}
+
+/// Sends one request until it ends (see the module docs).
+pub(crate) async fn send_request(
+    request: &Request,
+    settings: &SendSettings,
+    counters: &Counters,
+    on_sent: &OnSent,
+) -> SendEnd {
+    let body = body(request, counters).await;
+    let endpoint = request.context.endpoint.as_str();
+    let events: u32 = request.segments.iter().map(|s| s.count).sum();
+    match post(
+        settings,
+        counters,
+        endpoint,
+        &body,
+        oldest_ms(request),
+        events,
+    )
+    .await
+    {
+        Posted::Delivered => {
+            let rows = rows(request);
+            on_store(&request.store, counters, "delete delivered", move |s| {
+                s.delete_segments(&rows)
+            })
+            .await;
+            on_sent(endpoint, &body);
+            SendEnd::Delivered
+        }
+        Posted::SetAside { status, reason } => dead_letter(request, counters, status, reason).await,
+    }
+}
+
+/// Hands one request over to the fleet's queue instead of posting it: retried with backoff
+/// while Redis does not answer (the events stay in the local store meanwhile), then its
+/// segments are deleted locally.
+pub(crate) async fn hand_over(
+    request: &Request,
+    queue: &EventQueue,
+    settings: &SendSettings,
+    counters: &Counters,
+) -> SendEnd {
+    let read = read_back(request, counters).await;
+    let mut visitors = Vec::new();
+    for (i, segment) in segment_bodies(request, &read).enumerate() {
+        if i > 0 {
+            visitors.push(b',');
+        }
+        visitors.extend_from_slice(segment);
+    }
+    let queued = QueuedRequest {
+        endpoint: request.context.endpoint.clone(),
+        envelope: request.context.envelope.clone(),
+        visitors,
+        count: request.segments.iter().map(|s| s.count).sum(),
+        created_ms: oldest_ms(request),
+    };
+    let mut attempt = 0u32;
+    while queue
+        .hand_over(std::slice::from_ref(&queued))
+        .await
+        .is_err()
+    {
+        // Logged by the fleet handle when Redis becomes unreachable.
+        attempt += 1;
+        let delay = backoff(
+            settings.retry_base,
+            settings.retry_max,
+            attempt,
+            fastrand::f64(),
+        );
+        tokio::time::sleep(delay).await;
+    }
+    let rows = rows(request);
+    on_store(&request.store, counters, "delete handed over", move |s| {
+        s.delete_segments(&rows)
+    })
+    .await;
+    SendEnd::Handed
 }
 
 async fn dead_letter(

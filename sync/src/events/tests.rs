@@ -136,6 +136,7 @@ fn start(settings: EventSettings, transport: Arc<Script>) -> EventProcessor {
             client_version: "0".into(),
         }),
         default_options: DecideOptions::NONE,
+        fleet: None,
     })
     .unwrap()
 }

@@ -18,6 +18,7 @@
 //! The connection is made lazily (the first command) and re-made by the connection manager
 //! after a failure; every command has a short timeout ([`DEFAULT_COMMAND_TIMEOUT`]).
 
+pub(crate) mod events;
 pub(crate) mod lease;
 pub(crate) mod outbox;
 mod pubsub;

@@ -5,4 +5,5 @@ mod common;
 
 mod fleet_budget;
 mod fleet_contacts;
+mod fleet_events;
 mod fleet_serve;

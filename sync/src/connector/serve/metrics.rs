@@ -34,6 +34,8 @@ pub struct EventMetrics {
     pub dead_lettered: u64,
     /// Retries of event requests.
     pub retries: u64,
+    /// Events handed over to the fleet's shared queue (`store:` Redis).
+    pub handed_to_fleet: u64,
 }
 
 /// Brevo sync numbers.
@@ -204,6 +206,11 @@ pub fn render(s: &Snapshot) -> String {
             "Retries of event requests.",
             e.retries,
         ),
+        (
+            "flagbridge_events_handed_to_fleet_total",
+            "Events handed over to the fleet's shared queue in Redis (any replica posts them).",
+            e.handed_to_fleet,
+        ),
     ] {
         header(&mut out, name, "counter", help);
         let _ = writeln!(out, "{name} {v}");
@@ -340,6 +347,7 @@ mod tests {
                 in_flight: 2,
                 dead_lettered: 0,
                 retries: 5,
+                handed_to_fleet: 8,
             },
             brevo: BrevoMetrics {
                 queued: 11,
@@ -368,6 +376,7 @@ mod tests {
             "flagbridge_events_in_store 3",
             "# TYPE flagbridge_events_in_flight gauge",
             "flagbridge_events_retries_total 5",
+            "flagbridge_events_handed_to_fleet_total 8",
             "flagbridge_brevo_429_total 2",
             "flagbridge_brevo_queued_total 11",
             "flagbridge_brevo_dropped_total 3",

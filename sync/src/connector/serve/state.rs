@@ -307,6 +307,9 @@ impl Runtime {
             if let Some(odp) = config.odp.builder() {
                 builder = builder.odp(odp);
             }
+            if let Some(fleet) = &fleet {
+                builder = builder.fleet(fleet.clone());
+            }
             let profiles = config
                 .server
                 .api
@@ -391,6 +394,7 @@ impl Runtime {
                 events.in_flight += stats.in_flight;
                 events.dead_lettered += stats.dead_lettered;
                 events.retries += stats.retries;
+                events.handed_to_fleet += stats.handed_to_fleet;
                 ProjectMetrics {
                     name: p.settings.name.clone(),
                     decisions: p
