@@ -7,6 +7,11 @@
 //!   measured). With Redis the flush publishes to the shared outbox, claims and acknowledges.
 //! - `fleet_enqueue/{sqlite,redis}`: one decision handed to the sink (the decide path's share):
 //!   the same code whichever store is configured (Redis is never on the decide path).
+//! - `fleet_events/{sqlite,redis}`: Optimizely events delivered per second: `EVENTS` decides
+//!   (one impression each, distinct users) on a `Client`, until every event was posted to an
+//!   instant in-process transport (204; no HTTP). `sqlite`: stored, posted, deleted. `redis`:
+//!   stored, handed over to the shared stream, deleted locally, claimed by the same client's
+//!   senders, posted, acknowledged.
 //!
 //! Needs `redis-server` on the PATH (a private one on a free loopback port is started).
 
@@ -18,16 +23,60 @@ use std::time::{Duration, Instant};
 use compact_str::CompactString;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flagbridge_benches::pipelines::wait_processed;
+use flagbridge_engine::{DecideOptions, UserContext};
 use flagbridge_sync::brevo::{
     AttrValue, BrevoRequest, BrevoResponse, BrevoSync, BrevoTransport, DecisionRecord, RateBudget,
     RuleSource, UserSnapshot,
 };
+use flagbridge_sync::events::{EventTransport, HttpReply};
 use flagbridge_sync::fleet::FleetConfig;
 use flagbridge_sync::testing::RedisServer;
-use flagbridge_sync::{BoxFuture, TransportError};
+use flagbridge_sync::{BoxFuture, Client, EventStorage, TransportError};
 
 /// Contacts per measured flush.
 const CONTACTS: u64 = 2_000;
+/// Events per measured round.
+const EVENTS: u64 = 20_000;
+
+/// Accepts every event request at once.
+struct Instant204;
+
+impl EventTransport for Instant204 {
+    fn post<'a>(
+        &'a self,
+        _url: &'a str,
+        _body: bytes::Bytes,
+    ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
+        Box::pin(async move {
+            Ok(HttpReply {
+                status: 204,
+                body: String::new(),
+            })
+        })
+    }
+}
+
+fn event_client(
+    runtime: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    redis: Option<&RedisServer>,
+) -> Client {
+    runtime.block_on(async {
+        let mut builder = Client::builder()
+            .datafile(flagbridge_sync::testing::datafile("7"))
+            .event_storage(EventStorage::File(dir.join("events.sqlite")))
+            .event_transport(Arc::new(Instant204));
+        if let Some(redis) = redis {
+            let fleet = FleetConfig::new(redis.url())
+                .key_prefix("bench-events:")
+                .connect()
+                .await
+                .expect("redis");
+            builder = builder.fleet(fleet);
+        }
+        builder.start().await.expect("client")
+    })
+}
 
 /// Answers every request at once: the attribute list is empty, everything else is 200.
 struct Instant200;
@@ -162,6 +211,51 @@ fn fleet(c: &mut Criterion) {
     group.finish();
     for (_, sync) in syncs {
         runtime.block_on(sync.close()).expect("close");
+    }
+
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    let clients = [
+        ("sqlite", event_client(&runtime, dirs[0].path(), None)),
+        (
+            "redis",
+            event_client(&runtime, dirs[1].path(), Some(&redis)),
+        ),
+    ];
+    let users: Vec<UserContext> = (0..EVENTS)
+        .map(|i| UserContext::new(format!("u{i}")).with_attribute("plan", "pro"))
+        .collect();
+    let mut group = c.benchmark_group("fleet_events");
+    group.throughput(Throughput::Elements(EVENTS));
+    group.sample_size(10);
+    for (name, client) in &clients {
+        group.bench_function(*name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let before = client.event_stats().sent;
+                    let start = Instant::now();
+                    for u in &users {
+                        client.decide(u, "checkout", DecideOptions::NONE);
+                    }
+                    runtime.block_on(async {
+                        client.flush().await;
+                        while client.event_stats().sent - before < EVENTS {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                    });
+                    total += start.elapsed();
+                    assert_eq!(client.event_stats().sent - before, EVENTS);
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+    for (_, client) in clients {
+        assert_eq!(runtime.block_on(client.close()), 0);
     }
 }
 

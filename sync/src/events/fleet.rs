@@ -19,7 +19,7 @@ use super::{Counters, OnSent};
 use crate::fleet::events::{ClaimedRequest, EventQueue};
 use crate::fleet::Fleet;
 
-/// How often an idle sender looks for new requests.
+/// How often an idle sender looks for requests other replicas handed over.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long a sender waits after Redis failed to answer.
 const UNREACHABLE_POLL: Duration = Duration::from_secs(1);
@@ -45,6 +45,8 @@ pub(crate) struct FleetSenders {
     pub(crate) lease: Duration,
     /// `Some(deadline)`: stop claiming, finish what is in flight until the deadline.
     pub(crate) stop: watch::Receiver<Option<Instant>>,
+    /// Notified when this pipeline handed a request over: look at once.
+    pub(crate) handed: Arc<tokio::sync::Notify>,
 }
 
 /// A claimed request's end.
@@ -82,6 +84,7 @@ impl FleetSenders {
                     let held: Vec<String> = ids.iter().cloned().collect();
                     let _ = self.queue.renew(&held).await;
                 }
+                _ = self.handed.notified() => next_claim = next_claim.min(Instant::now()),
                 _ = sleep_until(next_claim), if in_flight.len() < self.concurrency => {
                     next_claim = match self.queue.claim(self.concurrency - in_flight.len()).await {
                         Ok(claimed) if claimed.is_empty() => Instant::now() + IDLE_POLL,

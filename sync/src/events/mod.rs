@@ -328,6 +328,7 @@ impl EventProcessor {
         if let Some(f) = parts.fleet {
             let queue = EventQueue::new(f.clone(), fleet::consumer_name(&f));
             let (stop, stop_rx) = tokio::sync::watch::channel(None);
+            let handed = Arc::new(tokio::sync::Notify::new());
             let senders = tokio::spawn(
                 fleet::FleetSenders {
                     queue: queue.clone(),
@@ -338,6 +339,7 @@ impl EventProcessor {
                     concurrency,
                     lease: f.lease_timeout(),
                     stop: stop_rx,
+                    handed: Arc::clone(&handed),
                 }
                 .run(),
             );
@@ -345,6 +347,7 @@ impl EventProcessor {
                 queue,
                 stop,
                 senders,
+                handed,
             });
         }
         let restored = pipeline.restore()?;

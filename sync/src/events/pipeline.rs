@@ -137,6 +137,8 @@ pub(crate) struct FleetPart {
     pub(crate) queue: EventQueue,
     pub(crate) stop: watch::Sender<Option<Instant>>,
     pub(crate) senders: tokio::task::JoinHandle<()>,
+    /// Wakes the senders when a request was handed over (else they look every 100 ms).
+    pub(crate) handed: Arc<tokio::sync::Notify>,
 }
 
 impl Pipeline {
@@ -554,7 +556,12 @@ impl Pipeline {
         match end {
             SendEnd::Delivered => self.counters.add_sent(flight.events),
             SendEnd::DeadLettered => self.counters.add_dead_lettered(flight.events),
-            SendEnd::Handed => self.counters.add_handed(flight.events),
+            SendEnd::Handed => {
+                self.counters.add_handed(flight.events);
+                if let Some(fleet) = &self.fleet {
+                    fleet.handed.notify_one();
+                }
+            }
         }
         self.answer_flushes();
     }
