@@ -9,6 +9,11 @@
 //! - `decide_1000_users/client_events_brevo`: the same plus the Brevo sync (dry run) as sink.
 //! - `delivery/per_event`: end to end, 20,000 decides handed over and flushed (rendered,
 //!   stored, sent, deleted), timed together: the pipeline's cost per event.
+//! - `delivery/sender_per_event`: the sender path alone. Untimed: 20,000 events decided,
+//!   rendered and stored by a client whose endpoint never answers, closed with them left in
+//!   the store. Timed: a client started (untimed) on that store sends them all (segments
+//!   read back from SQLite, merged into request bodies, posted to an instant endpoint,
+//!   deleted).
 //!
 //! Targets (issue 14): client_events <= 2x engine, with Brevo <= 3x.
 
@@ -17,7 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use flagbridge_benches::pipelines::{dry_run_brevo_sync, wait_processed, NullTransport};
+use flagbridge_benches::pipelines::{
+    dry_run_brevo_sync, wait_processed, HangingTransport, NullTransport,
+};
 use flagbridge_engine::{DecideOptions, Decider, ProjectConfig, UserContext};
 use flagbridge_sync::testing::datafile;
 use flagbridge_sync::{Client, ClientUserContext, EventStorage};
@@ -154,6 +161,44 @@ fn delivery(c: &mut Criterion) {
         let stats = client.event_stats();
         assert_eq!(stats.sent, stats.queued, "{stats:?}");
     }
+
+    const BACKLOG: u64 = 20_000;
+    let store = dir.path().join("events-backlog.sqlite");
+    let client_on = |transport: Arc<dyn flagbridge_sync::events::EventTransport>| {
+        runtime
+            .block_on(
+                Client::builder()
+                    .datafile(text.clone())
+                    .event_transport(transport)
+                    .event_storage(EventStorage::File(store.clone()))
+                    .event_shutdown_timeout(Duration::from_millis(10))
+                    .start(),
+            )
+            .expect("client")
+    };
+    group.bench_function("sender_per_event", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let filling = client_on(Arc::new(HangingTransport));
+                for i in 0..BACKLOG as usize {
+                    filling.decide(&users[i % USERS], "checkout", DecideOptions::NONE);
+                }
+                let left = runtime.block_on(filling.close());
+                assert_eq!(left, BACKLOG, "events left in the store");
+                // Started untimed: a client's start (reqwest and TLS roots, ~30 ms here) is
+                // not per event.
+                let sending = client_on(Arc::new(NullTransport));
+                let started = Instant::now();
+                runtime.block_on(sending.flush());
+                total += started.elapsed();
+                let stats = sending.event_stats();
+                assert_eq!((stats.sent, stats.in_store), (BACKLOG, 0), "{stats:?}");
+                runtime.block_on(sending.close());
+            }
+            total / BACKLOG as u32
+        })
+    });
     group.finish();
 }
 

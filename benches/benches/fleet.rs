@@ -22,13 +22,12 @@ use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use flagbridge_benches::pipelines::wait_processed;
+use flagbridge_benches::pipelines::{wait_processed, NullTransport};
 use flagbridge_engine::{DecideOptions, UserContext};
 use flagbridge_sync::brevo::{
     AttrValue, BrevoRequest, BrevoResponse, BrevoSync, BrevoTransport, DecisionRecord, RateBudget,
     RuleSource, UserSnapshot,
 };
-use flagbridge_sync::events::{EventTransport, HttpReply};
 use flagbridge_sync::fleet::FleetConfig;
 use flagbridge_sync::testing::RedisServer;
 use flagbridge_sync::{BoxFuture, Client, EventStorage, TransportError};
@@ -37,24 +36,6 @@ use flagbridge_sync::{BoxFuture, Client, EventStorage, TransportError};
 const CONTACTS: u64 = 2_000;
 /// Events per measured round.
 const EVENTS: u64 = 20_000;
-
-/// Accepts every event request at once.
-struct Instant204;
-
-impl EventTransport for Instant204 {
-    fn post<'a>(
-        &'a self,
-        _url: &'a str,
-        _body: bytes::Bytes,
-    ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
-        Box::pin(async move {
-            Ok(HttpReply {
-                status: 204,
-                body: String::new(),
-            })
-        })
-    }
-}
 
 fn event_client(
     runtime: &tokio::runtime::Runtime,
@@ -65,7 +46,7 @@ fn event_client(
         let mut builder = Client::builder()
             .datafile(flagbridge_sync::testing::datafile("7"))
             .event_storage(EventStorage::File(dir.join("events.sqlite")))
-            .event_transport(Arc::new(Instant204));
+            .event_transport(Arc::new(NullTransport));
         if let Some(redis) = redis {
             let fleet = FleetConfig::new(redis.url())
                 .key_prefix("bench-events:")

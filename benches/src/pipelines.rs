@@ -28,6 +28,19 @@ impl EventTransport for NullTransport {
     }
 }
 
+/// An event endpoint that never answers: what is handed over stays stored.
+pub struct HangingTransport;
+
+impl EventTransport for HangingTransport {
+    fn post<'a>(
+        &'a self,
+        _url: &'a str,
+        _body: bytes::Bytes,
+    ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
 /// A Brevo sync with no store and no account (its requests go to `dir/dry-run.jsonl`), a
 /// flush interval of an hour and `queue_capacity`, started on `runtime`.
 pub fn dry_run_brevo_sync(
