@@ -56,6 +56,14 @@ pub enum FleetError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The CA file of a `rediss://` store cannot be used.
+    #[error("store.tls_ca_file: {path}: {reason}")]
+    TlsCaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A Redis command failed (unreachable, timeout, script error).
     #[error("redis {op}: {source}")]
     Redis {
@@ -74,6 +82,7 @@ pub struct FleetConfig {
     key_prefix: String,
     lease_timeout: Duration,
     command_timeout: Duration,
+    tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for FleetConfig {
@@ -108,7 +117,40 @@ impl FleetConfig {
             key_prefix: DEFAULT_KEY_PREFIX.to_string(),
             lease_timeout: DEFAULT_LEASE_TIMEOUT,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            tls_ca_file: None,
         }
+    }
+
+    /// Trust the server certificate of a `rediss://` store when it is signed by a CA in this
+    /// PEM file (a private CA), instead of the system's and the webpki roots. Default: none
+    /// (those roots).
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// The CA certificates of `tls_ca_file`, checked (PEM with at least one certificate).
+    fn read_tls_ca(&self) -> Result<Option<Vec<u8>>, FleetError> {
+        let Some(path) = &self.tls_ca_file else {
+            return Ok(None);
+        };
+        let bad = |reason: String| FleetError::TlsCaFile {
+            path: path.clone(),
+            reason,
+        };
+        if !self.url.starts_with("rediss://") {
+            return Err(bad("set only with a rediss:// url (TLS)".to_string()));
+        }
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        if !pem
+            .windows(b"-----BEGIN CERTIFICATE-----".len())
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        {
+            return Err(bad(
+                "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".to_string(),
+            ));
+        }
+        Ok(Some(pem))
     }
 
     /// Prefix of every key (several fleets can share one Redis). Default [`DEFAULT_KEY_PREFIX`].
@@ -187,6 +229,7 @@ impl FleetConfig {
                 reason: "must be positive",
             });
         }
+        self.read_tls_ca()?;
         Ok(())
     }
 
@@ -194,10 +237,19 @@ impl FleetConfig {
     /// so a Redis that is down does not stop a start. Needs a tokio runtime.
     pub async fn connect(self) -> Result<Fleet, FleetError> {
         self.validate()?;
-        let client =
-            redis::Client::open(self.url.as_str()).map_err(|e| FleetError::InvalidUrl {
-                reason: e.to_string(),
-            })?;
+        let client = match self.read_tls_ca()? {
+            None => redis::Client::open(self.url.as_str()),
+            Some(root_cert) => redis::Client::build_with_tls(
+                self.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+        }
+        .map_err(|e| FleetError::InvalidUrl {
+            reason: e.to_string(),
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.command_timeout))
             .set_response_timeout(Some(self.command_timeout))

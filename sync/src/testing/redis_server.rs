@@ -15,6 +15,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     appendonly: bool,
+    /// TLS only (no plain port): the server's certificate and key files.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -41,14 +43,58 @@ impl RedisServer {
             port,
             dir,
             appendonly,
+            tls: None,
         };
         server.spawn()?;
         Ok(server)
     }
 
+    /// Starts a server that speaks only TLS (`--port 0 --tls-port P`), with this certificate
+    /// and key, not asking clients for certificates. Its URL is [`tls_url`](Self::tls_url).
+    pub fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> std::io::Result<RedisServer> {
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!(
+            "flagbridge-redis-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir,
+            appendonly: false,
+            tls: Some((cert.to_path_buf(), key.to_path_buf())),
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// `rediss://127.0.0.1:PORT/0`.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/0", self.port)
+    }
+
     fn spawn(&mut self) -> std::io::Result<()> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => {
+                command.args(["--port", &self.port.to_string()]);
+            }
+            Some((cert, key)) => {
+                command
+                    .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(cert)
+                    .arg("--tls-key-file")
+                    .arg(key)
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
+        let child = command
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(&self.dir)
@@ -62,7 +108,12 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if self.ping() {
+            // A TLS server: its port accepting connections is the sign it is up.
+            let up = match self.tls {
+                None => self.ping(),
+                Some(_) => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            };
+            if up {
                 return Ok(());
             }
             if Instant::now() > deadline {

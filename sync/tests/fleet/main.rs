@@ -7,3 +7,4 @@ mod fleet_budget;
 mod fleet_contacts;
 mod fleet_events;
 mod fleet_serve;
+mod fleet_tls;

@@ -22,6 +22,10 @@ pub struct StoreSection {
     /// default [`DEFAULT_STORE_LEASE_TIMEOUT_SECS`].
     #[serde(default = "default_store_lease")]
     pub lease_timeout_secs: u64,
+    /// PEM file of the CA that signed a `rediss://` server's certificate (a private CA);
+    /// default none: the system's and the webpki roots.
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_store_prefix() -> String {

@@ -257,6 +257,16 @@ fn errors_name_their_path() {
             "store",
             "missing field `url`",
         ),
+        (
+            "store: {url: 'rediss://127.0.0.1', tls_ca_file: /nonexistent/ca.pem}\nconnectors:\n  optimizely:\n    sdk_key: K\n",
+            "store.tls_ca_file",
+            "/nonexistent/ca.pem",
+        ),
+        (
+            "store: {url: 'redis://127.0.0.1', tls_ca_file: /nonexistent/ca.pem}\nconnectors:\n  optimizely:\n    sdk_key: K\n",
+            "store.tls_ca_file",
+            "rediss://",
+        ),
     ];
     for (text, path, fragment) in cases {
         let err = match load(text) {

@@ -273,13 +273,19 @@ pub(crate) fn resolve(file: FileConfig) -> Result<Config, ConfigError> {
 
 /// `store:`: the settings checked (the URL parsed, never printed), nothing connected.
 fn resolve_store(section: &schema::StoreSection) -> Result<crate::fleet::FleetConfig, ConfigError> {
-    let fleet = crate::fleet::FleetConfig::new(section.url.expose())
+    let mut fleet = crate::fleet::FleetConfig::new(section.url.expose())
         .key_prefix(section.key_prefix.clone())
         .lease_timeout(std::time::Duration::from_secs(section.lease_timeout_secs));
+    if let Some(ca) = &section.tls_ca_file {
+        fleet = fleet.tls_ca_file(ca);
+    }
     fleet.validate().map_err(|e| match e {
         crate::fleet::FleetError::InvalidUrl { reason } => invalid("store.url", reason),
         crate::fleet::FleetError::InvalidSetting { setting, reason } => {
             invalid(format!("store.{setting}"), reason)
+        }
+        crate::fleet::FleetError::TlsCaFile { path, reason } => {
+            invalid("store.tls_ca_file", format!("{}: {reason}", path.display()))
         }
         other => invalid("store", other.to_string()),
     })?;
