@@ -43,7 +43,8 @@ pub async fn decide_one_async<'a>(
     let cache = peek(cmab, options | decider.default_decide_options());
     match decider.decide_one_async(user, flag_key, options, cache) {
         OneAsync::Decided(decision) => decision,
-        OneAsync::Waiting(call) => drive(call, decider, cmab, user, options)
+        // Boxed: the requests' future is large, and a hit should neither carry nor move it.
+        OneAsync::Waiting(call) => Box::pin(drive(call, decider, cmab, user, options))
             .await
             .finish_one(user),
     }
