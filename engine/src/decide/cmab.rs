@@ -387,36 +387,37 @@ impl<'a> Decider<'a> {
         cache: Option<&dyn CmabCache>,
     ) -> OneAsync<'a> {
         let options = (options | self.default_options).without(DecideOption::EnabledFlagsOnly);
-        let mut slot = self.slot(flag_key);
+        let flag = self.config.flag(flag_key);
         // As in `decide`: without a profile service or bucket map, one run of one flag needs
         // a tracker only when the flag repeats an experiment.
-        let repeats = slot.flag.is_some_and(|f| f.repeats_experiment);
+        let repeats = flag.is_some_and(|f| f.repeats_experiment);
         let mut tracker = self.load_profile(user, options, repeats);
-        if slot.decision.is_none() {
-            let call = Call::new(
-                user,
-                UserAttributes::scan(user, &self.config.attribute_slots),
-            );
-            let step = Step {
-                decider: self,
-                options,
-                only_enabled: false,
-                call: &call,
-                cache,
-            };
-            // A prediction it waits for is listed again by the call's `pending`.
-            let _ = step.step(&mut slot, 0, tracker.as_mut());
-        }
-        match slot.decision.take() {
-            Some(decision) => {
+        let Some(flag) = flag else {
+            self.save_profile(user, tracker);
+            return OneAsync::Decided(self.unknown_flag(flag_key));
+        };
+        let call = Call::new(
+            user,
+            UserAttributes::scan(user, &self.config.attribute_slots),
+        );
+        let step = Step {
+            decider: self,
+            options,
+            only_enabled: false,
+            call: &call,
+            cache,
+        };
+        match step.run_flag(flag, &CmabAnswers::default(), 0, tracker.as_mut()) {
+            Ran::Decided(decision) => {
                 self.save_profile(user, tracker);
                 OneAsync::Decided(decision)
             }
-            None => OneAsync::Waiting(CmabCall {
+            // The prediction it waits for is listed again by the call's `pending`.
+            Ran::Waits(_) => OneAsync::Waiting(CmabCall {
                 decider: *self,
                 options,
                 only_enabled: false,
-                slots: vec![slot],
+                slots: vec![self.slot(flag_key)],
                 // The call's runs keep a tracker, as `start_async` gives it (no second lookup:
                 // none was loaded only when there is nothing to look up).
                 tracker: tracker.or_else(|| self.load_profile(user, options, true)),
@@ -560,35 +561,49 @@ impl<'a, 'u> Step<'_, 'a, 'u> {
         &self,
         slot: &mut Slot<'a>,
         index: usize,
-        mut tracker: Option<&mut Tracker<'a>>,
+        tracker: Option<&mut Tracker<'a>>,
     ) -> Option<CmabRequest<'a, 'u>> {
-        let flag = slot.flag?;
+        match self.run_flag(slot.flag?, &slot.answers, index, tracker) {
+            Ran::Decided(decision) => {
+                slot.decision = Some(decision);
+                None
+            }
+            Ran::Waits(request) => Some(request),
+        }
+    }
+
+    /// Runs `flag` (the flag of slot `index`) with the answers it has received.
+    fn run_flag(
+        &self,
+        flag: &'a Flag,
+        answers: &CmabAnswers,
+        index: usize,
+        mut tracker: Option<&mut Tracker<'a>>,
+    ) -> Ran<'a, 'u> {
         let config = self.decider.config;
         let reasons_on = self.options.contains(DecideOption::IncludeReasons);
         let (outcome, reasons, state, uuid) = if reasons_on {
-            self.run::<true>(flag, tracker.as_deref_mut(), &slot.answers)
+            self.run::<true>(flag, tracker.as_deref_mut(), answers)
         } else {
-            self.run::<false>(flag, tracker.as_deref_mut(), &slot.answers)
+            self.run::<false>(flag, tracker.as_deref_mut(), answers)
         };
         match state {
-            CmabState::Needs(rule) => {
-                return Some(CmabRequest {
-                    slot: index,
-                    flag_key: flag.key.as_str(),
-                    rule_id: rule.id.as_str(),
-                    rule_key: rule.key.as_str(),
-                    rule: rule.cmab_rule.as_deref(),
-                    user: self.call.user,
-                });
-            }
+            CmabState::Needs(rule) => Ran::Waits(CmabRequest {
+                slot: index,
+                flag_key: flag.key.as_str(),
+                rule_id: rule.id.as_str(),
+                rule_key: rule.key.as_str(),
+                rule: rule.cmab_rule.as_deref(),
+                user: self.call.user,
+            }),
             CmabState::Failed => {
                 // The error decision carries its reasons even without INCLUDE_REASONS.
                 let reasons = if reasons_on {
                     reasons
                 } else {
-                    self.run::<true>(flag, tracker, &slot.answers).1
+                    self.run::<true>(flag, tracker, answers).1
                 };
-                slot.decision = Some(Decision {
+                Ran::Decided(Decision {
                     config,
                     flag_key: Cow::Borrowed(flag.key.as_str()),
                     flag: None,
@@ -603,7 +618,7 @@ impl<'a, 'u> Step<'_, 'a, 'u> {
                     omitted: false,
                     error: true,
                     cmab_uuid: None,
-                });
+                })
             }
             CmabState::Clear | CmabState::Decided(_) => {
                 let cmab_uuid = match (state, outcome.rule) {
@@ -622,10 +637,9 @@ impl<'a, 'u> Step<'_, 'a, 'u> {
                     cmab_uuid,
                 };
                 d.omitted = self.only_enabled && !d.enabled();
-                slot.decision = Some(d);
+                Ran::Decided(d)
             }
         }
-        None
     }
 
     fn run<const REASONS: bool>(
@@ -649,3 +663,9 @@ impl<'a, 'u> Step<'_, 'a, 'u> {
 }
 
 type Run<'a> = (Outcome<'a>, Vec<String>, CmabState<'a>, Option<Arc<str>>);
+
+/// What one flow run of a flag gives: its decision, or the prediction it waits for.
+enum Ran<'a, 'u> {
+    Decided(Decision<'a>),
+    Waits(CmabRequest<'a, 'u>),
+}
