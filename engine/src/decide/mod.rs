@@ -246,6 +246,8 @@ impl<'a> Decider<'a> {
     /// `$opt_experiment_bucket_map` entries merged over it (JavaScript). JavaScript keeps this
     /// state even without a profile service, so a later flag in the same call sees an earlier
     /// flag's bucketing; `in_call` asks for that state when no service is configured.
+    /// Inlined: most decides have nothing to load, and that answer costs a call otherwise.
+    #[inline]
     fn load_profile(
         &self,
         user: &UserContext,
@@ -259,6 +261,14 @@ impl<'a> Decider<'a> {
         if self.ups.is_none() && from_user.is_none() && !in_call {
             return None;
         }
+        Some(self.loaded_profile(user, from_user))
+    }
+
+    fn loaded_profile(
+        &self,
+        user: &UserContext,
+        from_user: Option<&std::collections::HashMap<String, String>>,
+    ) -> Tracker<'a> {
         let mut loaded = self
             .ups
             .and_then(|ups| ups.lookup(user.user_id()))
@@ -267,12 +277,13 @@ impl<'a> Decider<'a> {
         if let Some(extra) = from_user {
             loaded.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        Some(Tracker {
+        Tracker {
             loaded,
             updates: Vec::new(),
-        })
+        }
     }
 
+    #[inline]
     fn save_profile(&self, user: &UserContext, tracker: Option<Tracker<'a>>) {
         if let (Some(ups), Some(tracker)) = (self.ups, tracker) {
             if let Some(profile) = tracker.into_profile(user.user_id()) {
