@@ -283,12 +283,17 @@ impl<'a> Decider<'a> {
         }
     }
 
+    /// Inlined, as `load_profile`: without a service or a tracker there is nothing to save.
     #[inline]
     fn save_profile(&self, user: &UserContext, tracker: Option<Tracker<'a>>) {
         if let (Some(ups), Some(tracker)) = (self.ups, tracker) {
-            if let Some(profile) = tracker.into_profile(user.user_id()) {
-                ups.save(&profile);
-            }
+            Self::saved_profile(ups, user, tracker);
+        }
+    }
+
+    fn saved_profile(ups: &dyn UserProfileService, user: &UserContext, tracker: Tracker<'a>) {
+        if let Some(profile) = tracker.into_profile(user.user_id()) {
+            ups.save(&profile);
         }
     }
 
