@@ -169,17 +169,25 @@ impl VisitorJson<'_> {
         write_opt_str(out, campaign_id);
         out.extend_from_slice(br#","key":"campaign_activated","timestamp":"#);
         // Writing to a Vec cannot fail.
-        let _ = write!(out, "{}", self.timestamp_ms);
+        let _ = serde_json::to_writer(&mut *out, &self.timestamp_ms);
         out.extend_from_slice(br#","uuid":"#);
         write_str(out, uuid);
         out.extend_from_slice(b"}]}]}");
     }
 }
 
-/// A JSON string, escaped as serde_json escapes it.
+/// A JSON string, escaped as serde_json escapes it. Most strings (ids, keys, uuids) need no
+/// escaping: those are copied between quotes at once, the rest go through serde_json.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Serializing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Serializing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
@@ -247,8 +255,10 @@ mod tests {
         };
         let users = [
             UserContext::new("u1"),
+            UserContext::new("back\\slash").with_attribute("plan", "c:\\dir"),
             UserContext::new("u\"2\u{1}é")
                 .with_attribute("plan", "gold \"x\"\n")
+                .with_attribute("path", "a\\b\u{1f}\u{7f}")
                 .with_attribute("n", 2.5)
                 .with_attribute("q\"uote", true)
                 .with_attribute("7", 3)

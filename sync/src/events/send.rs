@@ -114,7 +114,7 @@ async fn read_back(request: &Request, counters: &Counters) -> Vec<(i64, Vec<u8>)
 fn segment_bodies<'a>(
     request: &'a Request,
     read: &'a [(i64, Vec<u8>)],
-) -> impl Iterator<Item = &'a [u8]> {
+) -> impl Iterator<Item = &'a [u8]> + Clone {
     request
         .segments
         .iter()
