@@ -42,6 +42,9 @@ pub struct BrevoCounters {
     /// With a fleet store: contact changes handed to the shared outbox in Redis (each
     /// instance then writes its share of the fleet's contacts: `contacts_written`).
     pub contacts_published: u64,
+    /// With a fleet store: conversion events handed to the shared queue in Redis (each
+    /// instance then sends its share of the fleet's events: `events_sent`).
+    pub events_published: u64,
     /// Events not yet acknowledged (gauge).
     pub events_pending: u64,
     /// Events Brevo acknowledged.
@@ -116,6 +119,7 @@ impl BrevoSync {
             contacts_created: g(&c.contacts_created),
             contacts_published: g(&c.contacts_published),
             contacts_rejected: g(&c.contacts_rejected),
+            events_published: g(&c.events_published),
             events_pending: g(&c.events_pending),
             events_sent: g(&c.events_sent),
             events_rejected: g(&c.events_rejected),

@@ -41,6 +41,7 @@ pub(crate) struct Counters {
     pub contacts_created: AtomicU64,
     pub contacts_rejected: AtomicU64,
     pub contacts_published: AtomicU64,
+    pub events_published: AtomicU64,
     pub events_pending: AtomicU64,
     pub events_sent: AtomicU64,
     pub events_rejected: AtomicU64,

@@ -3,7 +3,6 @@
 //! acknowledge them. Refused and expired requests become dead letters in this replica's store.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,22 +16,11 @@ use super::send::{post, Posted, SendSettings};
 use super::store::EventStore;
 use super::{Counters, OnSent};
 use crate::fleet::events::{ClaimedRequest, EventQueue};
-use crate::fleet::Fleet;
 
 /// How often an idle sender looks for requests other replicas handed over.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long a sender waits after Redis failed to answer.
 const UNREACHABLE_POLL: Duration = Duration::from_secs(1);
-
-/// A name in the consumer group unique to each pipeline of this process.
-pub(crate) fn consumer_name(fleet: &Fleet) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-events-{}",
-        fleet.instance(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// The senders of one pipeline.
 pub(crate) struct FleetSenders {

@@ -326,7 +326,8 @@ impl EventProcessor {
             store.clone(),
         );
         if let Some(f) = parts.fleet {
-            let queue = EventQueue::new(f.clone(), fleet::consumer_name(&f));
+            let queue =
+                EventQueue::new(f.clone(), crate::fleet::events::consumer_name(&f, "events"));
             let (stop, stop_rx) = tokio::sync::watch::channel(None);
             let handed = Arc::new(tokio::sync::Notify::new());
             let senders = tokio::spawn(

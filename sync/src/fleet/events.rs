@@ -1,5 +1,5 @@
-//! The fleet's Optimizely event queue: one Redis stream of logx requests, claimed through a
-//! consumer group.
+//! The fleet's event queues: Redis streams claimed through a consumer group. One holds
+//! Optimizely (logx) requests, the other Brevo conversion events.
 //!
 //! - **Hand-over.** A replica's pipeline stores its events locally first (SQLite), merges
 //!   them into requests as before and, instead of posting a request, appends it to the
@@ -10,11 +10,24 @@
 //!   `XDEL`). While a request is in flight its claim is renewed (`XCLAIM ... JUSTID`, which
 //!   resets the idle time); entries whose claimer stopped answering for the lease timeout
 //!   are taken over (`XAUTOCLAIM`). At-least-once with the same uuids: logx dedupes.
+//! - **Brevo conversions** (`{prefix}brevo:events`): each replica hands over the conversion
+//!   events it committed locally (one entry each, the `/events` item as JSON); any replica
+//!   claims them and sends them within the shared budget, then acknowledges them.
 
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use super::outbox::GROUP;
 use super::{Fleet, FleetError};
+
+/// A name in the consumer group unique to each reader of this process (`what`: which one).
+pub(crate) fn consumer_name(fleet: &Fleet, what: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}-{what}-{}",
+        fleet.instance(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
 
 /// One queued request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +81,60 @@ fn parse(entry: &StreamId) -> Option<QueuedRequest> {
 }
 
 impl EventQueue {
-    /// The queue of `fleet`; `consumer` names this reader in the group (unique per pipeline).
+    /// The logx request queue of `fleet`; `consumer` names this reader in the group (unique
+    /// per pipeline).
     pub(crate) fn new(fleet: Fleet, consumer: String) -> Self {
         EventQueue {
             stream: fleet.key("events:logx"),
             fleet,
             consumer,
         }
+    }
+
+    /// The Brevo conversion queue of `fleet`; `consumer` unique per sync.
+    pub(crate) fn brevo(fleet: Fleet, consumer: String) -> Self {
+        EventQueue {
+            stream: fleet.key("brevo:events"),
+            fleet,
+            consumer,
+        }
+    }
+
+    /// Appends Brevo event items (one entry each, in order).
+    pub(crate) async fn hand_over_items(&self, items: &[&str]) -> Result<(), FleetError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for item in items {
+            pipe.cmd("XADD")
+                .arg(&self.stream)
+                .arg("*")
+                .arg("b")
+                .arg(*item)
+                .ignore();
+        }
+        let mut conn = self.fleet.conn();
+        let answer: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        self.fleet.observe("brevo events hand-over", answer)
+    }
+
+    /// Claims up to `max` Brevo event items: (entry id, item).
+    pub(crate) async fn claim_items(
+        &self,
+        max: usize,
+    ) -> Result<Vec<(String, String)>, FleetError> {
+        let entries = self.claim_entries(max).await?;
+        let mut items = Vec::with_capacity(entries.len());
+        let mut unreadable = Vec::new();
+        for entry in entries {
+            match field::<String>(&entry, "b") {
+                Some(item) => items.push((entry.id, item)),
+                None => unreadable.push(entry.id),
+            }
+        }
+        self.remove_unreadable(unreadable).await?;
+        Ok(items)
     }
 
     /// Creates the stream and its group when missing (also after Redis lost them).
@@ -128,6 +188,35 @@ impl EventQueue {
     /// Claims up to `max` requests: entries idle for the lease timeout (their claimer
     /// stopped answering) first, then new ones.
     pub(crate) async fn claim(&self, max: usize) -> Result<Vec<ClaimedRequest>, FleetError> {
+        let entries = self.claim_entries(max).await?;
+        let mut claimed = Vec::with_capacity(entries.len());
+        let mut unreadable = Vec::new();
+        for entry in entries {
+            match parse(&entry) {
+                Some(request) => claimed.push(ClaimedRequest {
+                    id: entry.id,
+                    request,
+                }),
+                None => unreadable.push(entry.id),
+            }
+        }
+        self.remove_unreadable(unreadable).await?;
+        Ok(claimed)
+    }
+
+    async fn remove_unreadable(&self, unreadable: Vec<String>) -> Result<(), FleetError> {
+        if unreadable.is_empty() {
+            return Ok(());
+        }
+        tracing::error!(
+            entries = ?unreadable,
+            "unreadable event queue entries (written by another version?) removed"
+        );
+        self.acknowledge(&unreadable).await
+    }
+
+    /// Claims up to `max` entries: idle ones first (`XAUTOCLAIM`), then new ones.
+    async fn claim_entries(&self, max: usize) -> Result<Vec<StreamId>, FleetError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -154,8 +243,9 @@ impl EventQueue {
         let mut entries: Vec<StreamId> = taken_over.claimed;
         if !entries.is_empty() {
             tracing::info!(
-                requests = entries.len(),
-                "taking over event requests claimed by an instance that stopped answering"
+                entries = entries.len(),
+                stream = %self.stream,
+                "taking over events claimed by an instance that stopped answering"
             );
         }
         if entries.len() < max {
@@ -175,25 +265,7 @@ impl EventQueue {
                 entries.extend(key.ids);
             }
         }
-        let mut claimed = Vec::with_capacity(entries.len());
-        let mut unreadable = Vec::new();
-        for entry in entries {
-            match parse(&entry) {
-                Some(request) => claimed.push(ClaimedRequest {
-                    id: entry.id,
-                    request,
-                }),
-                None => unreadable.push(entry.id),
-            }
-        }
-        if !unreadable.is_empty() {
-            tracing::error!(
-                entries = ?unreadable,
-                "unreadable event queue entries (written by another version?) removed"
-            );
-            self.acknowledge(&unreadable).await?;
-        }
-        Ok(claimed)
+        Ok(entries)
     }
 
     /// Renews this reader's claim on entries it is still working on (resets their idle time,

@@ -183,3 +183,133 @@ async fn a_replica_with_a_hanging_request_keeps_publishing() {
     assert!(fake.with(|s| s.batches_seen) > 1);
     assert!(a.counters().contacts_published >= (first.len() + later.len()) as u64);
 }
+
+fn conversion(contact: &str, n: usize) -> flagbridge_sync::brevo::ConversionRecord {
+    flagbridge_sync::brevo::ConversionRecord {
+        contact: contact.into(),
+        event_key: format!("purchase_{n}").into(),
+        tags: None,
+        at: std::time::SystemTime::now(),
+    }
+}
+
+/// Brevo conversion events go through the fleet's shared queue: each instance hands over
+/// what it committed, and every event reaches Brevo once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversions_are_handed_over_and_sent_once() {
+    let redis = RedisServer::start().unwrap();
+    let fake = FakeBrevo::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let syncs = instances(&fake, &redis, dir.path()).await;
+    for (i, s) in syncs.iter().enumerate() {
+        for n in 0..40 {
+            s.sink()
+                .record_conversion(conversion(&format!("e{i}@x.io"), n));
+        }
+    }
+    flush_all(&syncs).await;
+    flush_all(&syncs).await;
+    let published: Vec<u64> = syncs
+        .iter()
+        .map(|s| s.counters().events_published)
+        .collect();
+    assert_eq!(published, vec![40, 40, 40]);
+    let sent: u64 = syncs.iter().map(|s| s.counters().events_sent).sum();
+    assert_eq!(sent, 120);
+    let events = fake.with(|s| s.events.clone());
+    let mut names: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["identifiers"]["email_id"].as_str().unwrap_or(""),
+                e["event_name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!((events.len(), names.len()), (120, 120));
+    assert!(syncs.iter().all(|s| s.counters().events_pending == 0));
+    for s in syncs {
+        s.close().await.unwrap();
+    }
+}
+
+/// Conversion events claimed by an instance that stopped answering are sent by another one
+/// once the lease ran out (the dead claimer is played by a raw Redis reader).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversions_claimed_by_a_dead_instance_are_sent_after_the_lease() {
+    let redis = RedisServer::start().unwrap();
+    let fake = FakeBrevo::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stream = "lease-test:brevo:events";
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg("flagbridge")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for n in 0..10 {
+        let item = serde_json::json!({
+            "event_name": format!("dead_{n}"),
+            "identifiers": {"email_id": "d@x.io"},
+            "event_date": "2026-12-03T10:00:00.000Z",
+        })
+        .to_string();
+        let _: String = redis::cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg("b")
+            .arg(item)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    // The dead instance claims all ten and never acknowledges them.
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("flagbridge")
+        .arg("dead")
+        .arg("COUNT")
+        .arg(10)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let claimed_at = std::time::Instant::now();
+    let fleet = FleetConfig::new(redis.url())
+        .key_prefix("lease-test:")
+        .lease_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    let sync = builder(&fake, &dir.path().join("alive.db"), 1000)
+        .fleet(fleet)
+        .start()
+        .await
+        .unwrap();
+    // Within the lease nothing is taken.
+    sync.flush().await.unwrap();
+    if claimed_at.elapsed() < Duration::from_millis(900) {
+        assert_eq!(fake.with(|s| s.events.len()), 0);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sync.flush().await.unwrap();
+    assert_eq!(fake.with(|s| s.events.len()), 10);
+    assert_eq!(sync.counters().events_sent, 10);
+    let left: u64 = redis::cmd("XLEN")
+        .arg(stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    sync.close().await.unwrap();
+}

@@ -12,7 +12,96 @@ use super::{CallError, Family, PendingEvent, Worker};
 use crate::http::{self, Verdict};
 
 impl Worker {
+    /// Sends the pending conversions. With a fleet: first hands this instance's committed
+    /// events over to the shared queue (then deletes them locally), then sends what it
+    /// claims from the queue, whoever handed it over, until the queue has nothing for it.
+    /// While Redis does not answer, local events are sent directly (as without a fleet).
     pub(super) async fn flush_events(&mut self) -> Result<(), CallError> {
+        loop {
+            if self.event_queue.is_some() {
+                self.hand_over_events().await;
+                if self.claim_events().await == 0 && self.events.is_empty() {
+                    return Ok(());
+                }
+            }
+            self.send_pending_events().await?;
+            if self.event_queue.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Hands the local events over to the fleet's queue; on success they leave the store.
+    async fn hand_over_events(&mut self) {
+        let Some(queue) = self.event_queue.clone() else {
+            return;
+        };
+        self.drain();
+        let _ = self.commit();
+        let local: Vec<&str> = self
+            .events
+            .iter()
+            .filter(|e| e.claim.is_none())
+            .map(|e| e.body.as_str())
+            .collect();
+        if local.is_empty() {
+            return;
+        }
+        let handed = local.len() as u64;
+        if queue.hand_over_items(&local).await.is_err() {
+            // Redis unreachable (logged by the fleet handle): sent from here instead.
+            return;
+        }
+        let ids: Vec<i64> = self
+            .events
+            .iter()
+            .filter(|e| e.claim.is_none())
+            .map(|e| e.id)
+            .collect();
+        self.events.retain(|e| e.claim.is_some());
+        self.remove_events(&ids);
+        self.shared
+            .counters
+            .events_published
+            .fetch_add(handed, Ordering::Relaxed);
+        self.update_gauges();
+    }
+
+    /// Claims a batch from the fleet's queue into the pending events; returns how many.
+    async fn claim_events(&mut self) -> usize {
+        let Some(queue) = self.event_queue.clone() else {
+            return 0;
+        };
+        let Ok(items) = queue.claim_items(self.cfg.events_batch_size.max(1)).await else {
+            return 0;
+        };
+        let n = items.len();
+        for (entry, body) in items {
+            self.events.push_back(PendingEvent {
+                id: -1,
+                body,
+                attempts: 0,
+                claim: Some(entry),
+            });
+        }
+        n
+    }
+
+    /// Acknowledges claimed events in the fleet's queue (sent or set aside). A failed
+    /// acknowledgement only means another instance sends them again after the lease.
+    async fn acknowledge_claims(&mut self, claims: Vec<String>) {
+        let Some(queue) = &self.event_queue else {
+            return;
+        };
+        if !claims.is_empty() && queue.acknowledge(&claims).await.is_err() {
+            tracing::warn!(
+                events = claims.len(),
+                "brevo events sent but not acknowledged in Redis; they will be sent again"
+            );
+        }
+    }
+
+    async fn send_pending_events(&mut self) -> Result<(), CallError> {
         while !self.events.is_empty() {
             self.drain();
             self.maybe_commit();
@@ -78,10 +167,12 @@ impl Worker {
                         Vec::new()
                     };
                     let mut done = Vec::new();
+                    let mut claims = Vec::new();
                     for (i, mut ev) in group.into_iter().enumerate() {
                         if failed.contains(&i) {
                             ev.attempts += 1;
                             if ev.attempts >= self.cfg.max_attempts {
+                                claims.extend(ev.claim.clone());
                                 self.drop_event(
                                     ev,
                                     response.status,
@@ -94,6 +185,7 @@ impl Worker {
                             }
                         } else {
                             done.push(ev.id);
+                            claims.extend(ev.claim);
                             self.shared
                                 .counters
                                 .events_sent
@@ -101,6 +193,7 @@ impl Worker {
                         }
                     }
                     self.remove_events(&done);
+                    self.acknowledge_claims(claims).await;
                 }
                 _ if group.len() > 1 => {
                     let mut first = group;
@@ -110,9 +203,12 @@ impl Worker {
                 }
                 _ => {
                     let (code, message) = answer::error_body(&response.body);
+                    let claims: Vec<String> =
+                        group.iter().filter_map(|e| e.claim.clone()).collect();
                     for ev in group {
                         self.drop_event(ev, response.status, &code, &message);
                     }
+                    self.acknowledge_claims(claims).await;
                 }
             }
         }

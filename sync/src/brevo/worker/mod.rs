@@ -51,9 +51,12 @@ enum CallError {
 
 /// A committed event not yet acknowledged.
 struct PendingEvent {
+    /// Its row in the local store (-1: none).
     id: i64,
     body: String,
     attempts: u32,
+    /// With a fleet: the entry of the shared queue this event was claimed from.
+    claim: Option<String>,
 }
 
 /// The worker. One per sync; owns everything but the shared counters and hand-off.
@@ -84,6 +87,8 @@ pub(crate) struct Worker {
     /// A second handle on it for publishing local changes, also while a Brevo request of the
     /// delivery side is pending.
     publisher: Option<crate::fleet::outbox::ContactOutbox>,
+    /// The fleet's shared queue of conversion events, when configured.
+    event_queue: Option<crate::fleet::events::EventQueue>,
     /// Claimed contacts whose write failed, retried at the next flush.
     fleet_retry: Vec<fleet::Writing>,
 }
@@ -116,6 +121,7 @@ impl Worker {
                 id,
                 body,
                 attempts: 0,
+                claim: None,
             })
             .collect();
         tracing::info!(
@@ -132,6 +138,10 @@ impl Worker {
             .fleet
             .clone()
             .map(crate::fleet::outbox::ContactOutbox::new);
+        let event_queue = cfg.fleet.clone().map(|f| {
+            let consumer = crate::fleet::events::consumer_name(&f, "brevo-events");
+            crate::fleet::events::EventQueue::brevo(f, consumer)
+        });
         let worker = Worker {
             contacts_budget: budget::Budget::new(
                 cfg.contacts_budget,
@@ -159,6 +169,7 @@ impl Worker {
             fatal: None,
             outbox,
             publisher,
+            event_queue,
             fleet_retry: Vec::new(),
         };
         worker.update_gauges();
@@ -315,6 +326,7 @@ impl Worker {
                         id,
                         body,
                         attempts: 0,
+                        claim: None,
                     });
                 }
                 Ok(())
@@ -331,6 +343,7 @@ impl Worker {
                         id: -1,
                         body,
                         attempts: 0,
+                        claim: None,
                     });
                 }
                 Err(e)
