@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::decision::{Decision, DecisionSource, Outcome};
+use super::decision::{Decision, Outcome};
 use super::flow::{CmabSide, CmabState};
 use super::options::{DecideOption, DecideOptions};
 use super::profile::Tracker;
@@ -603,22 +603,11 @@ impl<'a, 'u> Step<'_, 'a, 'u> {
                 } else {
                     self.run::<true>(flag, tracker, answers).1
                 };
-                Ran::Decided(Decision {
+                Ran::Decided(Decision::failed(
                     config,
-                    flag_key: Cow::Borrowed(flag.key.as_str()),
-                    flag: None,
-                    outcome: Outcome {
-                        variation: None,
-                        rule: None,
-                        source: DecisionSource::Rollout,
-                        extra_holdout: None,
-                    },
+                    Cow::Borrowed(flag.key.as_str()),
                     reasons,
-                    options: DecideOptions::NONE,
-                    omitted: false,
-                    error: true,
-                    cmab_uuid: None,
-                })
+                ))
             }
             CmabState::Clear | CmabState::Decided(_) => {
                 let cmab_uuid = match (state, outcome.rule) {

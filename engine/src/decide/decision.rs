@@ -112,9 +112,18 @@ pub struct Decision<'a> {
 
 impl<'a> Decision<'a> {
     pub(crate) fn error(config: &'a ProjectConfig, flag_key: &str, reason: String) -> Self {
+        Decision::failed(config, Cow::Owned(flag_key.to_string()), vec![reason])
+    }
+
+    /// An error decision (no variation, disabled, no impression) with its reasons.
+    pub(crate) fn failed(
+        config: &'a ProjectConfig,
+        flag_key: Cow<'a, str>,
+        reasons: Vec<String>,
+    ) -> Self {
         Decision {
             config,
-            flag_key: Cow::Owned(flag_key.to_string()),
+            flag_key,
             flag: None,
             outcome: Outcome {
                 variation: None,
@@ -122,7 +131,7 @@ impl<'a> Decision<'a> {
                 source: DecisionSource::Rollout,
                 extra_holdout: None,
             },
-            reasons: vec![reason],
+            reasons,
             options: DecideOptions::NONE,
             omitted: false,
             error: true,

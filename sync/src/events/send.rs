@@ -28,6 +28,14 @@ pub(crate) struct SendSettings {
     pub(crate) failing: AtomicBool,
 }
 
+impl SendSettings {
+    /// Sleeps the jittered backoff before retry number `attempt`.
+    async fn wait_before_retry(&self, attempt: u32) {
+        let delay = backoff(self.retry_base, self.retry_max, attempt, fastrand::f64());
+        tokio::time::sleep(delay).await;
+    }
+}
+
 /// Segments of one context sent together.
 pub(crate) struct Request {
     pub(crate) context: Arc<BatchContext>,
@@ -192,13 +200,7 @@ pub(crate) async fn post(
                 } else {
                     tracing::debug!(%endpoint, %reason, attempt, "event batch retry");
                 }
-                let delay = backoff(
-                    settings.retry_base,
-                    settings.retry_max,
-                    attempt,
-                    fastrand::f64(),
-                );
-                tokio::time::sleep(delay).await;
+                settings.wait_before_retry(attempt).await;
             }
         }
     }
@@ -278,13 +280,7 @@ pub(crate) async fn hand_over(
     {
         // Logged by the fleet handle when Redis becomes unreachable.
         attempt += 1;
-        let delay = backoff(
-            settings.retry_base,
-            settings.retry_max,
-            attempt,
-            fastrand::f64(),
-        );
-        tokio::time::sleep(delay).await;
+        settings.wait_before_retry(attempt).await;
     }
     let rows = rows(request);
     on_store(&request.store, counters, "delete handed over", move |s| {

@@ -14,9 +14,9 @@
 //!   events it committed locally (one entry each, the `/events` item as JSON); any replica
 //!   claims them and sends them within the shared budget, then acknowledges them.
 
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::streams::StreamId;
 
-use super::outbox::GROUP;
+use super::stream::{self, GROUP};
 use super::{Fleet, FleetError};
 
 /// A name in the consumer group unique to each reader of this process (`what`: which one).
@@ -137,26 +137,6 @@ impl EventQueue {
         Ok(items)
     }
 
-    /// Creates the stream and its group when missing (also after Redis lost them).
-    async fn ensure_group(&self) -> Result<(), FleetError> {
-        let mut conn = self.fleet.conn();
-        let answer: redis::RedisResult<String> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        match answer {
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            other => self
-                .fleet
-                .observe("events xgroup create", other)
-                .map(|_| ()),
-        }
-    }
-
     /// Appends requests to the stream (one round trip). On an error some may have been
     /// appended: handing them over again repeats them with the same uuids (logx dedupes).
     pub(crate) async fn hand_over(&self, requests: &[QueuedRequest]) -> Result<(), FleetError> {
@@ -215,57 +195,8 @@ impl EventQueue {
         self.acknowledge(&unreadable).await
     }
 
-    /// Claims up to `max` entries: idle ones first (`XAUTOCLAIM`), then new ones.
     async fn claim_entries(&self, max: usize) -> Result<Vec<StreamId>, FleetError> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let lease_ms = u64::try_from(self.fleet.lease_timeout().as_millis()).unwrap_or(u64::MAX);
-        let mut conn = self.fleet.conn();
-        let answer: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(lease_ms)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(max)
-            .query_async(&mut conn)
-            .await;
-        let answer = match answer {
-            Err(e) if e.code() == Some("NOGROUP") => {
-                self.ensure_group().await?;
-                return Ok(Vec::new());
-            }
-            other => other,
-        };
-        let taken_over = self.fleet.observe("events autoclaim", answer)?;
-        let mut entries: Vec<StreamId> = taken_over.claimed;
-        if !entries.is_empty() {
-            tracing::info!(
-                entries = entries.len(),
-                stream = %self.stream,
-                "taking over events claimed by an instance that stopped answering"
-            );
-        }
-        if entries.len() < max {
-            let answer: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(GROUP)
-                .arg(&self.consumer)
-                .arg("COUNT")
-                .arg(max - entries.len())
-                .arg("STREAMS")
-                .arg(&self.stream)
-                .arg(">")
-                .query_async(&mut conn)
-                .await;
-            let read = self.fleet.observe("events read", answer)?;
-            for key in read.map(|r| r.keys).unwrap_or_default() {
-                entries.extend(key.ids);
-            }
-        }
-        Ok(entries)
+        stream::claim(&self.fleet, &self.stream, &self.consumer, max, "events").await
     }
 
     /// Renews this reader's claim on entries it is still working on (resets their idle time,
@@ -310,12 +241,7 @@ impl EventQueue {
     /// Entries in the stream (queued or claimed, not yet acknowledged).
     #[cfg(test)]
     pub(crate) async fn backlog(&self) -> Result<u64, FleetError> {
-        let mut conn = self.fleet.conn();
-        let answer: redis::RedisResult<u64> = redis::cmd("XLEN")
-            .arg(&self.stream)
-            .query_async(&mut conn)
-            .await;
-        self.fleet.observe("events backlog", answer)
+        stream::len(&self.fleet, &self.stream).await
     }
 }
 
@@ -344,7 +270,7 @@ mod tests {
             .await
             .unwrap();
         let q = EventQueue::new(fleet, consumer.to_string());
-        q.ensure_group().await.unwrap();
+        stream::ensure_group(&q.fleet, &q.stream).await.unwrap();
         q
     }
 

@@ -23,6 +23,7 @@ pub(crate) mod lease;
 pub(crate) mod outbox;
 mod pubsub;
 pub(crate) mod ratelimit;
+pub(crate) mod stream;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -17,13 +17,9 @@
 
 use std::collections::HashMap;
 
-use redis::streams::{StreamAutoClaimReply, StreamReadReply};
-
+use super::stream::{self, GROUP};
 use super::{Fleet, FleetError};
 use crate::brevo::derive::{PersistedExperiment, PersistedFlag, PersistedState};
-
-/// The consumer group every instance reads the stream with.
-pub(crate) const GROUP: &str = "flagbridge";
 
 /// KEYS: contact hash, stream. ARGV: contact, then (field, version, value) triples.
 const MERGE: &str = r#"
@@ -165,21 +161,7 @@ impl ContactOutbox {
         if self.group_ready {
             return Ok(());
         }
-        let mut conn = self.fleet.conn();
-        let answer: redis::RedisResult<String> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        match answer {
-            Err(e) if e.code() == Some("BUSYGROUP") => {}
-            other => {
-                self.fleet.observe("xgroup create", other)?;
-            }
-        }
+        stream::ensure_group(&self.fleet, &self.stream).await?;
         self.group_ready = true;
         Ok(())
     }
@@ -212,60 +194,12 @@ impl ContactOutbox {
     pub(crate) async fn claim(&mut self, max: usize) -> Result<Vec<Claimed>, FleetError> {
         self.ensure_group().await?;
         let consumer = self.fleet.instance().to_string();
-        let lease_ms = u64::try_from(self.fleet.lease_timeout().as_millis()).unwrap_or(u64::MAX);
-        let mut conn = self.fleet.conn();
-        let answer: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg(&consumer)
-            .arg(lease_ms)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(max)
-            .query_async(&mut conn)
-            .await;
-        let answer = match answer {
-            Err(e) if e.code() == Some("NOGROUP") => {
-                // Redis lost the group (restarted without persistence): create it again.
-                self.group_ready = false;
-                self.ensure_group().await?;
-                return Ok(Vec::new());
-            }
-            other => other,
-        };
-        let taken_over = self.fleet.observe("outbox autoclaim", answer)?;
-        let mut entries: Vec<(String, String)> = taken_over
-            .claimed
-            .iter()
-            .filter_map(|e| e.get::<String>("c").map(|c| (e.id.clone(), c)))
-            .collect();
-        if !entries.is_empty() {
-            tracing::info!(
-                entries = entries.len(),
-                "taking over contact writes claimed by an instance that stopped answering"
-            );
-        }
-        if entries.len() < max {
-            let answer: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(GROUP)
-                .arg(&consumer)
-                .arg("COUNT")
-                .arg(max - entries.len())
-                .arg("STREAMS")
-                .arg(&self.stream)
-                .arg(">")
-                .query_async(&mut conn)
-                .await;
-            let read = self.fleet.observe("outbox read", answer)?;
-            for key in read.map(|r| r.keys).unwrap_or_default() {
-                for e in key.ids {
-                    if let Some(c) = e.get::<String>("c") {
-                        entries.push((e.id.clone(), c));
-                    }
-                }
-            }
-        }
+        let entries: Vec<(String, String)> =
+            stream::claim(&self.fleet, &self.stream, &consumer, max, "contact writes")
+                .await?
+                .into_iter()
+                .filter_map(|e| e.get::<String>("c").map(|c| (e.id, c)))
+                .collect();
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -273,6 +207,7 @@ impl ContactOutbox {
         for (_, contact) in &entries {
             pipe.cmd("HGETALL").arg(self.contact_key(contact));
         }
+        let mut conn = self.fleet.conn();
         let answer: redis::RedisResult<Vec<HashMap<String, String>>> =
             pipe.query_async(&mut conn).await;
         let hashes = self.fleet.observe("outbox states", answer)?;
@@ -336,12 +271,7 @@ impl ContactOutbox {
     /// Entries in the stream (queued or claimed, not yet acknowledged).
     #[cfg(test)]
     pub(crate) async fn backlog(&self) -> Result<u64, FleetError> {
-        let mut conn = self.fleet.conn();
-        let answer: redis::RedisResult<u64> = redis::cmd("XLEN")
-            .arg(&self.stream)
-            .query_async(&mut conn)
-            .await;
-        self.fleet.observe("outbox length", answer)
+        stream::len(&self.fleet, &self.stream).await
     }
 }
 

@@ -31,6 +31,19 @@ impl RedisServer {
 
     /// Starts a server; with `appendonly`, an AOF with `appendfsync everysec` in its dir.
     pub fn start_with(appendonly: bool) -> std::io::Result<RedisServer> {
+        RedisServer::launch(appendonly, None)
+    }
+
+    /// Starts a server that speaks only TLS (`--port 0 --tls-port P`), with this certificate
+    /// and key, not asking clients for certificates. Its URL is [`tls_url`](Self::tls_url).
+    pub fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> std::io::Result<RedisServer> {
+        RedisServer::launch(false, Some((cert.to_path_buf(), key.to_path_buf())))
+    }
+
+    fn launch(appendonly: bool, tls: Option<(PathBuf, PathBuf)>) -> std::io::Result<RedisServer> {
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!(
             "flagbridge-redis-{}-{}",
@@ -43,31 +56,7 @@ impl RedisServer {
             port,
             dir,
             appendonly,
-            tls: None,
-        };
-        server.spawn()?;
-        Ok(server)
-    }
-
-    /// Starts a server that speaks only TLS (`--port 0 --tls-port P`), with this certificate
-    /// and key, not asking clients for certificates. Its URL is [`tls_url`](Self::tls_url).
-    pub fn start_tls(
-        cert: &std::path::Path,
-        key: &std::path::Path,
-    ) -> std::io::Result<RedisServer> {
-        let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!(
-            "flagbridge-redis-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir)?;
-        let mut server = RedisServer {
-            child: None,
-            port,
-            dir,
-            appendonly: false,
-            tls: Some((cert.to_path_buf(), key.to_path_buf())),
+            tls,
         };
         server.spawn()?;
         Ok(server)
