@@ -10,6 +10,8 @@
 
 use std::io::Write;
 
+use rustc_hash::FxHashMap;
+
 use crate::config::{Experiment, ProjectConfig, Variation};
 use crate::decide::decision::{Decision, DecisionSource};
 use crate::events::{derived_uuid, ordered_event_attributes, BOT_FILTERING};
@@ -61,23 +63,58 @@ impl Decision<'_> {
         uuid: &str,
         out: &mut Vec<u8>,
     ) -> usize {
+        self.write_visitors(None, user_id, attributes_json, timestamp_ms, uuid, out)
+    }
+
+    /// [`write_impression_visitors`](Decision::write_impression_visitors), copying the part of
+    /// each visitor that depends only on the flag, rule and variation from `fragments` (written
+    /// there the first time). The bytes are the same.
+    pub fn write_impression_visitors_cached(
+        &self,
+        fragments: &mut ImpressionFragments,
+        user_id: &str,
+        attributes_json: &[u8],
+        timestamp_ms: u64,
+        uuid: &str,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        fragments.serve(self.config);
+        self.write_visitors(
+            Some(fragments),
+            user_id,
+            attributes_json,
+            timestamp_ms,
+            uuid,
+            out,
+        )
+    }
+
+    fn write_visitors(
+        &self,
+        mut fragments: Option<&mut ImpressionFragments>,
+        user_id: &str,
+        attributes_json: &[u8],
+        timestamp_ms: u64,
+        uuid: &str,
+        out: &mut Vec<u8>,
+    ) -> usize {
         let mut written = 0;
         let visitor = VisitorJson {
             user_id,
             attributes_json,
-            flag_key: &self.flag_key,
             timestamp_ms,
         };
+        let flag = self.flag.map(|f| f.index);
         if self.main_impression() {
-            visitor.write(
-                out,
-                self.config,
-                self.outcome.rule,
-                self.outcome.source,
-                self.outcome.variation,
-                self.impression_enabled(),
-                uuid,
-            );
+            let middle = Middle {
+                config: self.config,
+                flag_key: &self.flag_key,
+                rule: self.outcome.rule,
+                source: self.outcome.source,
+                variation: self.outcome.variation,
+                enabled: self.impression_enabled(),
+            };
+            visitor.write(out, fragments.as_deref_mut(), flag, &middle, uuid);
             written += 1;
         }
         if self.extra_impression() {
@@ -89,15 +126,15 @@ impl Decision<'_> {
                     derived = derived_uuid(uuid);
                     &derived
                 };
-                visitor.write(
-                    out,
-                    self.config,
-                    Some(holdout),
-                    DecisionSource::Holdout,
-                    Some(variation),
-                    variation.feature_enabled,
-                    id,
-                );
+                let middle = Middle {
+                    config: self.config,
+                    flag_key: &self.flag_key,
+                    rule: Some(holdout),
+                    source: DecisionSource::Holdout,
+                    variation: Some(variation),
+                    enabled: variation.feature_enabled,
+                };
+                visitor.write(out, fragments, flag, &middle, id);
                 written += 1;
             }
         }
@@ -105,31 +142,85 @@ impl Decision<'_> {
     }
 }
 
-/// What every visitor of one decision shares.
-struct VisitorJson<'a> {
-    user_id: &'a str,
-    attributes_json: &'a [u8],
-    flag_key: &'a str,
-    timestamp_ms: u64,
+/// The middle parts of impression visitors (decisions and the event up to its timestamp),
+/// which depend only on the flag, rule, variation, source and `enabled`, kept for one config.
+///
+/// Keep one beside each `Arc<ProjectConfig>` it serves and drop it with that config: entries
+/// are keyed by the addresses of the config's rules and variations. Given a different config,
+/// it starts over. Holds at most [`MAX_IMPRESSION_FRAGMENTS`]; past that, parts are written
+/// each time.
+#[derive(Debug, Default)]
+pub struct ImpressionFragments {
+    config: usize,
+    parts: FxHashMap<FragmentKey, Box<[u8]>>,
 }
 
-impl VisitorJson<'_> {
-    /// One visitor, as `events::impression_visitor` builds it and serde writes it.
-    #[allow(clippy::too_many_arguments)]
-    fn write(
-        &self,
-        out: &mut Vec<u8>,
-        config: &ProjectConfig,
-        rule: Option<&Experiment>,
-        source: DecisionSource,
-        variation: Option<&Variation>,
-        enabled: bool,
-        uuid: &str,
-    ) {
-        let experiment_id = rule.map_or("", |e| e.id.as_str());
-        let layer_id = match (rule, source) {
+/// Entries an [`ImpressionFragments`] keeps at most (a few hundred bytes each).
+pub const MAX_IMPRESSION_FRAGMENTS: usize = 20_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FragmentKey {
+    flag: u32,
+    rule: usize,
+    variation: usize,
+    source: DecisionSource,
+    enabled: bool,
+}
+
+impl ImpressionFragments {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parts kept.
+    pub fn len(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Whether no part is kept.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Starts over when `config` is not the one the parts were written for.
+    fn serve(&mut self, config: &ProjectConfig) {
+        let address = config as *const ProjectConfig as usize;
+        if self.config != address {
+            self.parts.clear();
+            self.config = address;
+        }
+    }
+}
+
+/// What the middle part of one visitor is made of.
+struct Middle<'a> {
+    config: &'a ProjectConfig,
+    flag_key: &'a str,
+    rule: Option<&'a Experiment>,
+    source: DecisionSource,
+    variation: Option<&'a Variation>,
+    enabled: bool,
+}
+
+impl Middle<'_> {
+    fn key(&self, flag: u32) -> FragmentKey {
+        FragmentKey {
+            flag,
+            rule: self.rule.map_or(0, |r| r as *const Experiment as usize),
+            variation: self.variation.map_or(0, |v| v as *const Variation as usize),
+            source: self.source,
+            enabled: self.enabled,
+        }
+    }
+
+    /// From `,"snapshots"` to the event's `"timestamp":`, as `events::impression_visitor`
+    /// builds it and serde writes it.
+    fn write(&self, out: &mut Vec<u8>) {
+        let experiment_id = self.rule.map_or("", |e| e.id.as_str());
+        let layer_id = match (self.rule, self.source) {
             (Some(_), DecisionSource::Holdout) | (None, _) => "",
-            (Some(e), _) => config.layer_id(&e.id).unwrap_or(""),
+            (Some(e), _) => self.config.layer_id(&e.id).unwrap_or(""),
         };
         let campaign_id = if !layer_id.is_empty() {
             Some(layer_id)
@@ -138,17 +229,10 @@ impl VisitorJson<'_> {
         } else {
             None
         };
-        let variation_id = variation
+        let variation_id = self
+            .variation
             .map(|v| v.id.as_str())
             .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
-
-        if !out.is_empty() {
-            out.push(b',');
-        }
-        out.extend_from_slice(br#"{"visitor_id":"#);
-        write_str(out, self.user_id);
-        out.extend_from_slice(br#","attributes":"#);
-        out.extend_from_slice(self.attributes_json);
         out.extend_from_slice(br#","snapshots":[{"decisions":[{"campaign_id":"#);
         write_opt_str(out, campaign_id);
         out.extend_from_slice(br#","experiment_id":"#);
@@ -158,16 +242,59 @@ impl VisitorJson<'_> {
         out.extend_from_slice(br#","metadata":{"flag_key":"#);
         write_str(out, self.flag_key);
         out.extend_from_slice(br#","rule_key":"#);
-        write_str(out, rule.map_or("", |e| e.key.as_str()));
+        write_str(out, self.rule.map_or("", |e| e.key.as_str()));
         out.extend_from_slice(br#","rule_type":"#);
-        write_str(out, source.as_str());
+        write_str(out, self.source.as_str());
         out.extend_from_slice(br#","variation_key":"#);
-        write_str(out, variation.map_or("", |v| v.key.as_str()));
+        write_str(out, self.variation.map_or("", |v| v.key.as_str()));
         out.extend_from_slice(br#","enabled":"#);
-        out.extend_from_slice(if enabled { b"true" } else { b"false" });
+        out.extend_from_slice(if self.enabled { b"true" } else { b"false" });
         out.extend_from_slice(br#"}}],"events":[{"entity_id":"#);
         write_opt_str(out, campaign_id);
         out.extend_from_slice(br#","key":"campaign_activated","timestamp":"#);
+    }
+}
+
+/// What every visitor of one decision shares.
+struct VisitorJson<'a> {
+    user_id: &'a str,
+    attributes_json: &'a [u8],
+    timestamp_ms: u64,
+}
+
+impl VisitorJson<'_> {
+    /// One visitor, as `events::impression_visitor` builds it and serde writes it; the middle
+    /// part from `fragments` when given one and the decision has a flag.
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        fragments: Option<&mut ImpressionFragments>,
+        flag: Option<u32>,
+        middle: &Middle<'_>,
+        uuid: &str,
+    ) {
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"visitor_id":"#);
+        write_str(out, self.user_id);
+        out.extend_from_slice(br#","attributes":"#);
+        out.extend_from_slice(self.attributes_json);
+        match (fragments, flag) {
+            (Some(fragments), Some(flag)) => {
+                let key = middle.key(flag);
+                if let Some(part) = fragments.parts.get(&key) {
+                    out.extend_from_slice(part);
+                } else {
+                    let start = out.len();
+                    middle.write(out);
+                    if fragments.parts.len() < MAX_IMPRESSION_FRAGMENTS {
+                        fragments.parts.insert(key, out[start..].into());
+                    }
+                }
+            }
+            _ => middle.write(out),
+        }
         // Writing to a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &self.timestamp_ms);
         out.extend_from_slice(br#","uuid":"#);
@@ -300,6 +427,8 @@ mod tests {
         };
         let mut two_impressions = 0;
         let mut null_variation_ids = 0;
+        let mut fragments = ImpressionFragments::new();
+        let mut cached_hits = 0;
         for text in [
             include_str!("../../datafile-fixtures/holdouts.json"),
             include_str!("../../datafile-fixtures/quirks.json"),
@@ -325,6 +454,21 @@ mod tests {
                     let (out, n) = written(&decision, user.user_id(), &attributes);
                     assert_eq!(out, expected.join(","), "{flag}");
                     assert_eq!(n, visitors.len(), "{flag}");
+                    // The same bytes with the middle parts cached (one cache for both
+                    // configs: it starts over when the config changes).
+                    let kept = fragments.len();
+                    let mut cached = Vec::new();
+                    let m = decision.write_impression_visitors_cached(
+                        &mut fragments,
+                        user.user_id(),
+                        &attributes,
+                        1_700_000_000_123,
+                        "uuid-1",
+                        &mut cached,
+                    );
+                    assert_eq!(String::from_utf8(cached).unwrap(), out, "{flag} cached");
+                    assert_eq!(m, n, "{flag} cached");
+                    cached_hits += usize::from(n > 0 && fragments.len() == kept);
                     two_impressions += usize::from(visitors.len() == 2);
                     null_variation_ids += expected
                         .iter()
@@ -335,6 +479,10 @@ mod tests {
         }
         // Neither case may go unexercised.
         assert!(two_impressions > 0, "no decision with two impressions");
+        assert!(
+            cached_hits > 1000,
+            "cached parts reused {cached_hits} times"
+        );
         assert!(
             null_variation_ids > 0,
             "no impression with a null variation_id"

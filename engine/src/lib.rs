@@ -104,7 +104,7 @@ pub use decide::forced::ForcedVariations;
 pub use decide::options::{DecideOption, DecideOptions, UnknownDecideOption};
 pub use decide::profile::{UserProfile, UserProfileService};
 pub use decide::Decider;
-pub use event_json::write_visitor_attributes;
+pub use event_json::{write_visitor_attributes, ImpressionFragments, MAX_IMPRESSION_FRAGMENTS};
 pub use events::{
     endpoint_for_region, BatchContextKey, ClientInfo, Conversion, DecisionMetadata, EventBatch,
     Snapshot, SnapshotDecision, SnapshotEvent, Visitor, VisitorAttribute, EU_ENDPOINT, US_ENDPOINT,

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use flagbridge_engine::{
-    write_visitor_attributes, ClientInfo, DecideOptions, Decider, EventBatch, ProjectConfig,
+    write_visitor_attributes, ClientInfo, DecideOptions, Decider, EventBatch, ImpressionFragments,
+    ProjectConfig,
 };
 
 use super::record::{EventRecord, Impressions};
@@ -114,8 +115,8 @@ pub(crate) struct Renderer {
     client: Arc<ClientInfo>,
     default_options: DecideOptions,
     endpoint_override: Option<String>,
-    /// Contexts by config address; the `Arc` keeps the address from being reused.
-    by_config: Vec<(Arc<ProjectConfig>, Arc<BatchContext>)>,
+    /// What is kept per config, newest last.
+    by_config: Vec<ConfigEntry>,
     /// Contexts of built batches, by value.
     by_value: HashMap<BatchContext, Arc<BatchContext>>,
     attributes: Vec<u8>,
@@ -124,6 +125,15 @@ pub(crate) struct Renderer {
 
 /// Configs remembered at most (older ones are forgotten first).
 const REMEMBERED_CONFIGS: usize = 8;
+
+/// A config seen, its batch context and the impression parts written for it. The `Arc` keeps
+/// the config's address (and so its rules' and variations', the fragments' keys) from being
+/// reused while the fragments live.
+struct ConfigEntry {
+    config: Arc<ProjectConfig>,
+    context: Arc<BatchContext>,
+    fragments: ImpressionFragments,
+}
 
 impl Renderer {
     pub(crate) fn new(
@@ -151,25 +161,32 @@ impl Renderer {
         shared
     }
 
-    fn config_context(&mut self, config: &Arc<ProjectConfig>) -> Arc<BatchContext> {
-        if let Some((_, context)) = self
+    /// The index in `by_config` of `config`'s entry, made the first time.
+    fn config_entry(&mut self, config: &Arc<ProjectConfig>) -> usize {
+        let found = self
             .by_config
             .iter()
-            .find(|(known, _)| Arc::ptr_eq(known, config))
-        {
-            return Arc::clone(context);
-        }
-        let context = self.intern(BatchContext::of_config(
-            config,
-            &self.client,
-            self.endpoint_override.as_deref(),
-        ));
-        if self.by_config.len() >= REMEMBERED_CONFIGS {
-            self.by_config.remove(0);
-        }
-        self.by_config
-            .push((Arc::clone(config), Arc::clone(&context)));
-        context
+            .position(|entry| Arc::ptr_eq(&entry.config, config));
+        let index = match found {
+            Some(index) => index,
+            None => {
+                let context = self.intern(BatchContext::of_config(
+                    config,
+                    &self.client,
+                    self.endpoint_override.as_deref(),
+                ));
+                if self.by_config.len() >= REMEMBERED_CONFIGS {
+                    self.by_config.remove(0);
+                }
+                self.by_config.push(ConfigEntry {
+                    config: Arc::clone(config),
+                    context,
+                    fragments: ImpressionFragments::new(),
+                });
+                self.by_config.len() - 1
+            }
+        };
+        index
     }
 
     /// Renders one record into `sink`; returns the events written.
@@ -201,10 +218,12 @@ impl Renderer {
     }
 
     fn render_impressions(&mut self, record: &Impressions, sink: &mut impl SegmentSink) -> u32 {
-        let context = self.config_context(&record.config);
         let config = &*record.config;
         self.attributes.clear();
         write_visitor_attributes(config, &record.user, &mut self.attributes);
+        let entry = self.config_entry(&record.config);
+        let context = Arc::clone(&self.by_config[entry].context);
+        let fragments = &mut self.by_config[entry].fragments;
         let mut decider = Decider::new(config).default_options(self.default_options);
         if let Some(forced) = &record.forced {
             decider = decider.forced_variations(forced);
@@ -218,7 +237,8 @@ impl Renderer {
             let mut buffer = uuid::Uuid::encode_buffer();
             let uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
             self.visitor.clear();
-            let n = decision.write_impression_visitors(
+            let n = decision.write_impression_visitors_cached(
+                fragments,
                 record.user.user_id(),
                 &self.attributes,
                 record.timestamp_ms,
@@ -284,7 +304,8 @@ mod tests {
             flags: super::super::record::Flags::One(0),
         });
         assert_eq!(renderer.render(record, &mut sink), 1);
-        let context = renderer.config_context(&config);
+        let entry = renderer.config_entry(&config);
+        let context = Arc::clone(&renderer.by_config[entry].context);
         let body = context.request_body(std::iter::once(sink.0.as_slice()));
         let got: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let uuid = got["visitors"][0]["snapshots"][0]["events"][0]["uuid"]
