@@ -479,8 +479,8 @@ mod tests {
                 .unwrap()
         };
         let size = pages(&store);
+        store.delete_segments(&ids).unwrap();
         for _ in 0..5 {
-            store.delete_segments(&ids).unwrap();
             let ids = store.insert_segments(&[(ctx, 1, 1, &body)]).unwrap();
             assert_eq!(store.segment_body(ids[0]).unwrap().unwrap(), body);
             store.delete_segments(&ids).unwrap();
