@@ -363,3 +363,58 @@ fn object_attributes_are_left_out_of_events() {
     assert!(keys.contains(&"age"), "{keys:?}");
     assert!(!keys.contains(&"tier"), "{keys:?}");
 }
+
+/// The predicted id is looked up datafile-wide, as JavaScript's `variationIdMap` does (the
+/// last entity with that id wins; rollout rules come after experiments), then by key in the
+/// rule or the flag: a rule whose id is reused later does not answer from its own list, and
+/// another flag's variation is no variation (the next rule).
+#[test]
+fn predicted_ids_resolve_as_the_datafile_wide_map_does() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../datafile-fixtures/remote/cmab_odp.json"
+    );
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
+    json["rollouts"][0]["experiments"][0]["variations"]
+        .as_array_mut()
+        .expect("variations")
+        .push(serde_json::json!({
+            "id": "60012", "key": "reused_60012", "featureEnabled": true, "variables": []
+        }));
+    let answer = |config: &ProjectConfig, id: &str| {
+        let u = user_in_traffic(config);
+        let decider = Decider::new(config);
+        let mut call = decider.start_async(&u, AsyncKeys::One("f_cmab"), REASONS);
+        let slot = call.pending(&u)[0].slot;
+        call.answer(slot, "5001", CmabAnswer::variation(id, "uuid-3"));
+        let d = call.finish(&u).remove(0);
+        (
+            d.variation_key().map(str::to_string),
+            d.rule_key().map(str::to_string),
+        )
+    };
+    let reused = ProjectConfig::parse(&json.to_string()).expect("valid");
+    let main = Some("cmab_main".to_string());
+    assert_eq!(
+        answer(&reused, "60012"),
+        (Some("reused_60012".into()), main.clone())
+    );
+    assert_eq!(
+        answer(&reused, "60013"),
+        (Some("cmab_off".into()), main.clone())
+    );
+    let config = config();
+    assert_eq!(
+        answer(&config, "60012"),
+        (Some("cmab_b".into()), main.clone())
+    );
+    let rollout = (Some("r1_on".into()), Some("r1_everyone".into()));
+    assert_eq!(
+        answer(&config, "60102"),
+        rollout,
+        "plain_exp's, not f_cmab's"
+    );
+    assert_eq!(answer(&reused, "60102"), rollout);
+    assert_ne!(answer(&reused, "60011"), rollout);
+}

@@ -1,11 +1,19 @@
 //! The SDK's `InMemoryLruCache`: a size-bounded LRU whose entries expire after a TTL.
 //! A lookup refreshes recency and drops an expired entry (`expires_at <= now`); a save at full
 //! size evicts the least recently used entry.
+//!
+//! Time is the coarse monotonic clock (`coarsetime`, `CLOCK_MONOTONIC_COARSE` on Linux): a
+//! read costs ~6 ns against ~29 for `std::time::Instant::now` on the benchmark machine, and a
+//! CMAB cache hit reads it once. It moves in kernel ticks (1-10 ms), so an entry may live up
+//! to one tick longer or shorter than its TTL; JavaScript's `Date.now()` is a millisecond
+//! clock. TTLs are minutes by default (30 for CMAB, 10 for ODP segments).
 
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use coarsetime::Instant;
 
 use hashlink::LruCache;
 use rustc_hash::FxBuildHasher;
@@ -16,7 +24,7 @@ type Entries<K, V> = LruCache<K, (Instant, V), FxBuildHasher>;
 #[derive(Debug)]
 pub(crate) struct TtlLru<K: Hash + Eq, V> {
     entries: Mutex<Entries<K, V>>,
-    ttl: Duration,
+    ttl: coarsetime::Duration,
 }
 
 impl<K: Hash + Eq, V: Clone> TtlLru<K, V> {
@@ -24,7 +32,7 @@ impl<K: Hash + Eq, V: Clone> TtlLru<K, V> {
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         TtlLru {
             entries: Mutex::new(LruCache::with_hasher(capacity.max(1), FxBuildHasher)),
-            ttl,
+            ttl: ttl.into(),
         }
     }
 
@@ -117,12 +125,10 @@ mod tests {
     fn expires_exactly_at_the_ttl() {
         let cache: TtlLru<String, i32> = TtlLru::new(10, Duration::from_millis(100));
         let t0 = Instant::now();
+        let ms = |ms| coarsetime::Duration::from(Duration::from_millis(ms));
         cache.save_at("k".into(), 1, t0);
-        assert_eq!(
-            cache.lookup_at("k", t0 + Duration::from_millis(99)),
-            Some(1)
-        );
-        assert_eq!(cache.lookup_at("k", t0 + Duration::from_millis(100)), None);
+        assert_eq!(cache.lookup_at("k", t0 + ms(99)), Some(1));
+        assert_eq!(cache.lookup_at("k", t0 + ms(100)), None);
         assert_eq!(cache.len(), 0, "an expired entry is dropped on lookup");
     }
 
