@@ -232,8 +232,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Cap on the bytes of events in the store; past it new events are dropped, counted and
-    /// logged once per streak. Default
+    /// Cap on the bytes of events in the store, counted as JSON before compression (on disk
+    /// they take about a tenth); past it new events are dropped, counted and logged once per
+    /// streak. Default
     /// [`DEFAULT_EVENT_MAX_STORE_BYTES`](crate::events::DEFAULT_EVENT_MAX_STORE_BYTES) (1 GiB).
     pub fn event_max_store_bytes(mut self, bytes: u64) -> Self {
         self.events.max_store_bytes = bytes;
