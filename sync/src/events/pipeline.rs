@@ -562,6 +562,8 @@ impl Pipeline {
                     fleet.handed.notify_one();
                 }
             }
+            // Counted as store errors where the reads failed.
+            SendEnd::Unread => {}
         }
         self.answer_flushes();
     }

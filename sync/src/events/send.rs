@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::pipeline::Segment;
 use super::render::BatchContext;
 use super::sender::EventTransport;
-use super::store::EventStore;
+use super::store::{EventStore, EventStoreError};
 use super::{Counters, OnSent};
 use crate::fleet::events::{EventQueue, QueuedRequest};
 use crate::http::backoff;
@@ -52,11 +52,28 @@ pub(crate) enum SendEnd {
     DeadLettered,
     /// Appended to the fleet's shared queue (`store:` Redis), for any replica to post.
     Handed,
+    /// Nothing posted: no segment's body could be read back (damaged ones were set aside as
+    /// dead letters, the others stay in the store for the next start).
+    Unread,
 }
 
-/// The store rows of a request's segments.
-fn rows(request: &Request) -> Vec<i64> {
-    request.segments.iter().filter_map(|s| s.row).collect()
+/// The store rows of a request's segments, but those whose body could not be read now (they
+/// stay in the store: deleting them with the request would lose their events).
+fn rows(request: &Request, read: &ReadBack) -> Vec<i64> {
+    request
+        .segments
+        .iter()
+        .filter_map(|s| s.row)
+        .filter(|row| !read.unread.contains(row))
+        .collect()
+}
+
+/// Segment bodies read back from the store.
+#[derive(Default)]
+struct ReadBack {
+    bodies: Vec<(i64, Vec<u8>)>,
+    /// Rows whose read failed for now.
+    unread: Vec<i64>,
 }
 
 /// Runs `f` on the store off the async threads; errors are logged and counted.
@@ -64,7 +81,7 @@ async fn on_store(
     store: &Option<Arc<Mutex<EventStore>>>,
     counters: &Counters,
     what: &'static str,
-    f: impl FnOnce(&mut EventStore) -> Result<(), super::EventStoreError> + Send + 'static,
+    f: impl FnOnce(&mut EventStore) -> Result<(), EventStoreError> + Send + 'static,
 ) {
     let Some(store) = store else {
         return;
@@ -85,8 +102,10 @@ async fn on_store(
 }
 
 /// The bodies of a request's segments not held in memory, read back from the store (all in
-/// one blocking call); a failed read is logged and those segments are left out.
-async fn read_back(request: &Request, counters: &Counters) -> Vec<(i64, Vec<u8>)> {
+/// one blocking call). Each failed read is logged and counted, and its segment left out of
+/// the request: a body that no longer decompresses is moved to the dead letters (it can
+/// never be sent); after any other failure the segment stays in the store.
+async fn read_back(request: &Request, counters: &Counters) -> ReadBack {
     let missing: Vec<i64> = request
         .segments
         .iter()
@@ -94,34 +113,55 @@ async fn read_back(request: &Request, counters: &Counters) -> Vec<(i64, Vec<u8>)
         .filter_map(|s| s.row)
         .collect();
     let (Some(store), false) = (&request.store, missing.is_empty()) else {
-        return Vec::new();
+        return ReadBack::default();
     };
     let store = Arc::clone(store);
+    let rows = missing.clone();
     let done = tokio::task::spawn_blocking(move || {
-        let store = store.lock().unwrap_or_else(|e| e.into_inner());
-        missing
-            .into_iter()
-            .filter_map(|row| match store.segment_body(row) {
-                Ok(body) => body.map(|b| Ok((row, b))),
-                Err(e) => Some(Err(e)),
-            })
-            .collect::<Result<Vec<_>, _>>()
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        let mut read = ReadBack::default();
+        let mut errors = Vec::new();
+        for row in rows {
+            match store.segment_body(row) {
+                Ok(Some(body)) => read.bodies.push((row, body)),
+                Ok(None) => {}
+                Err(e @ EventStoreError::Corrupt { .. }) => {
+                    let reason = e.to_string();
+                    let now = crate::clock::precise_ms();
+                    if let Err(e) = store.dead_letter(&[row], now, 0, &reason) {
+                        errors.push(e.to_string());
+                        read.unread.push(row);
+                    }
+                    errors.push(reason);
+                }
+                Err(e) => {
+                    errors.push(e.to_string());
+                    read.unread.push(row);
+                }
+            }
+        }
+        (read, errors)
     })
     .await;
-    let error = match done {
-        Ok(Ok(bodies)) => return bodies,
-        Ok(Err(e)) => e.to_string(),
-        Err(e) => e.to_string(),
-    };
-    counters.add_store_error();
-    tracing::error!(%error, "cannot read stored events; they stay in the store");
-    Vec::new()
+    let (read, errors) = done.unwrap_or_else(|e| {
+        let unread = missing;
+        let read = ReadBack {
+            bodies: Vec::new(),
+            unread,
+        };
+        (read, vec![e.to_string()])
+    });
+    for error in errors {
+        counters.add_store_error();
+        tracing::error!(%error, "cannot read stored events; left out of this request");
+    }
+    read
 }
 
 /// Every segment's visitors, from memory or as read back.
 fn segment_bodies<'a>(
     request: &'a Request,
-    read: &'a [(i64, Vec<u8>)],
+    read: &'a ReadBack,
 ) -> impl Iterator<Item = &'a [u8]> + Clone {
     request
         .segments
@@ -129,6 +169,7 @@ fn segment_bodies<'a>(
         .filter_map(|s| match (&s.body, s.row) {
             (Some(body), _) => Some(body.as_slice()),
             (None, Some(row)) => read
+                .bodies
                 .iter()
                 .find(|(r, _)| *r == row)
                 .map(|(_, b)| b.as_slice()),
@@ -136,10 +177,16 @@ fn segment_bodies<'a>(
         })
 }
 
-/// The request body: the envelope around every segment's visitors.
-async fn body(request: &Request, counters: &Counters) -> Bytes {
+/// The request body (the envelope around every readable segment's visitors) and what was read
+/// back; `None` when no segment could be read.
+async fn body(request: &Request, counters: &Counters) -> (Option<Bytes>, ReadBack) {
     let read = read_back(request, counters).await;
-    Bytes::from(request.context.request_body(segment_bodies(request, &read)))
+    let mut bodies = segment_bodies(request, &read).peekable();
+    let body = bodies
+        .peek()
+        .is_some()
+        .then(|| Bytes::from(request.context.request_body(bodies)));
+    (body, read)
 }
 
 /// How posting one body ended.
@@ -222,7 +269,10 @@ pub(crate) async fn send_request(
     counters: &Counters,
     on_sent: &OnSent,
 ) -> SendEnd {
-    let body = body(request, counters).await;
+    let (body, read) = body(request, counters).await;
+    let Some(body) = body else {
+        return SendEnd::Unread;
+    };
     let endpoint = request.context.endpoint.as_str();
     let events: u32 = request.segments.iter().map(|s| s.count).sum();
     match post(
@@ -236,7 +286,7 @@ pub(crate) async fn send_request(
     .await
     {
         Posted::Delivered => {
-            let rows = rows(request);
+            let rows = rows(request, &read);
             on_store(&request.store, counters, "delete delivered", move |s| {
                 s.delete_segments(&rows)
             })
@@ -244,7 +294,9 @@ pub(crate) async fn send_request(
             on_sent(endpoint, &body);
             SendEnd::Delivered
         }
-        Posted::SetAside { status, reason } => dead_letter(request, counters, status, reason).await,
+        Posted::SetAside { status, reason } => {
+            dead_letter(request, &read, counters, status, reason).await
+        }
     }
 }
 
@@ -258,6 +310,9 @@ pub(crate) async fn hand_over(
     counters: &Counters,
 ) -> SendEnd {
     let read = read_back(request, counters).await;
+    if segment_bodies(request, &read).next().is_none() {
+        return SendEnd::Unread;
+    }
     let mut visitors = Vec::new();
     for (i, segment) in segment_bodies(request, &read).enumerate() {
         if i > 0 {
@@ -282,7 +337,7 @@ pub(crate) async fn hand_over(
         attempt += 1;
         settings.wait_before_retry(attempt).await;
     }
-    let rows = rows(request);
+    let rows = rows(request, &read);
     on_store(&request.store, counters, "delete handed over", move |s| {
         s.delete_segments(&rows)
     })
@@ -292,6 +347,7 @@ pub(crate) async fn hand_over(
 
 async fn dead_letter(
     request: &Request,
+    read: &ReadBack,
     counters: &Counters,
     status: u16,
     reason: String,
@@ -299,7 +355,7 @@ async fn dead_letter(
     if request.store.is_none() {
         tracing::error!("no event store: the refused events are not kept");
     }
-    let rows = rows(request);
+    let rows = rows(request, read);
     let now = crate::clock::precise_ms();
     on_store(&request.store, counters, "dead letter", move |s| {
         s.dead_letter(&rows, now, status, &reason)

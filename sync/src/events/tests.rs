@@ -317,3 +317,66 @@ fn a_full_ring_spills_instead_of_dropping() {
         assert_eq!((stats.sent, stats.overflow, stats.dropped), (100, 0, 0));
     });
 }
+
+/// A stored body that no longer decompresses costs only its own segment: it is moved to the
+/// dead letters (with the reason) and every other stored event is sent, once.
+#[tokio::test]
+async fn a_damaged_stored_segment_is_set_aside_and_the_rest_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.sqlite");
+    let mut s = settings(EventStorage::File(path.clone()));
+    s.shutdown_timeout = Duration::from_millis(200);
+    s.batch_size = 5;
+    let p = start(s.clone(), Script::with(&[], Duration::from_secs(5)));
+    for n in 0..50 {
+        p.push(conversion(n));
+    }
+    assert_eq!(bounded(p.close()).await, 50);
+    drop(p);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let damaged: i64 = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let (id, count): (i64, i64) = conn
+            .query_row(
+                "SELECT id, count FROM event_segments WHERE raw_bytes IS NOT NULL ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("a compressed segment");
+        conn.execute(
+            "UPDATE event_segments SET body = substr(body, 1, length(body) / 2) WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+        count
+    };
+    assert!(damaged > 0);
+
+    // Requests of up to 50 events now: the damaged segment shares one with the others.
+    s.batch_size = 50;
+    let fast = Script::with(&[], Duration::ZERO);
+    let p = start(s, Arc::clone(&fast));
+    bounded(p.flush()).await;
+    let mut uuids = fast.uuids();
+    uuids.sort();
+    uuids.dedup();
+    assert_eq!(
+        uuids.len() as i64,
+        50 - damaged,
+        "every undamaged event, once"
+    );
+    assert_eq!(fast.uuids().len() as i64, 50 - damaged);
+    assert!(p.stats().store_errors >= 1);
+    assert_eq!(bounded(p.close()).await, 0);
+    drop(p);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let dead = dead_letters(&path).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(i64::from(dead[0].events), damaged);
+    assert!(
+        dead[0].reason.contains("cannot be decompressed"),
+        "{}",
+        dead[0].reason
+    );
+}
