@@ -32,16 +32,12 @@ use flagbridge_sync::{Client, ClientUserContext, EventStorage};
 const USERS: usize = 1_000;
 const CHUNK: u64 = 1_000;
 
-fn user(i: usize) -> UserContext {
-    UserContext::new(format!("user-{i}"))
-        .with_attribute("plan", if i.is_multiple_of(3) { "pro" } else { "basic" })
-        .with_attribute("email", format!("user-{i}@example.com"))
-}
-
 fn delivery(c: &mut Criterion) {
     let text = datafile("1");
     let config = ProjectConfig::parse(&text).expect("datafile");
-    let users: Vec<UserContext> = (0..USERS).map(user).collect();
+    let users: Vec<UserContext> = (0..USERS)
+        .map(flagbridge_benches::users::numbered)
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

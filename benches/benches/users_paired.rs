@@ -25,12 +25,6 @@ const USERS: usize = 1_000;
 /// Decides per timed chunk (as in `delivery.rs`).
 const CHUNK: usize = 1_000;
 
-fn user(i: usize) -> UserContext {
-    UserContext::new(format!("user-{i}"))
-        .with_attribute("plan", if i.is_multiple_of(3) { "pro" } else { "basic" })
-        .with_attribute("email", format!("user-{i}@example.com"))
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !selected(&args, "users_paired") {
@@ -39,7 +33,9 @@ fn main() {
     let seconds = flag_value(&args, "--measurement-time").unwrap_or(10.0);
     let text = datafile("1");
     let config = ProjectConfig::parse(&text).expect("datafile");
-    let users: Vec<UserContext> = (0..USERS).map(user).collect();
+    let users: Vec<UserContext> = (0..USERS)
+        .map(flagbridge_benches::users::numbered)
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -26,3 +26,11 @@ pub fn forced_context(user: &User, forced: &Forced) -> UserContext {
 pub fn attribute(value: &Value) -> AttributeValue {
     AttributeValue::try_from(value).unwrap_or(AttributeValue::Null)
 }
+
+/// User `i` of the many-users benches (`delivery.rs`, `users_paired.rs`): its own id, a plan
+/// and an email.
+pub fn numbered(i: usize) -> UserContext {
+    UserContext::new(format!("user-{i}"))
+        .with_attribute("plan", if i.is_multiple_of(3) { "pro" } else { "basic" })
+        .with_attribute("email", format!("user-{i}@example.com"))
+}

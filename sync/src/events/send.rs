@@ -144,10 +144,9 @@ async fn read_back(request: &Request, counters: &Counters) -> ReadBack {
     })
     .await;
     let (read, errors) = done.unwrap_or_else(|e| {
-        let unread = missing;
         let read = ReadBack {
             bodies: Vec::new(),
-            unread,
+            unread: missing,
         };
         (read, vec![e.to_string()])
     });

@@ -10,8 +10,10 @@
 //! smaller) when that makes it smaller; `raw_bytes` then holds its length before compression,
 //! and is NULL for a body stored as it is (as every body of a file from before this column).
 //! Every byte SQLite writes to the WAL, checksums, copies back at checkpoint and frees on
-//! delete costs CPU, so this roughly halves the store's cost per event. WAL with `synchronous=NORMAL`: a committed
-//! transaction survives the process being killed; an OS crash may lose the last ones.
+//! delete costs CPU, so this roughly halves the store's cost per event.
+//!
+//! WAL with `synchronous=NORMAL`: a committed transaction survives the process being killed;
+//! an OS crash may lose the last ones.
 //!
 //! The store is opened in exclusive locking mode: one client (one process) at a time owns it,
 //! so two pipelines never send each other's events.
@@ -34,7 +36,7 @@ pub enum EventStoreError {
         #[source]
         source: rusqlite::Error,
     },
-    /// A stored body could not be decompressed (the row stays in the store).
+    /// A stored body could not be decompressed (the sender moves the row to the dead letters).
     #[error("event store {path}: segment {id} cannot be decompressed: {reason}")]
     Corrupt {
         /// The database file.
