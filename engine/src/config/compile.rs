@@ -133,11 +133,12 @@ impl Builder {
     ) -> Experiment {
         let (audience, audience_json) =
             self.audience_rule(&e.audience_ids, e.audience_conditions.as_ref());
-        let variations = e
-            .variations
-            .into_iter()
-            .map(|v| self.add_variation(v))
-            .collect();
+        // Not `into_iter().map().collect()`: that would reuse the raw vector's buffer, sized
+        // for raw variations, and keep it for the life of the config.
+        let mut variations = Vec::with_capacity(e.variations.len());
+        for v in e.variations {
+            variations.push(self.add_variation(v));
+        }
         pending.push(Pending {
             traffic: e
                 .traffic_allocation
@@ -458,23 +459,21 @@ pub(super) fn compile(
             .filter_map(|id| by_id.iter().find(|(k, _)| k == id).map(|(_, v)| *v))
             .collect();
         drop(by_id);
-        let variables = f
-            .variables
-            .into_iter()
-            .map(|v| {
-                let kind = variable_kind(&v);
-                let default_raw = v.default_value.0.into_owned();
-                let default_value = cast(&default_raw, &kind);
-                FlagVariable {
-                    slot: b.variables.slot(&v.id),
-                    id: v.id,
-                    key: v.key,
-                    kind,
-                    default_raw,
-                    default_value,
-                }
-            })
-            .collect();
+        // A loop, not `into_iter().map().collect()`, which would keep the raw buffer.
+        let mut variables = Vec::with_capacity(f.variables.len());
+        for v in f.variables {
+            let kind = variable_kind(&v);
+            let default_raw = v.default_value.0.into_owned();
+            let default_value = cast(&default_raw, &kind);
+            variables.push(FlagVariable {
+                slot: b.variables.slot(&v.id),
+                id: v.id,
+                key: v.key,
+                kind,
+                default_raw,
+                default_value,
+            });
+        }
         let repeats_experiment = exp_indexes
             .iter()
             .enumerate()
