@@ -35,7 +35,7 @@ impl Interner {
 /// The latest decision of one flag for one contact.
 ///
 /// `seq` is the stamp of the decision it came from (see `super::stamp`): a decision with an
-/// older stamp does not overwrite it; one with an equal stamp (the same thread's, later) does. Stamps are per process run (0 for a state read back from
+/// older stamp does not overwrite it; one with an equal stamp, arriving later, does. Stamps are per process run (0 for a state read back from
 /// the store) and not part of equality, which compares what Brevo would see.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FlagState {

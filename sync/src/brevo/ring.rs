@@ -10,10 +10,8 @@
 //!
 //! Every decision carries a stamp taken on the decide path (`super::stamp`): a decision made
 //! after another one (on the same thread, or on a thread that heard of the other one) has a
-//! stamp at least as big, bigger when the threads differ. Records of different threads reach
-//! the worker in no particular order; the coalescer compares stamps so an older decision never
-//! overwrites a newer one, and lets the later of two equal stamps (one thread's, in push order)
-//! win.
+//! bigger stamp. Records of different threads reach the worker in no particular order; the
+//! coalescer compares stamps so an older decision never overwrites a newer one.
 
 use std::sync::Arc;
 
@@ -218,8 +216,6 @@ pub(crate) struct Sent {
     /// The engine user's version the snapshot was copied from, under `config`, and whether it
     /// carries `config` for segments; `None` when it was handed over ready-made.
     copied_from: Option<(u64, bool)>,
-    /// The stamp value this thread owns (`super::stamp`; 0: none).
-    pub stamp: u64,
 }
 
 /// What the worker remembers of one ring's records.

@@ -122,14 +122,13 @@ impl Shared {
     }
 
     /// Puts one decision in this thread's ring: `make` pushes its records (its config and
-    /// user first when they changed, then the decision, stamped with `Stamps::take` on this
-    /// thread's memory), or nothing to skip it. Never blocks; a full ring or a stopped sync
-    /// drops the record (counted) without calling `make`.
+    /// user first when they changed, then the decision, stamped with `Stamps::take`), or
+    /// nothing to skip it. Never blocks; a full ring or a stopped sync drops the record
+    /// (counted) without calling `make`.
     ///
     /// The stamp (`super::stamp`): a decision pushed after another one was pushed (same
-    /// thread, or a thread that heard of it) gets a stamp at least as big, bigger when the
-    /// threads differ, so the worker keeps the latest decision per contact whatever ring each
-    /// came through.
+    /// thread, or a thread that heard of it) gets a bigger stamp, so the worker keeps the
+    /// latest decision per contact whatever ring each came through.
     #[inline]
     pub(crate) fn push_decision(
         &self,

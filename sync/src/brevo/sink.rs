@@ -43,7 +43,7 @@ impl BrevoSink {
                 out.push(HandedRecord::User(user));
             }
             out.push(HandedRecord::Copied(Box::new(CopiedDecision {
-                seq: stamps.take(&mut sent.stamp),
+                seq: stamps.take(),
                 keys: (record.flag_key, record.rule_key, record.variation_key),
                 enabled: record.enabled,
                 source: record.source,
@@ -141,7 +141,7 @@ impl BrevoSink {
             if let Some(user) = user_change {
                 out.push(user);
             }
-            let seq = stamps.take(&mut sent.stamp);
+            let seq = stamps.take();
             out.push(decision_record(seq, decision, config, source));
         });
         if skipped {

@@ -178,14 +178,20 @@ async fn ten_thousand_contacts_end_with_exact_attributes() {
     assert_eq!(c.queue_overflow, 0);
     assert!(fake.with(|s| s.imports) >= 1);
 
-    // The same decisions again: nothing new to write.
+    // The same decisions again: nothing new to write. Replaying a contact's decisions walks
+    // its latest experiment from `dark_mode` to `search` and back (i % 4 < 2), so a flush that
+    // drained the ring between the two would rightly write the state in between, and the one
+    // after. Each chunk is flushed here instead, with this thread between contacts: 250
+    // contacts change per chunk, below the batch size (500), so no flush on size runs while
+    // this thread is halfway through a contact.
     let requests = fake.with(|s| s.requests.len());
     for (i, list) in all.iter().enumerate() {
         for d in list.iter().skip(5) {
             assert!(sink.record_decision(d.clone()));
         }
         if i % 500 == 499 {
-            wait_processed(&sync).await;
+            sync.flush().await.unwrap();
+            assert_eq!(fake.with(|s| s.requests.len()), requests, "contact {i}");
         }
     }
     sync.flush().await.unwrap();
