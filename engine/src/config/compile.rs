@@ -18,7 +18,7 @@ use crate::audience::flat::ConditionTrees;
 use crate::audience::{compile_tree, js_key, js_truthy, Tree};
 use crate::bucketing::{end_of_range, Range};
 use crate::datafile::raw;
-use crate::datafile::DatafileError;
+use crate::datafile::{element, DatafileError};
 use crate::variables::cast;
 
 /// Traffic entity ids are resolved after every variation is known.
@@ -252,29 +252,24 @@ pub(super) fn compile(
         }
     }
 
-    // Sized up front: no regrowth copies while compiling, no spare capacity kept.
-    let all_experiments = || {
-        let groups = raw.groups.iter().flat_map(|g| &g.experiments);
-        let rules = raw.rollouts.iter().flat_map(|r| &r.experiments);
-        raw.experiments.iter().chain(groups).chain(rules)
-    };
-    let experiment_count = all_experiments().count();
-    let variation_count = all_experiments().map(|e| e.variations.len()).sum::<usize>()
+    // The experiment lists are sized up front (no regrowth copies); the variations, known only
+    // once each experiment is read, grow and are shrunk at the end.
+    let experiment_count = raw.experiments.len()
         + raw
-            .holdouts
+            .groups
             .iter()
-            .map(|h| h.variations.len())
+            .map(|g| g.experiments.len())
             .sum::<usize>()
         + raw
-            .local_holdouts
+            .rollouts
             .iter()
-            .map(|h| h.variations.len())
+            .map(|r| r.experiments.len())
             .sum::<usize>();
     let mut b = Builder {
         audience_roots: audiences.iter().map(|a| a.tree).collect(),
         trees,
-        variations: Vec::with_capacity(variation_count),
-        variation_id_map: StrIndex::with_capacity(variation_count),
+        variations: Vec::with_capacity(experiment_count * 2),
+        variation_id_map: StrIndex::with_capacity(experiment_count * 2),
         audience_id_map,
         var_kinds,
         variables: VariableStore::default(),
@@ -296,26 +291,35 @@ pub(super) fn compile(
                 })
                 .collect(),
         });
-        group_experiments.extend(g.experiments.into_iter().map(|e| (gi, e)));
+        group_experiments.extend(
+            g.experiments
+                .into_iter()
+                .enumerate()
+                .map(|(j, e)| (gi, j, e)),
+        );
     }
 
-    // Experiments: top level, group experiments, rollout rules (the JavaScript order).
+    // Experiments: top level, group experiments, rollout rules (the JavaScript order). Each is
+    // read from its text here, compiled, and its wire types dropped before the next.
     let mut pending = Vec::with_capacity(experiment_count);
     let mut experiments = Vec::with_capacity(experiment_count);
-    for e in raw.experiments {
+    for (i, e) in raw.experiments.into_iter().enumerate() {
+        let e = element(e, || format!("experiments[{i}]"))?;
         let exp = b.experiment(e, None, &mut pending);
         experiments.push(exp);
     }
-    for (gi, e) in group_experiments {
+    for (gi, j, e) in group_experiments {
+        let e = element(e, || format!("groups[{gi}].experiments[{j}]"))?;
         let exp = b.experiment(e, Some(gi as u32), &mut pending);
         experiments.push(exp);
     }
     let non_rollout_experiments = experiments.len();
     let mut rollouts = Vec::with_capacity(raw.rollouts.len());
     let mut rollout_id_map = FxHashMap::default();
-    for r in raw.rollouts {
+    for (ri, r) in raw.rollouts.into_iter().enumerate() {
         let mut rules = Vec::with_capacity(r.experiments.len());
-        for e in r.experiments {
+        for (j, e) in r.experiments.into_iter().enumerate() {
+            let e = element(e, || format!("rollouts[{ri}].experiments[{j}]"))?;
             rules.push(experiments.len());
             let exp = b.experiment(e, None, &mut pending);
             experiments.push(exp);
@@ -584,7 +588,7 @@ pub(super) fn compile(
             _ => None,
         },
         send_flag_decisions: raw.send_flag_decisions.as_ref().is_some_and(js_truthy),
-        variations,
+        variations: shrunk(variations),
         variable_ids: shrunk(variable_store.ids),
         variable_values: shrunk(variable_store.values),
         variable_sets: shrunk(variable_store.sets),

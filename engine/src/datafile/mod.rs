@@ -68,25 +68,57 @@ pub(crate) fn read(text: &str) -> Result<raw::Datafile<'_>, DatafileError> {
                     if let Ok(v) = serde_json::from_slice::<raw::VersionOnly>(bytes) {
                         check_version(v.version.as_ref())?;
                     }
-                    let message = strip_position(&inner.to_string());
-                    if let Some(field) = message
-                        .strip_prefix("missing field `")
-                        .and_then(|m| m.split('`').next())
-                    {
-                        let path = if path == "." || path.is_empty() {
-                            field.to_string()
-                        } else {
-                            format!("{path}.{field}")
-                        };
-                        return Err(DatafileError::MissingField { path });
-                    }
-                    return Err(DatafileError::Invalid { path, message });
+                    return Err(shape_error(path, &inner));
                 }
             }
         }
     };
     check_version(Some(&datafile.version))?;
     Ok(datafile)
+}
+
+/// Reads one experiment or rule the datafile reader kept as text ([`raw::Lazy`]); `path`
+/// names it in errors (e.g. `experiments[3]`, giving `experiments[3].id`).
+pub(crate) fn element<'a, T: serde::Deserialize<'a>>(
+    text: raw::Lazy<'a>,
+    path: impl FnOnce() -> String,
+) -> Result<T, DatafileError> {
+    if let Ok(value) = serde_json::from_str(text.get()) {
+        return Ok(value);
+    }
+    let mut de = serde_json::Deserializer::from_str(text.get());
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => Ok(value),
+        Err(err) => {
+            let inner_path = err.path().to_string();
+            let prefix = path();
+            let path = if inner_path == "." || inner_path.is_empty() {
+                prefix
+            } else if inner_path.starts_with('[') {
+                format!("{prefix}{inner_path}")
+            } else {
+                format!("{prefix}.{inner_path}")
+            };
+            Err(shape_error(path, &err.into_inner()))
+        }
+    }
+}
+
+/// A value of the wrong shape (or a missing field) at `path`.
+fn shape_error(path: String, inner: &serde_json::Error) -> DatafileError {
+    let message = strip_position(&inner.to_string());
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        let path = if path == "." || path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        };
+        return DatafileError::MissingField { path };
+    }
+    DatafileError::Invalid { path, message }
 }
 
 fn check_version(version: Option<&serde_json::Value>) -> Result<(), DatafileError> {
@@ -160,14 +192,39 @@ mod tests {
 
     #[test]
     fn missing_field_names_its_path() {
-        let df = br#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
+        // Experiments and rules are read when the compiler reaches them: through `parse`.
+        let df = r#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
             "experiments":[{"id":"1","key":"a"},{"key":"b"}]}"#;
         assert_eq!(
-            read(std::str::from_utf8(df).unwrap()).err(),
+            crate::ProjectConfig::parse(df).err(),
             Some(DatafileError::MissingField {
                 path: "experiments[1].id".into()
             })
         );
+        let df = r#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
+            "rollouts":[{"id":"r","experiments":[{"id":"1","key":"a","variations":[{"key":"v"}]}]}]}"#;
+        assert_eq!(
+            crate::ProjectConfig::parse(df).err(),
+            Some(DatafileError::MissingField {
+                path: "rollouts[0].experiments[0].variations[0].id".into()
+            })
+        );
+        let df = r#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
+            "groups":[{"id":"g","experiments":[{"id":"1","key":"a","trafficAllocation":[{"entityId":"5","endOfRange":"x"}]}]}]}"#;
+        match crate::ProjectConfig::parse(df).err() {
+            Some(DatafileError::Invalid { path, .. }) => assert_eq!(
+                path,
+                "groups[0].experiments[0].trafficAllocation[0].endOfRange"
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+        // A list that is not a list is still found by the reader.
+        let df = r#"{"version":"4","accountId":"1","projectId":"2","revision":"3",
+            "experiments":{"id":"1"}}"#;
+        match read(df).err() {
+            Some(DatafileError::Invalid { path, .. }) => assert_eq!(path, "experiments"),
+            other => panic!("unexpected {other:?}"),
+        }
         let top = br#"{"version":"4","accountId":"1"}"#;
         assert_eq!(
             read(std::str::from_utf8(top).unwrap()).err(),

@@ -16,6 +16,12 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 
+/// An experiment or rule kept as its JSON text, borrowed from the datafile: the compiler reads
+/// each into an [`Experiment`] when it reaches it (`super::element`), so the wire types of all
+/// experiments are never alive at once (they were the larger part of the parse's peak memory).
+/// The text was checked to be JSON when the datafile was read.
+pub(crate) type Lazy<'a> = &'a serde_json::value::RawValue;
+
 /// Only the `version` field, read first to report an unsupported version before anything else.
 #[derive(Deserialize)]
 pub(crate) struct VersionOnly {
@@ -120,7 +126,7 @@ pub(crate) struct Datafile<'a> {
     pub events: Vec<Event>,
     #[serde(default)]
     #[serde(borrow)]
-    pub experiments: Vec<Experiment<'a>>,
+    pub experiments: Vec<Lazy<'a>>,
     #[serde(default)]
     #[serde(borrow)]
     pub groups: Vec<Group<'a>>,
@@ -392,7 +398,7 @@ pub(crate) struct Group<'a> {
     pub traffic_allocation: Vec<TrafficAllocation<'a>>,
     #[serde(default)]
     #[serde(borrow)]
-    pub experiments: Vec<Experiment<'a>>,
+    pub experiments: Vec<Lazy<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -430,7 +436,7 @@ pub(crate) struct Rollout<'a> {
     pub id: String,
     #[serde(default)]
     #[serde(borrow)]
-    pub experiments: Vec<Experiment<'a>>,
+    pub experiments: Vec<Lazy<'a>>,
 }
 
 #[derive(Deserialize)]
